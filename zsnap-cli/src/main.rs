@@ -1,0 +1,4 @@
+//! The `zsnap` command.
+#![forbid(unsafe_code)]
+
+fn main() {}

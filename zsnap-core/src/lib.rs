@@ -1,0 +1,33 @@
+//! # zsnap-core
+//!
+//! The pure engine of zsnap, a manager for the life of ZFS snapshots. This crate
+//! **does no I/O and reads no clock**: it parses what `zfs list` printed, decides what
+//! should happen given a policy and an instant `now`, and returns that decision as a
+//! [`Plan`] — a plain value that can be printed, serialized, simulated on an inventory
+//! and handed to `zsnap-exec` to carry out.
+//!
+//! ```text
+//!   zfs list -Hp ──► Inventory ─┐
+//!   config       ──► Policy ────┼─► plan(…, now) ──► Plan ──► (zsnap-exec) apply
+//!   now, zone    ───────────────┘
+//! ```
+//!
+//! Everything time-related takes `now` (and a time zone) as an argument; `clippy.toml`
+//! forbids the clock, the environment, files and processes in this crate.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod inventory;
+pub mod names;
+pub mod plan;
+
+pub use inventory::{
+    Bookmark, Dataset, DatasetKind, DatasetProps, Guid, Inventory, InventoryError, Snapshot,
+    MANAGED_PROPERTY,
+};
+pub use names::{BookmarkName, DatasetName, NameError, NameProblem, ShortName, SnapshotName};
+pub use plan::{
+    AbortReceiveStep, BookmarkStep, Decision, DestroyBookmarkStep, DestroyStep, HoldStep,
+    KeepReason, Location, Note, Plan, Protection, RecvOptions, SendBase, SendSpec, SnapshotRef,
+    SnapshotStep, Step, TransferStep, Verdict,
+};
