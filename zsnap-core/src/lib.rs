@@ -17,9 +17,19 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod duration;
 pub mod inventory;
 pub mod names;
+pub mod naming;
 pub mod plan;
+pub mod policy;
+pub mod prune;
+pub mod render;
+pub mod retention;
+pub mod schedule;
+pub mod simulate;
+pub mod snapshot;
+pub mod zfs_list;
 
 pub use inventory::{
     Bookmark, Dataset, DatasetKind, DatasetProps, Guid, Inventory, InventoryError, Snapshot,
