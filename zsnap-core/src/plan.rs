@@ -71,6 +71,23 @@ pub struct SnapshotStep {
     pub reason: String,
 }
 
+impl SnapshotStep {
+    /// A step taking `names` at once with `properties` on each.
+    pub fn new(
+        location: Location,
+        names: Vec<SnapshotName>,
+        properties: BTreeMap<String, String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        SnapshotStep {
+            location,
+            names,
+            properties,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Destroy snapshots of one dataset: one `zfs destroy DATASET@a,b,c` whose argument
 /// stays under the planner's byte budget.
 ///
@@ -90,6 +107,23 @@ pub struct DestroyStep {
     pub reason: String,
 }
 
+impl DestroyStep {
+    /// A step destroying `snapshots` (oldest first) of `dataset`.
+    pub fn new(
+        location: Location,
+        dataset: DatasetName,
+        snapshots: Vec<SnapshotRef>,
+        reason: impl Into<String>,
+    ) -> Self {
+        DestroyStep {
+            location,
+            dataset,
+            snapshots,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Place or release a user hold (`zfs hold TAG SNAP` / `zfs release TAG SNAP`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -104,6 +138,25 @@ pub struct HoldStep {
     pub tag: String,
     /// Why.
     pub reason: String,
+}
+
+impl HoldStep {
+    /// A hold (or release) of `tag` on `snapshot`.
+    pub fn new(
+        location: Location,
+        snapshot: SnapshotName,
+        guid: Guid,
+        tag: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        HoldStep {
+            location,
+            snapshot,
+            guid,
+            tag: tag.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Create a bookmark of a snapshot (`zfs bookmark SNAP BOOKMARK`).
@@ -122,6 +175,25 @@ pub struct BookmarkStep {
     pub reason: String,
 }
 
+impl BookmarkStep {
+    /// A step bookmarking `snapshot` as `bookmark`.
+    pub fn new(
+        location: Location,
+        snapshot: SnapshotName,
+        guid: Guid,
+        bookmark: BookmarkName,
+        reason: impl Into<String>,
+    ) -> Self {
+        BookmarkStep {
+            location,
+            snapshot,
+            guid,
+            bookmark,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Destroy a bookmark (`zfs destroy DATASET#NAME`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -134,6 +206,23 @@ pub struct DestroyBookmarkStep {
     pub guid: Guid,
     /// Why.
     pub reason: String,
+}
+
+impl DestroyBookmarkStep {
+    /// A step destroying `bookmark`.
+    pub fn new(
+        location: Location,
+        bookmark: BookmarkName,
+        guid: Guid,
+        reason: impl Into<String>,
+    ) -> Self {
+        DestroyBookmarkStep {
+            location,
+            bookmark,
+            guid,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// The base of an incremental send.
@@ -260,6 +349,31 @@ pub struct TransferStep {
     pub reason: String,
 }
 
+impl TransferStep {
+    /// A non-raw transfer with [`RecvOptions::safe`] and no size estimate; set the
+    /// public fields for anything else.
+    pub fn new(
+        from: Location,
+        to: Location,
+        source: DatasetName,
+        target: DatasetName,
+        send: SendSpec,
+        reason: impl Into<String>,
+    ) -> Self {
+        TransferStep {
+            from,
+            to,
+            source,
+            target,
+            send,
+            raw: false,
+            recv: RecvOptions::safe(),
+            estimated_bytes: None,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Abort an interrupted receive (`zfs recv -A TARGET`), discarding its partial state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -270,6 +384,17 @@ pub struct AbortReceiveStep {
     pub dataset: DatasetName,
     /// Why (e.g. the token's base is gone).
     pub reason: String,
+}
+
+impl AbortReceiveStep {
+    /// A step aborting the interrupted receive into `dataset`.
+    pub fn new(location: Location, dataset: DatasetName, reason: impl Into<String>) -> Self {
+        AbortReceiveStep {
+            location,
+            dataset,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// One thing for the executor to do.
@@ -429,6 +554,25 @@ pub struct Decision {
     pub creation: DateTime<Utc>,
     /// What was decided.
     pub verdict: Verdict,
+}
+
+impl Decision {
+    /// A decision.
+    pub fn new(
+        location: Location,
+        snapshot: SnapshotName,
+        guid: Guid,
+        creation: DateTime<Utc>,
+        verdict: Verdict,
+    ) -> Self {
+        Decision {
+            location,
+            snapshot,
+            guid,
+            creation,
+            verdict,
+        }
+    }
 }
 
 /// A note the planner wants the user to read (a skipped dataset, an adopted snapshot…).
