@@ -2,7 +2,7 @@
 # smoke.sh - quick check that real ZFS works in the running testbed guest, over ssh
 # from the host, and that a host-built (Rust, when rustc is installed) binary runs in
 # the guest. Prints each step; exits non-zero if any step failed.
-# Uses the datasets src/smoke and dst/smoke (destroyed at the end).
+# Uses the datasets src/smoke, dst/smoke and dst/smoke-viahost (destroyed at the end).
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/paths.sh"
 [ -f "$TB_RUN/env" ] || { echo "guest not running (no $TB_RUN/env); run start.sh or up.sh" >&2; exit 1; }
@@ -29,7 +29,7 @@ step_fail() {  # step_fail DESC GUEST-COMMAND: expects a non-zero exit status
 step "versions, /dev/zfs, pools" \
     'uname -r; zfs version; ls -l /dev/zfs; zpool list -H -o name,size,health'
 step "clean up leftovers" \
-    "for d in $S $D; do zfs list -H -o name \$d >/dev/null 2>&1 && zfs destroy -r \$d; done; true"
+    "for d in $S $D $D-viahost; do zfs list -H -o name \$d >/dev/null 2>&1 && zfs destroy -r \$d; done; true"
 step "create, write 4 MiB, snapshots s1 s2" \
     "zfs create $S && dd if=/dev/urandom of=/$S/f1 bs=1M count=4 2>/dev/null && zfs snapshot $S@s1 && echo two > /$S/f2 && zfs snapshot $S@s2"
 step "zfs list -Hp is numeric" \
@@ -37,7 +37,7 @@ step "zfs list -Hp is numeric" \
 step "full send s1 + incremental s1..s2 -> dst, same content" \
     "zfs send $S@s1 | zfs recv $D && zfs send -i @s1 $S@s2 | zfs recv $D && [ \"\$(sha256sum < /$S/f1)\" = \"\$(sha256sum < /$D/f1)\" ] && cat /$D/f2"
 t0=$(date +%s.%N)
-out=$(g "zfs send $S@s1" | g "zfs recv $D/viahost && zfs list -H -o name,used $D/viahost" 2>&1); rc=$?
+out=$(g "zfs send $S@s1" | g "zfs recv $D-viahost && zfs list -H -o name,used $D-viahost" 2>&1); rc=$?
 report "stream through the host: ssh zfs send | ssh zfs recv" $rc "$out" "$t0"
 step_fail "interrupted receive (stream cut at 200 kB), recv -s" \
     "dd if=/dev/urandom of=/$S/f3 bs=1M count=2 2>/dev/null && zfs snapshot $S@s3 && zfs send -i @s2 $S@s3 | head -c 200000 | zfs recv -s $D"
@@ -66,7 +66,7 @@ fi
 out=$(ldd "$tmp/bin" 2>&1; g 'cat > /tmp/smoke-bin && chmod +x /tmp/smoke-bin && /tmp/smoke-bin "a b" c' < "$tmp/bin" 2>&1); rc=$?
 report "host-built binary ($what) runs in the guest" $rc "$out" "$t0"
 rm -rf "$tmp"
-step "cleanup" "zfs destroy -r $S && zfs destroy -r $D && rm -f /root/smoke.key /tmp/smoke-bin /tmp/l"
+step "cleanup" "zfs destroy -r $S && zfs destroy -r $D && zfs destroy -r $D-viahost && rm -f /root/smoke.key /tmp/smoke-bin /tmp/l"
 
 printf 'smoke: %d passed, %d failed (%.1fs)\n' "$PASS" "$FAIL" "$(awk "BEGIN{print $(date +%s.%N) - $T_START}")"
 [ "$FAIL" = 0 ]
