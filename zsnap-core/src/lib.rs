@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod duration;
 pub mod inventory;
 pub mod names;
@@ -41,3 +42,6 @@ pub use plan::{
     KeepReason, Location, Note, Plan, Protection, RecvOptions, SendBase, SendSpec, SnapshotRef,
     SnapshotStep, Step, TransferStep, Verdict,
 };
+pub use simulate::{Refusal, SimulateError};
+pub use zfs_list::{list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS};
+pub use config::{Config, ConfigError};
