@@ -1,0 +1,406 @@
+//! [`evaluate`]: which candidates a policy keeps, and why.
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+
+use super::grid::{Grid, GridKeep};
+use super::pattern::Pattern;
+use super::rule::{Candidate, KeepRule, RetentionPolicy, SanoidCounts, CALENDAR_UNITS};
+use crate::duration::Span;
+use crate::plan::KeepReason;
+
+/// Decides which of one dataset's candidates `policy` keeps, and why.
+///
+/// `candidates` are the snapshots the policy manages, oldest → newest (by `createtxg`).
+/// The result has one entry per candidate, in the same order: every (rule, bucket) that
+/// keeps it, in the order of the policy's rules (then `keep_oldest`); empty means no rule
+/// keeps it. `now` and `tz` are the instant and time zone of the evaluation; see
+/// [`KeepRule`] for what each rule does with them.
+///
+/// Runs in O(n log n) for n candidates (O(n) when they are already in creation order),
+/// compiles nothing and allocates only the reasons it returns.
+///
+/// # Examples
+///
+/// Equal creation seconds: the later candidate (higher `createtxg`) is the newer one.
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::retention::{evaluate, Candidate, KeepRule, RetentionPolicy};
+/// use zsnap_core::{Guid, ShortName};
+///
+/// let (a, b): (ShortName, ShortName) = ("a".parse().unwrap(), "b".parse().unwrap());
+/// let t = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
+/// let cands = [
+///     Candidate::new(&a, Guid(1), 100, t, Some("hourly")),
+///     Candidate::new(&b, Guid(2), 101, t, Some("hourly")),
+/// ];
+/// let policy = RetentionPolicy::new(vec![KeepRule::last(1)]);
+/// let kept = evaluate(&policy, &cands, t, chrono_tz::UTC);
+/// assert!(kept[0].is_empty());
+/// assert_eq!(kept[1][0].to_string(), "last 1 [#1 of 1]");
+/// ```
+///
+/// A fall-back day in Berlin: 25 hours, one `daily` bucket, and the repeated hour 02 is
+/// one `hourly` bucket.
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::retention::{evaluate, Candidate, RetentionPolicy};
+/// use zsnap_core::{Guid, ShortName};
+///
+/// let names: Vec<ShortName> = (0..3).map(|i| format!("s{i}").parse().unwrap()).collect();
+/// // 02:30 CEST, 02:30 CET (one real hour later), 03:30 CET on 2026-10-25.
+/// let times = [(0, 30), (1, 30), (2, 30)].map(|(h, m)| Utc.with_ymd_and_hms(2026, 10, 25, h, m, 0).unwrap());
+/// let cands: Vec<Candidate> = (0..3)
+///     .map(|i| Candidate::new(&names[i], Guid(i as u64), i as u64, times[i], None))
+///     .collect();
+/// let policy = RetentionPolicy::new(vec!["calendar hourly = 5, daily = 5".parse().unwrap()]);
+/// let kept = evaluate(&policy, &cands, times[2], chrono_tz::Europe::Berlin);
+/// let text: Vec<Vec<String>> = kept.iter().map(|r| r.iter().map(|r| r.to_string()).collect()).collect();
+/// assert_eq!(text, [
+///     vec![],
+///     vec!["hourly = 5 [2026-10-25T02:00+01:00]".to_owned()],
+///     vec!["hourly = 5 [2026-10-25T03:00+01:00]".to_owned(), "daily = 5 [2026-10-25]".to_owned()],
+/// ]);
+/// ```
+///
+/// ISO week 53: 2026-12-31 (a Thursday) and 2027-01-03 (a Sunday) are both in
+/// `2026-W53`; 2027-01-04 starts `2027-W01`.
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::retention::{evaluate, Candidate, RetentionPolicy};
+/// use zsnap_core::{Guid, ShortName};
+///
+/// let names: Vec<ShortName> = (0..3).map(|i| format!("s{i}").parse().unwrap()).collect();
+/// let days = [(2026, 12, 31), (2027, 1, 3), (2027, 1, 4)];
+/// let cands: Vec<Candidate> = (0..3)
+///     .map(|i| {
+///         let (y, m, d) = days[i];
+///         let t = Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap();
+///         Candidate::new(&names[i], Guid(i as u64), i as u64, t, None)
+///     })
+///     .collect();
+/// let policy = RetentionPolicy::new(vec!["weekly = 3".parse().unwrap()]);
+/// let kept = evaluate(&policy, &cands, cands[2].creation, chrono_tz::UTC);
+/// assert!(kept[0].is_empty()); // 2026-W53 is represented by its newest, 2027-01-03
+/// assert_eq!(kept[1][0].bucket, "2026-W53");
+/// assert_eq!(kept[2][0].bucket, "2027-W01");
+/// ```
+#[must_use]
+pub fn evaluate(
+    policy: &RetentionPolicy,
+    candidates: &[Candidate<'_>],
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Vec<Vec<KeepReason>> {
+    let mut out: Vec<Vec<KeepReason>> = Vec::with_capacity(candidates.len());
+    out.resize_with(candidates.len(), Vec::new);
+    if candidates.is_empty() {
+        return out;
+    }
+    let order = age_order(candidates);
+    let mut ctx = Ctx {
+        cands: candidates,
+        order: &order,
+        tz,
+        local: None,
+        out: &mut out,
+    };
+    for rule in &policy.rules {
+        ctx.apply(rule, now);
+    }
+    if policy.keep_oldest {
+        out[order[0]].push(KeepReason::new("keep_oldest", "oldest"));
+    }
+    out
+}
+
+/// Indices of `cands` from oldest to newest: by creation, then createtxg, then position.
+fn age_order(cands: &[Candidate<'_>]) -> Vec<usize> {
+    let key = |i: usize| (cands[i].creation, cands[i].createtxg, i);
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    // Listings are nearly always in creation order already; only sort when they are not.
+    if !order.windows(2).all(|w| key(w[0]) <= key(w[1])) {
+        order.sort_unstable_by_key(|&i| key(i));
+    }
+    order
+}
+
+struct Ctx<'c, 'a> {
+    cands: &'c [Candidate<'a>],
+    /// Oldest → newest.
+    order: &'c [usize],
+    tz: Tz,
+    /// Local wall-clock time and offset of each candidate, computed once when a
+    /// calendar rule first needs them.
+    local: Option<Vec<(NaiveDateTime, FixedOffset)>>,
+    out: &'c mut Vec<Vec<KeepReason>>,
+}
+
+impl Ctx<'_, '_> {
+    fn apply(&mut self, rule: &KeepRule, now: DateTime<Utc>) {
+        match rule {
+            KeepRule::Last {
+                count,
+                label,
+                regex,
+            } => self.last(&rule.to_string(), *count, label.as_deref(), regex.as_ref()),
+            KeepRule::LabelCounts(map) => {
+                for (label, &n) in map {
+                    self.last(&format!("labels {label} = {n}"), n, Some(label), None);
+                }
+            }
+            KeepRule::Calendar { .. } => {
+                let counts = rule.calendar_counts().unwrap_or_default();
+                for (unit, (name, n)) in CALENDAR_UNITS.iter().zip(counts).enumerate() {
+                    if n > 0 {
+                        self.calendar(unit, &format!("{name} = {n}"), n);
+                    }
+                }
+            }
+            KeepRule::Grid(g) => self.grid(g, &rule.to_string()),
+            KeepRule::Sanoid(s) => self.sanoid(s, now),
+            KeepRule::NewerThan(span) => self.newer_than(*span, now),
+            KeepRule::Regex(p) => {
+                let text = rule.to_string();
+                for i in 0..self.cands.len() {
+                    if p.is_match(self.cands[i].name.as_str()) {
+                        self.out[i].push(KeepReason::new(text.clone(), "name matches"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn last(&mut self, text: &str, count: usize, label: Option<&str>, regex: Option<&Pattern>) {
+        if count == 0 {
+            return;
+        }
+        let mut kept = 0;
+        for i in self.order.iter().rev().copied() {
+            let c = &self.cands[i];
+            if label.is_some_and(|l| c.label != Some(l))
+                || regex.is_some_and(|r| !r.is_match(c.name.as_str()))
+            {
+                continue;
+            }
+            kept += 1;
+            self.out[i].push(KeepReason::new(text, format!("#{kept} of {count}")));
+            if kept == count {
+                break;
+            }
+        }
+    }
+
+    fn calendar(&mut self, unit: usize, text: &str, count: usize) {
+        let tz = self.tz;
+        let cands = self.cands;
+        let local = self.local.get_or_insert_with(|| {
+            cands
+                .iter()
+                .map(|c| {
+                    let t = c.creation.with_timezone(&tz);
+                    (t.naive_local(), t.offset().fix())
+                })
+                .collect()
+        });
+        let mut last_bucket = None;
+        let mut kept = 0;
+        for i in self.order.iter().rev().copied() {
+            let (t, offset) = local[i];
+            let bucket = bucket_key(unit, t);
+            // restic compares with the previous snapshot's bucket: in newest-first order
+            // local buckets only ever decrease, so this is "a bucket not seen yet".
+            if last_bucket == Some(bucket) {
+                continue;
+            }
+            last_bucket = Some(bucket);
+            self.out[i].push(KeepReason::new(text, bucket_text(unit, t, offset)));
+            kept += 1;
+            if kept == count {
+                break;
+            }
+        }
+    }
+
+    fn grid(&mut self, grid: &Grid, text: &str) {
+        let (order, cands) = (self.order, self.cands);
+        let n = order.len();
+        let anchor = cands[order[n - 1]].creation;
+        // Whole seconds suffice: interval edges are whole seconds from the anchor, and for
+        // an integer edge e, age < e exactly when floor(age) < e.
+        let age = |p: usize| {
+            let c = &cands[order[n - 1 - p]];
+            u64::try_from((anchor - c.creation).num_seconds()).unwrap_or(0)
+        };
+        // Positions p count newest first; ages only grow with p, so each interval's
+        // candidates form one run of positions.
+        let mut p = 0;
+        while p < n {
+            let Some(at) = locate(grid, age(p)) else {
+                break;
+            };
+            let run_start = p;
+            p += 1;
+            while p < n && locate(grid, age(p)) == Some(at) {
+                p += 1;
+            }
+            let (g, j) = at;
+            let iv = grid.intervals()[g];
+            let keep = match iv.keep {
+                GridKeep::All => p - run_start,
+                GridKeep::Oldest(k) => (p - run_start).min(k.get() as usize),
+            };
+            let (newer_edge, older_edge) = interval_bounds(grid, g, j);
+            let bucket = format!(
+                "#{} of {}x{} ({}, {}]",
+                j + 1,
+                iv.count,
+                iv.length,
+                instant_text(anchor, older_edge, self.tz),
+                instant_text(anchor, newer_edge, self.tz),
+            );
+            // keep=N keeps the N oldest of the run: its last N positions.
+            for q in p - keep..p {
+                self.out[order[n - 1 - q]].push(KeepReason::new(text, bucket.as_str()));
+            }
+        }
+    }
+
+    fn sanoid(&mut self, counts: &SanoidCounts, now: DateTime<Utc>) {
+        let now_s = i128::from(now.timestamp());
+        for (name, n, period) in counts.types() {
+            let max_age = now_s - (n as i128) * i128::from(period);
+            let text = format!("sanoid {name} = {n}");
+            let mut rank = 0;
+            for i in self.order.iter().rev().copied() {
+                let c = &self.cands[i];
+                if c.label != Some(name) {
+                    continue;
+                }
+                rank += 1;
+                let young = i128::from(c.creation.timestamp()) >= max_age;
+                let bucket = if rank <= n {
+                    format!("#{rank} of {n}")
+                } else if young {
+                    format!("after {}", seconds_text(max_age, self.tz))
+                } else {
+                    // Older than the limit and beyond the count; so is everything older.
+                    break;
+                };
+                self.out[i].push(KeepReason::new(text.as_str(), bucket));
+            }
+        }
+    }
+
+    fn newer_than(&mut self, span: Span, now: DateTime<Utc>) {
+        let text = format!("newer than {span}");
+        let cutoff = i64::try_from(span.seconds())
+            .ok()
+            .and_then(|s| now.checked_sub_signed(chrono::TimeDelta::try_seconds(s)?));
+        let bucket = match cutoff {
+            Some(c) => format!(
+                "after {}",
+                c.with_timezone(&self.tz).format("%Y-%m-%dT%H:%M:%S%:z")
+            ),
+            None => "after the beginning of time".to_owned(),
+        };
+        for i in self.order.iter().rev().copied() {
+            if cutoff.is_some_and(|c| self.cands[i].creation <= c) {
+                break;
+            }
+            self.out[i].push(KeepReason::new(text.as_str(), bucket.as_str()));
+        }
+    }
+}
+
+/// An integer that identifies the calendar bucket of local time `t`; ordered like time.
+fn bucket_key(unit: usize, t: NaiveDateTime) -> i64 {
+    let d = t.date();
+    match unit {
+        0 => i64::from(d.num_days_from_ce()) * 24 + i64::from(t.hour()),
+        1 => i64::from(d.num_days_from_ce()),
+        2 => {
+            let w = d.iso_week();
+            i64::from(w.year()) * 100 + i64::from(w.week())
+        }
+        3 => i64::from(d.year()) * 12 + i64::from(d.month0()),
+        _ => i64::from(d.year()),
+    }
+}
+
+fn bucket_text(unit: usize, t: NaiveDateTime, offset: FixedOffset) -> String {
+    let d = t.date();
+    match unit {
+        0 => format!(
+            "{:04}-{:02}-{:02}T{:02}:00{offset}",
+            d.year(),
+            d.month(),
+            d.day(),
+            t.hour()
+        ),
+        1 => format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+        2 => {
+            let w = d.iso_week();
+            format!("{:04}-W{:02}", w.year(), w.week())
+        }
+        3 => format!("{:04}-{:02}", d.year(), d.month()),
+        _ => format!("{:04}", d.year()),
+    }
+}
+
+/// The grid interval (part, index within the part) holding a candidate `age` seconds
+/// older than the anchor, or `None` when it is older than the whole grid. Interval
+/// *k* of a part starting at age `s` covers ages `[s + k·len, s + (k+1)·len)`.
+fn locate(grid: &Grid, age: u64) -> Option<(usize, u64)> {
+    let age = u128::from(age);
+    let mut start: u128 = 0;
+    for (g, iv) in grid.intervals().iter().enumerate() {
+        let len = u128::from(iv.length.seconds());
+        let end = start + len * u128::from(iv.count);
+        if age < end {
+            let j = (age - start) / len;
+            return Some((g, u64::try_from(j).expect("j < count, which is a u32")));
+        }
+        start = end;
+    }
+    None
+}
+
+/// Ages (seconds before the anchor) of the newer and older edges of interval `j` of
+/// part `g`.
+fn interval_bounds(grid: &Grid, g: usize, j: u64) -> (u128, u128) {
+    let start: u128 = grid.intervals()[..g]
+        .iter()
+        .map(|iv| u128::from(iv.length.seconds()) * u128::from(iv.count))
+        .sum();
+    let len = u128::from(grid.intervals()[g].length.seconds());
+    let s = start + len * u128::from(j);
+    (s, s + len)
+}
+
+fn instant_text(anchor: DateTime<Utc>, age: u128, tz: Tz) -> String {
+    let t = i64::try_from(age)
+        .ok()
+        .and_then(chrono::TimeDelta::try_seconds)
+        .and_then(|d| anchor.checked_sub_signed(d));
+    match t {
+        Some(t) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string(),
+        None => "the beginning of time".to_owned(),
+    }
+}
+
+fn seconds_text(epoch: i128, tz: Tz) -> String {
+    let t = i64::try_from(epoch)
+        .ok()
+        .and_then(|s| Utc.timestamp_opt(s, 0).single());
+    match t {
+        Some(t) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string(),
+        None => "the beginning of time".to_owned(),
+    }
+}
