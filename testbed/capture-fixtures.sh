@@ -41,6 +41,11 @@ cap_pipe() {
 
 # ---- clean slate
 zpool destroy tiny 2> /dev/null; rm -f /tmp/tiny.img
+TAB=$(printf '\t')
+zfs list -H -o name,userrefs -t snapshot -r src dst | while IFS=$TAB read -r s refs; do
+    [ "$refs" = 0 ] && continue
+    zfs holds -H "$s" | while IFS=$TAB read -r n tag t; do zfs release "$tag" "$s"; done
+done
 for p in src dst; do
     zfs list -H -o name -d 1 $p | tail -n +2 | while IFS= read -r d; do
         zfs list "$d" > /dev/null 2>&1 && zfs destroy -R -f "$d"
@@ -90,7 +95,7 @@ run zfs set zsnap:managed=yes src/names@zsnap_hourly_20261123T150000Z
 zfs send -R src/names@manual | zfs recv -u dst/names || die "send -R names"
 # encrypted dataset (hex key file, fast under emulation) with a child, and one whose
 # key is unloaded
-od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > /root/key
+od -v -An -tx1 -N32 /dev/urandom | tr -d ' \n' > /root/key
 run zfs create -o encryption=on -o keyformat=hex -o keylocation=file:///root/key src/enc
 run zfs create src/enc/child
 echo secret > /src/enc/s; run zfs snapshot -r src/enc@e1
@@ -130,6 +135,8 @@ cap destroy-held-snapshot zfs destroy src/a@held
 cap destroy-snapshot-with-clones zfs destroy src/a@x
 cap destroy-nonexistent-dataset zfs destroy src/nonexistent
 cap destroy-nonexistent-snapshot zfs destroy src/a@nonexistent
+cap list-nonexistent-dataset zfs list -H -p -t all -r src/nonexistent
+cap send-invalid-resume-token zfs send -t 1-0123abcd-c0-789c
 cap snapshot-exists zfs snapshot src/a@x
 cap snapshot-exists-atomic zfs snapshot src/a@x2 src/b@x
 cap_pipe recv-full-into-resumable "zfs send src/big@full" "zfs recv dst/partial"
@@ -148,8 +155,9 @@ cap unmount-busy-dataset zfs unmount src/busy
 kill $busy; wait $busy 2> /dev/null
 # as an unprivileged user (/dev/zfs is 0666, so the kernel's delegation check answers)
 cap permission-denied-snapshot su -s /bin/sh nobody -c 'cd /; zfs snapshot src/a@perm'
-cap permission-denied-destroy su -s /bin/sh nobody -c 'cd /; zfs destroy src/a@x2'
-cap load-key-wrong-key sh -c 'od -An -tx1 -N32 /dev/zero | tr -d " \n" > /root/wrongkey; zfs load-key -L file:///root/wrongkey src/enc_locked'
+cap permission-denied-destroy su -s /bin/sh nobody -c 'cd /; zfs destroy src/names@manual'
+cap permission-denied-destroy-dataset su -s /bin/sh nobody -c 'cd /; zfs destroy src/quota'
+cap load-key-wrong-key sh -c 'od -v -An -tx1 -N32 /dev/zero | tr -d " \n" > /root/wrongkey; zfs load-key -L file:///root/wrongkey src/enc_locked'
 cap write-over-quota dd if=/dev/urandom of=/src/quota/f bs=64k count=64
 # out of space in a tiny file-backed pool
 truncate -s 64M /tmp/tiny.img

@@ -46,7 +46,7 @@ step "receive_resume_token set; resume with send -t" \
 step "bookmark, hold, destroy of held snapshot refused, release" \
     "zfs bookmark $S@s3 $S#b3 && zfs hold keep $S@s3 && ! zfs destroy $S@s3 2>/dev/null && zfs release keep $S@s3"
 step "encryption with a hex key file" \
-    "od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > /root/smoke.key && zfs create -o encryption=on -o keyformat=hex -o keylocation=file:///root/smoke.key $S/enc && zfs get -H -o value keystatus $S/enc"
+    "od -v -An -tx1 -N32 /dev/urandom | tr -d ' \n' > /root/smoke.key && zfs create -o encryption=on -o keyformat=hex -o keylocation=file:///root/smoke.key $S/enc && zfs get -H -o value keystatus $S/enc"
 
 # A host-built binary in the guest (the glibc libraries are in the initramfs).
 t0=$(date +%s.%N); tmp=$(mktemp -d)
