@@ -1,0 +1,88 @@
+//! The TOML configuration: which datasets zsnap manages, with which named policies
+//! (schedules and keep rules), where it replicates them, what `zsnap check` reports,
+//! and where it writes its files.
+//!
+//! [`Config::from_toml`] is pure: it takes the text and the file name (for messages)
+//! and returns a validated [`Config`] or the first [`ConfigError`], which points at the
+//! file, line and column and says what was expected. Unknown keys are errors with a
+//! "did you mean". A policy that would let zsnap prune snapshots another tool made is
+//! refused unless it adopts that tool's snapshots explicitly.
+//!
+//! [`Config::to_toml`] prints the effective config (every default explicit); parsing it
+//! again gives an equal [`Config`].
+//!
+//! # Example
+//! ```
+//! use zsnap_core::config::Config;
+//! let text = r#"
+//! [policies.standard]
+//! snapshot = { hourly = "hourly", daily = "daily" }
+//! keep = { hourly = 24, daily = 7 }
+//!
+//! [[datasets]]
+//! root = "tank/home"
+//! recursive = true
+//! policy = "standard"
+//! "#;
+//! let config = Config::from_toml(text, "zsnap.toml").unwrap();
+//! assert_eq!(config.datasets[0].root.as_str(), "tank/home");
+//! let again = Config::from_toml(&config.to_toml(), "effective.toml").unwrap();
+//! assert_eq!(again, config);
+//!
+//! let err = Config::from_toml("[polices.x]\n", "zsnap.toml").unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "zsnap.toml:1:2: unknown key `polices` in the top level; did you mean `policies`?"
+//! );
+//! ```
+
+mod error;
+mod model;
+mod parse;
+mod suggest;
+
+pub use error::{ConfigError, ConfigProblem};
+pub use model::{
+    CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, HostError,
+    Paths, PeriodSpec, PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetAddressError,
+    TargetSpec, Thresholds,
+};
+
+/// The tools whose snapshots a policy may adopt (`adopt = [...]`) and the name prefix
+/// each one uses.
+pub const ADOPTABLE_TOOLS: [(&str, &str); 4] = parse::FOREIGN_TOOLS;
+
+impl Config {
+    /// Parses and validates a config.
+    ///
+    /// # Errors
+    /// The first problem found, with its place in `text`; `file` is used only in the
+    /// message.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        parse::parse(&parse::Cx { file, text })
+    }
+
+    /// The config as TOML, with every default written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect(
+            "a Config holds only strings, numbers, booleans and tables, which TOML can represent",
+        )
+    }
+
+    /// The policy of this name.
+    pub fn policy(&self, name: &str) -> Option<&PolicySpec> {
+        self.policies.get(name)
+    }
+
+    /// The `[[datasets]]` entry that selects `dataset` on `host`, if any (at most one
+    /// does: overlapping entries are rejected).
+    pub fn entry_for(
+        &self,
+        host: &Host,
+        dataset: &crate::names::DatasetName,
+    ) -> Option<&DatasetEntry> {
+        self.datasets
+            .iter()
+            .find(|e| &e.host == host && e.selects(dataset))
+    }
+}

@@ -1,0 +1,714 @@
+//! The values a config file holds, after parsing and validation.
+//!
+//! Every type here serializes back to the TOML it was read from (with every default made
+//! explicit), so `Config::from_toml(&config.to_toml(), …)` gives back an equal value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+use crate::duration::Span;
+use crate::names::DatasetName;
+
+/// A whole zsnap configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where zsnap writes its audit log, journal and lock.
+    pub paths: Paths,
+    /// Monitoring thresholds for `zsnap check`.
+    #[serde(skip_serializing_if = "CheckSpec::is_empty")]
+    pub check: CheckSpec,
+    /// The datasets zsnap manages, each with its policy (`[[datasets]]`).
+    pub datasets: Vec<DatasetEntry>,
+    /// Named, reusable policies (`[policies.NAME]`).
+    pub policies: BTreeMap<String, PolicySpec>,
+    /// Replication targets (`[targets.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, TargetSpec>,
+}
+
+/// File locations. Relative paths are relative to the directory of the config file
+/// (the CLI resolves them; this crate does no I/O).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Paths {
+    /// JSON-lines log of every change zsnap makes.
+    pub audit_log: String,
+    /// Directory of the per-run journals.
+    pub journal_dir: String,
+    /// The lock file that makes runs exclusive.
+    pub lock_file: String,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            audit_log: "/var/log/zsnap/audit.jsonl".to_owned(),
+            journal_dir: "/var/lib/zsnap/journal".to_owned(),
+            lock_file: "/run/zsnap.lock".to_owned(),
+        }
+    }
+}
+
+/// A warning and a critical threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Thresholds {
+    /// Older than this is a warning.
+    pub warn: Span,
+    /// Older than this is critical.
+    pub crit: Span,
+}
+
+impl Thresholds {
+    /// Thresholds; `warn` should not exceed `crit` (the config parser checks it).
+    pub fn new(warn: Span, crit: Span) -> Self {
+        Thresholds { warn, crit }
+    }
+}
+
+/// Monitoring thresholds (`[check]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CheckSpec {
+    /// Per label: how old the newest snapshot of that label may get. Labels without an
+    /// entry get thresholds derived from their schedule period (see the CLI docs).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub freshness: BTreeMap<String, Thresholds>,
+    /// How far the newest snapshot on a target may lag behind the source's newest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_lag: Option<Thresholds>,
+}
+
+impl CheckSpec {
+    /// Whether no threshold is configured.
+    pub fn is_empty(&self) -> bool {
+        self.freshness.is_empty() && self.replication_lag.is_none()
+    }
+}
+
+/// Where a dataset or a target lives: this machine or a host reached over ssh.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Host {
+    /// The machine zsnap runs on.
+    Local,
+    /// `ssh://[user@]host[:port]`.
+    Ssh {
+        /// Login user, if given.
+        user: Option<String>,
+        /// Host name or address.
+        host: String,
+        /// Port, if given.
+        port: Option<u16>,
+    },
+}
+
+impl Host {
+    /// The id of this host as a plan [`Location`](crate::plan::Location): `local`, or
+    /// `[user@]host[:port]`.
+    pub fn location_id(&self) -> String {
+        match self {
+            Host::Local => "local".to_owned(),
+            Host::Ssh { user, host, port } => {
+                let mut s = String::new();
+                if let Some(u) = user {
+                    s.push_str(u);
+                    s.push('@');
+                }
+                if host.contains(':') {
+                    s.push('[');
+                    s.push_str(host);
+                    s.push(']');
+                } else {
+                    s.push_str(host);
+                }
+                if let Some(p) = port {
+                    s.push(':');
+                    s.push_str(&p.to_string());
+                }
+                s
+            }
+        }
+    }
+
+    /// Whether this is the local machine.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Host::Local)
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Local => f.write_str("local"),
+            Host::Ssh { .. } => write!(f, "ssh://{}", self.location_id()),
+        }
+    }
+}
+
+/// Why a host did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ssh address {input:?}: {problem}; expected \"ssh://user@host:port\"")]
+#[non_exhaustive]
+pub struct HostError {
+    /// The input, verbatim.
+    pub input: String,
+    /// What is wrong.
+    pub problem: &'static str,
+}
+
+/// Parses `user@host:port` (the part after `ssh://`, before any `/`).
+fn parse_authority(input: &str, authority: &str) -> Result<Host, HostError> {
+    let fail = |problem| HostError {
+        input: input.to_owned(),
+        problem,
+    };
+    let (user, rest) = match authority.rsplit_once('@') {
+        Some((u, r)) => (Some(u), r),
+        None => (None, authority),
+    };
+    if let Some(u) = user {
+        if u.is_empty() {
+            return Err(fail("the user before '@' is empty"));
+        }
+        if !u
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(fail(
+                "the user may hold only letters, digits, '_', '-' and '.'",
+            ));
+        }
+    }
+    let (host, port) = if let Some(h) = rest.strip_prefix('[') {
+        // [v6]:port
+        let (h, after) = h
+            .split_once(']')
+            .ok_or_else(|| fail("an IPv6 address needs a closing ']'"))?;
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| fail("expected ':' and a port after ']'"))?,
+            ),
+        };
+        (h, port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(fail("the host is empty"));
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_'))
+    {
+        return Err(fail(
+            "the host may hold only letters, digits, '-', '.', '_' and ':'",
+        ));
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| fail("the port is not a number from 1 to 65535"))?,
+        ),
+    };
+    Ok(Host::Ssh {
+        user: user.map(str::to_owned),
+        host: host.to_owned(),
+        port,
+    })
+}
+
+impl FromStr for Host {
+    type Err = HostError;
+    /// `local` or `ssh://[user@]host[:port]`.
+    fn from_str(s: &str) -> Result<Self, HostError> {
+        if s == "local" {
+            return Ok(Host::Local);
+        }
+        let rest = s.strip_prefix("ssh://").ok_or_else(|| HostError {
+            input: s.to_owned(),
+            problem: "it does not start with \"ssh://\"",
+        })?;
+        if rest.contains('/') {
+            return Err(HostError {
+                input: s.to_owned(),
+                problem: "a host address has no path",
+            });
+        }
+        parse_authority(s, rest)
+    }
+}
+
+impl Serialize for Host {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One `[[datasets]]` entry: a dataset (and maybe its descendants) and its policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DatasetEntry {
+    /// The dataset.
+    pub root: DatasetName,
+    /// Where it lives (`local` unless pulling from a server).
+    pub host: Host,
+    /// Whether descendants of `root` are managed too.
+    pub recursive: bool,
+    /// With `recursive`: manage the descendants but not `root` itself (sanoid's
+    /// `process_children_only`).
+    pub children_only: bool,
+    /// Descendants skipped, each with everything below it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<DatasetName>,
+    /// The name of the policy in `[policies]`.
+    pub policy: String,
+}
+
+impl DatasetEntry {
+    /// Whether this entry selects `ds` (ignoring hosts).
+    pub fn selects(&self, ds: &DatasetName) -> bool {
+        if self.exclude.iter().any(|e| e.contains(ds)) {
+            return false;
+        }
+        if ds == &self.root {
+            return !self.children_only;
+        }
+        self.recursive && self.root.is_ancestor_of(ds)
+    }
+}
+
+/// How often a label is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum PeriodSpec {
+    /// Every fixed span (`"15m"`), aligned to multiples of the span since the epoch.
+    Every(Span),
+    /// Once per calendar unit in the policy's time zone (`"hourly"`, `"daily"`, …).
+    Calendar(CalendarUnit),
+}
+
+/// A calendar unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "the calendar units zsnap schedules and buckets by; a new one would change every match"
+)]
+pub enum CalendarUnit {
+    /// An hour.
+    Hour,
+    /// A day (local midnight to midnight).
+    Day,
+    /// An ISO week (Monday to Sunday).
+    Week,
+    /// A month.
+    Month,
+    /// A year.
+    Year,
+}
+
+impl CalendarUnit {
+    /// Every unit, shortest first.
+    pub const ALL: [CalendarUnit; 5] = [
+        CalendarUnit::Hour,
+        CalendarUnit::Day,
+        CalendarUnit::Week,
+        CalendarUnit::Month,
+        CalendarUnit::Year,
+    ];
+
+    /// The adjective used in configs: `hourly`, `daily`, `weekly`, `monthly`, `yearly`.
+    pub fn adjective(self) -> &'static str {
+        match self {
+            CalendarUnit::Hour => "hourly",
+            CalendarUnit::Day => "daily",
+            CalendarUnit::Week => "weekly",
+            CalendarUnit::Month => "monthly",
+            CalendarUnit::Year => "yearly",
+        }
+    }
+
+    /// The unit named by its adjective.
+    pub fn from_adjective(s: &str) -> Option<Self> {
+        CalendarUnit::ALL.into_iter().find(|u| u.adjective() == s)
+    }
+
+    /// A typical length, for thresholds and displays (a month is 31 days, a year 366).
+    pub fn nominal(self) -> Span {
+        Span::from_secs(match self {
+            CalendarUnit::Hour => 3600,
+            CalendarUnit::Day => 86_400,
+            CalendarUnit::Week => 7 * 86_400,
+            CalendarUnit::Month => 31 * 86_400,
+            CalendarUnit::Year => 366 * 86_400,
+        })
+    }
+}
+
+impl PeriodSpec {
+    /// A typical length of one period.
+    pub fn nominal(self) -> Span {
+        match self {
+            PeriodSpec::Every(s) => s,
+            PeriodSpec::Calendar(u) => u.nominal(),
+        }
+    }
+}
+
+impl fmt::Display for PeriodSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeriodSpec::Every(s) => write!(f, "{s}"),
+            PeriodSpec::Calendar(u) => f.write_str(u.adjective()),
+        }
+    }
+}
+
+impl Serialize for PeriodSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Calendar keep counts: the newest snapshot of each of the last N hours, days, ISO
+/// weeks, months and years, in the policy's time zone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CalendarKeep {
+    /// Hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<u32>,
+    /// Days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u32>,
+    /// ISO weeks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<u32>,
+    /// Months.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<u32>,
+    /// Years.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yearly: Option<u32>,
+}
+
+impl CalendarKeep {
+    /// The count for one unit.
+    pub fn count(&self, unit: CalendarUnit) -> Option<u32> {
+        match unit {
+            CalendarUnit::Hour => self.hourly,
+            CalendarUnit::Day => self.daily,
+            CalendarUnit::Week => self.weekly,
+            CalendarUnit::Month => self.monthly,
+            CalendarUnit::Year => self.yearly,
+        }
+    }
+
+    /// Sets the count for one unit.
+    pub fn set(&mut self, unit: CalendarUnit, n: u32) {
+        let slot = match unit {
+            CalendarUnit::Hour => &mut self.hourly,
+            CalendarUnit::Day => &mut self.daily,
+            CalendarUnit::Week => &mut self.weekly,
+            CalendarUnit::Month => &mut self.monthly,
+            CalendarUnit::Year => &mut self.yearly,
+        };
+        *slot = Some(n);
+    }
+}
+
+/// sanoid-compatible retention: per snapshot type (label), keep while BOTH the count
+/// and the age allow it, with sanoid's period lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SanoidKeep {
+    /// `frequently` count.
+    pub frequently: u32,
+    /// `hourly` count.
+    pub hourly: u32,
+    /// `daily` count.
+    pub daily: u32,
+    /// `weekly` count.
+    pub weekly: u32,
+    /// `monthly` count.
+    pub monthly: u32,
+    /// `yearly` count.
+    pub yearly: u32,
+    /// `frequent_period` (sanoid's minutes, here a span; default 15m).
+    pub frequent_period: Span,
+}
+
+impl Default for SanoidKeep {
+    fn default() -> Self {
+        SanoidKeep {
+            frequently: 0,
+            hourly: 0,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+            yearly: 0,
+            frequent_period: Span::from_secs(15 * 60),
+        }
+    }
+}
+
+impl SanoidKeep {
+    /// The count per sanoid type name, in sanoid's order.
+    pub fn counts(&self) -> [(&'static str, u32); 6] {
+        [
+            ("frequently", self.frequently),
+            ("hourly", self.hourly),
+            ("daily", self.daily),
+            ("weekly", self.weekly),
+            ("monthly", self.monthly),
+            ("yearly", self.yearly),
+        ]
+    }
+}
+
+/// The keep rules of a policy; a snapshot is destroyed only if no rule keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RetentionSpec {
+    /// Calendar buckets (`keep = { daily = 7 }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<CalendarKeep>,
+    /// The newest N snapshots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Everything newer than this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_newer_than: Option<Span>,
+    /// zrepl's grid (`"1x1h(keep=all) | 24x1h | 14x1d"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
+    /// sanoid-compatible counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanoid: Option<SanoidKeep>,
+    /// The newest N snapshots of each label (`keep_counts = { hourly = 24 }`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keep_counts: BTreeMap<String, u32>,
+    /// Snapshots whose short name matches any of these regular expressions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep_regex: Vec<String>,
+    /// Also keep the oldest snapshot of each dataset (a historical baseline).
+    pub keep_oldest: bool,
+}
+
+impl RetentionSpec {
+    /// Whether at least one rule keeps something (`keep_oldest` alone counts).
+    pub fn has_rules(&self) -> bool {
+        self.keep.is_some()
+            || self.keep_last.is_some()
+            || self.keep_newer_than.is_some()
+            || self.grid.is_some()
+            || self.sanoid.is_some()
+            || !self.keep_counts.is_empty()
+            || !self.keep_regex.is_empty()
+            || self.keep_oldest
+    }
+}
+
+/// A named policy (`[policies.NAME]`): when to take snapshots and which to keep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PolicySpec {
+    /// Time zone of calendar periods and buckets (IANA name; default `UTC`).
+    pub timezone: chrono_tz::Tz,
+    /// First part of zsnap's snapshot names (`<prefix>_<label>_<timestamp>`).
+    pub prefix: String,
+    /// Other tools whose snapshots this policy manages too (`sanoid`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adopt: Vec<String>,
+    /// Whether the policy prunes at all (`prune = false` only takes snapshots).
+    pub prune: bool,
+    /// Labels and how often each is taken (`snapshot = { hourly = "hourly" }`); empty
+    /// for policies that only prune (e.g. on a replication target).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshot: BTreeMap<String, PeriodSpec>,
+    /// Keep rules.
+    #[serde(flatten)]
+    pub retention: RetentionSpec,
+}
+
+/// How a target protects the newest snapshot it shares with its source, so source
+/// pruning can never remove the last common base.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "ZFS offers exactly these two ways to pin an incremental base"
+)]
+pub enum CursorKind {
+    /// A user hold on the source snapshot.
+    #[default]
+    Hold,
+    /// A bookmark of the source snapshot.
+    Bookmark,
+}
+
+impl CursorKind {
+    /// `hold` or `bookmark`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CursorKind::Hold => "hold",
+            CursorKind::Bookmark => "bookmark",
+        }
+    }
+}
+
+impl Serialize for CursorKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Where a target stores what it receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TargetAddress {
+    /// A dataset, locally or over ssh: `pool/path` or `ssh://user@host:port/pool/path`.
+    Dataset {
+        /// Where.
+        host: Host,
+        /// The dataset that receives the source root.
+        dataset: DatasetName,
+    },
+    /// Stream files in a directory (`file:///srv/zsnap`); for the backup feature.
+    Directory {
+        /// Absolute path.
+        path: String,
+    },
+    /// Stream files in an S3-compatible bucket (`s3://bucket/prefix`); for the backup
+    /// feature.
+    ObjectStore {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix (may be empty).
+        prefix: String,
+    },
+}
+
+impl fmt::Display for TargetAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetAddress::Dataset {
+                host: Host::Local,
+                dataset,
+            } => write!(f, "{dataset}"),
+            TargetAddress::Dataset { host, dataset } => write!(f, "{host}/{dataset}"),
+            TargetAddress::Directory { path } => write!(f, "file://{path}"),
+            TargetAddress::ObjectStore { bucket, prefix } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            TargetAddress::ObjectStore { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// Why a target address did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetAddressError {
+    /// Bad `ssh://` part.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Bad dataset part.
+    #[error(transparent)]
+    Dataset(#[from] crate::names::NameError),
+    /// Something else.
+    #[error("invalid target {input:?}: {problem}")]
+    Other {
+        /// The input.
+        input: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+impl FromStr for TargetAddress {
+    type Err = TargetAddressError;
+    fn from_str(s: &str) -> Result<Self, TargetAddressError> {
+        let other = |problem| TargetAddressError::Other {
+            input: s.to_owned(),
+            problem,
+        };
+        if let Some(rest) = s.strip_prefix("ssh://") {
+            let (authority, path) = rest.split_once('/').ok_or_else(|| {
+                other("an ssh target needs a dataset after the host, as in ssh://host/pool/path")
+            })?;
+            let host = parse_authority(s, authority)?;
+            Ok(TargetAddress::Dataset {
+                host,
+                dataset: path.parse()?,
+            })
+        } else if let Some(path) = s.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(other(
+                    "a directory target needs an absolute path, as in file:///srv/zsnap",
+                ));
+            }
+            Ok(TargetAddress::Directory {
+                path: path.to_owned(),
+            })
+        } else if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(other("the bucket is empty"));
+            }
+            Ok(TargetAddress::ObjectStore {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_end_matches('/').to_owned(),
+            })
+        } else if s.contains("://") {
+            Err(other(
+                "unknown scheme (use ssh://, file:// or s3://, or a local dataset name)",
+            ))
+        } else {
+            Ok(TargetAddress::Dataset {
+                host: Host::Local,
+                dataset: s.parse()?,
+            })
+        }
+    }
+}
+
+impl Serialize for TargetAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A replication target (`[targets.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TargetSpec {
+    /// The root of the `[[datasets]]` entry replicated; each selected dataset below it
+    /// lands at the same relative path below the target dataset.
+    pub source: DatasetName,
+    /// Where it goes.
+    pub to: TargetAddress,
+    /// The policy that prunes the target (its schedule is ignored).
+    pub policy: String,
+    /// Allow `zfs recv -F` (rolling back a diverged target). Off unless set.
+    pub allow_rollback: bool,
+    /// How the newest common snapshot is pinned on the source.
+    pub cursor: CursorKind,
+    /// `zfs recv -x PROP` for each of these properties.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude_properties: Vec<String>,
+    /// Endpoint URL of an S3-compatible store (only with `s3://` targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}

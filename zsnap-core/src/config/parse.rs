@@ -1,0 +1,1057 @@
+//! The TOML walker: reads a spanned TOML tree into [`Config`], checking every key and
+//! value and reporting the first problem with its place in the file.
+//!
+//! Hand-written rather than `#[derive(Deserialize)]` so that every message can say what
+//! was expected, suggest the key that was meant, and point at the exact value.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::error::{ConfigError, ConfigProblem};
+use super::model::{
+    CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, Paths,
+    PeriodSpec, PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetSpec, Thresholds,
+};
+use super::suggest::closest;
+use crate::duration::Span;
+use crate::names::DatasetName;
+
+type Value<'i> = Spanned<DeValue<'i>>;
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Tools whose snapshots a policy can adopt, with the prefix their names start with.
+pub(crate) const FOREIGN_TOOLS: [(&str, &str); 4] = [
+    ("sanoid", "autosnap"),
+    ("zfs-auto-snapshot", "zfs-auto-snap"),
+    ("zrepl", "zrepl"),
+    ("seed", "seed"),
+];
+
+/// Parser state: the file name and text, for error positions.
+pub(crate) struct Cx<'t> {
+    pub(crate) file: &'t str,
+    pub(crate) text: &'t str,
+}
+
+/// A table with its entries in file order.
+struct Table<'v, 'i> {
+    /// `[policies.x]`, for messages.
+    name: String,
+    /// Dotted prefix for the paths of values in it (`policies.x.`).
+    prefix: String,
+    span: Range<usize>,
+    entries: Vec<(&'v str, Range<usize>, &'v Value<'i>)>,
+}
+
+impl<'v, 'i> Table<'v, 'i> {
+    fn get(&self, key: &str) -> Option<&'v Value<'i>> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
+    }
+
+    fn path(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+fn found(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::Table(_) => "a table".to_owned(),
+        DeValue::Array(_) => "an array".to_owned(),
+        DeValue::Integer(i) => format!("the integer {}", i.as_str()),
+        DeValue::Boolean(b) => format!("`{b}`"),
+        DeValue::String(s) => format!("the string {s:?}"),
+        other => format!("a {}", other.type_str()),
+    }
+}
+
+impl<'t> Cx<'t> {
+    fn err(&self, span: Range<usize>, problem: ConfigProblem) -> ConfigError {
+        ConfigError::at(self.file, self.text, span, problem)
+    }
+
+    fn invalid(&self, span: Range<usize>, path: &str, message: impl Into<String>) -> ConfigError {
+        self.err(
+            span,
+            ConfigProblem::InvalidValue {
+                path: path.to_owned(),
+                message: message.into(),
+            },
+        )
+    }
+
+    fn wrong_type(&self, v: &Value<'_>, path: &str, expected: &str) -> ConfigError {
+        self.err(
+            v.span(),
+            ConfigProblem::WrongType {
+                path: path.to_owned(),
+                expected: expected.to_owned(),
+                found: found(v.get_ref()),
+            },
+        )
+    }
+
+    /// The span of byte `pos` of a string value's content, when the string is written
+    /// without escapes (otherwise the whole value).
+    fn inner_span(&self, v: &Value<'_>, pos: usize, len: usize) -> Range<usize> {
+        let span = v.span();
+        let raw = self.text.get(span.clone()).unwrap_or("");
+        let content = v.get_ref().as_str().unwrap_or("");
+        let quote = raw.chars().next();
+        if matches!(quote, Some('"' | '\''))
+            && raw.len() == content.len() + 2
+            && &raw[1..raw.len() - 1] == content
+        {
+            let start = span.start + 1 + pos.min(content.len());
+            start..(start + len).min(span.end - 1).max(start)
+        } else {
+            span
+        }
+    }
+
+    fn table<'v, 'i>(
+        &self,
+        v: &'v Value<'i>,
+        name: String,
+        prefix: String,
+        allowed: &[&str],
+    ) -> Result<Table<'v, 'i>> {
+        let DeValue::Table(t) = v.get_ref() else {
+            return Err(self.wrong_type(v, prefix.trim_end_matches('.'), "a table"));
+        };
+        self.entries(t, v.span(), name, prefix, allowed)
+    }
+
+    fn entries<'v, 'i>(
+        &self,
+        t: &'v DeTable<'i>,
+        span: Range<usize>,
+        name: String,
+        prefix: String,
+        allowed: &[&str],
+    ) -> Result<Table<'v, 'i>> {
+        let mut entries: Vec<_> = t
+            .iter()
+            .map(|(k, v)| (k.get_ref().as_ref(), k.span(), v))
+            .collect();
+        entries.sort_by_key(|(_, span, _)| span.start);
+        if !allowed.is_empty() {
+            for (k, span, _) in &entries {
+                if !allowed.contains(k) {
+                    return Err(self.err(
+                        span.clone(),
+                        ConfigProblem::UnknownKey {
+                            key: (*k).to_owned(),
+                            table: name,
+                            suggestion: closest(k, allowed.iter().copied()),
+                            expected: allowed.iter().map(|s| (*s).to_owned()).collect(),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(Table {
+            name,
+            prefix,
+            span,
+            entries,
+        })
+    }
+
+    fn missing(&self, t: &Table<'_, '_>, key: &str, hint: &str) -> ConfigError {
+        self.err(
+            t.span.clone(),
+            ConfigProblem::MissingKey {
+                key: key.to_owned(),
+                table: t.name.clone(),
+                hint: hint.to_owned(),
+            },
+        )
+    }
+
+    fn string<'v>(&self, v: &'v Value<'_>, path: &str, example: &str) -> Result<&'v str> {
+        match v.get_ref() {
+            DeValue::String(s) => Ok(s.as_ref()),
+            _ => Err(self.wrong_type(v, path, &format!("a string, such as {example}"))),
+        }
+    }
+
+    fn boolean(&self, v: &Value<'_>, path: &str) -> Result<bool> {
+        v.get_ref()
+            .as_bool()
+            .ok_or_else(|| self.wrong_type(v, path, "`true` or `false`"))
+    }
+
+    fn count(&self, v: &Value<'_>, path: &str) -> Result<u32> {
+        let Some(i) = v.get_ref().as_integer() else {
+            return Err(self.wrong_type(v, path, "a whole number, such as 7"));
+        };
+        i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                self.invalid(
+                    v.span(),
+                    path,
+                    format!(
+                        "{} is not a count; expected a whole number from 0 to {}",
+                        i.as_str(),
+                        u32::MAX
+                    ),
+                )
+            })
+    }
+
+    fn span_value(&self, v: &Value<'_>, path: &str) -> Result<Span> {
+        let s = self.string(v, path, "\"15m\"")?;
+        s.parse::<Span>().map_err(|e| {
+            self.invalid(
+                v.span(),
+                path,
+                format!(
+                    "{s:?} is not a duration: {}; expected e.g. \"90s\", \"15m\", \"1h30m\", \"7d\" or \"2w\"",
+                    e.problem
+                ),
+            )
+        })
+    }
+
+    fn dataset(&self, v: &Value<'_>, path: &str) -> Result<DatasetName> {
+        let s = self.string(v, path, "\"tank/home\"")?;
+        s.parse::<DatasetName>().map_err(|e| {
+            self.invalid(
+                self.inner_span(v, e.position, 1),
+                path,
+                format!("{s:?} is not a dataset name: {}", e.problem),
+            )
+        })
+    }
+
+    /// A string or an array of strings.
+    fn strings<'v>(
+        &self,
+        v: &'v Value<'_>,
+        path: &str,
+        example: &str,
+    ) -> Result<Vec<(&'v str, &'v Value<'v>)>>
+    where
+        'v: 'v,
+    {
+        match v.get_ref() {
+            DeValue::String(s) => Ok(vec![(s.as_ref(), v)]),
+            DeValue::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let p = format!("{path}[{}]", i + 1);
+                    self.string(item, &p, example).map(|s| (s, item))
+                })
+                .collect(),
+            _ => Err(self.wrong_type(
+                v,
+                path,
+                &format!("an array of strings, such as [{example}]"),
+            )),
+        }
+    }
+
+    fn name_component(&self, v: &Value<'_>, s: &str, path: &str, what: &str) -> Result<()> {
+        if s.is_empty() {
+            return Err(self.invalid(v.span(), path, format!("the {what} is empty")));
+        }
+        if let Some((i, c)) = s
+            .char_indices()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':')))
+        {
+            return Err(self.invalid(
+                self.inner_span(v, i, c.len_utf8()),
+                path,
+                format!(
+                    "{s:?}: character {c:?} is not allowed in a {what}; use letters, digits, '-', '.' and ':' ('_' separates the parts of a snapshot name)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const TOP_KEYS: [&str; 5] = ["paths", "check", "datasets", "policies", "targets"];
+const PATH_KEYS: [&str; 3] = ["audit_log", "journal_dir", "lock_file"];
+const CHECK_KEYS: [&str; 2] = ["freshness", "replication_lag"];
+const THRESHOLD_KEYS: [&str; 2] = ["warn", "crit"];
+const DATASET_KEYS: [&str; 6] = [
+    "root",
+    "host",
+    "recursive",
+    "children_only",
+    "exclude",
+    "policy",
+];
+const POLICY_KEYS: [&str; 13] = [
+    "timezone",
+    "prefix",
+    "adopt",
+    "prune",
+    "snapshot",
+    "keep",
+    "keep_last",
+    "keep_newer_than",
+    "grid",
+    "sanoid",
+    "keep_counts",
+    "keep_regex",
+    "keep_oldest",
+];
+const KEEP_KEYS: [&str; 5] = ["hourly", "daily", "weekly", "monthly", "yearly"];
+const SANOID_KEYS: [&str; 7] = [
+    "frequently",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "yearly",
+    "frequent_period",
+];
+const TARGET_KEYS: [&str; 7] = [
+    "source",
+    "to",
+    "policy",
+    "allow_rollback",
+    "cursor",
+    "exclude_properties",
+    "endpoint",
+];
+
+/// Parses and validates a whole config.
+pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
+    let doc = DeTable::parse(cx.text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().lines().next().unwrap_or("").trim().to_owned();
+        cx.err(span, ConfigProblem::Syntax { message })
+    })?;
+    let root = cx.entries(
+        doc.get_ref(),
+        0..0,
+        "the top level".to_owned(),
+        String::new(),
+        &TOP_KEYS,
+    )?;
+
+    let paths = match root.get("paths") {
+        Some(v) => parse_paths(cx, v)?,
+        None => Paths::default(),
+    };
+    let check = match root.get("check") {
+        Some(v) => parse_check(cx, v)?,
+        None => CheckSpec::default(),
+    };
+
+    let mut policies = BTreeMap::new();
+    let mut policy_spans = BTreeMap::new();
+    if let Some(v) = root.get("policies") {
+        let t = cx.table(v, "[policies]".to_owned(), "policies.".to_owned(), &[])?;
+        for (name, key_span, pv) in &t.entries {
+            let policy = parse_policy(cx, name, pv)?;
+            policy_spans.insert((*name).to_owned(), key_span.clone());
+            policies.insert((*name).to_owned(), policy);
+        }
+    }
+    let policy_names: Vec<String> = policies.keys().cloned().collect();
+    let check_policy = |v: &Value<'_>, name: &str, path: &str| -> Result<()> {
+        if policies.contains_key(name) {
+            return Ok(());
+        }
+        Err(cx.err(
+            v.span(),
+            ConfigProblem::UnknownName {
+                what: "policy".to_owned(),
+                name: name.to_owned(),
+                path: path.to_owned(),
+                suggestion: closest(name, policy_names.iter().map(String::as_str)),
+                defined: policy_names.clone(),
+            },
+        ))
+    };
+
+    let mut datasets = Vec::new();
+    match root.get("datasets") {
+        None => return Err(cx.err(0..0, ConfigProblem::NoDatasets)),
+        Some(v) => {
+            let DeValue::Array(items) = v.get_ref() else {
+                return Err(cx.wrong_type(
+                    v,
+                    "datasets",
+                    "an array of tables, written [[datasets]]",
+                ));
+            };
+            if items.is_empty() {
+                return Err(cx.err(v.span(), ConfigProblem::NoDatasets));
+            }
+            for (i, item) in items.iter().enumerate() {
+                let entry = parse_dataset(cx, i + 1, item, &check_policy)?;
+                datasets.push((entry, item.span()));
+            }
+        }
+    }
+    check_overlaps(cx, &datasets)?;
+
+    let mut targets = BTreeMap::new();
+    if let Some(v) = root.get("targets") {
+        let t = cx.table(v, "[targets]".to_owned(), "targets.".to_owned(), &[])?;
+        for (name, _, tv) in &t.entries {
+            let target = parse_target(cx, name, tv, &datasets, &check_policy)?;
+            targets.insert((*name).to_owned(), target);
+        }
+    }
+
+    Ok(Config {
+        paths,
+        check,
+        datasets: datasets.into_iter().map(|(d, _)| d).collect(),
+        policies,
+        targets,
+    })
+}
+
+fn parse_paths(cx: &Cx<'_>, v: &Value<'_>) -> Result<Paths> {
+    let t = cx.table(v, "[paths]".to_owned(), "paths.".to_owned(), &PATH_KEYS)?;
+    let mut paths = Paths::default();
+    for (key, _, v) in &t.entries {
+        let path = t.path(key);
+        let s = cx.string(v, &path, "\"/var/log/zsnap/audit.jsonl\"")?;
+        if s.is_empty() {
+            return Err(cx.invalid(v.span(), &path, "the path is empty"));
+        }
+        let slot = match *key {
+            "audit_log" => &mut paths.audit_log,
+            "journal_dir" => &mut paths.journal_dir,
+            _ => &mut paths.lock_file,
+        };
+        s.clone_into(slot);
+    }
+    Ok(paths)
+}
+
+fn parse_thresholds(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<Thresholds> {
+    let t = cx.table(v, format!("`{path}`"), format!("{path}."), &THRESHOLD_KEYS)?;
+    let hint = "the age at which `zsnap check` reports WARNING (warn) or CRITICAL (crit), e.g. { warn = \"2h\", crit = \"6h\" }";
+    let warn = t.get("warn").ok_or_else(|| cx.missing(&t, "warn", hint))?;
+    let crit = t.get("crit").ok_or_else(|| cx.missing(&t, "crit", hint))?;
+    let w = cx.span_value(warn, &t.path("warn"))?;
+    let c = cx.span_value(crit, &t.path("crit"))?;
+    if w > c {
+        return Err(cx.err(
+            v.span(),
+            ConfigProblem::ThresholdOrder {
+                path: path.to_owned(),
+                warn: w.to_string(),
+                crit: c.to_string(),
+            },
+        ));
+    }
+    Ok(Thresholds::new(w, c))
+}
+
+fn parse_check(cx: &Cx<'_>, v: &Value<'_>) -> Result<CheckSpec> {
+    let t = cx.table(v, "[check]".to_owned(), "check.".to_owned(), &CHECK_KEYS)?;
+    let mut check = CheckSpec::default();
+    if let Some(f) = t.get("freshness") {
+        let ft = cx.table(
+            f,
+            "`check.freshness`".to_owned(),
+            "check.freshness.".to_owned(),
+            &[],
+        )?;
+        for (label, key_span, lv) in &ft.entries {
+            let path = ft.path(label);
+            check_label(cx, key_span.clone(), label, &path)?;
+            check
+                .freshness
+                .insert((*label).to_owned(), parse_thresholds(cx, lv, &path)?);
+        }
+    }
+    if let Some(l) = t.get("replication_lag") {
+        check.replication_lag = Some(parse_thresholds(cx, l, "check.replication_lag")?);
+    }
+    Ok(check)
+}
+
+fn check_label(cx: &Cx<'_>, span: Range<usize>, label: &str, path: &str) -> Result<()> {
+    if let Some(c) = label
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':')))
+    {
+        return Err(cx.invalid(
+            span,
+            path,
+            format!("label {label:?}: character {c:?} is not allowed in a label; use letters, digits, '-', '.' and ':'"),
+        ));
+    }
+    if label.is_empty() {
+        return Err(cx.invalid(span, path, "the label is empty"));
+    }
+    Ok(())
+}
+
+fn parse_dataset(
+    cx: &Cx<'_>,
+    index: usize,
+    v: &Value<'_>,
+    check_policy: &dyn Fn(&Value<'_>, &str, &str) -> Result<()>,
+) -> Result<DatasetEntry> {
+    let t = cx.table(
+        v,
+        format!("[[datasets]] #{index}"),
+        format!("datasets[{index}]."),
+        &DATASET_KEYS,
+    )?;
+    let root_v = t.get("root").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "root",
+            "the dataset to manage, e.g. root = \"tank/home\"",
+        )
+    })?;
+    let root = cx.dataset(root_v, &t.path("root"))?;
+    let host = match t.get("host") {
+        None => Host::Local,
+        Some(hv) => {
+            let p = t.path("host");
+            let s = cx.string(hv, &p, "\"ssh://root@server.example:22\"")?;
+            s.parse::<Host>()
+                .map_err(|e| cx.invalid(hv.span(), &p, e.to_string()))?
+        }
+    };
+    let recursive = match t.get("recursive") {
+        Some(b) => cx.boolean(b, &t.path("recursive"))?,
+        None => false,
+    };
+    let children_only = match t.get("children_only") {
+        Some(b) => cx.boolean(b, &t.path("children_only"))?,
+        None => false,
+    };
+    if children_only && !recursive {
+        return Err(cx.invalid(
+            t.get("children_only").map_or(t.span.clone(), Spanned::span),
+            &t.path("children_only"),
+            "children_only = true needs recursive = true (there are no children to manage otherwise)",
+        ));
+    }
+    let mut exclude = Vec::new();
+    if let Some(ev) = t.get("exclude") {
+        let p = t.path("exclude");
+        let is_empty = matches!(ev.get_ref(), DeValue::Array(a) if a.is_empty());
+        if !recursive && !is_empty {
+            return Err(cx.invalid(
+                ev.span(),
+                &p,
+                "exclude needs recursive = true (without it only the root is managed)",
+            ));
+        }
+        for (i, (_, item)) in cx
+            .strings(ev, &p, "\"tank/home/tmp\"")?
+            .into_iter()
+            .enumerate()
+        {
+            let ip = format!("{p}[{}]", i + 1);
+            let name = cx.dataset(item, &ip)?;
+            if !root.is_ancestor_of(&name) {
+                return Err(cx.invalid(
+                    item.span(),
+                    &ip,
+                    format!("{name} is not below the root {root}; exclusions name descendants of the root"),
+                ));
+            }
+            exclude.push(name);
+        }
+    }
+    let policy_v = t.get("policy").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "policy",
+            "the name of a [policies.NAME] table, e.g. policy = \"standard\"",
+        )
+    })?;
+    let pp = t.path("policy");
+    let policy = cx.string(policy_v, &pp, "\"standard\"")?;
+    check_policy(policy_v, policy, &pp)?;
+    Ok(DatasetEntry {
+        root,
+        host,
+        recursive,
+        children_only,
+        exclude,
+        policy: policy.to_owned(),
+    })
+}
+
+fn check_overlaps(cx: &Cx<'_>, datasets: &[(DatasetEntry, Range<usize>)]) -> Result<()> {
+    for (j, (b, b_span)) in datasets.iter().enumerate() {
+        for (i, (a, _)) in datasets[..j].iter().enumerate() {
+            if a.host != b.host {
+                continue;
+            }
+            // Either root lies in the other's selection, or they share a root (then the
+            // root or its children are selected by both).
+            let clash = if a.selects(&b.root) {
+                Some(&b.root)
+            } else if b.selects(&a.root) || (a.root == b.root && a.recursive && b.recursive) {
+                Some(&a.root)
+            } else {
+                None
+            };
+            if let Some(ds) = clash {
+                return Err(cx.err(
+                    b_span.clone(),
+                    ConfigProblem::Overlap {
+                        dataset: ds.to_string(),
+                        first: i + 1,
+                        second: j + 1,
+                    },
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<PeriodSpec> {
+    let s = cx.string(v, path, "\"hourly\" or \"15m\"")?;
+    if let Some(u) = CalendarUnit::from_adjective(s) {
+        return Ok(PeriodSpec::Calendar(u));
+    }
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        let span = cx.span_value(v, path)?;
+        if span.seconds() < 60 {
+            return Err(cx.invalid(
+                v.span(),
+                path,
+                format!("{s:?} is too short; snapshots can be taken at most once a minute"),
+            ));
+        }
+        return Ok(PeriodSpec::Every(span));
+    }
+    let words = CalendarUnit::ALL.map(CalendarUnit::adjective);
+    let hint = match closest(s, words) {
+        Some(w) => format!("; did you mean \"{w}\"?"),
+        None => String::new(),
+    };
+    Err(cx.invalid(
+        v.span(),
+        path,
+        format!("{s:?} is not a period; expected a duration such as \"15m\" or \"4h\", or one of \"hourly\", \"daily\", \"weekly\", \"monthly\", \"yearly\"{hint}"),
+    ))
+}
+
+fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
+    let prefix_path = format!("policies.{name}.");
+    let t = cx.table(v, format!("[policies.{name}]"), prefix_path, &POLICY_KEYS)?;
+    let timezone = match t.get("timezone") {
+        None => chrono_tz::Tz::UTC,
+        Some(zv) => parse_timezone(cx, zv, &t.path("timezone"))?,
+    };
+    let prefix = match t.get("prefix") {
+        None => "zsnap".to_owned(),
+        Some(pv) => {
+            let p = t.path("prefix");
+            let s = cx.string(pv, &p, "\"zsnap\"")?;
+            cx.name_component(pv, s, &p, "prefix")?;
+            s.to_owned()
+        }
+    };
+    let mut adopt: Vec<String> = Vec::new();
+    if let Some(av) = t.get("adopt") {
+        let p = t.path("adopt");
+        let known: Vec<String> = FOREIGN_TOOLS.iter().map(|(t, _)| (*t).to_owned()).collect();
+        for (i, (tool, item)) in cx.strings(av, &p, "\"sanoid\"")?.into_iter().enumerate() {
+            if !known.iter().any(|k| k == tool) {
+                return Err(cx.err(
+                    item.span(),
+                    ConfigProblem::UnknownName {
+                        what: "tool".to_owned(),
+                        name: tool.to_owned(),
+                        path: format!("{p}[{}]", i + 1),
+                        suggestion: closest(tool, known.iter().map(String::as_str)),
+                        defined: known.clone(),
+                    },
+                ));
+            }
+            if !adopt.iter().any(|a| a == tool) {
+                adopt.push(tool.to_owned());
+            }
+        }
+    }
+    let prune = match t.get("prune") {
+        Some(b) => cx.boolean(b, &t.path("prune"))?,
+        None => true,
+    };
+    let mut snapshot = BTreeMap::new();
+    if let Some(sv) = t.get("snapshot") {
+        let st = cx.table(
+            sv,
+            format!("`policies.{name}.snapshot`"),
+            format!("policies.{name}.snapshot."),
+            &[],
+        )?;
+        for (label, key_span, pv) in &st.entries {
+            let p = st.path(label);
+            check_label(cx, key_span.clone(), label, &p)?;
+            snapshot.insert((*label).to_owned(), parse_period(cx, pv, &p)?);
+        }
+    }
+    let retention = parse_retention(cx, &t)?;
+    if prune && !retention.has_rules() {
+        return Err(cx.err(
+            t.span.clone(),
+            ConfigProblem::NoKeepRule {
+                policy: name.to_owned(),
+            },
+        ));
+    }
+    for (tool, tool_prefix) in FOREIGN_TOOLS {
+        if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a == tool) {
+            let span = t.get("prefix").map_or(t.span.clone(), Spanned::span);
+            return Err(cx.err(
+                span,
+                ConfigProblem::ForeignPrefix {
+                    policy: name.to_owned(),
+                    prefix: prefix.clone(),
+                    tool: tool.to_owned(),
+                },
+            ));
+        }
+    }
+    Ok(PolicySpec {
+        timezone,
+        prefix,
+        adopt,
+        prune,
+        snapshot,
+        retention,
+    })
+}
+
+fn parse_timezone(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<chrono_tz::Tz> {
+    let s = cx.string(v, path, "\"Europe/Berlin\"")?;
+    if let Ok(tz) = s.parse::<chrono_tz::Tz>() {
+        return Ok(tz);
+    }
+    let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+    match closest(s, names) {
+        Some(suggestion) => Err(cx.err(
+            v.span(),
+            ConfigProblem::UnknownName {
+                what: "time zone".to_owned(),
+                name: s.to_owned(),
+                path: path.to_owned(),
+                suggestion: Some(suggestion),
+                defined: Vec::new(),
+            },
+        )),
+        None => Err(cx.invalid(
+            v.span(),
+            path,
+            format!("unknown time zone {s:?}; expected an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\""),
+        )),
+    }
+}
+
+fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
+    let mut r = RetentionSpec::default();
+    if let Some(kv) = t.get("keep") {
+        let kp = t.path("keep");
+        let kt = cx.table(kv, format!("`{kp}`"), format!("{kp}."), &KEEP_KEYS)?;
+        let mut keep = CalendarKeep::default();
+        for (key, _, v) in &kt.entries {
+            let unit = CalendarUnit::from_adjective(key)
+                .expect("the key was checked against KEEP_KEYS, which are the adjectives");
+            keep.set(unit, cx.count(v, &kt.path(key))?);
+        }
+        r.keep = Some(keep);
+    }
+    if let Some(v) = t.get("keep_last") {
+        r.keep_last = Some(cx.count(v, &t.path("keep_last"))?);
+    }
+    if let Some(v) = t.get("keep_newer_than") {
+        r.keep_newer_than = Some(cx.span_value(v, &t.path("keep_newer_than"))?);
+    }
+    if let Some(v) = t.get("grid") {
+        let p = t.path("grid");
+        let s = cx.string(v, &p, "\"1x1h(keep=all) | 24x1h | 14x1d\"")?;
+        if let Err(message) = check_grid(s) {
+            return Err(cx.invalid(v.span(), &p, message));
+        }
+        r.grid = Some(s.to_owned());
+    }
+    if let Some(v) = t.get("sanoid") {
+        let p = t.path("sanoid");
+        let st = cx.table(v, format!("`{p}`"), format!("{p}."), &SANOID_KEYS)?;
+        let mut s = SanoidKeep::default();
+        for (key, _, v) in &st.entries {
+            let kp = st.path(key);
+            match *key {
+                "frequently" => s.frequently = cx.count(v, &kp)?,
+                "hourly" => s.hourly = cx.count(v, &kp)?,
+                "daily" => s.daily = cx.count(v, &kp)?,
+                "weekly" => s.weekly = cx.count(v, &kp)?,
+                "monthly" => s.monthly = cx.count(v, &kp)?,
+                "yearly" => s.yearly = cx.count(v, &kp)?,
+                _ => {
+                    let span = cx.span_value(v, &kp)?;
+                    if span.seconds() < 60 || span.seconds() % 60 != 0 {
+                        return Err(cx.invalid(
+                            v.span(),
+                            &kp,
+                            "sanoid's frequent_period is a whole number of minutes, e.g. \"15m\"",
+                        ));
+                    }
+                    s.frequent_period = span;
+                }
+            }
+        }
+        r.sanoid = Some(s);
+    }
+    if let Some(v) = t.get("keep_counts") {
+        let p = t.path("keep_counts");
+        let kt = cx.table(v, format!("`{p}`"), format!("{p}."), &[])?;
+        for (label, key_span, lv) in &kt.entries {
+            let lp = kt.path(label);
+            check_label(cx, key_span.clone(), label, &lp)?;
+            r.keep_counts
+                .insert((*label).to_owned(), cx.count(lv, &lp)?);
+        }
+    }
+    if let Some(v) = t.get("keep_regex") {
+        let p = t.path("keep_regex");
+        for (i, (re, item)) in cx.strings(v, &p, "\"^manual-\"")?.into_iter().enumerate() {
+            if let Err(e) = regex::Regex::new(re) {
+                let why = e
+                    .to_string()
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                return Err(cx.invalid(
+                    item.span(),
+                    &format!("{p}[{}]", i + 1),
+                    format!("{re:?} is not a regular expression: {why}"),
+                ));
+            }
+            r.keep_regex.push(re.to_owned());
+        }
+    }
+    if let Some(v) = t.get("keep_oldest") {
+        r.keep_oldest = cx.boolean(v, &t.path("keep_oldest"))?;
+    }
+    Ok(r)
+}
+
+fn parse_target(
+    cx: &Cx<'_>,
+    name: &str,
+    v: &Value<'_>,
+    datasets: &[(DatasetEntry, Range<usize>)],
+    check_policy: &dyn Fn(&Value<'_>, &str, &str) -> Result<()>,
+) -> Result<TargetSpec> {
+    let t = cx.table(
+        v,
+        format!("[targets.{name}]"),
+        format!("targets.{name}."),
+        &TARGET_KEYS,
+    )?;
+    let roots: Vec<String> = datasets.iter().map(|(d, _)| d.root.to_string()).collect();
+    let source = match t.get("source") {
+        Some(sv) => {
+            let p = t.path("source");
+            let root = cx.dataset(sv, &p)?;
+            if !datasets.iter().any(|(d, _)| d.root == root) {
+                return Err(cx.err(
+                    sv.span(),
+                    ConfigProblem::UnknownName {
+                        what: "dataset root".to_owned(),
+                        name: root.to_string(),
+                        path: p,
+                        suggestion: closest(root.as_str(), roots.iter().map(String::as_str)),
+                        defined: roots,
+                    },
+                ));
+            }
+            root
+        }
+        None if datasets.len() == 1 => datasets[0].0.root.clone(),
+        None => {
+            return Err(cx.missing(
+                &t,
+                "source",
+                "which [[datasets]] root to replicate, e.g. source = \"tank/home\" (needed when there is more than one)",
+            ))
+        }
+    };
+    let to_v = t.get("to").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "to",
+            "where to replicate: \"pool/path\", \"ssh://user@host:port/pool/path\", \"file:///dir\" or \"s3://bucket/prefix\"",
+        )
+    })?;
+    let tp = t.path("to");
+    let to_s = cx.string(to_v, &tp, "\"ssh://backup@nas.example/backup/home\"")?;
+    let to: TargetAddress = to_s
+        .parse()
+        .map_err(|e: super::model::TargetAddressError| {
+            cx.invalid(to_v.span(), &tp, e.to_string())
+        })?;
+    if let TargetAddress::Dataset { host, dataset } = &to {
+        for (d, _) in datasets {
+            if &d.host == host && (d.selects(dataset) || dataset.is_ancestor_of(&d.root)) {
+                return Err(cx.invalid(
+                    to_v.span(),
+                    &tp,
+                    format!(
+                        "{dataset} overlaps the managed datasets under {}; a target must lie outside every [[datasets]] selection",
+                        d.root
+                    ),
+                ));
+            }
+        }
+    }
+    let policy_v = t.get("policy").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "policy",
+            "the policy that prunes the target, e.g. policy = \"longterm\"",
+        )
+    })?;
+    let pp = t.path("policy");
+    let policy = cx.string(policy_v, &pp, "\"longterm\"")?;
+    check_policy(policy_v, policy, &pp)?;
+    let allow_rollback = match t.get("allow_rollback") {
+        Some(b) => cx.boolean(b, &t.path("allow_rollback"))?,
+        None => false,
+    };
+    let cursor = match t.get("cursor") {
+        None => CursorKind::Hold,
+        Some(cv) => {
+            let p = t.path("cursor");
+            match cx.string(cv, &p, "\"hold\"")? {
+                "hold" => CursorKind::Hold,
+                "bookmark" => CursorKind::Bookmark,
+                other => {
+                    return Err(cx.err(
+                        cv.span(),
+                        ConfigProblem::UnknownName {
+                            what: "cursor".to_owned(),
+                            name: other.to_owned(),
+                            path: p,
+                            suggestion: closest(other, ["hold", "bookmark"]),
+                            defined: vec!["hold".to_owned(), "bookmark".to_owned()],
+                        },
+                    ))
+                }
+            }
+        }
+    };
+    let mut exclude_properties = Vec::new();
+    if let Some(ev) = t.get("exclude_properties") {
+        let p = t.path("exclude_properties");
+        for (i, (prop, item)) in cx
+            .strings(ev, &p, "\"mountpoint\"")?
+            .into_iter()
+            .enumerate()
+        {
+            if prop.is_empty()
+                || !prop
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-'))
+            {
+                return Err(cx.invalid(
+                    item.span(),
+                    &format!("{p}[{}]", i + 1),
+                    format!("{prop:?} is not a property name"),
+                ));
+            }
+            exclude_properties.push(prop.to_owned());
+        }
+    }
+    let endpoint = match t.get("endpoint") {
+        None => None,
+        Some(ev) => {
+            let p = t.path("endpoint");
+            let s = cx.string(ev, &p, "\"http://127.0.0.1:3900\"")?;
+            if !matches!(to, TargetAddress::ObjectStore { .. }) {
+                return Err(cx.invalid(ev.span(), &p, "endpoint applies only to s3:// targets"));
+            }
+            Some(s.to_owned())
+        }
+    };
+    Ok(TargetSpec {
+        source,
+        to,
+        policy: policy.to_owned(),
+        allow_rollback,
+        cursor,
+        exclude_properties,
+        endpoint,
+    })
+}
+
+/// Checks the shape of a zrepl grid: `|`-separated terms `NxSPAN` with an optional
+/// `(keep=all)` or `(keep=N)`.
+fn check_grid(grid: &str) -> std::result::Result<(), String> {
+    if grid.trim().is_empty() {
+        return Err(
+            "the grid is empty; expected e.g. \"1x1h(keep=all) | 24x1h | 14x1d\"".to_owned(),
+        );
+    }
+    for term in grid.split('|') {
+        let term = term.trim();
+        let bad = |why: &str| {
+            format!("term {term:?}: {why}; expected terms like \"24x1h\" or \"1x1h(keep=all)\" separated by '|'")
+        };
+        let (interval, keep) = match term.split_once('(') {
+            Some((i, k)) => (i.trim(), Some(k)),
+            None => (term, None),
+        };
+        let (count, span) = interval
+            .split_once('x')
+            .ok_or_else(|| bad("no 'x' between count and length"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| bad("the count before 'x' is not a whole number"))?;
+        if count == 0 {
+            return Err(bad("the count is zero"));
+        }
+        if span.trim().is_empty() {
+            return Err(bad("no length after 'x'"));
+        }
+        let span: Span = span
+            .trim()
+            .parse()
+            .map_err(|e: crate::duration::SpanError| bad(e.problem))?;
+        if span.seconds() == 0 {
+            return Err(bad("the length is zero"));
+        }
+        if let Some(k) = keep {
+            let k = k
+                .strip_suffix(')')
+                .ok_or_else(|| bad("missing ')'"))?
+                .trim();
+            let v = k
+                .strip_prefix("keep=")
+                .ok_or_else(|| bad("the parenthesis must hold keep=all or keep=N"))?;
+            if v != "all" && v.parse::<u32>().is_err() {
+                return Err(bad("keep= takes \"all\" or a whole number"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Valid configs: what they parse to, and the effective-config round trip.
+
+use zsnap_core::config::{CalendarUnit, Config, CursorKind, Host, PeriodSpec, TargetAddress};
+use zsnap_core::duration::Span;
+use zsnap_core::DatasetName;
+
+const FULL: &str = r#"
+[paths]
+audit_log = "audit.jsonl"
+lock_file = "/tmp/zsnap.lock"
+
+[check]
+freshness = { hourly = { warn = "90m", crit = "3h" } }
+replication_lag = { warn = "2h", crit = "1d" }
+
+[policies.standard]
+timezone = "Europe/Berlin"
+snapshot = { frequently = "15m", hourly = "hourly", daily = "daily" }
+keep = { hourly = 24, daily = 7, weekly = 4, monthly = 12, yearly = 1 }
+keep_last = 3
+keep_newer_than = "2h"
+keep_counts = { frequently = 4 }
+keep_regex = "^manual-"
+keep_oldest = true
+
+[policies.longterm]
+grid = "1x1h(keep=all) | 24x1h | 14x1d"
+
+[policies.legacy]
+adopt = ["sanoid"]
+prefix = "autosnap"
+sanoid = { hourly = 36, daily = 30, monthly = 3 }
+
+[[datasets]]
+root = "tank/home"
+recursive = true
+exclude = ["tank/home/tmp", "tank/home/cache"]
+policy = "standard"
+
+[[datasets]]
+root = "tank/vm"
+recursive = true
+children_only = true
+policy = "legacy"
+
+[[datasets]]
+root = "tank/home"
+host = "ssh://root@server.example:2222"
+policy = "standard"
+
+[targets.nas]
+source = "tank/home"
+to = "ssh://backup@nas.example/backup/home"
+policy = "longterm"
+cursor = "bookmark"
+exclude_properties = ["mountpoint"]
+
+[targets.local]
+source = "tank/vm"
+to = "backup/vm"
+policy = "longterm"
+allow_rollback = true
+
+[targets.cloud]
+source = "tank/vm"
+to = "s3://bucket/zsnap/"
+endpoint = "http://127.0.0.1:3900"
+policy = "longterm"
+"#;
+
+fn name(s: &str) -> DatasetName {
+    s.parse().unwrap()
+}
+
+#[test]
+fn full_config_parses_to_what_it_says() {
+    let c = Config::from_toml(FULL, "full.toml").unwrap();
+    assert_eq!(c.paths.audit_log, "audit.jsonl");
+    assert_eq!(c.paths.journal_dir, "/var/lib/zsnap/journal");
+    assert_eq!(c.check.freshness["hourly"].warn, Span::from_secs(5400));
+    assert_eq!(
+        c.check.replication_lag.unwrap().crit,
+        Span::from_secs(86_400)
+    );
+
+    let std = c.policy("standard").unwrap();
+    assert_eq!(std.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(std.prefix, "zsnap");
+    assert!(std.prune);
+    assert_eq!(
+        std.snapshot["frequently"],
+        PeriodSpec::Every(Span::from_secs(900))
+    );
+    assert_eq!(
+        std.snapshot["daily"],
+        PeriodSpec::Calendar(CalendarUnit::Day)
+    );
+    let keep = std.retention.keep.unwrap();
+    assert_eq!(keep.count(CalendarUnit::Week), Some(4));
+    assert_eq!(std.retention.keep_last, Some(3));
+    assert_eq!(std.retention.keep_regex, vec!["^manual-".to_owned()]);
+    assert!(std.retention.keep_oldest);
+    let legacy = c.policy("legacy").unwrap();
+    assert_eq!(legacy.adopt, vec!["sanoid".to_owned()]);
+    assert_eq!(legacy.retention.sanoid.unwrap().daily, 30);
+    assert_eq!(
+        legacy.retention.sanoid.unwrap().frequent_period,
+        Span::from_secs(900)
+    );
+
+    assert_eq!(c.datasets.len(), 3);
+    let home = &c.datasets[0];
+    assert!(home.selects(&name("tank/home")));
+    assert!(home.selects(&name("tank/home/alice")));
+    assert!(!home.selects(&name("tank/home/tmp")));
+    assert!(!home.selects(&name("tank/home/cache/x")));
+    assert!(!home.selects(&name("tank/homework")));
+    let vm = &c.datasets[1];
+    assert!(!vm.selects(&name("tank/vm")));
+    assert!(vm.selects(&name("tank/vm/win10")));
+    let remote = &c.datasets[2];
+    assert_eq!(
+        remote.host,
+        Host::Ssh {
+            user: Some("root".into()),
+            host: "server.example".into(),
+            port: Some(2222)
+        }
+    );
+    assert_eq!(remote.host.location_id(), "root@server.example:2222");
+    assert!(remote.selects(&name("tank/home")));
+    assert!(!remote.selects(&name("tank/home/alice")));
+    assert_eq!(
+        c.entry_for(&Host::Local, &name("tank/home/bob"))
+            .map(|e| &e.policy),
+        Some(&"standard".to_owned())
+    );
+    assert!(c.entry_for(&Host::Local, &name("tank/vm")).is_none());
+
+    let nas = &c.targets["nas"];
+    assert_eq!(nas.cursor, CursorKind::Bookmark);
+    assert!(!nas.allow_rollback);
+    match &nas.to {
+        TargetAddress::Dataset { host, dataset } => {
+            assert_eq!(host.location_id(), "backup@nas.example");
+            assert_eq!(dataset, &name("backup/home"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(c.targets["local"].allow_rollback);
+    assert_eq!(c.targets["local"].cursor, CursorKind::Hold);
+    assert_eq!(
+        c.targets["cloud"].to,
+        TargetAddress::ObjectStore {
+            bucket: "bucket".into(),
+            prefix: "zsnap".into()
+        }
+    );
+}
+
+#[test]
+fn effective_config_round_trips() {
+    let c = Config::from_toml(FULL, "full.toml").unwrap();
+    let printed = c.to_toml();
+    let again = Config::from_toml(&printed, "effective.toml")
+        .unwrap_or_else(|e| panic!("{}\n{printed}", e.snippet()));
+    assert_eq!(again, c);
+    assert_eq!(again.to_toml(), printed);
+}
+
+#[test]
+fn effective_config_makes_defaults_explicit() {
+    let c = Config::from_toml(
+        "[policies.p]\nkeep_last = 5\n\n[[datasets]]\nroot = \"tank\"\npolicy = \"p\"\n",
+        "min.toml",
+    )
+    .unwrap();
+    insta::assert_snapshot!(c.to_toml(), @r#"
+        [paths]
+        audit_log = "/var/log/zsnap/audit.jsonl"
+        journal_dir = "/var/lib/zsnap/journal"
+        lock_file = "/run/zsnap.lock"
+
+        [[datasets]]
+        root = "tank"
+        host = "local"
+        recursive = false
+        children_only = false
+        policy = "p"
+
+        [policies.p]
+        timezone = "UTC"
+        prefix = "zsnap"
+        prune = true
+        keep_last = 5
+        keep_oldest = false
+        "#);
+}
+
+/// The commented example configs shipped in `examples/` (read at compile time: this
+/// crate's lints forbid file I/O, tests included).
+const EXAMPLES: [(&str, &str); 4] = [
+    (
+        "single-host.toml",
+        include_str!("../../examples/single-host.toml"),
+    ),
+    ("push.toml", include_str!("../../examples/push.toml")),
+    ("pull.toml", include_str!("../../examples/pull.toml")),
+    (
+        "sanoid-like.toml",
+        include_str!("../../examples/sanoid-like.toml"),
+    ),
+];
+
+#[test]
+fn examples_parse_and_round_trip() {
+    for (file, text) in EXAMPLES {
+        let c = Config::from_toml(text, file).unwrap_or_else(|e| panic!("{}", e.snippet()));
+        let again = Config::from_toml(&c.to_toml(), file).unwrap();
+        assert_eq!(again, c, "{file}");
+        assert!(!c.datasets.is_empty(), "{file}");
+    }
+}
+
+#[test]
+fn host_and_target_addresses_round_trip() {
+    for s in [
+        "local",
+        "ssh://host",
+        "ssh://u@host",
+        "ssh://u@host:22",
+        "ssh://[::1]:2222",
+    ] {
+        let h: Host = s.parse().unwrap();
+        assert_eq!(h.to_string(), s);
+    }
+    for s in [
+        "pool/a",
+        "ssh://u@h:2/pool/a b",
+        "file:///srv/z",
+        "s3://bucket",
+        "s3://bucket/p/q",
+    ] {
+        let t: TargetAddress = s.parse().unwrap();
+        assert_eq!(t.to_string(), s);
+        assert_eq!(t.to_string().parse::<TargetAddress>().unwrap(), t);
+    }
+}

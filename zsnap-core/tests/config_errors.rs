@@ -1,0 +1,571 @@
+//! Every user-facing config error message, as the user sees it (with the source line
+//! and a caret under the place).
+
+use zsnap_core::config::Config;
+
+/// The error for `text`, rendered the way the CLI prints it.
+fn err(text: &str) -> String {
+    match Config::from_toml(text, "zsnap.toml") {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.snippet(),
+    }
+}
+
+const POLICY: &str = r#"
+[policies.standard]
+snapshot = { hourly = "hourly" }
+keep = { hourly = 24 }
+"#;
+
+/// A valid policy plus `rest`.
+fn with_policy(rest: &str) -> String {
+    format!("{POLICY}{rest}")
+}
+
+/// A valid policy and dataset plus `rest`.
+fn with_dataset(rest: &str) -> String {
+    with_policy(&format!(
+        "\n[[datasets]]\nroot = \"tank/home\"\nrecursive = true\npolicy = \"standard\"\n{rest}"
+    ))
+}
+
+#[test]
+fn base_is_valid() {
+    Config::from_toml(&with_dataset(""), "zsnap.toml").unwrap();
+}
+
+#[test]
+fn syntax() {
+    insta::assert_snapshot!(err("[policies.standard\nkeep_last = 3\n"), @r#"
+        error: invalid TOML: unclosed table, expected `]`
+         --> zsnap.toml:1:19
+          |
+        1 | [policies.standard
+          |                   ^
+        "#);
+    insta::assert_snapshot!(err("keep_last = = 3\n"), @r#"
+        error: invalid TOML: extra `=`, expected nothing
+         --> zsnap.toml:1:13
+          |
+        1 | keep_last = = 3
+          |             ^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[policies.standard]\nkeep_last = 1\n")), @r#"
+        error: invalid TOML: duplicate key
+          --> zsnap.toml:10:11
+           |
+        10 | [policies.standard]
+           |           ^^^^^^^^
+        "#);
+}
+
+#[test]
+fn unknown_keys() {
+    insta::assert_snapshot!(err("[polices.standard]\n"), @r#"
+        error: unknown key `polices` in the top level; did you mean `policies`?
+         --> zsnap.toml:1:2
+          |
+        1 | [polices.standard]
+          |  ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("frobnicate = 1\n"), @r#"
+        error: unknown key `frobnicate` in the top level; expected `paths`, `check`, `datasets`, `policies` or `targets`
+         --> zsnap.toml:1:1
+          |
+        1 | frobnicate = 1
+          | ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkep = { daily = 7 }\n"), @r#"
+        error: unknown key `kep` in [policies.standard]; did you mean `keep`?
+         --> zsnap.toml:2:1
+          |
+        2 | kep = { daily = 7 }
+          | ^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep = { dayly = 7 }\n"), @r#"
+        error: unknown key `dayly` in `policies.standard.keep`; did you mean `daily`?
+         --> zsnap.toml:2:10
+          |
+        2 | keep = { dayly = 7 }
+          |          ^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nsanoid = { hourlies = 7 }\n"), @r#"
+        error: unknown key `hourlies` in `policies.standard.sanoid`; did you mean `hourly`?
+         --> zsnap.toml:2:12
+          |
+        2 | sanoid = { hourlies = 7 }
+          |            ^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank\"\nrecursve = true\npolicy = \"standard\"\n")), @r#"
+        error: unknown key `recursve` in [[datasets]] #1; did you mean `recursive`?
+         --> zsnap.toml:7:1
+          |
+        7 | recursve = true
+          | ^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\npolicy = \"standard\"\nallow_rollbak = true\n")), @r#"
+        error: unknown key `allow_rollbak` in [targets.nas]; did you mean `allow_rollback`?
+          --> zsnap.toml:13:1
+           |
+        13 | allow_rollbak = true
+           | ^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[paths]\naudit = \"/tmp/a\"\n"), @r#"
+        error: unknown key `audit` in [paths]; did you mean `audit_log`?
+         --> zsnap.toml:2:1
+          |
+        2 | audit = "/tmp/a"
+          | ^^^^^
+        "#);
+    insta::assert_snapshot!(err("[check]\nfresh = {}\n"), @r#"
+        error: unknown key `fresh` in [check]; did you mean `freshness`?
+         --> zsnap.toml:2:1
+          |
+        2 | fresh = {}
+          | ^^^^^
+        "#);
+    insta::assert_snapshot!(err("[check]\nreplication_lag = { warn = \"1h\", critical = \"2h\" }\n"), @r#"
+        error: unknown key `critical` in `check.replication_lag`; did you mean `crit`?
+         --> zsnap.toml:2:34
+          |
+        2 | replication_lag = { warn = "1h", critical = "2h" }
+          |                                  ^^^^^^^^
+        "#);
+}
+
+#[test]
+fn missing_keys() {
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nrecursive = true\npolicy = \"standard\"\n")), @r#"
+        error: missing key `root` in [[datasets]] #1: the dataset to manage, e.g. root = "tank/home"
+         --> zsnap.toml:5:1
+          |
+        5 | [[datasets]]
+          | ^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank\"\n")), @r#"
+        error: missing key `policy` in [[datasets]] #1: the name of a [policies.NAME] table, e.g. policy = "standard"
+         --> zsnap.toml:5:1
+          |
+        5 | [[datasets]]
+          | ^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\npolicy = \"standard\"\n")), @r#"
+        error: missing key `to` in [targets.nas]: where to replicate: "pool/path", "ssh://user@host:port/pool/path", "file:///dir" or "s3://bucket/prefix"
+          --> zsnap.toml:10:1
+           |
+        10 | [targets.nas]
+           | ^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\n")), @r#"
+        error: missing key `policy` in [targets.nas]: the policy that prunes the target, e.g. policy = "longterm"
+          --> zsnap.toml:10:1
+           |
+        10 | [targets.nas]
+           | ^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[[datasets]]\nroot = \"tank/vm\"\npolicy = \"standard\"\n[targets.nas]\nto = \"backup/home\"\npolicy = \"standard\"\n")), @r#"
+        error: missing key `source` in [targets.nas]: which [[datasets]] root to replicate, e.g. source = "tank/home" (needed when there is more than one)
+          --> zsnap.toml:13:1
+           |
+        13 | [targets.nas]
+           | ^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[check]\nreplication_lag = { warn = \"1h\" }\n"), @r#"
+        error: missing key `crit` in `check.replication_lag`: the age at which `zsnap check` reports WARNING (warn) or CRITICAL (crit), e.g. { warn = "2h", crit = "6h" }
+         --> zsnap.toml:2:19
+          |
+        2 | replication_lag = { warn = "1h" }
+          |                   ^^^^^^^^^^^^^^^
+        "#);
+}
+
+#[test]
+fn wrong_types() {
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank\"\nrecursive = \"yes\"\npolicy = \"standard\"\n")), @r#"
+        error: `datasets[1].recursive` must be `true` or `false`, found the string "yes"
+         --> zsnap.toml:7:13
+          |
+        7 | recursive = "yes"
+          |             ^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = \"10\"\n"), @r#"
+        error: `policies.standard.keep_last` must be a whole number, such as 7, found the string "10"
+         --> zsnap.toml:2:13
+          |
+        2 | keep_last = "10"
+          |             ^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[datasets]\nroot = \"tank\"\n")), @r#"
+        error: `datasets` must be an array of tables, written [[datasets]], found a table
+         --> zsnap.toml:5:1
+          |
+        5 | [datasets]
+          | ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("policies = 3\n"), @r#"
+        error: `policies` must be a table, found the integer 3
+         --> zsnap.toml:1:12
+          |
+        1 | policies = 3
+          |            ^
+        "#);
+    insta::assert_snapshot!(err("[policies]\nstandard = \"hourly\"\n"), @r#"
+        error: `policies.standard` must be a table, found the string "hourly"
+         --> zsnap.toml:2:12
+          |
+        2 | standard = "hourly"
+          |            ^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nsnapshot = { hourly = 60 }\n"), @r#"
+        error: `policies.standard.snapshot.hourly` must be a string, such as "hourly" or "15m", found the integer 60
+         --> zsnap.toml:3:23
+          |
+        3 | snapshot = { hourly = 60 }
+          |                       ^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_regex = [\"^a\", 3]\n"), @r#"
+        error: `policies.standard.keep_regex[2]` must be a string, such as "^manual-", found the integer 3
+         --> zsnap.toml:2:21
+          |
+        2 | keep_regex = ["^a", 3]
+          |                     ^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_regex = { a = 1 }\n"), @r#"
+        error: `policies.standard.keep_regex` must be an array of strings, such as ["^manual-"], found a table
+         --> zsnap.toml:2:14
+          |
+        2 | keep_regex = { a = 1 }
+          |              ^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = 7\npolicy = \"standard\"\n")), @r#"
+        error: `datasets[1].root` must be a string, such as "tank/home", found the integer 7
+         --> zsnap.toml:6:8
+          |
+        6 | root = 7
+          |        ^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nprune = 0\n"), @r#"
+        error: `policies.standard.prune` must be `true` or `false`, found the integer 0
+         --> zsnap.toml:3:9
+          |
+        3 | prune = 0
+          |         ^
+        "#);
+}
+
+#[test]
+fn invalid_values() {
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = -1\n"), @r#"
+        error: invalid `policies.standard.keep_last`: -1 is not a count; expected a whole number from 0 to 4294967295
+         --> zsnap.toml:2:13
+          |
+        2 | keep_last = -1
+          |             ^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_newer_than = \"2 hours\"\n"), @r#"
+        error: invalid `policies.standard.keep_newer_than`: "2 hours" is not a duration: unknown unit (use s, m, h, d or w); expected e.g. "90s", "15m", "1h30m", "7d" or "2w"
+         --> zsnap.toml:2:19
+          |
+        2 | keep_newer_than = "2 hours"
+          |                   ^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank//home\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `datasets[1].root`: "tank//home" is not a dataset name: empty component
+         --> zsnap.toml:6:14
+          |
+        6 | root = "tank//home"
+          |              ^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank/home@daily\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `datasets[1].root`: "tank/home@daily" is not a dataset name: character '@' is not allowed
+         --> zsnap.toml:6:18
+          |
+        6 | root = "tank/home@daily"
+          |                  ^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank\"\nhost = \"server.example\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `datasets[1].host`: invalid ssh address "server.example": it does not start with "ssh://"; expected "ssh://user@host:port"
+         --> zsnap.toml:7:8
+          |
+        7 | host = "server.example"
+          |        ^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank\"\nhost = \"ssh://root@server:99999\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `datasets[1].host`: invalid ssh address "ssh://root@server:99999": the port is not a number from 1 to 65535; expected "ssh://user@host:port"
+         --> zsnap.toml:7:8
+          |
+        7 | host = "ssh://root@server:99999"
+          |        ^^^^^^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"rsync://nas/backup\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `targets.nas.to`: invalid target "rsync://nas/backup": unknown scheme (use ssh://, file:// or s3://, or a local dataset name)
+          --> zsnap.toml:11:6
+           |
+        11 | to = "rsync://nas/backup"
+           |      ^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"ssh://nas.example\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `targets.nas.to`: invalid target "ssh://nas.example": an ssh target needs a dataset after the host, as in ssh://host/pool/path
+          --> zsnap.toml:11:6
+           |
+        11 | to = "ssh://nas.example"
+           |      ^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"file://srv/zsnap\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `targets.nas.to`: invalid target "file://srv/zsnap": a directory target needs an absolute path, as in file:///srv/zsnap
+          --> zsnap.toml:11:6
+           |
+        11 | to = "file://srv/zsnap"
+           |      ^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"ssh://nas/backup//home\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `targets.nas.to`: invalid dataset name "backup//home": empty component (at byte 7)
+          --> zsnap.toml:11:6
+           |
+        11 | to = "ssh://nas/backup//home"
+           |      ^^^^^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nsnapshot = { daily = \"dayly\" }\n"), @r#"
+        error: invalid `policies.standard.snapshot.daily`: "dayly" is not a period; expected a duration such as "15m" or "4h", or one of "hourly", "daily", "weekly", "monthly", "yearly"; did you mean "daily"?
+         --> zsnap.toml:3:22
+          |
+        3 | snapshot = { daily = "dayly" }
+          |                      ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nsnapshot = { often = \"30s\" }\n"), @r#"
+        error: invalid `policies.standard.snapshot.often`: "30s" is too short; snapshots can be taken at most once a minute
+         --> zsnap.toml:3:22
+          |
+        3 | snapshot = { often = "30s" }
+          |                      ^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nsnapshot = { hourly = \"every hour\" }\n"), @r#"
+        error: invalid `policies.standard.snapshot.hourly`: "every hour" is not a period; expected a duration such as "15m" or "4h", or one of "hourly", "daily", "weekly", "monthly", "yearly"
+         --> zsnap.toml:3:23
+          |
+        3 | snapshot = { hourly = "every hour" }
+          |                       ^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_regex = \"^(manual\"\n"), @r#"
+        error: invalid `policies.standard.keep_regex[1]`: "^(manual" is not a regular expression: unclosed group
+         --> zsnap.toml:2:14
+          |
+        2 | keep_regex = "^(manual"
+          |              ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\ngrid = \"1x1h(keep=all) | 24 x\"\n"), @r#"
+        error: invalid `policies.standard.grid`: term "24 x": no length after 'x'; expected terms like "24x1h" or "1x1h(keep=all)" separated by '|'
+         --> zsnap.toml:2:8
+          |
+        2 | grid = "1x1h(keep=all) | 24 x"
+          |        ^^^^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\ngrid = \"\"\n"), @r#"
+        error: invalid `policies.standard.grid`: the grid is empty; expected e.g. "1x1h(keep=all) | 24x1h | 14x1d"
+         --> zsnap.toml:2:8
+          |
+        2 | grid = ""
+          |        ^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_counts = { \"hour ly\" = 3 }\n"), @r#"
+        error: invalid `policies.standard.keep_counts.hour ly`: label "hour ly": character ' ' is not allowed in a label; use letters, digits, '-', '.' and ':'
+         --> zsnap.toml:2:17
+          |
+        2 | keep_counts = { "hour ly" = 3 }
+          |                 ^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nprefix = \"my_snap\"\n"), @r#"
+        error: invalid `policies.standard.prefix`: "my_snap": character '_' is not allowed in a prefix; use letters, digits, '-', '.' and ':' ('_' separates the parts of a snapshot name)
+         --> zsnap.toml:3:13
+          |
+        3 | prefix = "my_snap"
+          |             ^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nprefix = \"\"\n"), @r#"
+        error: invalid `policies.standard.prefix`: the prefix is empty
+         --> zsnap.toml:3:10
+          |
+        3 | prefix = ""
+          |          ^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nsanoid = { hourly = 24, frequent_period = \"90s\" }\n"), @r#"
+        error: invalid `policies.standard.sanoid.frequent_period`: sanoid's frequent_period is a whole number of minutes, e.g. "15m"
+         --> zsnap.toml:2:43
+          |
+        2 | sanoid = { hourly = 24, frequent_period = "90s" }
+          |                                           ^^^^^
+        "#);
+    insta::assert_snapshot!(err("[paths]\naudit_log = \"\"\n"), @r#"
+        error: invalid `paths.audit_log`: the path is empty
+         --> zsnap.toml:2:13
+          |
+        2 | audit_log = ""
+          |             ^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank/home\"\nrecursive = true\nexclude = [\"tank/var\"]\npolicy = \"standard\"\n")), @r#"
+        error: invalid `datasets[1].exclude[1]`: tank/var is not below the root tank/home; exclusions name descendants of the root
+         --> zsnap.toml:8:12
+          |
+        8 | exclude = ["tank/var"]
+          |            ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank/home\"\nexclude = [\"tank/home/tmp\"]\npolicy = \"standard\"\n")), @r#"
+        error: invalid `datasets[1].exclude`: exclude needs recursive = true (without it only the root is managed)
+         --> zsnap.toml:7:11
+          |
+        7 | exclude = ["tank/home/tmp"]
+          |           ^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank/home\"\nchildren_only = true\npolicy = \"standard\"\n")), @r#"
+        error: invalid `datasets[1].children_only`: children_only = true needs recursive = true (there are no children to manage otherwise)
+         --> zsnap.toml:7:17
+          |
+        7 | children_only = true
+          |                 ^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"tank/home/backup\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `targets.nas.to`: tank/home/backup overlaps the managed datasets under tank/home; a target must lie outside every [[datasets]] selection
+          --> zsnap.toml:11:6
+           |
+        11 | to = "tank/home/backup"
+           |      ^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\nendpoint = \"http://127.0.0.1:3900\"\npolicy = \"standard\"\n")), @r#"
+        error: invalid `targets.nas.endpoint`: endpoint applies only to s3:// targets
+          --> zsnap.toml:12:12
+           |
+        12 | endpoint = "http://127.0.0.1:3900"
+           |            ^^^^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\nexclude_properties = [\"mount point\"]\npolicy = \"standard\"\n")), @r#"
+        error: invalid `targets.nas.exclude_properties[1]`: "mount point" is not a property name
+          --> zsnap.toml:12:23
+           |
+        12 | exclude_properties = ["mount point"]
+           |                       ^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[check.freshness]\n\"hourly_x\" = { warn = \"1h\", crit = \"2h\" }\n"), @r#"
+        error: invalid `check.freshness.hourly_x`: label "hourly_x": character '_' is not allowed in a label; use letters, digits, '-', '.' and ':'
+         --> zsnap.toml:2:1
+          |
+        2 | "hourly_x" = { warn = "1h", crit = "2h" }
+          | ^^^^^^^^^^
+        "#);
+}
+
+#[test]
+fn unknown_names() {
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank\"\npolicy = \"standrad\"\n")), @r#"
+        error: unknown policy `standrad` in `datasets[1].policy`; did you mean `standard`?
+         --> zsnap.toml:7:10
+          |
+        7 | policy = "standrad"
+          |          ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank\"\npolicy = \"other\"\n")), @r#"
+        error: unknown policy `other` in `datasets[1].policy`; expected `standard`
+         --> zsnap.toml:7:10
+          |
+        7 | policy = "other"
+          |          ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\ntimezone = \"Europe/Berln\"\n"), @r#"
+        error: unknown time zone `Europe/Berln` in `policies.standard.timezone`; did you mean `Europe/Berlin`?
+         --> zsnap.toml:3:12
+          |
+        3 | timezone = "Europe/Berln"
+          |            ^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\ntimezone = \"Mars/Olympus\"\n"), @r#"
+        error: invalid `policies.standard.timezone`: unknown time zone "Mars/Olympus"; expected an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"
+         --> zsnap.toml:3:12
+          |
+        3 | timezone = "Mars/Olympus"
+          |            ^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nadopt = [\"sanoyd\"]\n"), @r#"
+        error: unknown tool `sanoyd` in `policies.standard.adopt[1]`; did you mean `sanoid`?
+         --> zsnap.toml:3:10
+          |
+        3 | adopt = ["sanoyd"]
+          |          ^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\npolicy = \"standard\"\ncursor = \"bokmark\"\n")), @r#"
+        error: unknown cursor `bokmark` in `targets.nas.cursor`; did you mean `bookmark`?
+          --> zsnap.toml:13:10
+           |
+        13 | cursor = "bokmark"
+           |          ^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[[datasets]]\nroot = \"tank/vm\"\npolicy = \"standard\"\n[targets.nas]\nsource = \"tank/hom\"\nto = \"backup/home\"\npolicy = \"standard\"\n")), @r#"
+        error: unknown dataset root `tank/hom` in `targets.nas.source`; did you mean `tank/home`?
+          --> zsnap.toml:14:10
+           |
+        14 | source = "tank/hom"
+           |          ^^^^^^^^^^
+        "#);
+}
+
+#[test]
+fn policy_safety() {
+    insta::assert_snapshot!(err("[policies.standard]\nsnapshot = { hourly = \"hourly\" }\n"), @r#"
+        error: policy `standard` has no keep rule, so it would destroy every snapshot but the newest; add one (e.g. `keep_last = 10` or `keep = { daily = 7 }`) or set `prune = false`
+         --> zsnap.toml:1:1
+          |
+        1 | [policies.standard]
+          | ^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 5\nprefix = \"autosnap\"\n"), @r#"
+        error: policy `standard` uses the prefix `autosnap`, which is sanoid's; zsnap would prune sanoid's snapshots as its own. Choose another prefix, or adopt them explicitly with `adopt = ["sanoid"]`
+         --> zsnap.toml:3:10
+          |
+        3 | prefix = "autosnap"
+          |          ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 5\nprefix = \"zfs-auto-snap\"\nadopt = [\"sanoid\"]\n"), @r#"
+        error: policy `standard` uses the prefix `zfs-auto-snap`, which is zfs-auto-snapshot's; zsnap would prune zfs-auto-snapshot's snapshots as its own. Choose another prefix, or adopt them explicitly with `adopt = ["zfs-auto-snapshot"]`
+         --> zsnap.toml:3:10
+          |
+        3 | prefix = "zfs-auto-snap"
+          |          ^^^^^^^^^^^^^^^
+        "#);
+}
+
+#[test]
+fn selections_and_thresholds() {
+    insta::assert_snapshot!(err(&with_dataset("[[datasets]]\nroot = \"tank/home/alice\"\npolicy = \"standard\"\n")), @r#"
+        error: dataset `tank/home/alice` is selected by [[datasets]] #1 and #2, so two policies would fight over it; exclude it from one of them
+          --> zsnap.toml:10:1
+           |
+        10 | [[datasets]]
+           | ^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&with_dataset("[[datasets]]\nroot = \"tank\"\nrecursive = true\npolicy = \"standard\"\n")), @r#"
+        error: dataset `tank/home` is selected by [[datasets]] #1 and #2, so two policies would fight over it; exclude it from one of them
+          --> zsnap.toml:10:1
+           |
+        10 | [[datasets]]
+           | ^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[check]\nreplication_lag = { warn = \"1d\", crit = \"2h\" }\n"), @r#"
+        error: `check.replication_lag`: warn (1d) must not be longer than crit (2h)
+         --> zsnap.toml:2:19
+          |
+        2 | replication_lag = { warn = "1d", crit = "2h" }
+          |                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(POLICY), @r#"
+        error: no [[datasets]] table, so there is nothing to manage; add one with `root = "POOL/DATASET"` and `policy = "NAME"`
+         --> zsnap.toml:1:1
+          |
+        1 | 
+          | ^
+        "#);
+    insta::assert_snapshot!(err(&format!("datasets = []\n{POLICY}")), @r#"
+        error: no [[datasets]] table, so there is nothing to manage; add one with `root = "POOL/DATASET"` and `policy = "NAME"`
+         --> zsnap.toml:1:12
+          |
+        1 | datasets = []
+          |            ^^
+        "#);
+}
