@@ -45,3 +45,4 @@ pub use plan::{
 pub use simulate::{Refusal, SimulateError};
 pub use zfs_list::{list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS};
 pub use config::{Config, ConfigError};
+pub use retention::{evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
