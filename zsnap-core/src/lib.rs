@@ -26,6 +26,7 @@ pub mod plan;
 pub mod policy;
 pub mod prune;
 pub mod render;
+pub mod replicate;
 pub mod retention;
 pub mod schedule;
 pub mod simulate;
@@ -46,3 +47,6 @@ pub use simulate::{Refusal, SimulateError};
 pub use zfs_list::{list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS};
 pub use config::{Config, ConfigError};
 pub use retention::{evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
+pub use replicate::{
+    plan_replication, DatasetMapping, ReplicationError, ReplicationOptions, ReplicationRequest,
+};
