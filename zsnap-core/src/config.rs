@@ -36,6 +36,7 @@
 //! );
 //! ```
 
+mod convert;
 mod error;
 mod model;
 mod parse;
@@ -44,13 +45,12 @@ mod suggest;
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
     CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, HostError,
-    Paths, PeriodSpec, PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetAddressError,
-    TargetSpec, Thresholds,
+    Paths, PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec,
+    Thresholds,
 };
 
-/// The tools whose snapshots a policy may adopt (`adopt = [...]`) and the name prefix
-/// each one uses.
-pub const ADOPTABLE_TOOLS: [(&str, &str); 4] = parse::FOREIGN_TOOLS;
+/// The tools whose snapshots a policy may adopt (`adopt = [...]`).
+pub const ADOPTABLE_TOOLS: [&str; 4] = parse::ADOPTABLE;
 
 impl Config {
     /// Parses and validates a config.
@@ -74,8 +74,8 @@ impl Config {
         self.policies.get(name)
     }
 
-    /// The `[[datasets]]` entry that selects `dataset` on `host`, if any (at most one
-    /// does: overlapping entries are rejected).
+    /// The `[[datasets]]` entry whose policy applies to `dataset` on `host`: among the
+    /// entries that select it, the one with the deepest root (see [`crate::policy`]).
     pub fn entry_for(
         &self,
         host: &Host,
@@ -83,6 +83,7 @@ impl Config {
     ) -> Option<&DatasetEntry> {
         self.datasets
             .iter()
-            .find(|e| &e.host == host && e.selects(dataset))
+            .filter(|e| &e.host == host && e.selects(dataset))
+            .max_by_key(|e| e.root.as_str().len())
     }
 }

@@ -1,7 +1,8 @@
 //! Valid configs: what they parse to, and the effective-config round trip.
 
-use zsnap_core::config::{CalendarUnit, Config, CursorKind, Host, PeriodSpec, TargetAddress};
+use zsnap_core::config::{CalendarUnit, Config, CursorKind, Host, TargetAddress};
 use zsnap_core::duration::Span;
+use zsnap_core::schedule::Period;
 use zsnap_core::DatasetName;
 
 const FULL: &str = r#"
@@ -68,6 +69,10 @@ endpoint = "http://127.0.0.1:3900"
 policy = "longterm"
 "#;
 
+fn label(s: &str) -> zsnap_core::naming::Label {
+    s.parse().unwrap()
+}
+
 fn name(s: &str) -> DatasetName {
     s.parse().unwrap()
 }
@@ -77,7 +82,10 @@ fn full_config_parses_to_what_it_says() {
     let c = Config::from_toml(FULL, "full.toml").unwrap();
     assert_eq!(c.paths.audit_log, "audit.jsonl");
     assert_eq!(c.paths.journal_dir, "/var/lib/zsnap/journal");
-    assert_eq!(c.check.freshness["hourly"].warn, Span::from_secs(5400));
+    assert_eq!(
+        c.check.freshness[&label("hourly")].warn,
+        Span::from_secs(5400)
+    );
     assert_eq!(
         c.check.replication_lag.unwrap().crit,
         Span::from_secs(86_400)
@@ -88,13 +96,10 @@ fn full_config_parses_to_what_it_says() {
     assert_eq!(std.prefix, "zsnap");
     assert!(std.prune);
     assert_eq!(
-        std.snapshot["frequently"],
-        PeriodSpec::Every(Span::from_secs(900))
+        std.snapshot[&label("frequently")],
+        Period::Every(Span::from_secs(900))
     );
-    assert_eq!(
-        std.snapshot["daily"],
-        PeriodSpec::Calendar(CalendarUnit::Day)
-    );
+    assert_eq!(std.snapshot[&label("daily")], Period::Daily);
     let keep = std.retention.keep.unwrap();
     assert_eq!(keep.count(CalendarUnit::Week), Some(4));
     assert_eq!(std.retention.keep_last, Some(3));

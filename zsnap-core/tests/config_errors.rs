@@ -347,42 +347,42 @@ fn invalid_values() {
           |                       ^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[policies.standard]\nkeep_regex = \"^(manual\"\n"), @r#"
-        error: invalid `policies.standard.keep_regex[1]`: "^(manual" is not a regular expression: unclosed group
+        error: invalid `policies.standard.keep_regex[1]`: invalid regex "^(manual": unclosed group (at column 1)
          --> zsnap.toml:2:14
           |
         2 | keep_regex = "^(manual"
           |              ^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[policies.standard]\ngrid = \"1x1h(keep=all) | 24 x\"\n"), @r#"
-        error: invalid `policies.standard.grid`: term "24 x": no length after 'x'; expected terms like "24x1h" or "1x1h(keep=all)" separated by '|'
+        error: invalid `policies.standard.grid`: invalid grid "1x1h(keep=all) | 24 x": interval 2 of 2 ("24 x"): expected COUNTxDURATION with an optional (keep=N) or (keep=all), e.g. `24x1h` or `1x1h(keep=all)`
          --> zsnap.toml:2:8
           |
         2 | grid = "1x1h(keep=all) | 24 x"
           |        ^^^^^^^^^^^^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[policies.standard]\ngrid = \"\"\n"), @r#"
-        error: invalid `policies.standard.grid`: the grid is empty; expected e.g. "1x1h(keep=all) | 24x1h | 14x1d"
+        error: invalid `policies.standard.grid`: invalid grid "": it is empty; expected intervals separated by `|`, e.g. `1x1h(keep=all) | 24x1h | 14x1d`
          --> zsnap.toml:2:8
           |
         2 | grid = ""
           |        ^^
         "#);
-    insta::assert_snapshot!(err("[policies.standard]\nkeep_counts = { \"hour ly\" = 3 }\n"), @r#"
-        error: invalid `policies.standard.keep_counts.hour ly`: label "hour ly": character ' ' is not allowed in a label; use letters, digits, '-', '.' and ':'
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_counts = { \"Hourly\" = 3 }\n"), @r#"
+        error: invalid `policies.standard.keep_counts.Hourly`: invalid label "Hourly": character 'H' is not allowed (at byte 0); labels use a-z, 0-9 and '-'
          --> zsnap.toml:2:17
           |
-        2 | keep_counts = { "hour ly" = 3 }
-          |                 ^^^^^^^^^
+        2 | keep_counts = { "Hourly" = 3 }
+          |                 ^^^^^^^^
         "#);
-    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nprefix = \"my_snap\"\n"), @r#"
-        error: invalid `policies.standard.prefix`: "my_snap": character '_' is not allowed in a prefix; use letters, digits, '-', '.' and ':' ('_' separates the parts of a snapshot name)
-         --> zsnap.toml:3:13
+    insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nprefix = \"my snap\"\n"), @r#"
+        error: invalid `policies.standard.prefix`: invalid naming prefix "my snap": use only A-Z, a-z, 0-9, '_', '.', ':' and '-'
+         --> zsnap.toml:3:10
           |
-        3 | prefix = "my_snap"
-          |             ^
+        3 | prefix = "my snap"
+          |          ^^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nprefix = \"\"\n"), @r#"
-        error: invalid `policies.standard.prefix`: the prefix is empty
+        error: invalid `policies.standard.prefix`: invalid naming prefix "": it is empty
          --> zsnap.toml:3:10
           |
         3 | prefix = ""
@@ -445,7 +445,7 @@ fn invalid_values() {
            |                       ^^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[check.freshness]\n\"hourly_x\" = { warn = \"1h\", crit = \"2h\" }\n"), @r#"
-        error: invalid `check.freshness.hourly_x`: label "hourly_x": character '_' is not allowed in a label; use letters, digits, '-', '.' and ':'
+        error: invalid `check.freshness.hourly_x`: invalid label "hourly_x": '_' separates the parts of a snapshot name and may not appear in a label (at byte 6)
          --> zsnap.toml:2:1
           |
         2 | "hourly_x" = { warn = "1h", crit = "2h" }
@@ -533,18 +533,18 @@ fn policy_safety() {
 
 #[test]
 fn selections_and_thresholds() {
-    insta::assert_snapshot!(err(&with_dataset("[[datasets]]\nroot = \"tank/home/alice\"\npolicy = \"standard\"\n")), @r#"
-        error: dataset `tank/home/alice` is selected by [[datasets]] #1 and #2, so two policies would fight over it; exclude it from one of them
-          --> zsnap.toml:10:1
+    insta::assert_snapshot!(err(&with_dataset("[policies.other]\nkeep_last = 1\n[[datasets]]\nroot = \"tank/home\"\npolicy = \"other\"\n")), @r#"
+        error: root `tank/home` is listed in [[datasets]] #1 and #2 with different policies, so they would fight over it; keep one entry per root (a deeper root overrides a shallower one, so nest them instead)
+          --> zsnap.toml:12:1
            |
-        10 | [[datasets]]
+        12 | [[datasets]]
            | ^^^^^^^^^^^^
         "#);
-    insta::assert_snapshot!(err(&with_dataset("[[datasets]]\nroot = \"tank\"\nrecursive = true\npolicy = \"standard\"\n")), @r#"
-        error: dataset `tank/home` is selected by [[datasets]] #1 and #2, so two policies would fight over it; exclude it from one of them
-          --> zsnap.toml:10:1
+    insta::assert_snapshot!(err(&with_dataset("[policies.other]\nkeep_last = 1\n[[datasets]]\nroot = \"tank/home\"\nrecursive = true\nchildren_only = true\npolicy = \"other\"\n")), @r#"
+        error: root `tank/home` is listed in [[datasets]] #1 and #2 with different policies, so they would fight over it; keep one entry per root (a deeper root overrides a shallower one, so nest them instead)
+          --> zsnap.toml:12:1
            |
-        10 | [[datasets]]
+        12 | [[datasets]]
            | ^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[check]\nreplication_lag = { warn = \"1d\", crit = \"2h\" }\n"), @r#"

@@ -204,8 +204,8 @@ pub enum ConfigProblem {
         /// The tool whose names those are.
         tool: String,
     },
-    /// Two `[[datasets]]` entries select the same dataset.
-    #[error("dataset `{dataset}` is selected by [[datasets]] #{first} and #{second}, so two policies would fight over it; exclude it from one of them")]
+    /// Two `[[datasets]]` entries of the same root name different policies.
+    #[error("root `{dataset}` is listed in [[datasets]] #{first} and #{second} with different policies, so they would fight over it; keep one entry per root (a deeper root overrides a shallower one, so nest them instead)")]
     Overlap {
         /// The dataset.
         dataset: String,

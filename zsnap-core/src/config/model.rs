@@ -11,6 +11,8 @@ use serde::{Serialize, Serializer};
 
 use crate::duration::Span;
 use crate::names::DatasetName;
+use crate::naming::Label;
+use crate::schedule::Period;
 
 /// A whole zsnap configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,7 +79,7 @@ pub struct CheckSpec {
     /// Per label: how old the newest snapshot of that label may get. Labels without an
     /// entry get thresholds derived from their schedule period (see the CLI docs).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub freshness: BTreeMap<String, Thresholds>,
+    pub freshness: BTreeMap<Label, Thresholds>,
     /// How far the newest snapshot on a target may lag behind the source's newest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_lag: Option<Thresholds>,
@@ -290,16 +292,6 @@ impl DatasetEntry {
     }
 }
 
-/// How often a label is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum PeriodSpec {
-    /// Every fixed span (`"15m"`), aligned to multiples of the span since the epoch.
-    Every(Span),
-    /// Once per calendar unit in the policy's time zone (`"hourly"`, `"daily"`, …).
-    Calendar(CalendarUnit),
-}
-
 /// A calendar unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[expect(
@@ -357,31 +349,6 @@ impl CalendarUnit {
     }
 }
 
-impl PeriodSpec {
-    /// A typical length of one period.
-    pub fn nominal(self) -> Span {
-        match self {
-            PeriodSpec::Every(s) => s,
-            PeriodSpec::Calendar(u) => u.nominal(),
-        }
-    }
-}
-
-impl fmt::Display for PeriodSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeriodSpec::Every(s) => write!(f, "{s}"),
-            PeriodSpec::Calendar(u) => f.write_str(u.adjective()),
-        }
-    }
-}
-
-impl Serialize for PeriodSpec {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 /// Calendar keep counts: the newest snapshot of each of the last N hours, days, ISO
 /// weeks, months and years, in the policy's time zone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -430,7 +397,8 @@ impl CalendarKeep {
 }
 
 /// sanoid-compatible retention: per snapshot type (label), keep while BOTH the count
-/// and the age allow it, with sanoid's period lengths.
+/// and the age allow it, with sanoid's period lengths. Types left out of the config get
+/// sanoid's defaults (see [`Default`]), as in a `sanoid.conf` template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct SanoidKeep {
@@ -450,14 +418,15 @@ pub struct SanoidKeep {
     pub frequent_period: Span,
 }
 
+/// sanoid 2.x's `sanoid.defaults.conf`: a type a template leaves out gets these.
 impl Default for SanoidKeep {
     fn default() -> Self {
         SanoidKeep {
             frequently: 0,
-            hourly: 0,
-            daily: 0,
+            hourly: 48,
+            daily: 90,
             weekly: 0,
-            monthly: 0,
+            monthly: 6,
             yearly: 0,
             frequent_period: Span::from_secs(15 * 60),
         }
@@ -499,7 +468,7 @@ pub struct RetentionSpec {
     pub sanoid: Option<SanoidKeep>,
     /// The newest N snapshots of each label (`keep_counts = { hourly = 24 }`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub keep_counts: BTreeMap<String, u32>,
+    pub keep_counts: BTreeMap<Label, u32>,
     /// Snapshots whose short name matches any of these regular expressions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keep_regex: Vec<String>,
@@ -537,7 +506,7 @@ pub struct PolicySpec {
     /// Labels and how often each is taken (`snapshot = { hourly = "hourly" }`); empty
     /// for policies that only prune (e.g. on a replication target).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub snapshot: BTreeMap<String, PeriodSpec>,
+    pub snapshot: BTreeMap<Label, Period>,
     /// Keep rules.
     #[serde(flatten)]
     pub retention: RetentionSpec,
@@ -705,8 +674,8 @@ pub struct TargetSpec {
     pub allow_rollback: bool,
     /// How the newest common snapshot is pinned on the source.
     pub cursor: CursorKind,
-    /// `zfs recv -x PROP` for each of these properties.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// `zfs recv -x PROP` for each of these properties (default `["mountpoint"]`, so a
+    /// received filesystem never mounts over the target host's own directories).
     pub exclude_properties: Vec<String>,
     /// Endpoint URL of an S3-compatible store (only with `s3://` targets).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,21 +13,27 @@ use toml::Spanned;
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
     CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, Paths,
-    PeriodSpec, PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetSpec, Thresholds,
+    PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetSpec, Thresholds,
 };
 use super::suggest::closest;
 use crate::duration::Span;
 use crate::names::DatasetName;
+use crate::naming::{Label, NamingScheme};
+use crate::retention::{Grid, Pattern};
+use crate::schedule::Period;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 type Result<T> = std::result::Result<T, ConfigError>;
 
-/// Tools whose snapshots a policy can adopt, with the prefix their names start with.
-pub(crate) const FOREIGN_TOOLS: [(&str, &str); 4] = [
-    ("sanoid", "autosnap"),
-    ("zfs-auto-snapshot", "zfs-auto-snap"),
+/// Tools whose snapshots a policy can adopt (`adopt = [...]`).
+pub(crate) const ADOPTABLE: [&str; 4] = ["sanoid", "zfs-auto-snapshot", "zrepl", "iso8601"];
+
+/// Name prefixes other tools use, and the tool: a zsnap prefix equal to one of these
+/// would make zsnap treat that tool's snapshots as its own.
+pub(crate) const FOREIGN_PREFIXES: [(&str, &str); 3] = [
+    ("autosnap", "sanoid"),
+    ("zfs-auto-snap", "zfs-auto-snapshot"),
     ("zrepl", "zrepl"),
-    ("seed", "seed"),
 ];
 
 /// Parser state: the file name and text, for error positions.
@@ -259,25 +265,6 @@ impl<'t> Cx<'t> {
             )),
         }
     }
-
-    fn name_component(&self, v: &Value<'_>, s: &str, path: &str, what: &str) -> Result<()> {
-        if s.is_empty() {
-            return Err(self.invalid(v.span(), path, format!("the {what} is empty")));
-        }
-        if let Some((i, c)) = s
-            .char_indices()
-            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':')))
-        {
-            return Err(self.invalid(
-                self.inner_span(v, i, c.len_utf8()),
-                path,
-                format!(
-                    "{s:?}: character {c:?} is not allowed in a {what}; use letters, digits, '-', '.' and ':' ('_' separates the parts of a snapshot name)"
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 const TOP_KEYS: [&str; 5] = ["paths", "check", "datasets", "policies", "targets"];
@@ -469,10 +456,10 @@ fn parse_check(cx: &Cx<'_>, v: &Value<'_>) -> Result<CheckSpec> {
         )?;
         for (label, key_span, lv) in &ft.entries {
             let path = ft.path(label);
-            check_label(cx, key_span.clone(), label, &path)?;
+            let label = check_label(cx, key_span.clone(), label, &path)?;
             check
                 .freshness
-                .insert((*label).to_owned(), parse_thresholds(cx, lv, &path)?);
+                .insert(label, parse_thresholds(cx, lv, &path)?);
         }
     }
     if let Some(l) = t.get("replication_lag") {
@@ -481,21 +468,10 @@ fn parse_check(cx: &Cx<'_>, v: &Value<'_>) -> Result<CheckSpec> {
     Ok(check)
 }
 
-fn check_label(cx: &Cx<'_>, span: Range<usize>, label: &str, path: &str) -> Result<()> {
-    if let Some(c) = label
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':')))
-    {
-        return Err(cx.invalid(
-            span,
-            path,
-            format!("label {label:?}: character {c:?} is not allowed in a label; use letters, digits, '-', '.' and ':'"),
-        ));
-    }
-    if label.is_empty() {
-        return Err(cx.invalid(span, path, "the label is empty"));
-    }
-    Ok(())
+fn check_label(cx: &Cx<'_>, span: Range<usize>, label: &str, path: &str) -> Result<Label> {
+    label
+        .parse::<Label>()
+        .map_err(|e| cx.invalid(span, path, e.to_string()))
 }
 
 fn parse_dataset(
@@ -590,26 +566,19 @@ fn parse_dataset(
     })
 }
 
+/// Nested roots are fine (the most specific root wins, see [`crate::policy`]); the same
+/// root twice with different policies is ambiguous.
 fn check_overlaps(cx: &Cx<'_>, datasets: &[(DatasetEntry, Range<usize>)]) -> Result<()> {
     for (j, (b, b_span)) in datasets.iter().enumerate() {
         for (i, (a, _)) in datasets[..j].iter().enumerate() {
-            if a.host != b.host {
-                continue;
-            }
-            // Either root lies in the other's selection, or they share a root (then the
-            // root or its children are selected by both).
-            let clash = if a.selects(&b.root) {
-                Some(&b.root)
-            } else if b.selects(&a.root) || (a.root == b.root && a.recursive && b.recursive) {
-                Some(&a.root)
-            } else {
-                None
-            };
-            if let Some(ds) = clash {
+            let both_select_something =
+                a.selects(&a.root) && b.selects(&b.root) || a.recursive && b.recursive;
+            if a.host == b.host && a.root == b.root && a.policy != b.policy && both_select_something
+            {
                 return Err(cx.err(
                     b_span.clone(),
                     ConfigProblem::Overlap {
-                        dataset: ds.to_string(),
+                        dataset: a.root.to_string(),
                         first: i + 1,
                         second: j + 1,
                     },
@@ -620,32 +589,28 @@ fn check_overlaps(cx: &Cx<'_>, datasets: &[(DatasetEntry, Range<usize>)]) -> Res
     Ok(())
 }
 
-fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<PeriodSpec> {
+fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<Period> {
     let s = cx.string(v, path, "\"hourly\" or \"15m\"")?;
-    if let Some(u) = CalendarUnit::from_adjective(s) {
-        return Ok(PeriodSpec::Calendar(u));
-    }
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        let span = cx.span_value(v, path)?;
-        if span.seconds() < 60 {
-            return Err(cx.invalid(
+    let words = ["hourly", "daily", "weekly", "monthly", "yearly"];
+    match s.parse::<Period>() {
+        Ok(Period::Every(span)) if span.seconds() < 60 => Err(cx.invalid(
+            v.span(),
+            path,
+            format!("{s:?} is too short; snapshots can be taken at most once a minute"),
+        )),
+        Ok(p) => Ok(p),
+        Err(_) => {
+            let hint = match closest(s, words) {
+                Some(w) => format!("; did you mean \"{w}\"?"),
+                None => String::new(),
+            };
+            Err(cx.invalid(
                 v.span(),
                 path,
-                format!("{s:?} is too short; snapshots can be taken at most once a minute"),
-            ));
+                format!("{s:?} is not a period; expected a duration such as \"15m\" or \"4h\", or one of \"hourly\", \"daily\", \"weekly\", \"monthly\", \"yearly\"{hint}"),
+            ))
         }
-        return Ok(PeriodSpec::Every(span));
     }
-    let words = CalendarUnit::ALL.map(CalendarUnit::adjective);
-    let hint = match closest(s, words) {
-        Some(w) => format!("; did you mean \"{w}\"?"),
-        None => String::new(),
-    };
-    Err(cx.invalid(
-        v.span(),
-        path,
-        format!("{s:?} is not a period; expected a duration such as \"15m\" or \"4h\", or one of \"hourly\", \"daily\", \"weekly\", \"monthly\", \"yearly\"{hint}"),
-    ))
 }
 
 fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
@@ -660,14 +625,14 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
         Some(pv) => {
             let p = t.path("prefix");
             let s = cx.string(pv, &p, "\"zsnap\"")?;
-            cx.name_component(pv, s, &p, "prefix")?;
+            NamingScheme::new(s).map_err(|e| cx.invalid(pv.span(), &p, e.to_string()))?;
             s.to_owned()
         }
     };
     let mut adopt: Vec<String> = Vec::new();
     if let Some(av) = t.get("adopt") {
         let p = t.path("adopt");
-        let known: Vec<String> = FOREIGN_TOOLS.iter().map(|(t, _)| (*t).to_owned()).collect();
+        let known: Vec<String> = ADOPTABLE.iter().map(|t| (*t).to_owned()).collect();
         for (i, (tool, item)) in cx.strings(av, &p, "\"sanoid\"")?.into_iter().enumerate() {
             if !known.iter().any(|k| k == tool) {
                 return Err(cx.err(
@@ -700,8 +665,8 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
         )?;
         for (label, key_span, pv) in &st.entries {
             let p = st.path(label);
-            check_label(cx, key_span.clone(), label, &p)?;
-            snapshot.insert((*label).to_owned(), parse_period(cx, pv, &p)?);
+            let label = check_label(cx, key_span.clone(), label, &p)?;
+            snapshot.insert(label, parse_period(cx, pv, &p)?);
         }
     }
     let retention = parse_retention(cx, &t)?;
@@ -713,7 +678,7 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
             },
         ));
     }
-    for (tool, tool_prefix) in FOREIGN_TOOLS {
+    for (tool_prefix, tool) in FOREIGN_PREFIXES {
         if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a == tool) {
             let span = t.get("prefix").map_or(t.span.clone(), Spanned::span);
             return Err(cx.err(
@@ -783,8 +748,8 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
     if let Some(v) = t.get("grid") {
         let p = t.path("grid");
         let s = cx.string(v, &p, "\"1x1h(keep=all) | 24x1h | 14x1d\"")?;
-        if let Err(message) = check_grid(s) {
-            return Err(cx.invalid(v.span(), &p, message));
+        if let Err(e) = s.parse::<Grid>() {
+            return Err(cx.invalid(v.span(), &p, e.to_string()));
         }
         r.grid = Some(s.to_owned());
     }
@@ -821,29 +786,15 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
         let kt = cx.table(v, format!("`{p}`"), format!("{p}."), &[])?;
         for (label, key_span, lv) in &kt.entries {
             let lp = kt.path(label);
-            check_label(cx, key_span.clone(), label, &lp)?;
-            r.keep_counts
-                .insert((*label).to_owned(), cx.count(lv, &lp)?);
+            let label = check_label(cx, key_span.clone(), label, &lp)?;
+            r.keep_counts.insert(label, cx.count(lv, &lp)?);
         }
     }
     if let Some(v) = t.get("keep_regex") {
         let p = t.path("keep_regex");
         for (i, (re, item)) in cx.strings(v, &p, "\"^manual-\"")?.into_iter().enumerate() {
-            if let Err(e) = regex::Regex::new(re) {
-                let why = e
-                    .to_string()
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
-                    .trim_start_matches("error: ")
-                    .to_owned();
-                return Err(cx.invalid(
-                    item.span(),
-                    &format!("{p}[{}]", i + 1),
-                    format!("{re:?} is not a regular expression: {why}"),
-                ));
+            if let Err(e) = Pattern::new(re) {
+                return Err(cx.invalid(item.span(), &format!("{p}[{}]", i + 1), e.to_string()));
             }
             r.keep_regex.push(re.to_owned());
         }
@@ -959,8 +910,9 @@ fn parse_target(
             }
         }
     };
-    let mut exclude_properties = Vec::new();
+    let mut exclude_properties = vec!["mountpoint".to_owned()];
     if let Some(ev) = t.get("exclude_properties") {
+        exclude_properties.clear();
         let p = t.path("exclude_properties");
         for (i, (prop, item)) in cx
             .strings(ev, &p, "\"mountpoint\"")?
@@ -1001,57 +953,4 @@ fn parse_target(
         exclude_properties,
         endpoint,
     })
-}
-
-/// Checks the shape of a zrepl grid: `|`-separated terms `NxSPAN` with an optional
-/// `(keep=all)` or `(keep=N)`.
-fn check_grid(grid: &str) -> std::result::Result<(), String> {
-    if grid.trim().is_empty() {
-        return Err(
-            "the grid is empty; expected e.g. \"1x1h(keep=all) | 24x1h | 14x1d\"".to_owned(),
-        );
-    }
-    for term in grid.split('|') {
-        let term = term.trim();
-        let bad = |why: &str| {
-            format!("term {term:?}: {why}; expected terms like \"24x1h\" or \"1x1h(keep=all)\" separated by '|'")
-        };
-        let (interval, keep) = match term.split_once('(') {
-            Some((i, k)) => (i.trim(), Some(k)),
-            None => (term, None),
-        };
-        let (count, span) = interval
-            .split_once('x')
-            .ok_or_else(|| bad("no 'x' between count and length"))?;
-        let count: u32 = count
-            .trim()
-            .parse()
-            .map_err(|_| bad("the count before 'x' is not a whole number"))?;
-        if count == 0 {
-            return Err(bad("the count is zero"));
-        }
-        if span.trim().is_empty() {
-            return Err(bad("no length after 'x'"));
-        }
-        let span: Span = span
-            .trim()
-            .parse()
-            .map_err(|e: crate::duration::SpanError| bad(e.problem))?;
-        if span.seconds() == 0 {
-            return Err(bad("the length is zero"));
-        }
-        if let Some(k) = keep {
-            let k = k
-                .strip_suffix(')')
-                .ok_or_else(|| bad("missing ')'"))?
-                .trim();
-            let v = k
-                .strip_prefix("keep=")
-                .ok_or_else(|| bad("the parenthesis must hold keep=all or keep=N"))?;
-            if v != "all" && v.parse::<u32>().is_err() {
-                return Err(bad("keep= takes \"all\" or a whole number"));
-            }
-        }
-    }
-    Ok(())
 }

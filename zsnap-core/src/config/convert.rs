@@ -1,0 +1,182 @@
+//! From config values to the engine's own types: retention policies, schedules, naming
+//! schemes, recognizers, replication mappings and options.
+//!
+//! Every conversion here is infallible: the parser already checked each value with the
+//! same constructors, so a failure would be a bug (the `expect`s say which invariant).
+
+use std::collections::BTreeMap;
+
+use super::model::{Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAddress, TargetSpec};
+use crate::naming::{NamingScheme, Recognizer};
+use crate::policy::{DatasetSelection, Policy};
+use crate::replicate::{Cursor, DatasetMapping, ReplicationOptions};
+use crate::retention::{Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
+use crate::schedule::{LabelSchedule, Schedule};
+
+fn usize_of(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+impl Config {
+    /// Every policy, converted ([`PolicySpec::to_policy`]).
+    pub fn core_policies(&self) -> BTreeMap<String, Policy> {
+        self.policies
+            .iter()
+            .map(|(name, p)| (name.clone(), p.to_policy()))
+            .collect()
+    }
+
+    /// The dataset selections of one host, in config order.
+    pub fn selections(&self, host: &Host) -> Vec<DatasetSelection> {
+        self.datasets
+            .iter()
+            .filter(|e| &e.host == host)
+            .map(DatasetEntry::selection)
+            .collect()
+    }
+
+    /// Every host that has `[[datasets]]`, local first.
+    pub fn source_hosts(&self) -> Vec<Host> {
+        let mut hosts: Vec<Host> = Vec::new();
+        for e in &self.datasets {
+            if !hosts.contains(&e.host) {
+                hosts.push(e.host.clone());
+            }
+        }
+        hosts.sort_by_key(|h| !h.is_local());
+        hosts
+    }
+}
+
+impl DatasetEntry {
+    /// The entry as the engine's [`DatasetSelection`].
+    pub fn selection(&self) -> DatasetSelection {
+        DatasetSelection::new(self.root.clone(), self.policy.clone())
+            .with_recursive(self.recursive)
+            .with_children_only(self.children_only)
+            .with_exclude(self.exclude.clone())
+    }
+}
+
+impl PolicySpec {
+    /// The engine's [`Policy`]: schedule, retention, time zone, naming and adoption.
+    pub fn to_policy(&self) -> Policy {
+        Policy::new(self.schedule(), self.retention_policy(), self.timezone)
+            .with_naming(self.naming())
+            .with_adopt(self.recognizers())
+    }
+
+    /// The keep rules as a [`RetentionPolicy`], in a fixed order: calendar, last,
+    /// per-label counts, grid, sanoid, newer than, regexes.
+    pub fn retention_policy(&self) -> RetentionPolicy {
+        let r = &self.retention;
+        let mut rules = Vec::new();
+        if let Some(k) = r.keep {
+            rules.push(KeepRule::Calendar {
+                hourly: usize_of(k.hourly.unwrap_or(0)),
+                daily: usize_of(k.daily.unwrap_or(0)),
+                weekly: usize_of(k.weekly.unwrap_or(0)),
+                monthly: usize_of(k.monthly.unwrap_or(0)),
+                yearly: usize_of(k.yearly.unwrap_or(0)),
+            });
+        }
+        if let Some(n) = r.keep_last {
+            rules.push(KeepRule::last(usize_of(n)));
+        }
+        if !r.keep_counts.is_empty() {
+            rules.push(KeepRule::LabelCounts(
+                r.keep_counts
+                    .iter()
+                    .map(|(l, n)| (l.as_str().to_owned(), usize_of(*n)))
+                    .collect(),
+            ));
+        }
+        if let Some(g) = &r.grid {
+            let grid: Grid = g
+                .parse()
+                .expect("the config parser accepted this grid with the same parser");
+            rules.push(KeepRule::Grid(grid));
+        }
+        if let Some(s) = r.sanoid {
+            let mut c = SanoidCounts::zeros();
+            c.frequently = usize_of(s.frequently);
+            c.hourly = usize_of(s.hourly);
+            c.daily = usize_of(s.daily);
+            c.weekly = usize_of(s.weekly);
+            c.monthly = usize_of(s.monthly);
+            c.yearly = usize_of(s.yearly);
+            c.frequent_period_minutes =
+                u32::try_from(s.frequent_period.seconds() / 60).unwrap_or(u32::MAX);
+            rules.push(KeepRule::Sanoid(c));
+        }
+        if let Some(span) = r.keep_newer_than {
+            rules.push(KeepRule::NewerThan(span));
+        }
+        for re in &r.keep_regex {
+            let p = Pattern::new(re)
+                .expect("the config parser accepted this regex with the same constructor");
+            rules.push(KeepRule::Regex(p));
+        }
+        RetentionPolicy::new(rules).with_keep_oldest(r.keep_oldest)
+    }
+
+    /// The snapshot schedule (empty for policies that only prune).
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(
+            self.snapshot
+                .iter()
+                .map(|(label, period)| LabelSchedule::new(label.clone(), *period))
+                .collect(),
+        )
+        .expect("labels come from the keys of a map, so they are unique")
+    }
+
+    /// How this policy names the snapshots it takes.
+    pub fn naming(&self) -> NamingScheme {
+        NamingScheme::new(self.prefix.clone())
+            .expect("the config parser accepted this prefix with the same constructor")
+    }
+
+    /// Recognizers for the other tools' snapshots this policy adopts.
+    pub fn recognizers(&self) -> Vec<Recognizer> {
+        self.adopt
+            .iter()
+            .filter_map(|tool| match tool.as_str() {
+                "sanoid" => Some(Recognizer::sanoid()),
+                "zfs-auto-snapshot" => Some(Recognizer::zfs_auto_snapshot()),
+                "zrepl" => Some(Recognizer::zrepl()),
+                "iso8601" => Some(Recognizer::iso8601()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl TargetSpec {
+    /// The replication options this target asks for (the planner's defaults otherwise).
+    pub fn replication_options(&self) -> ReplicationOptions {
+        let defaults = ReplicationOptions::default();
+        ReplicationOptions {
+            allow_rollback: self.allow_rollback,
+            cursor: match self.cursor {
+                CursorKind::Hold => Cursor::Hold,
+                CursorKind::Bookmark => Cursor::Bookmark,
+            },
+            exclude_props: self.exclude_properties.clone(),
+            ..defaults
+        }
+    }
+
+    /// How the datasets of `entry` (the `[[datasets]]` entry named by `source`) map
+    /// onto this target, or `None` for a target that is not a dataset.
+    pub fn mapping(&self, entry: &DatasetEntry) -> Option<DatasetMapping> {
+        let TargetAddress::Dataset { dataset, .. } = &self.to else {
+            return None;
+        };
+        Some(if entry.recursive {
+            DatasetMapping::recursive(entry.root.clone(), dataset.clone(), entry.exclude.clone())
+        } else {
+            DatasetMapping::new(entry.root.clone(), dataset.clone())
+        })
+    }
+}
