@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert_eq!(p.to_string(), "^manual_");
 ///
 /// let err = "zsnap_(hourly".parse::<Pattern>().unwrap_err();
-/// assert_eq!(err.to_string(), r#"invalid regex "zsnap_(hourly": unclosed group (at column 6)"#);
+/// assert_eq!(err.to_string(), r#"invalid regex "zsnap_(hourly": unclosed group (at column 7)"#);
 /// ```
 #[derive(Clone)]
 pub struct Pattern(regex::Regex);
