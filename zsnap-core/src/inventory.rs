@@ -90,6 +90,12 @@ pub struct Snapshot {
     pub userrefs: u64,
     /// Clones of this snapshot; a snapshot with clones cannot be destroyed.
     pub clones: Vec<DatasetName>,
+    /// Clones zfs keeps hidden, verbatim: names whose last component starts with `%`,
+    /// such as the `DATASET/%recv` that an interrupted resumable `zfs recv -s` of an
+    /// incremental stream leaves on its base snapshot. They pin the snapshot like
+    /// [`clones`](Self::clones), but are not dataset names zsnap may act on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden_clones: Vec<String>,
     /// Value of [`MANAGED_PROPERTY`], if set.
     pub managed: Option<String>,
     /// `used` in bytes, when listed.
@@ -106,6 +112,7 @@ impl Snapshot {
             creation,
             userrefs: 0,
             clones: Vec::new(),
+            hidden_clones: Vec::new(),
             managed: None,
             used: None,
         }
@@ -113,7 +120,7 @@ impl Snapshot {
 
     /// Whether ZFS would refuse to destroy it right now (held or cloned).
     pub fn is_pinned(&self) -> bool {
-        self.userrefs > 0 || !self.clones.is_empty()
+        self.userrefs > 0 || !self.clones.is_empty() || !self.hidden_clones.is_empty()
     }
 }
 

@@ -22,7 +22,10 @@
 //! - `type` is `filesystem`, `volume`, `snapshot` or `bookmark`; anything else is an
 //!   error, as is a name of the wrong form for its type.
 //! - `clones` of a snapshot is a comma-separated list of dataset names, or empty or `-`
-//!   when there are none.
+//!   when there are none. A hidden clone (`DATASET/%recv`, left by an interrupted
+//!   resumable receive of an incremental stream) goes to
+//!   [`Snapshot::hidden_clones`](crate::inventory::Snapshot::hidden_clones) verbatim: it
+//!   pins the snapshot, but `%` is no part of a name zsnap may act on.
 //!
 //! # Invariants of the result
 //! - Every snapshot and bookmark belongs to a dataset listed in the same output (anywhere
@@ -386,6 +389,23 @@ fn parse_name<T: FromStr<Err = NameError>>(f: &[&str; NCOLS], col: usize) -> Res
     f[col].parse().map_err(|e| bad_name(col, e))
 }
 
+/// A clone zfs keeps hidden: a valid dataset name, `/`, then `%` and name characters
+/// (`DATASET/%recv`).
+fn is_hidden_clone(c: &str) -> bool {
+    let Some((parent, last)) = c.rsplit_once('/') else {
+        return false;
+    };
+    let Some(rest) = last.strip_prefix('%') else {
+        return false;
+    };
+    c.len() <= MAX_NAME_LEN
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b' '))
+        && parent.parse::<DatasetName>().is_ok()
+}
+
 /// Splits a row into exactly [`NCOLS`] fields.
 #[inline]
 fn split_fields(line: &str) -> Result<[&str; NCOLS], Kind> {
@@ -523,10 +543,14 @@ impl<'a> Parser<'a> {
         snap.userrefs = num(f, USERREFS)?;
         let clones = f[CLONES];
         if !clones.is_empty() && clones != "-" {
-            snap.clones = clones
-                .split(',')
-                .map(|c| c.parse().map_err(|e| bad_name(CLONES, e)))
-                .collect::<Result<_, _>>()?;
+            for c in clones.split(',') {
+                if is_hidden_clone(c) {
+                    snap.hidden_clones.push(c.to_owned());
+                } else {
+                    snap.clones
+                        .push(c.parse().map_err(|e| bad_name(CLONES, e))?);
+                }
+            }
         }
         snap.used = opt_num(f, USED)?;
         snap.managed = opt_string(f[MANAGED]);
@@ -735,8 +759,9 @@ fn opt_u64(out: &mut String, v: Option<u64>) {
 /// is known (`-` for a dataset's `userrefs` and `clones`, a snapshot's dataset
 /// `encryption`) and as `-` otherwise (a dataset's own `createtxg` and `creation`, which
 /// [`parse_list`] does not keep). [`parse_list`] reads the result back equal, provided
-/// no property value contains a tab or a newline or is `-`, and every `creation` is a
-/// whole second at or after the epoch.
+/// no property value contains a tab or a newline or is `-`, every `creation` is a
+/// whole second at or after the epoch, and every hidden clone is one [`parse_list`]
+/// accepts.
 pub fn render_list(inv: &Inventory) -> String {
     let mut out = String::with_capacity(128 * (inv.datasets.len() + inv.snapshot_count()));
     let w = "writing to a String cannot fail";
@@ -775,11 +800,15 @@ pub fn render_list(inv: &Inventory) -> String {
                 s.userrefs
             )
             .expect(w);
-            for (i, c) in s.clones.iter().enumerate() {
+            let clones = s.clones.iter().map(DatasetName::as_str);
+            for (i, c) in clones
+                .chain(s.hidden_clones.iter().map(String::as_str))
+                .enumerate()
+            {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(c.as_str());
+                out.push_str(c);
             }
             write!(out, "\t-\t{encryption}\t-\t-\t-\t").expect(w);
             opt_u64(&mut out, s.used);

@@ -290,6 +290,14 @@ fn error_messages() {
         @r#"line 2: column "clones" holds an invalid name: invalid dataset name "tank//bad": empty component (at byte 5)"#
     );
     insta::assert_snapshot!(
+        err(&[good.clone(), sn("tank@a", 2, 3).replace("\t0\t\t", "\t0\ttank/%recv/x\t")]),
+        @r#"line 2: column "clones" holds an invalid name: invalid dataset name "tank/%recv/x": character '%' is not allowed (at byte 5)"#
+    );
+    insta::assert_snapshot!(
+        err(&[good.clone(), sn("tank@a", 2, 3).replace("\t0\t\t", "\t0\ttank/%\t")]),
+        @r#"line 2: column "clones" holds an invalid name: invalid dataset name "tank/%": character '%' is not allowed (at byte 5)"#
+    );
+    insta::assert_snapshot!(
         err(&[fs("tank", 1).replace("\t-\toff\t", "\ttank\toff\t")]),
         @r#"line 1: column "origin" holds an invalid name: invalid snapshot name "tank": missing the '@' separator (at byte 4)"#
     );
@@ -320,6 +328,21 @@ fn error_messages() {
         err(&[sn("tank#a", 5, 1), sn("tank#a", 6, 2), good.clone()]),
         @r#"line 2: bookmark "tank#a" is listed twice"#
     );
+}
+
+#[test]
+fn hidden_clones_pin_their_snapshot() {
+    let rows = [
+        fs("tank/in", 1),
+        sn("tank/in@base", 2, 3).replace("\t0\t\t", "\t0\ttank/in/%recv,tank/c\t"),
+        fs("tank/c", 4),
+    ];
+    let inv = parse_list(&text(&rows)).expect("valid");
+    let s = &inv.datasets[&ds("tank/in")].snapshots[0];
+    assert_eq!(s.hidden_clones, ["tank/in/%recv"]);
+    assert_eq!(s.clones, [ds("tank/c")]);
+    assert!(s.is_pinned());
+    assert_eq!(parse_list(&render_list(&inv)), Ok(inv));
 }
 
 #[test]
@@ -432,11 +455,13 @@ prop_compose! {
         name in short(), guid in any::<u64>(), creation in creation(),
         userrefs in prop_oneof![3 => Just(0u64), 1 => any::<u64>()],
         clones in prop::collection::vec(dataset_name(), 0..3),
+        hidden in prop::collection::vec(dataset_name().prop_map(|d| format!("{d}/%recv")), 0..2),
         managed in value(), used in prop::option::of(any::<u64>()),
     ) -> Snapshot {
         let mut s = Snapshot::new(name, Guid(guid), 0, creation);
         s.userrefs = userrefs;
         s.clones = clones;
+        s.hidden_clones = hidden;
         s.managed = managed;
         s.used = used;
         s
