@@ -40,6 +40,7 @@ mod convert;
 mod error;
 mod model;
 mod parse;
+mod sanoid;
 mod suggest;
 
 pub use error::{ConfigError, ConfigProblem};
@@ -48,6 +49,7 @@ pub use model::{
     Paths, PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec,
     Thresholds,
 };
+pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 
 /// The tools whose snapshots a policy may adopt (`adopt = [...]`).
 pub const ADOPTABLE_TOOLS: [&str; 4] = parse::ADOPTABLE;

@@ -1,0 +1,411 @@
+//! `zsnap import sanoid`: translate a `sanoid.conf` into the equivalent zsnap config.
+//!
+//! sanoid's model, as its `init_config` reads it: every section whose name does not
+//! start with `template_` is a dataset; its values are, in order of precedence, its
+//! own keys, then those of each template in `use_template` (a comma list; later
+//! templates override earlier ones), then `[template_default]` of the file, then
+//! sanoid's built-in defaults (`hourly = 48`, `daily = 90`, `monthly = 6`, the rest 0,
+//! `frequent_period = 15`, `autosnap = yes`, `autoprune = yes`). `recursive = yes` (or
+//! `zfs`) applies the section to every descendant, and a descendant with its own
+//! section uses that one instead; `process_children_only = yes` skips the dataset itself.
+//!
+//! The translation gives each distinct set of values one policy that takes snapshots
+//! for every type with a count above 0 (when `autosnap`), prunes with the
+//! sanoid-compatible rule (when `autoprune`), and adopts sanoid's `autosnap_*`
+//! snapshots, so the ones sanoid already made age out exactly as under sanoid.
+//! Keys about *when* in the period sanoid snapshots (`hourly_min`, `daily_hour`…),
+//! hooks and monitoring keys have no effect on pruning and are listed as notes.
+
+use std::collections::BTreeMap;
+
+use super::model::{Config, DatasetEntry, Host, Paths, PolicySpec, RetentionSpec, SanoidKeep};
+use crate::duration::Span;
+use crate::names::DatasetName;
+use crate::naming::Label;
+use crate::schedule::Period;
+
+/// Why a `sanoid.conf` could not be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {problem}", location(file, *line))]
+#[non_exhaustive]
+pub struct SanoidImportError {
+    /// The file name given.
+    pub file: String,
+    /// 1-based line (0 for the file as a whole).
+    pub line: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn location(file: &str, line: usize) -> String {
+    if line == 0 {
+        file.to_owned()
+    } else {
+        format!("{file}:{line}")
+    }
+}
+
+/// The result of a translation: the config and what the user should know about it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SanoidImport {
+    /// The translated config.
+    pub config: Config,
+    /// Keys that were read but have no zsnap equivalent, and other remarks.
+    pub notes: Vec<String>,
+}
+
+impl SanoidImport {
+    /// The config as commented TOML, ready to save as `/etc/zsnap/zsnap.toml`.
+    pub fn to_toml(&self, source: &str) -> String {
+        let mut out = format!(
+            "# Translated from {source} by `zsnap import sanoid`.\n\
+             # Each policy adopts sanoid's autosnap_* snapshots and prunes them (and zsnap's\n\
+             # own) with sanoid's rule: a snapshot of a type goes when more than N of that\n\
+             # type exist AND it is older than N periods.\n"
+        );
+        for n in &self.notes {
+            out.push_str("# note: ");
+            out.push_str(n);
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&self.config.to_toml());
+        out
+    }
+}
+
+/// One section: its name, the line of its header, and its keys with their lines.
+struct Section {
+    name: String,
+    line: usize,
+    keys: Vec<(String, String, usize)>,
+}
+
+const COUNT_KEYS: [&str; 6] = [
+    "frequently",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "yearly",
+];
+/// Keys that only say when in a period sanoid snapshots, or concern hooks and monitoring.
+const NOTED_KEYS: [&str; 25] = [
+    "hourly_min",
+    "daily_hour",
+    "daily_min",
+    "weekly_wday",
+    "weekly_hour",
+    "weekly_min",
+    "monthly_mday",
+    "monthly_hour",
+    "monthly_min",
+    "yearly_mon",
+    "yearly_mday",
+    "yearly_hour",
+    "yearly_min",
+    "pre_snapshot_script",
+    "post_snapshot_script",
+    "pruning_script",
+    "script_timeout",
+    "no_inconsistent_snapshot",
+    "force_post_snapshot_script",
+    "monitor",
+    "monitor_dont_warn",
+    "monitor_dont_crit",
+    "skip_children",
+    "min_percent_free",
+    "capacity_warn",
+];
+
+/// `<type>_warn`, `<type>_crit` (monitoring) and `<type>_min`, `_hour`, `_mday`… (when
+/// in the period to snapshot).
+fn is_timing_or_monitoring(key: &str) -> bool {
+    key.split_once('_').is_some_and(|(ty, what)| {
+        COUNT_KEYS.contains(&ty)
+            && matches!(
+                what,
+                "warn" | "crit" | "min" | "hour" | "mday" | "wday" | "mon"
+            )
+    })
+}
+
+fn parse_sections(text: &str, file: &str) -> Result<Vec<Section>, SanoidImportError> {
+    let mut sections: Vec<Section> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix('[') {
+            let name = rest.strip_suffix(']').ok_or_else(|| SanoidImportError {
+                file: file.to_owned(),
+                line,
+                problem: format!("section header {l:?} has no closing ']'"),
+            })?;
+            sections.push(Section {
+                name: name.trim().to_owned(),
+                line,
+                keys: Vec::new(),
+            });
+            continue;
+        }
+        let (k, v) = l.split_once('=').ok_or_else(|| SanoidImportError {
+            file: file.to_owned(),
+            line,
+            problem: format!("expected `key = value` or `[section]`, found {l:?}"),
+        })?;
+        let section = sections.last_mut().ok_or_else(|| SanoidImportError {
+            file: file.to_owned(),
+            line,
+            problem: "a key before the first [section]".to_owned(),
+        })?;
+        let v = v.split(" #").next().unwrap_or("").trim();
+        section
+            .keys
+            .push((k.trim().to_ascii_lowercase(), v.to_owned(), line));
+    }
+    Ok(sections)
+}
+
+/// The values that decide snapshots and pruning for one dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Values {
+    counts: [u32; 6],
+    frequent_period: u32,
+    autosnap: bool,
+    autoprune: bool,
+    recursive: bool,
+    children_only: bool,
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        let d = SanoidKeep::default();
+        Values {
+            counts: [
+                d.frequently,
+                d.hourly,
+                d.daily,
+                d.weekly,
+                d.monthly,
+                d.yearly,
+            ],
+            frequent_period: 15,
+            autosnap: true,
+            autoprune: true,
+            recursive: false,
+            children_only: false,
+        }
+    }
+}
+
+struct Reader<'a> {
+    file: &'a str,
+    templates: BTreeMap<&'a str, &'a Section>,
+    notes: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn err(&self, line: usize, problem: String) -> SanoidImportError {
+        SanoidImportError {
+            file: self.file.to_owned(),
+            line,
+            problem,
+        }
+    }
+
+    fn yes(&self, v: &str, key: &str, line: usize) -> Result<bool, SanoidImportError> {
+        match v.to_ascii_lowercase().as_str() {
+            "yes" | "1" | "true" | "zfs" => Ok(true),
+            "no" | "0" | "false" => Ok(false),
+            _ => Err(self.err(line, format!("`{key} = {v}`: expected yes or no"))),
+        }
+    }
+
+    /// Applies `section` (after its own templates) onto `v`.
+    fn apply(
+        &mut self,
+        v: &mut Values,
+        section: &Section,
+        depth: usize,
+        templates_used: &mut Vec<String>,
+    ) -> Result<(), SanoidImportError> {
+        if depth > 8 {
+            return Err(self.err(
+                section.line,
+                "templates include each other in a loop".to_owned(),
+            ));
+        }
+        for (key, value, line) in &section.keys {
+            if key == "use_template" {
+                for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    let Some(tpl) = self.templates.get(t).copied() else {
+                        let known: Vec<&str> = self.templates.keys().copied().collect();
+                        return Err(self.err(
+                            *line,
+                            format!(
+                                "use_template names `{t}`, but there is no [template_{t}] (templates: {})",
+                                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                            ),
+                        ));
+                    };
+                    templates_used.push(t.to_owned());
+                    self.apply(v, tpl, depth + 1, &mut Vec::new())?;
+                }
+            }
+        }
+        for (key, value, line) in &section.keys {
+            let line = *line;
+            if let Some(i) = COUNT_KEYS.iter().position(|k| k == key) {
+                v.counts[i] = value
+                    .parse()
+                    .map_err(|_| self.err(line, format!("`{key} = {value}`: expected a count")))?;
+            } else {
+                match key.as_str() {
+                    "use_template" => {}
+                    "frequent_period" => {
+                        v.frequent_period =
+                            value.parse().ok().filter(|m| *m > 0).ok_or_else(|| {
+                                self.err(
+                                    line,
+                                    format!("`frequent_period = {value}`: expected minutes"),
+                                )
+                            })?;
+                    }
+                    "autosnap" => v.autosnap = self.yes(value, key, line)?,
+                    "autoprune" => v.autoprune = self.yes(value, key, line)?,
+                    "recursive" => v.recursive = self.yes(value, key, line)?,
+                    "process_children_only" => v.children_only = self.yes(value, key, line)?,
+                    k if NOTED_KEYS.contains(&k) || is_timing_or_monitoring(k) => {
+                        let note =
+                            format!("`{k}` (line {line}) has no zsnap equivalent and was left out");
+                        if !self.notes.contains(&note) {
+                            self.notes.push(note);
+                        }
+                    }
+                    k => {
+                        return Err(self.err(line, format!("unknown sanoid key `{k}`")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn policy_for(v: &Values) -> PolicySpec {
+    let keep = SanoidKeep {
+        frequently: v.counts[0],
+        hourly: v.counts[1],
+        daily: v.counts[2],
+        weekly: v.counts[3],
+        monthly: v.counts[4],
+        yearly: v.counts[5],
+        frequent_period: Span::from_secs(u64::from(v.frequent_period) * 60),
+    };
+    let mut snapshot = BTreeMap::new();
+    if v.autosnap {
+        let periods = [
+            Period::Every(keep.frequent_period),
+            Period::Hourly,
+            Period::Daily,
+            Period::Weekly,
+            Period::Monthly,
+            Period::Yearly,
+        ];
+        for (i, (name, count)) in keep.counts().into_iter().enumerate() {
+            if count > 0 {
+                let label: Label = name.parse().expect("sanoid's type names are valid labels");
+                snapshot.insert(label, periods[i]);
+            }
+        }
+    }
+    PolicySpec {
+        timezone: chrono_tz::UTC,
+        prefix: "zsnap".to_owned(),
+        adopt: vec!["sanoid".to_owned()],
+        prune: v.autoprune,
+        snapshot,
+        retention: RetentionSpec {
+            sanoid: v.autoprune.then_some(keep),
+            ..RetentionSpec::default()
+        },
+    }
+}
+
+/// Translates a `sanoid.conf`.
+///
+/// # Errors
+/// A line that is neither a section, a comment nor `key = value`; an unknown key; a
+/// template that does not exist; a bad value; a dataset name zsnap cannot parse; a file
+/// without datasets.
+pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImportError> {
+    let sections = parse_sections(text, file)?;
+    let mut reader = Reader {
+        file,
+        templates: sections
+            .iter()
+            .filter_map(|s| s.name.strip_prefix("template_").map(|t| (t, s)))
+            .collect(),
+        notes: Vec::new(),
+    };
+    let mut base = Values::default();
+    if let Some(default) = reader.templates.get("default").copied() {
+        reader.apply(&mut base, default, 0, &mut Vec::new())?;
+    }
+    let mut policies: BTreeMap<String, PolicySpec> = BTreeMap::new();
+    let mut datasets = Vec::new();
+    for s in sections.iter().filter(|s| !s.name.starts_with("template_")) {
+        let root: DatasetName = s.name.parse().map_err(|e: crate::names::NameError| {
+            reader.err(s.line, format!("section [{}]: {e}", s.name))
+        })?;
+        let mut v = base.clone();
+        let mut used = Vec::new();
+        reader.apply(&mut v, s, 0, &mut used)?;
+        let policy = policy_for(&v);
+        let own_keys = s.keys.iter().any(|(k, _, _)| {
+            k != "use_template" && k != "recursive" && k != "process_children_only"
+        });
+        let mut name = if used.is_empty() || own_keys {
+            root.as_str().replace(['/', ' ', ':', '.'], "-")
+        } else {
+            used.join("+")
+        };
+        if policies.get(&name).is_some_and(|p| p != &policy) {
+            name = root.as_str().replace(['/', ' ', ':', '.'], "-");
+        }
+        if !v.autoprune && !v.autosnap {
+            reader.notes.push(format!(
+                "[{}] has autosnap = no and autoprune = no: zsnap leaves it alone",
+                s.name
+            ));
+            continue;
+        }
+        policies.insert(name.clone(), policy);
+        datasets.push(DatasetEntry {
+            root,
+            host: Host::Local,
+            recursive: v.recursive,
+            children_only: v.recursive && v.children_only,
+            exclude: Vec::new(),
+            policy: name,
+        });
+    }
+    if datasets.is_empty() {
+        return Err(reader.err(0, "no dataset sections: nothing to translate".to_owned()));
+    }
+    let config = Config {
+        paths: Paths::default(),
+        check: super::model::CheckSpec::default(),
+        datasets,
+        policies,
+        targets: BTreeMap::new(),
+    };
+    Ok(SanoidImport {
+        config,
+        notes: reader.notes,
+    })
+}
