@@ -485,6 +485,12 @@ pub enum Protection {
         /// The clones.
         clones: Vec<DatasetName>,
     },
+    /// It has clones that ZFS keeps hidden (such as the `DATASET/%recv` of an
+    /// interrupted resumable receive), which pin it like clones do.
+    HiddenClones {
+        /// Their names, verbatim.
+        clones: Vec<String>,
+    },
     /// It is the newest snapshot of its dataset.
     Newest,
     /// It is the newest snapshot the dataset shares with a target (by guid).
@@ -509,6 +515,9 @@ impl fmt::Display for Protection {
                     write!(f, "{c}")?;
                 }
                 f.write_str(")")
+            }
+            Protection::HiddenClones { clones } => {
+                write!(f, "pinned by hidden clones ({})", clones.join(", "))
             }
             Protection::Newest => f.write_str("newest snapshot of the dataset"),
             Protection::CommonWithTarget { target } => {

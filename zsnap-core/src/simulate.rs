@@ -14,7 +14,8 @@
 //! one, and their creation time is [`Plan::now`].
 //!
 //! **Destroy** ([`Step::Destroy`], one `zfs destroy DATASET@a,b,c`): the dataset exists
-//! and every named snapshot exists with the planned guid, has no hold and no clone;
+//! and every named snapshot exists with the planned guid, has no hold and no clone
+//! (hidden ones, such as an interrupted receive's `DATASET/%recv`, count);
 //! otherwise the whole batch is refused, as `lzc_destroy_snaps` destroys all or none.
 //! A missing snapshot is refused too: the plan named something it did not see.
 //!
@@ -57,6 +58,8 @@
 //!
 //! **Abort receive**: the dataset holds an interrupted receive; the token is cleared, and
 //! a dataset without snapshots (one an interrupted full receive created) disappears.
+//! Aborting or completing a resumed receive also removes the hidden `DATASET/%recv`
+//! clone the interrupted receive left on its base snapshot.
 //!
 //! What an inventory cannot show is not modelled: data written to a target since its
 //! newest snapshot (which a real incremental receive without `-F` refuses), space, busy
@@ -177,13 +180,13 @@ pub enum Refusal {
         /// Its holds.
         userrefs: u64,
     },
-    /// Destroying a snapshot with clones.
-    #[error("snapshot {snapshot} has clones ({})", join(.clones))]
+    /// Destroying a snapshot with clones, visible or hidden.
+    #[error("snapshot {snapshot} has clones ({})", .clones.join(", "))]
     Cloned {
         /// The snapshot.
         snapshot: SnapshotName,
-        /// Its clones.
-        clones: Vec<DatasetName>,
+        /// Its clones: datasets, then hidden ones (`DATASET/%recv`) verbatim.
+        clones: Vec<String>,
     },
     /// A hold tag placed twice.
     #[error("snapshot {snapshot} already has a hold with tag {tag:?}")]
@@ -355,17 +358,6 @@ pub enum Refusal {
         /// What the stream carries there.
         actual: Option<ShortName>,
     },
-}
-
-fn join(items: &[DatasetName]) -> String {
-    let mut out = String::new();
-    for (i, d) in items.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(d.as_str());
-    }
-    out
 }
 
 fn or_nothing(name: &Option<ShortName>) -> String {
@@ -633,10 +625,11 @@ impl Sim {
                     userrefs: snap.userrefs,
                 });
             }
-            if !snap.clones.is_empty() {
+            if !snap.clones.is_empty() || !snap.hidden_clones.is_empty() {
+                let clones = snap.clones.iter().map(DatasetName::to_string);
                 return Err(Refusal::Cloned {
                     snapshot: full(),
-                    clones: snap.clones.clone(),
+                    clones: clones.chain(snap.hidden_clones.iter().cloned()).collect(),
                 });
             }
             doomed.insert(&r.name);
@@ -785,6 +778,7 @@ impl Sim {
                 dataset: step.dataset.clone(),
             });
         }
+        drop_partial_receive(ds);
         if ds.snapshots.is_empty() {
             inv.datasets.remove(&step.dataset);
         }
@@ -977,6 +971,7 @@ impl Sim {
                     .dataset_mut(&target)
                     .expect("checked above that the target exists");
                 ds.props.receive_resume_token = None;
+                drop_partial_receive(ds);
                 stream
             }
         };
@@ -1012,6 +1007,15 @@ impl Sim {
             snap.managed = managed.clone();
             ds.insert_snapshot(snap);
         }
+    }
+}
+
+/// Removes the hidden `DATASET/%recv` clone an interrupted incremental receive left on
+/// its base snapshot, once the receive is resumed to its end or aborted.
+fn drop_partial_receive(ds: &mut Dataset) {
+    let partial = format!("{}/%recv", ds.name);
+    for s in &mut ds.snapshots {
+        s.hidden_clones.retain(|c| c != &partial);
     }
 }
 

@@ -612,6 +612,18 @@ fn resume_state_blocks_everything_but_resume_and_abort() {
 }
 
 #[test]
+fn a_hidden_partial_receive_pins_its_base_until_aborted() {
+    let mut inv = inventory();
+    let a = inv.dataset_mut(&ds("backup/a")).unwrap();
+    a.props.receive_resume_token = Some("1-abc".to_owned());
+    a.snapshots[0].hidden_clones = vec!["backup/a/%recv".to_owned()];
+    insta::assert_snapshot!(refused_on(&inv, vec![destroy("backup/a", &[("s1", 11)])]), @"step 1 (destroy at local): snapshot backup/a@s1 has clones (backup/a/%recv)");
+    let abort = Step::AbortReceive(AbortReceiveStep::new(local(), ds("backup/a"), "stale"));
+    let out = ok_on(&inv, vec![abort, destroy("backup/a", &[("s1", 11)])]);
+    assert!(names(&out, "backup/a").is_empty());
+}
+
+#[test]
 fn aborting_an_interrupted_full_receive_removes_the_partial_dataset() {
     let mut inv = inventory();
     let mut partial = Dataset::new(ds("backup/p"), DatasetKind::Filesystem, Guid(8));
