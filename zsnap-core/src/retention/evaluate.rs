@@ -271,6 +271,7 @@ impl Ctx<'_, '_> {
         for (name, n, period) in counts.types() {
             let max_age = now_s - (n as i128) * i128::from(period);
             let text = format!("sanoid {name} = {n}");
+            let mut limit_text: Option<String> = None;
             let mut rank = 0;
             for i in self.order.iter().rev().copied() {
                 let c = &self.cands[i];
@@ -282,7 +283,9 @@ impl Ctx<'_, '_> {
                 let bucket = if rank <= n {
                     format!("#{rank} of {n}")
                 } else if young {
-                    format!("after {}", seconds_text(max_age, self.tz))
+                    limit_text
+                        .get_or_insert_with(|| format!("after {}", seconds_text(max_age, self.tz)))
+                        .clone()
                 } else {
                     // Older than the limit and beyond the count; so is everything older.
                     break;
@@ -298,10 +301,7 @@ impl Ctx<'_, '_> {
             .ok()
             .and_then(|s| now.checked_sub_signed(chrono::TimeDelta::try_seconds(s)?));
         let bucket = match cutoff {
-            Some(c) => format!(
-                "after {}",
-                c.with_timezone(&self.tz).format("%Y-%m-%dT%H:%M:%S%:z")
-            ),
+            Some(c) => format!("after {}", local_text(c, self.tz)),
             None => "after the beginning of time".to_owned(),
         };
         for i in self.order.iter().rev().copied() {
@@ -384,10 +384,7 @@ fn instant_text(anchor: DateTime<Utc>, age: u128, tz: Tz) -> String {
         .and_then(chrono::TimeDelta::try_seconds)
         .and_then(|d| anchor.checked_sub_signed(d));
     match t {
-        Some(t) => t
-            .with_timezone(&tz)
-            .format("%Y-%m-%dT%H:%M:%S%:z")
-            .to_string(),
+        Some(t) => local_text(t, tz),
         None => "the beginning of time".to_owned(),
     }
 }
@@ -397,10 +394,24 @@ fn seconds_text(epoch: i128, tz: Tz) -> String {
         .ok()
         .and_then(|s| Utc.timestamp_opt(s, 0).single());
     match t {
-        Some(t) => t
-            .with_timezone(&tz)
-            .format("%Y-%m-%dT%H:%M:%S%:z")
-            .to_string(),
+        Some(t) => local_text(t, tz),
         None => "the beginning of time".to_owned(),
     }
+}
+
+/// `2026-11-23T15:00:07+01:00`: the local time of `t` in `tz` with its offset. Written
+/// by hand because chrono's `format` re-parses its pattern on every call.
+fn local_text(t: DateTime<Utc>, tz: Tz) -> String {
+    let local = t.with_timezone(&tz);
+    let n = local.naive_local();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
+        n.year(),
+        n.month(),
+        n.day(),
+        n.hour(),
+        n.minute(),
+        n.second(),
+        local.offset().fix()
+    )
 }
