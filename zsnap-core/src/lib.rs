@@ -50,3 +50,11 @@ pub use retention::{evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolic
 pub use replicate::{
     plan_replication, DatasetMapping, ReplicationError, ReplicationOptions, ReplicationRequest,
 };
+pub use naming::{
+    recognize_any, Label, LabelError, NameTime, NamingError, NamingScheme, Recognized, Recognizer,
+};
+pub use policy::{
+    resolve_policies, resolve_selections, DatasetSelection, Ownership, Policy, SelectionError,
+};
+pub use schedule::{LabelSchedule, Period, Schedule, ScheduleError};
+pub use snapshot::{plan_snapshot_on_demand, plan_snapshots, SnapshotPlanError};
