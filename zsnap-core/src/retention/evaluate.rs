@@ -208,8 +208,11 @@ impl Ctx<'_, '_> {
         for i in self.order.iter().rev().copied() {
             let (t, offset) = local[i];
             let bucket = bucket_key(unit, t);
-            // restic compares with the previous snapshot's bucket: in newest-first order
-            // local buckets only ever decrease, so this is "a bucket not seen yet".
+            // restic compares with the previous snapshot's bucket. Walking newest first,
+            // local buckets only decrease unless a clock falls back across a bucket edge
+            // it had already passed; fall-backs return into the bucket just left (a whole
+            // hour at an hour's edge, or Lord Howe's half hour), so in practice this is
+            // "a bucket not seen yet".
             if last_bucket == Some(bucket) {
                 continue;
             }

@@ -218,8 +218,8 @@ impl SanoidCounts {
 #[non_exhaustive]
 pub enum KeepRule {
     /// The newest `count` candidates — among those with label `label` and whose name
-    /// matches `regex`, when given. Reasons: rule `last 3 (label hourly)`, bucket
-    /// `#1 of 3` (the newest) … `#3 of 3`.
+    /// matches `regex`, when given (`now` is not used). Reasons: rule
+    /// `last 3 (label hourly)`, bucket `#1 of 3` (the newest) … `#3 of 3`.
     Last {
         /// How many.
         count: usize,
@@ -239,7 +239,8 @@ pub enum KeepRule {
     /// for each unit with a count N > 0, walk the candidates newest → oldest and keep
     /// each one whose bucket differs from the previous one's, until N buckets are kept.
     /// So each of the newest N buckets *that have snapshots* keeps its newest snapshot
-    /// (buckets without snapshots do not count).
+    /// (buckets without snapshots do not count, and `now` is not used: a dataset whose
+    /// snapshots stopped keeps its last N buckets).
     ///
     /// Buckets come from the local wall-clock time of the instant in the zone:
     /// hour (`2026-11-23T14:00+01:00`, shown with the UTC offset of the kept snapshot),
@@ -285,6 +286,10 @@ pub enum KeepRule {
     ///    **oldest** and drops the younger ones (so with `keep=1` the first interval
     ///    keeps its oldest snapshot, not the newest: lead with `1xD(keep=all)`).
     /// 4. Candidates older than the last interval are not kept.
+    ///
+    /// zrepl's grid also takes a `regex` choosing which snapshots it sees (the others
+    /// are not kept by it, and the anchor is the newest *matching* one); here the
+    /// candidates are already the snapshots the policy manages, so a grid sees them all.
     ///
     /// Reasons: rule `grid 1x1h(keep=all) | 24x1h`, bucket
     /// `#3 of 24x1h (2026-11-23T11:00:07+01:00, 2026-11-23T12:00:07+01:00]`.
