@@ -43,6 +43,7 @@ pub use plan::{
     KeepReason, Location, Note, Plan, Protection, RecvOptions, SendBase, SendSpec, SnapshotRef,
     SnapshotStep, Step, TransferStep, Verdict,
 };
+pub use prune::{plan_prune, PruneRequest, DEFAULT_DESTROY_ARG_BUDGET};
 pub use simulate::{Refusal, SimulateError};
 pub use zfs_list::{list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS};
 pub use config::{Config, ConfigError};

@@ -1,1 +1,415 @@
-//! (being written)
+//! The prune planner: which snapshots to destroy, by each dataset's retention policy and
+//! the safety rules that hold for every policy.
+//!
+//! For each dataset a selection selects (the most specific selection wins, see
+//! [`crate::policy`]), [`plan_prune`]:
+//! 1. classifies every snapshot with [`Policy::classify`]: managed (zsnap took it),
+//!    adopted (a recognizer of the policy reads its name) or unmanaged;
+//! 2. evaluates the policy's retention on the managed and adopted ones (oldest first, by
+//!    createtxg) at `now` in the policy's time zone;
+//! 3. applies the **safety rules**, which no policy can switch off. It never destroys:
+//!    - a snapshot with user holds (`userrefs > 0`),
+//!    - a snapshot with clones, visible or hidden (an interrupted receive's `%recv`),
+//!    - a snapshot zsnap does not manage and the policy does not adopt,
+//!    - the newest snapshot of the dataset (the highest createtxg, managed or not),
+//!    - the newest snapshot the dataset has in common with each target (the guids in
+//!      [`PruneRequest::protected`]),
+//!    - anything in a dataset whose listing failed, or one below it
+//!      ([`PruneRequest::failed`]), or a dataset absent from the inventory — those get
+//!      a [`Note`] instead.
+//!
+//! Every snapshot of a selected dataset gets one [`Decision`]: `Keep` with the rules that
+//! keep it, `Protect` with the safety rules (and any rules that keep it too), or
+//! `Destroy`. The destroyed ones of a dataset go into [`Step::Destroy`] batches, oldest
+//! first, each `DATASET@a,b,c` argument at most [`PruneRequest::destroy_arg_budget`]
+//! bytes (a batch always holds at least one snapshot, so a budget under 256 bytes, the
+//! longest possible name, may be exceeded by a single name).
+//!
+//! # Convergence
+//! Planning again on the result of applying the plan ([`Plan::simulate`]) at the same
+//! `now` destroys nothing more for every rule whose verdict on the snapshots it keeps
+//! does not depend on the snapshots it drops: `last`, per-label counts, calendar buckets
+//! (each kept snapshot is the newest of a bucket that still has it, and the newest
+//! buckets stay the same), sanoid counts, `newer than`, `regex` and `keep_oldest`. The
+//! zrepl grid converges too as long as the newest candidate survives: it is the grid's
+//! anchor, and when it is destroyed (it can be, when it is not the dataset's newest
+//! snapshot and no rule keeps it) the grid moves and a second run may destroy more.
+//! Safety rules give the same answer in both runs.
+//!
+//! # Cost
+//! One pass over the selected datasets, O(n log n) in the snapshots of each (the
+//! retention evaluation), no copy of the inventory.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::inventory::{Dataset, Guid, Inventory, Snapshot};
+use crate::names::DatasetName;
+use crate::plan::{
+    Decision, DestroyStep, KeepReason, Location, Note, Plan, Protection, SnapshotRef, Step, Verdict,
+};
+use crate::policy::{DatasetSelection, Ownership, Policy};
+use crate::retention::{evaluate, Candidate};
+
+/// The default byte budget of one `DATASET@a,b,c` argument: far under Linux's 128 KiB
+/// limit of one argument (`MAX_ARG_STRLEN`) and the platforms' `ARG_MAX`, with room for
+/// `ssh` and the remote shell's quoting.
+pub const DEFAULT_DESTROY_ARG_BUDGET: usize = 100_000;
+
+static NO_PROTECTED: BTreeMap<DatasetName, Vec<(String, Guid)>> = BTreeMap::new();
+static NO_FAILED: BTreeSet<DatasetName> = BTreeSet::new();
+
+/// What [`plan_prune`] needs to know about one location.
+///
+/// # Example
+/// ```
+/// use std::collections::BTreeMap;
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::policy::{DatasetSelection, Policy};
+/// use zsnap_core::prune::{plan_prune, PruneRequest};
+/// use zsnap_core::retention::{KeepRule, RetentionPolicy};
+/// use zsnap_core::{Dataset, DatasetKind, Guid, Inventory, Location, Snapshot, Step};
+///
+/// // Five hourly snapshots taken by zsnap; the policy keeps the newest two.
+/// let mut ds = Dataset::new("tank/a".parse().unwrap(), DatasetKind::Filesystem, Guid(1));
+/// for h in 0..5u32 {
+///     let at = Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0).unwrap();
+///     let name = format!("zsnap_hourly_20261123T{h:02}0000Z").parse().unwrap();
+///     let mut s = Snapshot::new(name, Guid(10 + u64::from(h)), 100 + u64::from(h), at);
+///     s.managed = Some("yes".to_owned());
+///     ds.insert_snapshot(s);
+/// }
+/// let mut inv = Inventory::new();
+/// inv.insert(ds);
+/// let retention = RetentionPolicy::new(vec![KeepRule::last(2)]);
+/// let policies = BTreeMap::from([(
+///     "p".to_owned(),
+///     Policy::new(Default::default(), retention, chrono_tz::UTC),
+/// )]);
+/// let selections = [DatasetSelection::new("tank/a".parse().unwrap(), "p")];
+/// let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+/// let now = Utc.with_ymd_and_hms(2026, 11, 23, 5, 0, 0).unwrap();
+/// let plan = plan_prune(&req, now);
+/// let Step::Destroy(d) = &plan.steps[0] else { panic!("a destroy step") };
+/// let names: Vec<&str> = d.snapshots.iter().map(|s| s.name.as_str()).collect();
+/// assert_eq!(names, ["zsnap_hourly_20261123T000000Z", "zsnap_hourly_20261123T010000Z", "zsnap_hourly_20261123T020000Z"]);
+/// assert_eq!(plan.decisions.len(), 5);
+/// // The result converges: planning on what remains destroys nothing.
+/// let after = plan.simulate(&inv).unwrap();
+/// let req = PruneRequest::new(Location::local(), &after, &selections, &policies);
+/// assert!(plan_prune(&req, now).is_empty());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PruneRequest<'a> {
+    /// Where the inventory was listed; every step and decision names it.
+    pub location: Location,
+    /// What exists there.
+    pub inventory: &'a Inventory,
+    /// Which datasets are pruned by which policy.
+    pub selections: &'a [DatasetSelection],
+    /// The policies by name.
+    pub policies: &'a BTreeMap<String, Policy>,
+    /// Per dataset, the newest snapshot it has in common with each of its targets:
+    /// `(target, guid)`. These are never destroyed.
+    pub protected: &'a BTreeMap<DatasetName, Vec<(String, Guid)>>,
+    /// Datasets whose listing failed or that are missing: nothing in them or below them
+    /// is pruned.
+    pub failed: &'a BTreeSet<DatasetName>,
+    /// The longest `DATASET@a,b,c` argument of one destroy step, in bytes.
+    pub destroy_arg_budget: usize,
+}
+
+impl<'a> PruneRequest<'a> {
+    /// A request with nothing protected, nothing failed and the default budget
+    /// ([`DEFAULT_DESTROY_ARG_BUDGET`]).
+    pub fn new(
+        location: Location,
+        inventory: &'a Inventory,
+        selections: &'a [DatasetSelection],
+        policies: &'a BTreeMap<String, Policy>,
+    ) -> Self {
+        PruneRequest {
+            location,
+            inventory,
+            selections,
+            policies,
+            protected: &NO_PROTECTED,
+            failed: &NO_FAILED,
+            destroy_arg_budget: DEFAULT_DESTROY_ARG_BUDGET,
+        }
+    }
+
+    /// The same request protecting these `(target, guid)` per dataset.
+    #[must_use]
+    pub fn with_protected(
+        mut self,
+        protected: &'a BTreeMap<DatasetName, Vec<(String, Guid)>>,
+    ) -> Self {
+        self.protected = protected;
+        self
+    }
+
+    /// The same request, leaving these datasets (and everything below them) alone.
+    #[must_use]
+    pub fn with_failed(mut self, failed: &'a BTreeSet<DatasetName>) -> Self {
+        self.failed = failed;
+        self
+    }
+
+    /// The same request with another destroy argument budget.
+    #[must_use]
+    pub fn with_destroy_arg_budget(mut self, bytes: usize) -> Self {
+        self.destroy_arg_budget = bytes;
+        self
+    }
+
+    /// The failed dataset at or above `name`, if any.
+    fn failed_at_or_above(&self, name: &DatasetName) -> Option<&'a DatasetName> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        if let Some(f) = self.failed.get(name) {
+            return Some(f);
+        }
+        let mut up = name.parent();
+        while let Some(p) = up {
+            if let Some(f) = self.failed.get(&p) {
+                return Some(f);
+            }
+            up = p.parent();
+        }
+        None
+    }
+}
+
+/// Plans the pruning of every selected dataset of `req.inventory` at `now` (see the
+/// [module docs](crate::prune) for the rules).
+///
+/// Never fails: what cannot be pruned safely (a failed listing, a missing root, an
+/// undefined or ambiguous policy) is left alone and explained in [`Plan::notes`].
+pub fn plan_prune(req: &PruneRequest<'_>, now: DateTime<Utc>) -> Plan {
+    let mut plan = Plan::new(now);
+    let mut noted: BTreeSet<&DatasetName> = BTreeSet::new();
+    for f in req.failed {
+        let selected = req
+            .selections
+            .iter()
+            .any(|s| s.selects(f) || f.is_ancestor_of(&s.root));
+        if selected && req.inventory.dataset(f).is_none() && noted.insert(f) {
+            plan.notes.push(Note::new(
+                Some(f.clone()),
+                "its listing failed; nothing in it or below it is pruned",
+            ));
+        }
+    }
+    for (ds, choice) in select(req, &mut plan.notes) {
+        let sel = match choice {
+            Choice::One(sel) => sel,
+            Choice::Ambiguous(a, b) => {
+                plan.notes.push(Note::new(
+                    Some(ds.name.clone()),
+                    format!(
+                        "two selections of {} name different policies ({:?} and {:?}); not pruned",
+                        a.root, a.policy, b.policy
+                    ),
+                ));
+                continue;
+            }
+        };
+        if let Some(f) = req.failed_at_or_above(&ds.name) {
+            if noted.insert(&ds.name) {
+                let message = if f == &ds.name {
+                    "its listing failed; nothing in it or below it is pruned".to_owned()
+                } else {
+                    format!("the listing of {f} failed; not pruned")
+                };
+                plan.notes.push(Note::new(Some(ds.name.clone()), message));
+            }
+            continue;
+        }
+        let Some((policy_name, policy)) = req.policies.get_key_value(&sel.policy) else {
+            plan.notes.push(Note::new(
+                Some(ds.name.clone()),
+                format!("policy {:?} is not defined; not pruned", sel.policy),
+            ));
+            continue;
+        };
+        prune_dataset(req, ds, policy_name, policy, now, &mut plan);
+    }
+    plan
+}
+
+/// The selection that wins a dataset, or two that tie with different policies.
+enum Choice<'a> {
+    One(&'a DatasetSelection),
+    Ambiguous(&'a DatasetSelection, &'a DatasetSelection),
+}
+
+/// Every selected dataset with its winning selection, in name order; a note for each
+/// selection whose root is missing (and not explained by a failed listing).
+fn select<'a>(req: &PruneRequest<'a>, notes: &mut Vec<Note>) -> Vec<(&'a Dataset, Choice<'a>)> {
+    let inv = req.inventory;
+    let mut best: BTreeMap<&'a DatasetName, (&'a Dataset, Choice<'a>)> = BTreeMap::new();
+    for sel in req.selections {
+        if inv.dataset(&sel.root).is_none() {
+            if req.failed_at_or_above(&sel.root).is_none() {
+                notes.push(Note::new(
+                    Some(sel.root.clone()),
+                    "selected but not in the inventory; nothing pruned under it",
+                ));
+            }
+            continue;
+        }
+        let candidates: Box<dyn Iterator<Item = &'a Dataset>> = if sel.recursive {
+            Box::new(inv.subtree(&sel.root))
+        } else {
+            Box::new(inv.dataset(&sel.root).into_iter())
+        };
+        for ds in candidates.filter(|d| sel.selects(&d.name)) {
+            let entry = best.entry(&ds.name);
+            match entry {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert((ds, Choice::One(sel)));
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let cur = match &o.get().1 {
+                        Choice::One(c) | Choice::Ambiguous(c, _) => *c,
+                    };
+                    let (cur_len, new_len) = (cur.root.as_str().len(), sel.root.as_str().len());
+                    if new_len > cur_len {
+                        o.insert((ds, Choice::One(sel)));
+                    } else if new_len == cur_len && cur.policy != sel.policy {
+                        o.insert((ds, Choice::Ambiguous(cur, sel)));
+                    }
+                }
+            }
+        }
+    }
+    best.into_values().collect()
+}
+
+/// The bytes `DATASET@` and each `name,` add to a destroy argument.
+fn arg_len(dataset: &DatasetName, names_len: usize, count: usize) -> usize {
+    dataset.as_str().len() + 1 + names_len + count.saturating_sub(1)
+}
+
+fn prune_dataset(
+    req: &PruneRequest<'_>,
+    ds: &Dataset,
+    policy_name: &str,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) {
+    let owns: Vec<Ownership> = ds.snapshots.iter().map(|s| policy.classify(s)).collect();
+    let candidates: Vec<Candidate<'_>> = ds
+        .snapshots
+        .iter()
+        .zip(&owns)
+        .filter(|(_, o)| o.is_owned())
+        .map(|(s, o)| Candidate::new(&s.name, s.guid, s.createtxg, s.creation, o.label()))
+        .collect();
+    let mut kept = evaluate(&policy.retention, &candidates, now, policy.timezone).into_iter();
+    drop(candidates);
+
+    let newest_txg = ds.snapshots.iter().map(|s| s.createtxg).max();
+    let common: &[(String, Guid)] = req.protected.get(&ds.name).map_or(&[], Vec::as_slice);
+    let mut doomed: Vec<&Snapshot> = Vec::new();
+    plan.decisions.reserve(ds.snapshots.len());
+    for (snap, own) in ds.snapshots.iter().zip(&owns) {
+        let reasons: Vec<KeepReason> = if own.is_owned() {
+            kept.next()
+                .expect("evaluate returns one entry per candidate, and each owned snapshot is one")
+        } else {
+            Vec::new()
+        };
+        let protections = protections(snap, own, Some(snap.createtxg) == newest_txg, common);
+        let verdict = if !protections.is_empty() {
+            Verdict::Protect {
+                protections,
+                reasons,
+            }
+        } else if !reasons.is_empty() {
+            Verdict::Keep { reasons }
+        } else {
+            doomed.push(snap);
+            Verdict::Destroy
+        };
+        plan.decisions.push(Decision::new(
+            req.location.clone(),
+            ds.snapshot_name(snap),
+            snap.guid,
+            snap.creation,
+            verdict,
+        ));
+    }
+    // Snapshots are listed by createtxg, so `doomed` is oldest first already.
+    let reason = format!("no rule of policy {policy_name:?} keeps them");
+    let mut batch: Vec<SnapshotRef> = Vec::new();
+    let mut names_len = 0;
+    for snap in doomed {
+        let len = snap.name.as_str().len();
+        if !batch.is_empty()
+            && arg_len(&ds.name, names_len + len, batch.len() + 1) > req.destroy_arg_budget
+        {
+            plan.steps.push(Step::Destroy(DestroyStep::new(
+                req.location.clone(),
+                ds.name.clone(),
+                std::mem::take(&mut batch),
+                reason.clone(),
+            )));
+            names_len = 0;
+        }
+        names_len += len;
+        batch.push(SnapshotRef::new(snap.name.clone(), snap.guid));
+    }
+    if !batch.is_empty() {
+        plan.steps.push(Step::Destroy(DestroyStep::new(
+            req.location.clone(),
+            ds.name.clone(),
+            batch,
+            reason,
+        )));
+    }
+}
+
+/// The safety rules that keep `snap`, in a fixed order.
+fn protections(
+    snap: &Snapshot,
+    own: &Ownership,
+    newest: bool,
+    common: &[(String, Guid)],
+) -> Vec<Protection> {
+    let mut out = Vec::new();
+    if snap.userrefs > 0 {
+        out.push(Protection::Held {
+            userrefs: snap.userrefs,
+        });
+    }
+    if !snap.clones.is_empty() {
+        out.push(Protection::Cloned {
+            clones: snap.clones.clone(),
+        });
+    }
+    if !snap.hidden_clones.is_empty() {
+        out.push(Protection::HiddenClones {
+            clones: snap.hidden_clones.clone(),
+        });
+    }
+    if newest {
+        out.push(Protection::Newest);
+    }
+    for (target, guid) in common {
+        if *guid == snap.guid {
+            out.push(Protection::CommonWithTarget {
+                target: target.clone(),
+            });
+        }
+    }
+    if !own.is_owned() {
+        out.push(Protection::Unmanaged);
+    }
+    out
+}
