@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fuzz/run.sh SECONDS: build every cargo-fuzz target, then run each for SECONDS seconds,
 # starting from its committed seeds (fuzz/seeds/<target>/) and the local corpus
-# (fuzz/corpus/<target>/, git-ignored, grows between runs). Exits non-zero on the first
+# (fuzz/corpus/<target>/, git-ignored, grows between runs), with the dictionary
+# fuzz/dicts/<target>.dict when there is one. Exits non-zero on the first
 # crash, after printing the end of that target's log; libFuzzer leaves the crashing
 # input in fuzz/artifacts/<target>/ (reproduce: cargo fuzz run <target> <file>).
 set -euo pipefail
@@ -19,9 +20,11 @@ for t in $(cargo fuzz list); do
     mkdir -p "corpus/$t"
     seeds=()
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
+    dict=()
+    [ -f "dicts/$t.dict" ] && dict=("-dict=dicts/$t.dict")
     log="artifacts/$t.log"
     if ! cargo fuzz run "${san[@]}" "$t" "corpus/$t" "${seeds[@]}" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 "${dict[@]}" \
         > "$log" 2>&1; then
         tail -n 60 "$log"
         echo "fuzz: $t FAILED (log: fuzz/$log)" >&2
