@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeZone, Utc};
 use zsnap_core::replicate::{
     common_snapshots, newest_common, plan_replication, CommonBase, Cursor, DatasetMapping, RawMode,
-    ReplicationError, ReplicationRequest, Want,
+    ReplicationError, ReplicationRequest, SnapshotFilter,
 };
 use zsnap_core::{
     Bookmark, Dataset, DatasetKind, DatasetName, Guid, Inventory, Location, Plan, SendBase,
@@ -225,8 +225,8 @@ fn up_to_date_target_only_gets_its_cursor() {
     assert!(matches!(&plan.steps[..], [Step::Hold(h)] if h.guid == Guid(5)));
 }
 
-fn odd_only(d: &Dataset) -> Vec<bool> {
-    d.snapshots.iter().map(|s| s.guid.0 % 2 == 1).collect()
+fn odd_only(_: &Dataset, s: &Snapshot) -> bool {
+    s.guid.0 % 2 == 1
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn a_filtered_target_gets_only_what_it_wants_by_i_steps() {
     let src = source();
     let dst = target(vec![]);
     let mut req = request(&src, &dst);
-    req.want = Want::Only(&odd_only);
+    req.filter = Some(SnapshotFilter(&odd_only));
     let (plan, _, dst_after) = plan_and_converge(&req);
     insta::assert_snapshot!(plan.render(), @r#"
         plan for 2026-09-22T18:00:00Z: 4 steps
@@ -256,8 +256,8 @@ fn wanted_runs_are_ranges_and_gaps_are_single_steps() {
     let src = inventory(vec![dataset("tank/a", &refs)]);
     let dst = target(vec![dataset("backup/a", &[("s1", 1)])]);
     let mut req = request(&src, &dst);
-    let not_s4 = |d: &Dataset| d.snapshots.iter().map(|s| s.guid != Guid(4)).collect();
-    req.want = Want::Only(&not_s4);
+    let not_s4 = |_: &Dataset, s: &Snapshot| s.guid != Guid(4);
+    req.filter = Some(SnapshotFilter(&not_s4));
     let (plan, _, dst_after) = plan_and_converge(&req);
     let shape: Vec<(u64, u64, bool)> = transfers(&plan)
         .iter()
@@ -588,7 +588,7 @@ fn allowed_rollback_forces_the_first_receive_only() {
         &[("s1", 1), ("s2", 2), ("local1", 91)],
     )]);
     let mut req = request(&src, &dst);
-    req.want = Want::Only(&odd_only);
+    req.filter = Some(SnapshotFilter(&odd_only));
     req.options.allow_rollback = true;
     let (plan, _, dst_after) = plan_and_converge(&req);
     insta::assert_snapshot!(plan.render(), @r#"
@@ -868,4 +868,195 @@ fn planning_65k_snapshots_is_linear() {
     let sends = transfers(&plan);
     assert_eq!(sends.len(), 1);
     assert!(matches!(sends[0], SendSpec::Incremental { expected, .. } if expected.len() == 32_500));
+}
+
+// ---------------------------------------------------------------------------------------
+// Target and source policies
+
+use zsnap_core::policy::Policy;
+use zsnap_core::retention::{evaluate, Candidate, RetentionPolicy};
+
+/// 2026-11-20T00:00:00Z plus `hours`.
+fn hour(hours: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap() + chrono::Duration::hours(hours)
+}
+
+/// A managed zsnap snapshot `zsnap_<label>_<time>`.
+fn zsnap(label: &str, at: DateTime<Utc>, guid: u64, txg: u64) -> Snapshot {
+    let name = format!("zsnap_{label}_{}", at.format("%Y%m%dT%H%M%SZ"));
+    let mut s = Snapshot::new(name.parse().unwrap(), Guid(guid), txg, at);
+    s.managed = Some("yes".to_owned());
+    s
+}
+
+fn policy(rules: &[&str]) -> Policy {
+    Policy::new(
+        Default::default(),
+        RetentionPolicy::new(rules.iter().map(|r| r.parse().unwrap()).collect()),
+        chrono_tz::UTC,
+    )
+}
+
+/// Hourly snapshots for 30 hours, and a daily one at each midnight (taken together
+/// with that hour's hourly, one txg later).
+fn hourly_and_daily() -> Inventory {
+    let mut a = Dataset::new(ds("tank/a"), DatasetKind::Filesystem, Guid(1));
+    let mut guid = 0;
+    for h in 0..30 {
+        guid += 1;
+        a.insert_snapshot(zsnap("hourly", hour(h), guid, 10 * guid));
+        if h % 24 == 0 {
+            guid += 1;
+            a.insert_snapshot(zsnap("daily", hour(h), guid, 10 * guid));
+        }
+    }
+    inventory(vec![a])
+}
+
+/// Whether `policy` keeps every snapshot of `name` whose guid is in `received`, on the
+/// target as it is.
+fn target_keeps(inv: &Inventory, name: &str, policy: &Policy, received: &[Guid]) -> bool {
+    let d = inv.dataset(&ds(name)).unwrap();
+    let owned: Vec<(&Snapshot, _)> = d
+        .snapshots
+        .iter()
+        .map(|s| (s, policy.classify(s)))
+        .filter(|(_, o)| o.is_owned())
+        .collect();
+    let cands: Vec<Candidate> = owned
+        .iter()
+        .map(|(s, o)| Candidate::new(&s.name, s.guid, s.createtxg, s.creation, o.label()))
+        .collect();
+    let kept = evaluate(&policy.retention, &cands, hour(30), policy.timezone);
+    received.iter().all(|g| {
+        owned
+            .iter()
+            .zip(&kept)
+            .any(|((s, _), reasons)| s.guid == *g && !reasons.is_empty())
+    })
+}
+
+fn plan_at_30h(req: &ReplicationRequest<'_>) -> Plan {
+    plan_replication(req, hour(30)).unwrap()
+}
+
+#[test]
+fn the_target_policy_decides_what_is_sent() {
+    let src = hourly_and_daily();
+    let dst = target(vec![]);
+    let p = policy(&["labels daily = 7", "last 2 (label hourly)"]);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    let plan = plan_at_30h(&req);
+    insta::assert_snapshot!(plan.render(), @r#"
+        plan for 2026-11-21T06:00:00Z: 5 steps
+
+        steps:
+          1  src → dst  transfer full  tank/a@zsnap_daily_20261120T000000Z → backup/a  — backup/a does not exist: full send of @zsnap_daily_20261120T000000Z, the oldest snapshot the target wants
+          2  src → dst  transfer -i    tank/a@zsnap_daily_20261120T000000Z .. @zsnap_daily_20261121T000000Z → backup/a  — incremental from @zsnap_daily_20261120T000000Z to @zsnap_daily_20261121T000000Z, skipping 24 snapshots the target does not want
+          3  src → dst  transfer -i    tank/a@zsnap_daily_20261121T000000Z .. @zsnap_hourly_20261121T040000Z → backup/a  — incremental from @zsnap_daily_20261121T000000Z to @zsnap_hourly_20261121T040000Z, skipping 3 snapshots the target does not want
+          4  src → dst  transfer -i    tank/a@zsnap_hourly_20261121T040000Z .. @zsnap_hourly_20261121T050000Z → backup/a  — incremental from @zsnap_hourly_20261121T040000Z to @zsnap_hourly_20261121T050000Z
+          5  src        hold           tank/a@zsnap_hourly_20261121T050000Z (tag "zsnap:offsite")  — keep @zsnap_hourly_20261121T050000Z, the newest snapshot in common with target "offsite", as the base of the next send
+        "#);
+    let Step::Transfer(first) = &plan.steps[0] else {
+        panic!("a transfer")
+    };
+    assert_eq!(first.recv.set_props["zsnap:managed"], "yes");
+    let invs = BTreeMap::from([(src_loc(), src.clone()), (dst_loc(), dst.clone())]);
+    let after = plan.simulate_at(&invs).unwrap();
+    let received: Vec<Guid> = after[&dst_loc()]
+        .dataset(&ds("backup/a"))
+        .unwrap()
+        .snapshots
+        .iter()
+        .map(|s| s.guid)
+        .collect();
+    assert_eq!(received.len(), 4);
+    assert!(target_keeps(&after[&dst_loc()], "backup/a", &p, &received));
+    let mut again = req.clone();
+    again.source = &after[&src_loc()];
+    again.target = &after[&dst_loc()];
+    assert!(plan_at_30h(&again).is_empty());
+}
+
+#[test]
+fn the_target_policy_counts_what_the_target_already_has() {
+    // The target has s1 and s2; "last 3" over s1…s6 as the target will hold them keeps
+    // s4, s5, s6: -i s2 s4, then -I s4 s6.
+    let mut a = Dataset::new(ds("tank/a"), DatasetKind::Filesystem, Guid(1));
+    for i in 1..=6 {
+        a.insert_snapshot(zsnap("hourly", hour(i as i64), i, 10 * i));
+    }
+    let src = inventory(vec![a.clone()]);
+    let mut b = Dataset::new(ds("backup/a"), DatasetKind::Filesystem, Guid(2));
+    for i in 1..=2 {
+        b.insert_snapshot(zsnap("hourly", hour(i as i64), i, i));
+    }
+    let dst = target(vec![b]);
+    let p = policy(&["last 3"]);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    let plan = plan_at_30h(&req);
+    let shape: Vec<(u64, u64, bool)> = transfers(&plan)
+        .iter()
+        .map(|s| match s {
+            SendSpec::Incremental {
+                base,
+                snapshot,
+                intermediates,
+                ..
+            } => (base.guid().0, snapshot.guid.0, *intermediates),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(shape, [(2, 4, false), (4, 6, true)]);
+}
+
+#[test]
+fn a_target_policy_never_gets_unmanaged_snapshots() {
+    let mut a = Dataset::new(ds("tank/a"), DatasetKind::Filesystem, Guid(1));
+    a.insert_snapshot(zsnap("hourly", hour(1), 1, 10));
+    a.insert_snapshot(snap("before-upgrade", 2, 20));
+    a.insert_snapshot(zsnap("hourly", hour(3), 3, 30));
+    let src = inventory(vec![a]);
+    let dst = target(vec![]);
+    let p = policy(&["last 10"]);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    let plan = plan_at_30h(&req);
+    let sent: Vec<u64> = transfers(&plan)
+        .iter()
+        .map(|s| match s {
+            SendSpec::Full { snapshot } => snapshot.guid.0,
+            SendSpec::Incremental { snapshot, .. } => snapshot.guid.0,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(sent, [1, 3]);
+
+    // With only a source policy: what it owns, so not the manual snapshot either.
+    let mut req = request(&src, &dst);
+    req.source_policy = Some(&p);
+    let (_, _, dst_after) = plan_and_converge(&req);
+    assert_eq!(guids(&dst_after, "backup/a"), [1, 3]);
+    // Without policies: everything.
+    let (_, _, dst_after) = plan_and_converge(&request(&src, &dst));
+    assert_eq!(guids(&dst_after, "backup/a"), [1, 2, 3]);
+}
+
+#[test]
+fn a_target_policy_that_keeps_nothing_new_sends_nothing() {
+    let src = hourly_and_daily();
+    let dst = target(vec![]);
+    let p = policy(&["labels weekly = 4"]);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    let plan = plan_at_30h(&req);
+    assert!(plan.is_empty());
+    insta::assert_snapshot!(plan.render(), @r#"
+        plan for 2026-11-21T06:00:00Z: nothing to do
+
+        notes:
+          backup/a: not created: tank/a has no snapshot the target wants
+        "#);
 }

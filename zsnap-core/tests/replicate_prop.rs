@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use zsnap_core::replicate::{
     cursor_bookmark_name, is_cursor_bookmark, plan_replication, Cursor, DatasetMapping, RawMode,
-    ReplicationError, ReplicationRequest, Want,
+    ReplicationError, ReplicationRequest, SnapshotFilter,
 };
 use zsnap_core::{
     Bookmark, Dataset, DatasetKind, DatasetName, Guid, Inventory, Location, Plan, SendSpec,
@@ -437,7 +437,7 @@ fn request<'a>(
     w: &'a World,
     src: &'a Inventory,
     dst: &'a Inventory,
-    want: &'a dyn Fn(&Dataset) -> Vec<bool>,
+    want: &'a (dyn Fn(&Dataset, &Snapshot) -> bool + Sync),
 ) -> ReplicationRequest<'a> {
     let mut req = ReplicationRequest::new(
         src_loc(),
@@ -447,7 +447,7 @@ fn request<'a>(
         dst,
         vec![DatasetMapping::new(ds("tank/a"), ds("backup/a"))],
     );
-    req.want = Want::Only(want);
+    req.filter = Some(SnapshotFilter(want));
     req.options.allow_rollback = c.allow_rollback;
     req.options.cursor = if c.bookmark_cursor {
         Cursor::Bookmark
@@ -507,7 +507,7 @@ fn target_guids(inv: &Inventory) -> Vec<Guid> {
 
 fn check(c: &Case) -> Result<(), TestCaseError> {
     let w = world(c);
-    let want = |d: &Dataset| d.snapshots.iter().map(|s| wants(c, s.guid)).collect();
+    let want = |_: &Dataset, s: &Snapshot| wants(c, s.guid);
     let req = request(c, &w, &w.src, &w.dst, &want);
     let expect = oracle(c, &w);
     let plan = match plan_replication(&req, now()) {

@@ -28,4 +28,6 @@ pub use common::{common_snapshots, newest_common, CommonBase, CommonSnapshot};
 pub use cursor::{cursor_bookmark_name, cursor_hold_tag, is_cursor_bookmark};
 pub use error::ReplicationError;
 pub use planner::plan_replication;
-pub use request::{Cursor, DatasetMapping, RawMode, ReplicationOptions, ReplicationRequest, Want};
+pub use request::{
+    Cursor, DatasetMapping, RawMode, ReplicationOptions, ReplicationRequest, SnapshotFilter,
+};

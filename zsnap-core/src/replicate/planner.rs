@@ -5,17 +5,19 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::inventory::{Dataset, DatasetKind, Guid, Snapshot};
+use crate::inventory::{Dataset, DatasetKind, Guid, Snapshot, MANAGED_PROPERTY};
 use crate::names::{DatasetName, ShortName};
 use crate::plan::{
     AbortReceiveStep, BookmarkStep, DestroyBookmarkStep, DestroyStep, HoldStep, Note, Plan,
     RecvOptions, SendBase, SendSpec, SnapshotRef, Step, TransferStep,
 };
+use crate::policy::{Ownership, MANAGED_VALUE};
+use crate::retention::{evaluate, Candidate};
 
 use super::common::{bookmark_index, newest_common_in, snapshot_index, CommonBase};
 use super::cursor::{cursor_bookmark_name, cursor_hold_tag, is_cursor_bookmark};
 use super::error::ReplicationError;
-use super::request::{Cursor, RawMode, ReplicationRequest, Want};
+use super::request::{Cursor, RawMode, ReplicationRequest};
 
 /// Properties that only filesystems have: `zfs recv -x` of one of them into a volume
 /// is refused, so they are dropped from the exclusions of volumes.
@@ -211,6 +213,7 @@ impl<'r, 'a> Planner<'r, 'a> {
         let bookmarks = bookmark_index(src);
         let mut steps: Vec<Step> = Vec::new();
         let mut exists = tgt.is_some();
+        let mut resumed_guid: Option<Guid> = None;
         let mut tsnaps: Vec<&Snapshot> = tgt
             .map(|t| t.snapshots.iter().collect())
             .unwrap_or_default();
@@ -272,7 +275,10 @@ impl<'r, 'a> Planner<'r, 'a> {
                 step.recv = self.recv_options(src, false);
                 steps.push(Step::Transfer(step));
                 match resumed {
-                    Some(s) => tsnaps.push(s),
+                    Some(s) => {
+                        resumed_guid = Some(s.guid);
+                        tsnaps.push(s);
+                    }
                     None => {
                         self.plan.notes.push(Note::new(
                             Some(tname.clone()),
@@ -347,7 +353,6 @@ impl<'r, 'a> Planner<'r, 'a> {
         };
 
         // 3. The wanted snapshots after the start, oldest first.
-        let wanted = self.wanted(src);
         let from = match &start {
             Start::Full { .. } => 0,
             Start::Incremental(CommonBase::Snapshot { source, .. }) => snaps[&source.guid] + 1,
@@ -355,6 +360,19 @@ impl<'r, 'a> Planner<'r, 'a> {
                 .snapshots
                 .partition_point(|s| s.createtxg <= source.createtxg),
         };
+        // What the target keeps of its own: everything up to the base (newer snapshots
+        // are rolled back by the first receive).
+        let kept_on_target: &[&Snapshot] = match &start {
+            Start::Full { .. } => &[],
+            Start::Incremental(b) => {
+                let pos = tsnaps
+                    .iter()
+                    .rposition(|s| s.guid == b.guid())
+                    .expect("the base was found among the target's snapshots");
+                &tsnaps[..=pos]
+            }
+        };
+        let wanted = self.wanted(src, kept_on_target, resumed_guid, from);
         let w: Vec<usize> = (from..src.snapshots.len()).filter(|&i| wanted[i]).collect();
 
         if w.is_empty() {
@@ -594,16 +612,104 @@ impl<'r, 'a> Planner<'r, 'a> {
         Ok(())
     }
 
-    /// One flag per source snapshot: whether the target wants it.
-    fn wanted(&self, src: &Dataset) -> Vec<bool> {
-        match self.req.want {
-            Want::Every => vec![true; src.snapshots.len()],
-            Want::Only(f) => {
-                let mut flags = f(src);
-                flags.resize(src.snapshots.len(), false);
-                flags
+    /// One flag per source snapshot: whether the target wants it (see
+    /// [`ReplicationRequest::target_policy`]); always false before `from`.
+    ///
+    /// The target policy is evaluated on the target as it will be: its own snapshots up
+    /// to the base (`kept`, of which the one with guid `resumed` comes from the source
+    /// by a resumed receive) followed by the source snapshots from `from` on. Retention
+    /// is idempotent (evaluating the kept set keeps all of it), so what is wanted here
+    /// is kept by the target's pruning once received.
+    fn wanted(
+        &self,
+        src: &Dataset,
+        kept: &[&Snapshot],
+        resumed: Option<Guid>,
+        from: usize,
+    ) -> Vec<bool> {
+        let req = self.req;
+        let mut flags = vec![false; src.snapshots.len()];
+        for (i, s) in src.snapshots.iter().enumerate().skip(from) {
+            flags[i] = req.filter.is_none_or(|f| (f.0)(src, s));
+        }
+        if let Some(policy) = req.target_policy {
+            // Snapshots as the target sees them: the stream carries no user properties
+            // and the receive sets the managed marker on the dataset.
+            let managed = self.recv_managed();
+            let classify = |s: &Snapshot, received: bool| {
+                if !received || s.managed == managed {
+                    policy.classify(s)
+                } else {
+                    let mut seen = s.clone();
+                    seen.managed.clone_from(&managed);
+                    policy.classify(&seen)
+                }
+            };
+            // (index in the source, or None for the target's own, snapshot, ownership)
+            let mut owned: Vec<(Option<usize>, &Snapshot, Ownership)> = Vec::new();
+            for s in kept {
+                let own = classify(s, Some(s.guid) == resumed);
+                if own.is_owned() {
+                    owned.push((None, s, own));
+                }
+            }
+            for (i, s) in src.snapshots.iter().enumerate().skip(from) {
+                if flags[i] {
+                    let own = classify(s, true);
+                    if own.is_owned() {
+                        owned.push((Some(i), s, own));
+                    }
+                }
+            }
+            // Two pools' txgs do not compare: the position is the order.
+            let candidates: Vec<Candidate<'_>> = owned
+                .iter()
+                .enumerate()
+                .map(|(pos, (_, s, own))| {
+                    Candidate::new(&s.name, s.guid, pos as u64, s.creation, own.label())
+                })
+                .collect();
+            let verdicts = evaluate(
+                &policy.retention,
+                &candidates,
+                self.plan_now(),
+                policy.timezone,
+            );
+            flags.iter_mut().for_each(|f| *f = false);
+            for ((i, _, _), reasons) in owned.iter().zip(verdicts) {
+                if let Some(i) = i {
+                    flags[*i] = !reasons.is_empty();
+                }
+            }
+        } else if let Some(policy) = req.source_policy {
+            for (f, s) in flags.iter_mut().zip(&src.snapshots).skip(from) {
+                *f = *f && policy.classify(s).is_owned();
             }
         }
+        flags
+    }
+
+    /// The value of the managed marker on received snapshots.
+    fn recv_managed(&self) -> Option<String> {
+        self.recv_set_props().get(MANAGED_PROPERTY).cloned()
+    }
+
+    /// `-o` properties of every receive: the configured ones, plus the managed marker
+    /// when the target has a policy.
+    fn recv_set_props(&self) -> BTreeMap<String, String> {
+        let mut props = self.req.options.set_props.clone();
+        if self.req.target_policy.is_some() {
+            props
+                .entry(MANAGED_PROPERTY.to_owned())
+                .or_insert_with(|| MANAGED_VALUE.to_owned());
+        }
+        props
+    }
+
+    fn plan_now(&self) -> DateTime<Utc> {
+        self.plan
+            .now
+            .expect("the plan was made with Plan::new(now)")
     }
 
     fn recv_options(&self, src: &Dataset, force: bool) -> RecvOptions {
@@ -619,7 +725,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             })
             .cloned()
             .collect();
-        recv.set_props = self.req.options.set_props.clone();
+        recv.set_props = self.recv_set_props();
         recv
     }
 

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::inventory::{Dataset, Guid, Inventory};
+use crate::inventory::{Dataset, Guid, Inventory, Snapshot};
 use crate::names::{DatasetName, NameError};
 use crate::plan::Location;
+use crate::policy::Policy;
 
 /// One source dataset tree and where it goes on the target.
 ///
@@ -150,24 +151,14 @@ impl Default for ReplicationOptions {
     }
 }
 
-/// Which snapshots of a source dataset a target wants (temporary hook until the
-/// policies land).
+/// A predicate on source snapshots: only those it accepts may be sent (for instance
+/// by name). It sees the source dataset and one of its snapshots.
 #[derive(Clone, Copy)]
-#[non_exhaustive]
-pub enum Want<'a> {
-    /// Every snapshot.
-    Every,
-    /// The snapshots for which the function returns true; it gets the source dataset and
-    /// returns one flag per snapshot, in order.
-    Only(&'a dyn Fn(&Dataset) -> Vec<bool>),
-}
+pub struct SnapshotFilter<'a>(pub &'a (dyn Fn(&Dataset, &Snapshot) -> bool + Sync));
 
-impl std::fmt::Debug for Want<'_> {
+impl std::fmt::Debug for SnapshotFilter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Want::Every => f.write_str("Every"),
-            Want::Only(_) => f.write_str("Only(..)"),
-        }
+        f.write_str("SnapshotFilter(..)")
     }
 }
 
@@ -193,8 +184,20 @@ pub struct ReplicationRequest<'a> {
     pub target: &'a Inventory,
     /// What goes where, in any order (datasets are planned parents first).
     pub mappings: Vec<DatasetMapping>,
-    /// Which source snapshots the target wants.
-    pub want: Want<'a>,
+    /// The target's policy. When set, the target *wants* exactly the source snapshots
+    /// this policy would keep at `now` if they were on the target: the snapshots it owns
+    /// (managed or adopted), evaluated by its retention rules on the source's snapshots
+    /// (after [`filter`](Self::filter)) in its time zone. Only wanted snapshots are ever
+    /// sent, so nothing the target would prune at once is sent. Receives then set
+    /// `zsnap:managed=yes` on the target (`-o`, unless
+    /// [`ReplicationOptions::set_props`] sets it), so the target's own pruning owns what
+    /// it received. [`ReplicationOptions::prune_target`] prunes with this policy.
+    pub target_policy: Option<&'a Policy>,
+    /// Without a target policy, the target wants every source snapshot this policy owns
+    /// (managed or adopted); without either, every source snapshot.
+    pub source_policy: Option<&'a Policy>,
+    /// Only source snapshots this accepts are wanted; `None` accepts all.
+    pub filter: Option<SnapshotFilter<'a>>,
     /// How.
     pub options: ReplicationOptions,
     /// Target datasets whose `receive_resume_token` is known to be stale: a `zfs send -t`
@@ -213,7 +216,8 @@ pub struct ReplicationRequest<'a> {
 }
 
 impl<'a> ReplicationRequest<'a> {
-    /// A request with default options that wants every source snapshot, with no stale
+    /// A request with default options, no policies and no filter (the target wants every
+    /// source snapshot), no stale
     /// tokens, no decoded tokens and unknown cursor holds.
     pub fn new(
         source_location: Location,
@@ -230,7 +234,9 @@ impl<'a> ReplicationRequest<'a> {
             target_name: target_name.into(),
             target,
             mappings,
-            want: Want::Every,
+            target_policy: None,
+            source_policy: None,
+            filter: None,
             options: ReplicationOptions::default(),
             stale_tokens: BTreeSet::new(),
             resume_guids: BTreeMap::new(),
