@@ -35,10 +35,30 @@ pub fn dataset_name(i: usize) -> String {
     }
 }
 
+/// The parent dataset [`dataset_name`] needs listed for the `i`-th dataset besides the
+/// fixed ones of [`PARENTS`], if any.
+fn own_parent(i: usize) -> Option<String> {
+    match i % 4 {
+        1 => Some(format!("tank/home/shared {i:05}")),
+        2 => Some(format!("tank/vm/guest-{i:05}")),
+        _ => None,
+    }
+}
+
+/// The datasets above every generated one.
+pub const PARENTS: [&str; 5] = [
+    "tank",
+    "tank/home",
+    "tank/srv",
+    "tank/srv/postgres",
+    "tank/vm",
+];
+
 /// `zfs list -H -p` output (the columns of `zsnap_core::LIST_COLUMNS`) for `datasets`
-/// datasets with `snapshots` hourly zsnap snapshots each, listed as zfs lists them (each
-/// dataset, then its snapshots in createtxg order). Returns the text and its number of
-/// rows.
+/// datasets with `snapshots` hourly zsnap snapshots each, plus their parents (no
+/// snapshots; [`PARENTS`] and one per shared directory and per guest), listed as zfs
+/// lists them (each dataset, then its snapshots in createtxg order). Returns the text
+/// and its number of rows.
 ///
 /// The snapshots of all datasets are taken together once an hour, so they share a
 /// createtxg and a creation second per hour, as with one atomic `zfs snapshot` call.
@@ -46,7 +66,26 @@ pub fn list_text(datasets: usize, snapshots: usize) -> (String, usize) {
     let mut rng = Rng::new(0x5eed);
     let mut out = String::with_capacity(datasets * (snapshots + 1) * 120);
     let start: i64 = 1_795_446_000; // 2026-11-23T15:00:00Z
+    let mut rows = 0;
+    let parent_row = |out: &mut String, rng: &mut Rng, name: &str, txg: usize| {
+        writeln!(
+            out,
+            "{name}\tfilesystem\t{}\t{txg}\t{}\t-\t-\t-\toff\t-\t-\t/{name}\t{}\t-",
+            rng.next_u64(),
+            start - 2 * 86_400,
+            rng.next_u64() % (1 << 44),
+        )
+        .expect("writing to a String cannot fail");
+    };
+    for (i, p) in PARENTS.iter().enumerate() {
+        parent_row(&mut out, &mut rng, p, 1 + i);
+        rows += 1;
+    }
     for d in 0..datasets {
+        if let Some(p) = own_parent(d) {
+            parent_row(&mut out, &mut rng, &p, 50 + d);
+            rows += 1;
+        }
         let name = dataset_name(d);
         let (kind, mountpoint) = if d % 4 == 2 {
             ("volume", "-".to_owned())
@@ -78,5 +117,5 @@ pub fn list_text(datasets: usize, snapshots: usize) -> (String, usize) {
             .expect("writing to a String cannot fail");
         }
     }
-    (out, datasets * (snapshots + 1))
+    (out, rows + datasets * (snapshots + 1))
 }
