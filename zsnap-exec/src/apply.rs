@@ -1,0 +1,412 @@
+//! Running a plan: [`apply`].
+//!
+//! Steps run in order. Each is journaled before and after it runs (when a
+//! [`Journal`] is given), reported to an [`Observer`], and ends as one [`StepOutcome`].
+//!
+//! # When the run stops
+//! A failed step stops the run (every later step is [`StepOutcome::Skipped`]) unless
+//! nothing later can depend on it: steps that only remove something — destroying
+//! snapshots or bookmarks, releasing a hold — fail alone and the run goes on. A destroy
+//! in which ZFS refused some members (held, cloned, busy) or some members changed since
+//! planning is not a failure at all: it is [`StepOutcome::Partial`] and lists them.
+//!
+//! Interruptions are safe to re-plan: every step is idempotent once re-planned from a
+//! fresh listing (a snapshot that exists is not taken again; a transfer resumes from
+//! the target's token or from the newest common snapshot).
+
+use std::collections::BTreeMap;
+
+use zsnap_core::{Location, Plan, Step};
+
+use crate::backend::{
+    AbortReceiveError, BookmarkError, DestroyBookmarkError, DestroyError, DestroyReport, HoldError,
+    ReceiveRequest, RecvError, ReleaseError, SendError, SendRequest, SnapshotError, ZfsBackend,
+};
+use crate::failure::ZfsFailure;
+use crate::journal::{Journal, JournalError};
+
+/// The backends of a run, by location.
+pub trait Backends {
+    /// The backend for `location`, if there is one.
+    fn backend(&mut self, location: &Location) -> Option<&mut dyn ZfsBackend>;
+}
+
+impl Backends for BTreeMap<Location, Box<dyn ZfsBackend>> {
+    fn backend(&mut self, location: &Location) -> Option<&mut dyn ZfsBackend> {
+        self.get_mut(location)
+            .map(|b| &mut **b as &mut dyn ZfsBackend)
+    }
+}
+
+impl Backends for BTreeMap<Location, &mut dyn ZfsBackend> {
+    fn backend(&mut self, location: &Location) -> Option<&mut dyn ZfsBackend> {
+        match self.get_mut(location) {
+            Some(b) => Some(&mut **b),
+            None => None,
+        }
+    }
+}
+
+/// One backend for every location (tests, and a single-host run).
+pub struct OneBackend<'a>(pub &'a mut dyn ZfsBackend);
+
+impl Backends for OneBackend<'_> {
+    fn backend(&mut self, _location: &Location) -> Option<&mut dyn ZfsBackend> {
+        Some(&mut *self.0)
+    }
+}
+
+/// Watches a run. Every method has an empty default.
+pub trait Observer {
+    /// Step `index` is about to run.
+    fn step_started(&mut self, index: usize, step: &Step) {
+        let _ = (index, step);
+    }
+
+    /// Transfer step `index` has moved `bytes` so far (only when
+    /// [`Observer::wants_bytes`]).
+    fn transfer_progress(&mut self, index: usize, bytes: u64) {
+        let _ = (index, bytes);
+    }
+
+    /// Step `index` ended (or was skipped).
+    fn step_finished(&mut self, index: usize, step: &Step, outcome: &StepOutcome) {
+        let _ = (index, step, outcome);
+    }
+
+    /// Whether to count transfer bytes; then they pass through zsnap (1 MiB buffers)
+    /// instead of a direct `zfs send | zfs recv` pipeline.
+    fn wants_bytes(&self) -> bool {
+        false
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// No backend for the step's location.
+    #[error("run a step at location {location}: no backend for it")]
+    NoBackend {
+        /// The location.
+        location: Location,
+    },
+    /// Writing the journal failed, so the step was not run.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// See [`SnapshotError`].
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// See [`DestroyError`].
+    #[error(transparent)]
+    Destroy(#[from] DestroyError),
+    /// See [`HoldError`].
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    /// See [`ReleaseError`].
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    /// See [`BookmarkError`].
+    #[error(transparent)]
+    Bookmark(#[from] BookmarkError),
+    /// See [`DestroyBookmarkError`].
+    #[error(transparent)]
+    DestroyBookmark(#[from] DestroyBookmarkError),
+    /// See [`SendError`].
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// See [`RecvError`].
+    #[error(transparent)]
+    Receive(#[from] RecvError),
+    /// See [`AbortReceiveError`].
+    #[error(transparent)]
+    AbortReceive(#[from] AbortReceiveError),
+    /// A step kind this version cannot run.
+    #[error("run a step of a kind this version does not know")]
+    Unknown,
+}
+
+impl StepError {
+    /// The classified failure, when a process ran and failed.
+    pub fn failure(&self) -> Option<&ZfsFailure> {
+        match self {
+            StepError::Snapshot(e) => e.failure(),
+            StepError::Destroy(e) => e.failure(),
+            StepError::Hold(e) => e.failure(),
+            StepError::Release(e) => e.failure(),
+            StepError::Bookmark(e) => e.failure(),
+            StepError::DestroyBookmark(e) => e.failure(),
+            StepError::Send(e) => e.failure(),
+            StepError::Receive(e) => e.failure(),
+            StepError::AbortReceive(e) => e.failure(),
+            StepError::NoBackend { .. } | StepError::Journal(_) | StepError::Unknown => None,
+        }
+    }
+}
+
+/// How one step ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StepOutcome {
+    /// Done.
+    Done {
+        /// Bytes moved, for a transfer whose bytes were counted.
+        bytes: Option<u64>,
+    },
+    /// A destroy that left some members: refused by ZFS, or changed since planning.
+    Partial {
+        /// What was destroyed, refused and skipped.
+        report: DestroyReport,
+    },
+    /// Failed.
+    Failed {
+        /// Why.
+        error: StepError,
+        /// Whether the run stopped here.
+        stopped_run: bool,
+    },
+    /// Not run because step `after` failed.
+    Skipped {
+        /// The failed step that stopped the run.
+        after: usize,
+    },
+}
+
+impl StepOutcome {
+    /// A short word for journals and tables: `done`, `partial`, `failed`, `skipped`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            StepOutcome::Done { .. } => "done",
+            StepOutcome::Partial { .. } => "partial",
+            StepOutcome::Failed { .. } => "failed",
+            StepOutcome::Skipped { .. } => "skipped",
+        }
+    }
+}
+
+/// One step of a [`Report`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StepReport {
+    /// Its index in the plan.
+    pub index: usize,
+    /// How it ended.
+    pub outcome: StepOutcome,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Report {
+    /// One entry per step of the plan, in order.
+    pub steps: Vec<StepReport>,
+}
+
+impl Report {
+    /// Whether every step was done (fully or partially).
+    pub fn is_success(&self) -> bool {
+        self.steps.iter().all(|s| {
+            matches!(
+                s.outcome,
+                StepOutcome::Done { .. } | StepOutcome::Partial { .. }
+            )
+        })
+    }
+
+    /// The failed steps.
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &StepError)> {
+        self.steps.iter().filter_map(|s| match &s.outcome {
+            StepOutcome::Failed { error, .. } => Some((s.index, error)),
+            _ => None,
+        })
+    }
+
+    /// How many steps ended with this outcome word (see [`StepOutcome::word`]).
+    pub fn count(&self, word: &str) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.outcome.word() == word)
+            .count()
+    }
+}
+
+/// Whether a failure of this step leaves the rest of the plan safe to run.
+fn failure_is_contained(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Destroy(_) | Step::DestroyBookmark(_) | Step::Release(_)
+    )
+}
+
+fn backend<'a>(
+    backends: &'a mut dyn Backends,
+    location: &Location,
+) -> Result<&'a mut dyn ZfsBackend, StepError> {
+    backends
+        .backend(location)
+        .ok_or_else(|| StepError::NoBackend {
+            location: location.clone(),
+        })
+}
+
+fn run_step(
+    index: usize,
+    step: &Step,
+    backends: &mut dyn Backends,
+    observer: &mut dyn Observer,
+) -> Result<StepOutcome, StepError> {
+    let done = StepOutcome::Done { bytes: None };
+    match step {
+        Step::Snapshot(s) => {
+            backend(backends, &s.location)?.snapshot(&s.names, &s.properties)?;
+            Ok(done)
+        }
+        Step::Destroy(d) => {
+            let report = backend(backends, &d.location)?.destroy(&d.dataset, &d.snapshots)?;
+            if report.refused.is_empty() && report.skipped.is_empty() {
+                Ok(done)
+            } else {
+                Ok(StepOutcome::Partial { report })
+            }
+        }
+        Step::Hold(h) => {
+            backend(backends, &h.location)?.hold(&h.snapshot, &h.tag)?;
+            Ok(done)
+        }
+        Step::Release(h) => {
+            backend(backends, &h.location)?.release(&h.snapshot, &h.tag)?;
+            Ok(done)
+        }
+        Step::Bookmark(b) => {
+            backend(backends, &b.location)?.bookmark(&b.snapshot, &b.bookmark)?;
+            Ok(done)
+        }
+        Step::DestroyBookmark(b) => {
+            backend(backends, &b.location)?.destroy_bookmark(&b.bookmark)?;
+            Ok(done)
+        }
+        Step::AbortReceive(a) => {
+            backend(backends, &a.location)?.abort_receive(&a.dataset)?;
+            Ok(done)
+        }
+        Step::Transfer(t) => {
+            let request = SendRequest::new(t.source.clone(), t.send.clone(), t.raw);
+            let stream = backend(backends, &t.from)?.send(&request)?;
+            let to = backend(backends, &t.to)?;
+            let receive = ReceiveRequest::new(t.target.clone(), t.recv.clone());
+            let outcome = if observer.wants_bytes() {
+                let mut progress = |bytes| observer.transfer_progress(index, bytes);
+                to.receive(&receive, stream, Some(&mut progress))?
+            } else {
+                to.receive(&receive, stream, None)?
+            };
+            Ok(StepOutcome::Done {
+                bytes: outcome.bytes,
+            })
+        }
+        _ => Err(StepError::Unknown),
+    }
+}
+
+/// Runs `plan` step by step; see the [module docs](self) for when it stops.
+///
+/// # Example
+/// ```
+/// use std::collections::BTreeMap;
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::{Location, Plan, SnapshotStep, Step};
+/// use zsnap_exec::{apply::{apply, NoObserver, OneBackend}, fake::FakeZfs};
+/// let now = Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0).unwrap();
+/// let mut z = FakeZfs::new(7, now);
+/// z.add_pool("tank").unwrap();
+/// let mut plan = Plan::new(now);
+/// let names = vec!["tank@a".parse().unwrap()];
+/// plan.steps.push(Step::Snapshot(SnapshotStep::new(Location::local(), names, BTreeMap::new(), "due")));
+/// // The same name again: refused by ZFS, and the run stops there.
+/// let again = vec!["tank@a".parse().unwrap()];
+/// plan.steps.push(Step::Snapshot(SnapshotStep::new(Location::local(), again, BTreeMap::new(), "again")));
+/// plan.steps.push(Step::Snapshot(SnapshotStep::new(Location::local(), vec!["tank@b".parse().unwrap()], BTreeMap::new(), "after")));
+/// let report = apply(&plan, &mut OneBackend(&mut z), &mut NoObserver, None);
+/// let words: Vec<_> = report.steps.iter().map(|s| s.outcome.word()).collect();
+/// assert_eq!(words, ["done", "failed", "skipped"]);
+/// ```
+pub fn apply(
+    plan: &Plan,
+    backends: &mut dyn Backends,
+    observer: &mut dyn Observer,
+    mut journal: Option<&mut Journal>,
+) -> Report {
+    let mut report = Report::default();
+    let mut stopped: Option<usize> = None;
+    if let Some(j) = journal.as_deref_mut() {
+        if let Err(e) = j.run_started(plan.steps.len()) {
+            // Without a journal the run could not be explained later: run nothing.
+            stopped = Some(0);
+            let step = plan.steps.first();
+            let outcome = StepOutcome::Failed {
+                error: StepError::Journal(e),
+                stopped_run: true,
+            };
+            if let Some(step) = step {
+                observer.step_finished(0, step, &outcome);
+            }
+            report.steps.push(StepReport { index: 0, outcome });
+        }
+    }
+    for (index, step) in plan.steps.iter().enumerate() {
+        if index == 0 && stopped.is_some() {
+            continue;
+        }
+        if let Some(after) = stopped {
+            let outcome = StepOutcome::Skipped { after };
+            observer.step_finished(index, step, &outcome);
+            if let Some(j) = journal.as_deref_mut() {
+                let _ = j.step_finished(index, &outcome);
+            }
+            report.steps.push(StepReport { index, outcome });
+            continue;
+        }
+        observer.step_started(index, step);
+        let started = match journal.as_deref_mut() {
+            Some(j) => j.step_started(index, step).map_err(StepError::from),
+            None => Ok(()),
+        };
+        let result = started.and_then(|()| run_step(index, step, backends, observer));
+        let outcome = match result {
+            Ok(o) => o,
+            Err(error) => {
+                let contained =
+                    failure_is_contained(step) && !matches!(error, StepError::Journal(_));
+                if !contained {
+                    stopped = Some(index);
+                }
+                StepOutcome::Failed {
+                    error,
+                    stopped_run: !contained,
+                }
+            }
+        };
+        if let Some(j) = journal.as_deref_mut() {
+            if let Err(e) = j.step_finished(index, &outcome) {
+                // The step ran but its end is not recorded: stop rather than run on
+                // unjournaled.
+                if stopped.is_none() {
+                    stopped = Some(index);
+                }
+                let _ = e;
+            }
+        }
+        observer.step_finished(index, step, &outcome);
+        report.steps.push(StepReport { index, outcome });
+    }
+    if let Some(j) = journal {
+        let _ = j.run_finished(&report);
+    }
+    report
+}

@@ -1,0 +1,991 @@
+//! [`CliZfs`]: the real `zfs`, run locally or over ssh.
+//!
+//! - Every command is an argv run through duct, never a local shell string, with
+//!   `LC_ALL=C` (so [`crate::failure::classify`] reads English), and every listing uses
+//!   `-H -p` with explicit `-o` columns.
+//! - Over ssh (`ssh -o BatchMode=yes`, one ControlMaster connection per [`CliZfs`]), the
+//!   remote side is a shell: every word is quoted by [`crate::quote`], and options end
+//!   with `--` before the host. Positional words that could start with `-` (hold tags)
+//!   follow a `--` for `zfs` too.
+//! - A destroy re-lists the dataset and re-checks each guid first, splits the comma list
+//!   under a byte budget, and when `zfs destroy` refuses members, reports them and
+//!   destroys the others.
+//! - A transfer between two [`CliZfs`] is a pipeline of two processes joined by an OS
+//!   pipe; bytes pass through zsnap (1 MiB buffers) only when progress is wanted or the
+//!   sender is not a process.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use zsnap_core::{
+    BookmarkName, DatasetName, Guid, Inventory, SendBase, SendSpec, ShortName, SnapshotName,
+    SnapshotRef,
+};
+
+use crate::backend::{
+    check_property_name, check_tag, destroy_with_retry, parse_get_value, parse_refusals,
+    split_batches, AbortReceiveError, AttemptError, BookmarkError, CommandError,
+    DestroyBookmarkError, DestroyError, DestroyReport, GetPropertyError, HoldError, ListError,
+    PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, SendCommand,
+    SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError, ZfsBackend,
+};
+use crate::failure::{Exit, ZfsFailure};
+use crate::quote::remote_command;
+
+/// Default byte budget of one `zfs destroy` argument (one argv word must stay under
+/// Linux's `MAX_ARG_STRLEN` of 128 KiB, and over ssh the whole remote command is one).
+pub const DEFAULT_DESTROY_BUDGET: usize = 64 * 1024;
+
+/// The buffer size for bytes that pass through zsnap.
+pub const COPY_BUFFER: usize = 1024 * 1024;
+
+/// How to reach a host over ssh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SshTarget {
+    /// Host name, address, or alias from an ssh config.
+    pub host: String,
+    /// Remote user (`-l`).
+    pub user: Option<String>,
+    /// Port (`-p`).
+    pub port: Option<u16>,
+    /// An ssh config file (`-F`).
+    pub config_file: Option<PathBuf>,
+    /// An identity file (`-i`).
+    pub identity_file: Option<PathBuf>,
+    /// More `-o KEY=VALUE` options.
+    pub options: Vec<String>,
+}
+
+/// An ssh host or user that could be read as an option or is otherwise unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "ssh {what} {value:?} is empty, starts with '-', or contains whitespace or control characters"
+)]
+#[non_exhaustive]
+pub struct SshTargetError {
+    /// `host` or `user`.
+    pub what: &'static str,
+    /// The refused value.
+    pub value: String,
+}
+
+fn check_ssh_word(what: &'static str, value: &str) -> Result<(), SshTargetError> {
+    if value.is_empty()
+        || value.starts_with('-')
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(SshTargetError {
+            what,
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl SshTarget {
+    /// A host with default user and port.
+    ///
+    /// # Errors
+    /// When the host is empty, starts with `-` or contains whitespace.
+    pub fn new(host: &str) -> Result<Self, SshTargetError> {
+        check_ssh_word("host", host)?;
+        Ok(SshTarget {
+            host: host.to_owned(),
+            user: None,
+            port: None,
+            config_file: None,
+            identity_file: None,
+            options: Vec::new(),
+        })
+    }
+
+    /// Sets the user.
+    ///
+    /// # Errors
+    /// When the user is empty, starts with `-` or contains whitespace.
+    pub fn with_user(mut self, user: &str) -> Result<Self, SshTargetError> {
+        check_ssh_word("user", user)?;
+        self.user = Some(user.to_owned());
+        Ok(self)
+    }
+}
+
+/// Where `zfs` runs.
+#[derive(Debug)]
+enum Transport {
+    Local,
+    Ssh {
+        target: SshTarget,
+        /// Holds the ControlMaster socket; removed on drop.
+        control_dir: tempfile::TempDir,
+    },
+}
+
+/// The real `zfs`, locally or over ssh. See the [module docs](self).
+#[derive(Debug)]
+pub struct CliZfs {
+    transport: Transport,
+    zfs: String,
+    ssh: String,
+    env: Vec<(String, String)>,
+    destroy_budget: usize,
+}
+
+impl CliZfs {
+    /// `zfs` on this machine.
+    pub fn local() -> Self {
+        CliZfs {
+            transport: Transport::Local,
+            zfs: "zfs".to_owned(),
+            ssh: "ssh".to_owned(),
+            env: Vec::new(),
+            destroy_budget: DEFAULT_DESTROY_BUDGET,
+        }
+    }
+
+    /// `zfs` on a remote host over ssh, with one reused connection.
+    ///
+    /// # Errors
+    /// When the directory for the connection socket cannot be created.
+    pub fn ssh(target: SshTarget) -> std::io::Result<Self> {
+        let control_dir = tempfile::Builder::new().prefix("zsnap-ssh-").tempdir()?;
+        Ok(CliZfs {
+            transport: Transport::Ssh {
+                target,
+                control_dir,
+            },
+            zfs: "zfs".to_owned(),
+            ssh: "ssh".to_owned(),
+            env: Vec::new(),
+            destroy_budget: DEFAULT_DESTROY_BUDGET,
+        })
+    }
+
+    /// Runs this program as `zfs` (a path, or a name looked up in `PATH`; on the remote
+    /// host when over ssh).
+    #[must_use]
+    pub fn with_zfs_program(mut self, program: impl Into<String>) -> Self {
+        self.zfs = program.into();
+        self
+    }
+
+    /// Runs this program as `ssh`.
+    #[must_use]
+    pub fn with_ssh_program(mut self, program: impl Into<String>) -> Self {
+        self.ssh = program.into();
+        self
+    }
+
+    /// Sets an environment variable for every process started here (`zfs` locally, or
+    /// `ssh`).
+    #[must_use]
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the byte budget of one `zfs destroy` argument.
+    #[must_use]
+    pub fn with_destroy_budget(mut self, bytes: usize) -> Self {
+        self.destroy_budget = bytes.max(1);
+        self
+    }
+
+    /// The program and arguments that run `zfs ARGV…` (through ssh when remote).
+    pub fn command(&self, argv: &[String]) -> (String, Vec<String>) {
+        match &self.transport {
+            Transport::Local => (self.zfs.clone(), argv.to_vec()),
+            Transport::Ssh {
+                target,
+                control_dir,
+            } => {
+                let mut args = ssh_options(target, control_dir.path());
+                args.push("--".to_owned());
+                args.push(target.host.clone());
+                let mut words = Vec::with_capacity(argv.len() + 1);
+                words.push(self.zfs.clone());
+                words.extend(argv.iter().cloned());
+                args.push(remote_command(&words));
+                (self.ssh.clone(), args)
+            }
+        }
+    }
+
+    fn envs(&self) -> Vec<(String, String)> {
+        let mut env = vec![("LC_ALL".to_owned(), "C".to_owned())];
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
+    fn expression(&self, argv: &[String]) -> (String, duct::Expression) {
+        let (program, args) = self.command(argv);
+        let mut e = duct::cmd(&program, &args);
+        for (k, v) in self.envs() {
+            e = e.env(k, v);
+        }
+        (program, e)
+    }
+
+    /// Runs `zfs ARGV…`, returning its stdout.
+    fn run(&self, argv: &[String]) -> Result<String, CommandError> {
+        let (program, e) = self.expression(argv);
+        let out = e
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|source| CommandError::Spawn { program, source })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(CommandError::Failed(ZfsFailure::new(
+                Exit::from_status(out.status),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )))
+        }
+    }
+
+    /// Re-lists the snapshots of one dataset: name → (guid, userrefs).
+    fn recheck(
+        &self,
+        dataset: &DatasetName,
+    ) -> Result<std::collections::HashMap<ShortName, (Guid, u64)>, DestroyError> {
+        let argv: Vec<String> = [
+            "list",
+            "-H",
+            "-p",
+            "-t",
+            "snapshot",
+            "-o",
+            "name,guid,userrefs",
+            "-s",
+            "createtxg",
+            "-d",
+            "1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(std::iter::once(dataset.to_string()))
+        .collect();
+        let out = self.run(&argv).map_err(|source| DestroyError::Recheck {
+            dataset: dataset.clone(),
+            source,
+        })?;
+        let mut map = std::collections::HashMap::new();
+        for line in out.lines() {
+            let parsed = (|| {
+                let mut f = line.rsplitn(3, '\t');
+                let userrefs: u64 = f.next()?.parse().ok()?;
+                let guid: u64 = f.next()?.parse().ok()?;
+                let name: SnapshotName = f.next()?.parse().ok()?;
+                (name.dataset() == dataset).then(|| (name.short().clone(), (Guid(guid), userrefs)))
+            })();
+            let Some((name, v)) = parsed else {
+                return Err(DestroyError::RecheckParse {
+                    dataset: dataset.clone(),
+                    line: line.chars().take(4096).collect(),
+                });
+            };
+            map.insert(name, v);
+        }
+        Ok(map)
+    }
+
+    fn receive_argv(request: &ReceiveRequest) -> Vec<String> {
+        let o = &request.options;
+        let mut argv = vec!["receive".to_owned()];
+        if o.resumable {
+            argv.push("-s".to_owned());
+        }
+        if o.unmounted {
+            argv.push("-u".to_owned());
+        }
+        if o.force {
+            argv.push("-F".to_owned());
+        }
+        for p in &o.exclude_props {
+            argv.push("-x".to_owned());
+            argv.push(p.clone());
+        }
+        for (k, v) in &o.set_props {
+            argv.push("-o".to_owned());
+            argv.push(format!("{k}={v}"));
+        }
+        argv.push(request.target.to_string());
+        argv
+    }
+}
+
+fn ssh_options(target: &SshTarget, control_dir: &std::path::Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "ControlMaster=auto".into(),
+        "-o".into(),
+        format!("ControlPath={}/%C", control_dir.display()),
+        "-o".into(),
+        "ControlPersist=60".into(),
+    ];
+    if let Some(f) = &target.config_file {
+        args.push("-F".into());
+        args.push(f.display().to_string());
+    }
+    if let Some(i) = &target.identity_file {
+        args.push("-i".into());
+        args.push(i.display().to_string());
+    }
+    if let Some(p) = target.port {
+        args.push("-p".into());
+        args.push(p.to_string());
+    }
+    if let Some(u) = &target.user {
+        args.push("-l".into());
+        args.push(u.clone());
+    }
+    for o in &target.options {
+        args.push("-o".into());
+        args.push(o.clone());
+    }
+    args
+}
+
+impl Drop for CliZfs {
+    fn drop(&mut self) {
+        if let Transport::Ssh {
+            target,
+            control_dir,
+        } = &self.transport
+        {
+            let has_socket = std::fs::read_dir(control_dir.path())
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if has_socket {
+                let mut args = ssh_options(target, control_dir.path());
+                args.extend(["-O".into(), "exit".into(), "--".into(), target.host.clone()]);
+                // Best effort: the master also exits by itself after ControlPersist.
+                let _ = duct::cmd(&self.ssh, &args)
+                    .stdin_null()
+                    .stdout_null()
+                    .stderr_null()
+                    .unchecked()
+                    .run();
+            }
+        }
+    }
+}
+
+/// Collects a child's stderr on a thread.
+struct StderrCollector {
+    thread: JoinHandle<String>,
+}
+
+impl StderrCollector {
+    fn new() -> std::io::Result<(Self, os_pipe::PipeWriter)> {
+        let (mut r, w) = os_pipe::pipe()?;
+        let thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        Ok((StderrCollector { thread }, w))
+    }
+
+    fn text(self) -> String {
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+struct Running {
+    reader: duct::ReaderHandle,
+    stderr: StderrCollector,
+}
+
+enum SendState {
+    NotStarted,
+    Running(Box<Running>),
+    Taken,
+    Failed(std::io::Error),
+}
+
+/// The send stream of [`CliZfs`]: a `zfs send` process, started on first read unless a
+/// receiver takes its command to run a pipeline.
+pub struct CliSendStream {
+    command: SendCommand,
+    state: SendState,
+}
+
+impl CliSendStream {
+    fn start(&mut self) -> std::io::Result<()> {
+        let (stderr, w) = StderrCollector::new()?;
+        let mut e = duct::cmd(&self.command.program, &self.command.args);
+        for (k, v) in &self.command.env {
+            e = e.env(k, v);
+        }
+        let reader = e.stdin_null().stderr_file(w).unchecked().reader()?;
+        drop(e);
+        self.state = SendState::Running(Box::new(Running { reader, stderr }));
+        Ok(())
+    }
+
+    fn fail(&self, failure: CommandError) -> SendError {
+        SendError::Command {
+            dataset: self.command.dataset.clone(),
+            source: failure,
+        }
+    }
+}
+
+impl Read for CliSendStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let SendState::NotStarted = self.state {
+            if let Err(e) = self.start() {
+                let kind = e.kind();
+                self.state = SendState::Failed(e);
+                return Err(std::io::Error::new(kind, "could not start zfs send"));
+            }
+        }
+        match &mut self.state {
+            SendState::Running(r) => r.reader.read(buf),
+            _ => Ok(0),
+        }
+    }
+}
+
+impl SendStream for CliSendStream {
+    fn take_command(&mut self) -> Option<SendCommand> {
+        match self.state {
+            SendState::NotStarted => {
+                self.state = SendState::Taken;
+                Some(self.command.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), SendError> {
+        let mut this = *self;
+        match std::mem::replace(&mut this.state, SendState::Taken) {
+            SendState::NotStarted | SendState::Taken => Ok(()),
+            SendState::Failed(source) => Err(this.fail(CommandError::Spawn {
+                program: this.command.program.clone(),
+                source,
+            })),
+            SendState::Running(running) => {
+                let Running { mut reader, stderr } = *running;
+                if !matches!(reader.try_wait(), Ok(Some(_))) {
+                    // The receiver stopped reading: stop the sender, then reap it.
+                    let _ = reader.kill();
+                }
+                let mut sink = vec![0u8; 64 * 1024];
+                while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+                let status = match reader.try_wait() {
+                    Ok(Some(out)) => out.status,
+                    Ok(None) => {
+                        return Err(this.fail(CommandError::Spawn {
+                            program: this.command.program.clone(),
+                            source: std::io::Error::other("zfs send did not exit"),
+                        }))
+                    }
+                    Err(source) => {
+                        return Err(this.fail(CommandError::Spawn {
+                            program: this.command.program.clone(),
+                            source,
+                        }))
+                    }
+                };
+                drop(reader);
+                let text = stderr.text();
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(this.fail(CommandError::Failed(ZfsFailure::new(
+                        Exit::from_status(status),
+                        text,
+                    ))))
+                }
+            }
+        }
+    }
+}
+
+fn spawn_error(program: &str, source: std::io::Error) -> CommandError {
+    CommandError::Spawn {
+        program: program.to_owned(),
+        source,
+    }
+}
+
+/// Waits for a started process and classifies how it ended.
+fn outcome(
+    handle: &duct::Handle,
+    stderr: StderrCollector,
+    program: &str,
+) -> Result<(), CommandError> {
+    let status = handle.wait().map_err(|e| spawn_error(program, e))?.status;
+    let text = stderr.text();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(ZfsFailure::new(
+            Exit::from_status(status),
+            text,
+        )))
+    }
+}
+
+impl ZfsBackend for CliZfs {
+    fn list(&self, roots: &[DatasetName]) -> Result<Inventory, ListError> {
+        let argv = zsnap_core::zfs_list::list_argv(roots);
+        let out = self.run(&argv).map_err(|e| ListError::command(roots, e))?;
+        zsnap_core::zfs_list::parse_list(&out).map_err(|e| ListError::parse(roots, &out, e))
+    }
+
+    fn snapshot(
+        &mut self,
+        names: &[SnapshotName],
+        properties: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), SnapshotError> {
+        if names.is_empty() {
+            return Err(SnapshotError::Empty);
+        }
+        let mut argv = vec!["snapshot".to_owned()];
+        for (k, v) in properties {
+            check_property_name(k).map_err(|source| SnapshotError::Property {
+                names: names
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source,
+            })?;
+            argv.push("-o".to_owned());
+            argv.push(format!("{k}={v}"));
+        }
+        argv.extend(names.iter().map(ToString::to_string));
+        self.run(&argv)
+            .map(drop)
+            .map_err(|e| SnapshotError::command(names, e))
+    }
+
+    fn destroy(
+        &mut self,
+        dataset: &DatasetName,
+        snapshots: &[SnapshotRef],
+    ) -> Result<DestroyReport, DestroyError> {
+        let mut report = DestroyReport::default();
+        let current = self.recheck(dataset)?;
+        let mut batch = Vec::new();
+        for r in snapshots {
+            match current.get(&r.name) {
+                Some((g, _)) if *g == r.guid => batch.push((r.name.clone(), r.guid)),
+                other => report.skipped.push(Skipped {
+                    name: r.name.clone(),
+                    planned: r.guid,
+                    now: other.map(|(g, _)| *g),
+                }),
+            }
+        }
+        let userrefs = |n: &ShortName| current.get(n).map_or(0, |(_, u)| *u);
+        for chunk in split_batches(dataset, batch, self.destroy_budget) {
+            destroy_with_retry(dataset, chunk, &mut report, &userrefs, &mut |names| {
+                let list: Vec<&str> = names.iter().map(ShortName::as_str).collect();
+                let argv = vec![
+                    "destroy".to_owned(),
+                    format!("{dataset}@{}", list.join(",")),
+                ];
+                match self.run(&argv) {
+                    Ok(_) => Ok(()),
+                    Err(CommandError::Failed(f)) => {
+                        let refused = parse_refusals(dataset, names, &f);
+                        if refused.is_empty() {
+                            Err(AttemptError::Whole(CommandError::Failed(f)))
+                        } else {
+                            Err(AttemptError::Refused(refused))
+                        }
+                    }
+                    Err(e) => Err(AttemptError::Whole(e)),
+                }
+            })?;
+        }
+        Ok(report)
+    }
+
+    fn hold(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), HoldError> {
+        check_tag(tag).map_err(|source| HoldError::Tag {
+            snapshot: snapshot.clone(),
+            source,
+        })?;
+        let argv = ["hold", "--", tag, &snapshot.to_string()].map(str::to_owned);
+        self.run(&argv)
+            .map(drop)
+            .map_err(|source| HoldError::Command {
+                snapshot: snapshot.clone(),
+                tag: tag.to_owned(),
+                source,
+            })
+    }
+
+    fn release(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), ReleaseError> {
+        check_tag(tag).map_err(|source| ReleaseError::Tag {
+            snapshot: snapshot.clone(),
+            source,
+        })?;
+        let argv = ["release", "--", tag, &snapshot.to_string()].map(str::to_owned);
+        self.run(&argv)
+            .map(drop)
+            .map_err(|source| ReleaseError::Command {
+                snapshot: snapshot.clone(),
+                tag: tag.to_owned(),
+                source,
+            })
+    }
+
+    fn bookmark(
+        &mut self,
+        snapshot: &SnapshotName,
+        bookmark: &BookmarkName,
+    ) -> Result<(), BookmarkError> {
+        if snapshot.dataset() != bookmark.dataset() {
+            return Err(BookmarkError::OtherDataset {
+                snapshot: snapshot.clone(),
+                bookmark: bookmark.clone(),
+            });
+        }
+        let argv = [
+            "bookmark".to_owned(),
+            snapshot.to_string(),
+            bookmark.to_string(),
+        ];
+        self.run(&argv)
+            .map(drop)
+            .map_err(|source| BookmarkError::Command {
+                snapshot: snapshot.clone(),
+                bookmark: bookmark.clone(),
+                source,
+            })
+    }
+
+    fn destroy_bookmark(&mut self, bookmark: &BookmarkName) -> Result<(), DestroyBookmarkError> {
+        let argv = ["destroy".to_owned(), bookmark.to_string()];
+        self.run(&argv)
+            .map(drop)
+            .map_err(|source| DestroyBookmarkError::Command {
+                bookmark: bookmark.clone(),
+                source,
+            })
+    }
+
+    fn set_property(
+        &mut self,
+        target: &PropertyTarget,
+        name: &str,
+        value: &str,
+    ) -> Result<(), SetPropertyError> {
+        check_property_name(name).map_err(|source| SetPropertyError::Name {
+            target: target.clone(),
+            source,
+        })?;
+        let argv = [
+            "set".to_owned(),
+            format!("{name}={value}"),
+            target.to_string(),
+        ];
+        self.run(&argv)
+            .map(drop)
+            .map_err(|source| SetPropertyError::Command {
+                target: target.clone(),
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    fn property(
+        &self,
+        target: &PropertyTarget,
+        name: &str,
+    ) -> Result<Option<String>, GetPropertyError> {
+        check_property_name(name).map_err(|source| GetPropertyError::Name {
+            target: target.clone(),
+            source,
+        })?;
+        let argv = [
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "value,source",
+            name,
+            &target.to_string(),
+        ]
+        .map(str::to_owned);
+        let out = self
+            .run(&argv)
+            .map_err(|source| GetPropertyError::Command {
+                target: target.clone(),
+                name: name.to_owned(),
+                source,
+            })?;
+        parse_get_value(&out).ok_or_else(|| GetPropertyError::Parse {
+            target: target.clone(),
+            name: name.to_owned(),
+            output: out,
+        })
+    }
+
+    fn send(&self, request: &SendRequest) -> Result<Box<dyn SendStream>, SendError> {
+        let ds = &request.dataset;
+        let mut argv = vec!["send".to_owned()];
+        match &request.spec {
+            SendSpec::Resume { token, .. } => {
+                argv.push("-t".to_owned());
+                argv.push(token.clone());
+            }
+            SendSpec::Full { snapshot } => {
+                if request.raw {
+                    argv.push("-w".to_owned());
+                }
+                argv.push(ds.snapshot(&snapshot.name).to_string());
+            }
+            SendSpec::Incremental {
+                base,
+                snapshot,
+                intermediates,
+                ..
+            } => {
+                if request.raw {
+                    argv.push("-w".to_owned());
+                }
+                argv.push(if *intermediates { "-I" } else { "-i" }.to_owned());
+                argv.push(match base {
+                    SendBase::Snapshot { name, .. } => ds.snapshot(name).to_string(),
+                    SendBase::Bookmark { name, .. } => format!("{ds}#{name}"),
+                });
+                argv.push(ds.snapshot(&snapshot.name).to_string());
+            }
+            _ => {
+                return Err(SendError::Unsupported {
+                    dataset: ds.clone(),
+                    problem: "this kind of send is not supported by this version".to_owned(),
+                })
+            }
+        }
+        let (program, args) = self.command(&argv);
+        Ok(Box::new(CliSendStream {
+            command: SendCommand::new(program, args, self.envs(), ds.clone()),
+            state: SendState::NotStarted,
+        }))
+    }
+
+    fn receive(
+        &mut self,
+        request: &ReceiveRequest,
+        mut stream: Box<dyn SendStream>,
+        progress: Option<&mut dyn FnMut(u64)>,
+    ) -> Result<ReceiveOutcome, RecvError> {
+        let target = request.target.clone();
+        let argv = Self::receive_argv(request);
+        let (program, recv) = self.expression(&argv);
+        let cmd_err = |source, sender: Option<SendError>| RecvError::Command {
+            target: target.clone(),
+            sender: sender.map(Box::new),
+            source,
+        };
+        let (recv_err, recv_err_w) =
+            StderrCollector::new().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
+        let command = if progress.is_none() {
+            stream.take_command()
+        } else {
+            None
+        };
+
+        if let Some(send) = command {
+            // A native pipeline: `zfs send … | zfs recv …`, joined by an OS pipe.
+            let (pipe_r, pipe_w) =
+                os_pipe::pipe().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
+            let (send_err, send_err_w) =
+                StderrCollector::new().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
+            let mut left = duct::cmd(&send.program, &send.args);
+            for (k, v) in &send.env {
+                left = left.env(k, v);
+            }
+            let left = left
+                .stdin_null()
+                .stdout_file(pipe_w)
+                .stderr_file(send_err_w)
+                .unchecked();
+            let sender = left.start();
+            drop(left);
+            let right = recv
+                .stdin_file(pipe_r)
+                .stdout_null()
+                .stderr_file(recv_err_w)
+                .unchecked();
+            let receiver = right.start();
+            drop(right);
+            let sender = match sender {
+                Ok(h) => h,
+                Err(e) => {
+                    if let Ok(r) = &receiver {
+                        let _ = r.kill();
+                        let _ = r.wait();
+                    }
+                    let source = SendError::Command {
+                        dataset: send.dataset.clone(),
+                        source: spawn_error(&send.program, e),
+                    };
+                    return Err(RecvError::Sender { target, source });
+                }
+            };
+            let receiver = match receiver {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = sender.kill();
+                    let _ = sender.wait();
+                    return Err(cmd_err(spawn_error(&program, e), None));
+                }
+            };
+            let recv_result = outcome(&receiver, recv_err, &program);
+            if recv_result.is_err() {
+                // The sender may be blocked writing to a pipe nobody reads any more.
+                let _ = sender.kill();
+            }
+            let send_result =
+                outcome(&sender, send_err, &send.program).map_err(|source| SendError::Command {
+                    dataset: send.dataset.clone(),
+                    source,
+                });
+            return match (recv_result, send_result) {
+                (Err(source), s) => Err(cmd_err(source, s.err())),
+                (Ok(()), Err(source)) => Err(RecvError::Sender { target, source }),
+                (Ok(()), Ok(())) => Ok(ReceiveOutcome { bytes: None }),
+            };
+        }
+
+        // Bytes pass through zsnap: from the stream into the receiver's stdin.
+        let (pipe_r, mut pipe_w) =
+            os_pipe::pipe().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
+        let right = recv
+            .stdin_file(pipe_r)
+            .stdout_null()
+            .stderr_file(recv_err_w)
+            .unchecked();
+        let receiver = right.start();
+        drop(right);
+        let receiver = match receiver {
+            Ok(h) => h,
+            Err(e) => {
+                let sender = stream.finish().err();
+                return Err(cmd_err(spawn_error(&program, e), sender));
+            }
+        };
+        let mut progress = progress;
+        let mut total: u64 = 0;
+        let mut buf = vec![0u8; COPY_BUFFER];
+        let mut copy_error = None;
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    copy_error = Some(e);
+                    break;
+                }
+            };
+            if pipe_w.write_all(&buf[..n]).is_err() {
+                // The receiver quit; its exit status says why.
+                break;
+            }
+            total += n as u64;
+            if let Some(p) = progress.as_mut() {
+                p(total);
+            }
+        }
+        drop(pipe_w);
+        let recv_result = outcome(&receiver, recv_err, &program);
+        let send_result = stream.finish();
+        match (recv_result, send_result) {
+            (Err(source), s) => Err(cmd_err(source, s.err())),
+            (Ok(()), Err(source)) => Err(RecvError::Sender { target, source }),
+            (Ok(()), Ok(())) => match copy_error {
+                Some(source) => Err(RecvError::Copy { target, source }),
+                None => Ok(ReceiveOutcome { bytes: Some(total) }),
+            },
+        }
+    }
+
+    fn abort_receive(&mut self, dataset: &DatasetName) -> Result<(), AbortReceiveError> {
+        let argv = ["receive".to_owned(), "-A".to_owned(), dataset.to_string()];
+        self.run(&argv)
+            .map(drop)
+            .map_err(|source| AbortReceiveError::Command {
+                dataset: dataset.clone(),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_command_line() {
+        let mut t = SshTarget::new("backup-host").expect("valid");
+        t.port = Some(2222);
+        t.config_file = Some(PathBuf::from("/etc/zsnap/ssh_config"));
+        let z = CliZfs::ssh(t.with_user("zsnap").expect("valid")).expect("a temp dir");
+        let (program, args) = z.command(&["list".to_owned(), "tank/a b".to_owned()]);
+        assert_eq!(program, "ssh");
+        let dir = match &z.transport {
+            Transport::Ssh { control_dir, .. } => control_dir.path().display().to_string(),
+            Transport::Local => unreachable!("built over ssh"),
+        };
+        let shown = args.join(" ").replace(&dir, "<dir>");
+        insta::assert_snapshot!(shown, @"-o BatchMode=yes -o ControlMaster=auto -o ControlPath=<dir>/%C -o ControlPersist=60 -F /etc/zsnap/ssh_config -p 2222 -l zsnap -- backup-host LC_ALL=C 'zfs' 'list' 'tank/a b'");
+    }
+
+    #[test]
+    fn refuses_option_like_hosts() {
+        for bad in ["-oProxyCommand=touch x", "", "a b", "h\n"] {
+            assert!(SshTarget::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(SshTarget::new("h").expect("valid").with_user("-x").is_err());
+        insta::assert_snapshot!(SshTarget::new("-x").unwrap_err(), @r#"ssh host "-x" is empty, starts with '-', or contains whitespace or control characters"#);
+    }
+
+    #[test]
+    fn local_command_is_plain_argv() {
+        let z = CliZfs::local().with_zfs_program("/sbin/zfs");
+        let (program, args) = z.command(&["hold".to_owned(), "--".to_owned(), "-r".to_owned()]);
+        assert_eq!(program, "/sbin/zfs");
+        assert_eq!(args, ["hold", "--", "-r"]);
+    }
+
+    #[test]
+    fn receive_options() {
+        let mut o = zsnap_core::RecvOptions::safe();
+        o.force = true;
+        o.exclude_props.push("mountpoint".to_owned());
+        o.set_props.insert("canmount".to_owned(), "off".to_owned());
+        let r = ReceiveRequest::new("dst/a b".parse().expect("valid"), o);
+        assert_eq!(
+            CliZfs::receive_argv(&r),
+            [
+                "receive",
+                "-s",
+                "-u",
+                "-F",
+                "-x",
+                "mountpoint",
+                "-o",
+                "canmount=off",
+                "dst/a b"
+            ]
+        );
+    }
+}
