@@ -14,8 +14,8 @@
 //!
 //! The price of the second rule: after the clock was set far ahead and then corrected,
 //! a label takes no snapshot until the clock reaches the period of the one taken in
-//! "the future" (sanoid shows the same behavior; `zsnap check` should flag snapshots
-//! from the future, see [`next_due`]).
+//! "the future". sanoid behaves the same way (its pull request #651 proposed warning
+//! about such snapshots); `zsnap check` should flag them, see [`next_due`].
 //!
 //! # Periods
 //! - [`Period::Every`]: fixed spans of absolute time aligned to the Unix epoch (`15m`
