@@ -25,7 +25,7 @@ fn main() {
 fn inventory() -> &'static Inventory {
     static INV: OnceLock<Inventory> = OnceLock::new();
     INV.get_or_init(|| {
-        let (text, _) = zsnap_benches::list_text(10_000, 100);
+        let (text, _) = zsnap_benches::list_text_with_parents(10_000, 100);
         parse_list(&text).expect("generated listings are valid")
     })
 }

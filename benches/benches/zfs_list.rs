@@ -21,7 +21,7 @@ const SNAPSHOTS: usize = 100;
 
 fn big_text() -> &'static (String, usize) {
     static TEXT: OnceLock<(String, usize)> = OnceLock::new();
-    TEXT.get_or_init(|| zsnap_benches::list_text(DATASETS, SNAPSHOTS))
+    TEXT.get_or_init(|| zsnap_benches::list_text_with_parents(DATASETS, SNAPSHOTS))
 }
 
 fn big_inventory() -> &'static Inventory {
@@ -43,7 +43,7 @@ fn parse_list_1m(bencher: Bencher) {
 /// Parse 10,155 rows (100 datasets × 100 snapshots, 55 parents): a typical host.
 #[divan::bench(sample_count = 50)]
 fn parse_list_10k(bencher: Bencher) {
-    let (text, rows) = zsnap_benches::list_text(100, 100);
+    let (text, rows) = zsnap_benches::list_text_with_parents(100, 100);
     bencher
         .counter(ItemsCount::new(rows))
         .bench(|| parse_list(divan::black_box(&text)).expect("valid"));

@@ -55,14 +55,23 @@ pub const PARENTS: [&str; 5] = [
 ];
 
 /// `zfs list -H -p` output (the columns of `zsnap_core::LIST_COLUMNS`) for `datasets`
-/// datasets with `snapshots` hourly zsnap snapshots each, plus their parents (no
-/// snapshots; [`PARENTS`] and one per shared directory and per guest), listed as zfs
-/// lists them (each dataset, then its snapshots in createtxg order). Returns the text
-/// and its number of rows.
+/// datasets with `snapshots` hourly zsnap snapshots each, listed as zfs lists them (each
+/// dataset, then its snapshots in createtxg order). Returns the text and its number of
+/// rows. Their parents are not listed: see [`list_text_with_parents`].
 ///
 /// The snapshots of all datasets are taken together once an hour, so they share a
 /// createtxg and a creation second per hour, as with one atomic `zfs snapshot` call.
 pub fn list_text(datasets: usize, snapshots: usize) -> (String, usize) {
+    generate(datasets, snapshots, false)
+}
+
+/// Like [`list_text`], with the parents of the datasets listed too (without snapshots):
+/// [`PARENTS`] and one per shared directory and per guest, as `zfs list -r tank` would.
+pub fn list_text_with_parents(datasets: usize, snapshots: usize) -> (String, usize) {
+    generate(datasets, snapshots, true)
+}
+
+fn generate(datasets: usize, snapshots: usize, parents: bool) -> (String, usize) {
     let mut rng = Rng::new(0x5eed);
     let mut out = String::with_capacity(datasets * (snapshots + 1) * 120);
     let start: i64 = 1_795_446_000; // 2026-11-23T15:00:00Z
@@ -77,12 +86,14 @@ pub fn list_text(datasets: usize, snapshots: usize) -> (String, usize) {
         )
         .expect("writing to a String cannot fail");
     };
-    for (i, p) in PARENTS.iter().enumerate() {
-        parent_row(&mut out, &mut rng, p, 1 + i);
-        rows += 1;
+    if parents {
+        for (i, p) in PARENTS.iter().enumerate() {
+            parent_row(&mut out, &mut rng, p, 1 + i);
+            rows += 1;
+        }
     }
     for d in 0..datasets {
-        if let Some(p) = own_parent(d) {
+        if let Some(p) = own_parent(d).filter(|_| parents) {
             parent_row(&mut out, &mut rng, &p, 50 + d);
             rows += 1;
         }
