@@ -1,0 +1,88 @@
+//! The audit log: one JSON object per line for every step zsnap applied — when, which
+//! command, the step (as in `--json` plans), and how it ended. Appended, never rewritten.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use zsnap_core::Step;
+
+use crate::engine::Phase;
+
+/// An open audit log.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: DateTime<Utc>,
+    command: &'a str,
+    phase: String,
+    step: &'a Step,
+    result: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+impl AuditLog {
+    /// Opens (creating it and its directory if needed) the log at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened for appending.
+    pub fn open(path: &Path) -> anyhow::Result<AuditLog> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create the audit log directory {}", dir.display()))?;
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("open the audit log {}", path.display()))?;
+        Ok(AuditLog {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Appends one line per applied step of `phase`.
+    ///
+    /// # Errors
+    /// When the log cannot be written.
+    pub fn record(
+        &mut self,
+        time: DateTime<Utc>,
+        command: &str,
+        phase: &Phase,
+    ) -> anyhow::Result<()> {
+        let Some(results) = &phase.results else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        for r in results {
+            let Some(step) = phase.plan.steps.get(r.index) else {
+                continue;
+            };
+            let line = Line {
+                time,
+                command,
+                phase: phase.phase.to_string(),
+                step,
+                result: &r.outcome,
+                error: r.error.as_deref(),
+            };
+            serde_json::to_writer(&mut buf, &line).context("serialize an audit line")?;
+            buf.push(b'\n');
+        }
+        self.file
+            .write_all(&buf)
+            .with_context(|| format!("write the audit log {}", self.path.display()))
+    }
+}

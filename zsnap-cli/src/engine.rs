@@ -1,0 +1,503 @@
+//! The run loop every changing command, `plan`, `simulate` and the tests share:
+//! list → plan → apply (or simulate, when dry) for each phase of a job, in order
+//! (snapshot, replicate to each target, prune).
+//!
+//! A dry run plans each phase on the inventories the previous phases would leave
+//! ([`zsnap_core::Plan::simulate_at`]), so `zsnap plan run` shows the whole run. A real
+//! run lists again after every phase that changed something, since new snapshots get
+//! guids only ZFS knows.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Context as _};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use zsnap_core::config::{Config, Host, TargetAddress};
+use zsnap_core::policy::Policy;
+use zsnap_core::replicate::{plan_replication, ReplicationRequest};
+use zsnap_core::snapshot::{plan_snapshot_on_demand, plan_snapshots};
+use zsnap_core::{DatasetName, Inventory, Location, Plan};
+use zsnap_exec::apply::{apply, Backends, Observer, Report, StepOutcome};
+use zsnap_exec::journal::Journal;
+use zsnap_exec::FailureKind;
+
+use crate::backends::location;
+use crate::request::Job;
+
+/// One phase of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// Take snapshots at a location.
+    Snapshot {
+        /// Where.
+        location: Location,
+    },
+    /// Replicate to a target.
+    Replicate {
+        /// The target's name.
+        target: String,
+    },
+    /// Prune a location.
+    Prune {
+        /// Where.
+        location: Location,
+    },
+}
+
+impl std::fmt::Display for PhaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PhaseKind::Snapshot { location } => write!(f, "snapshot at {location}"),
+            PhaseKind::Replicate { target } => write!(f, "replicate to {target}"),
+            PhaseKind::Prune { location } => write!(f, "prune at {location}"),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepResult {
+    /// Index in the phase's plan.
+    pub index: usize,
+    /// `done`, `partial`, `failed` or `skipped`.
+    pub outcome: String,
+    /// The error and its causes, for failed steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One phase: its plan and, unless dry, what applying it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    /// Which phase.
+    pub phase: PhaseKind,
+    /// The plan.
+    pub plan: Plan,
+    /// What applying it did (absent in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<StepResult>>,
+    /// Why the phase could not be planned (the other phases still ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Phase {
+    /// Whether a step failed or the phase could not be planned.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+            || self
+                .results
+                .iter()
+                .flatten()
+                .any(|r| r.outcome == "failed" || r.outcome == "skipped")
+    }
+
+    /// Whether some step was done.
+    pub fn did_something(&self) -> bool {
+        self.results
+            .iter()
+            .flatten()
+            .any(|r| r.outcome == "done" || r.outcome == "partial")
+    }
+}
+
+/// Everything a job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The instant planned for.
+    pub now: DateTime<Utc>,
+    /// Whether nothing was changed on purpose.
+    pub dry_run: bool,
+    /// The phases, in order.
+    pub phases: Vec<Phase>,
+}
+
+impl Outcome {
+    /// Whether any phase failed.
+    pub fn failed(&self) -> bool {
+        self.phases.iter().any(Phase::failed)
+    }
+
+    /// Whether any phase changed something.
+    pub fn did_something(&self) -> bool {
+        self.phases.iter().any(Phase::did_something)
+    }
+}
+
+/// Where the inventories come from.
+pub enum Source<'a> {
+    /// Ask the backends.
+    Backends(&'a mut dyn Backends),
+    /// A saved listing, for the `local` location; plans only.
+    Saved(&'a Inventory),
+}
+
+/// The config, with its policies converted once.
+pub struct Engine<'c> {
+    config: &'c Config,
+    policies: BTreeMap<String, Policy>,
+}
+
+/// Hooks a run calls around `apply`.
+pub struct Hooks<'a> {
+    /// Progress.
+    pub observer: &'a mut dyn Observer,
+    /// The journal of this run.
+    pub journal: Option<&'a mut Journal>,
+    /// Called with every applied phase (for the audit log).
+    pub applied: &'a mut dyn FnMut(&Phase),
+}
+
+fn results(report: &Report) -> Vec<StepResult> {
+    report
+        .steps
+        .iter()
+        .map(|s| StepResult {
+            index: s.index,
+            outcome: s.outcome.word().to_owned(),
+            error: match &s.outcome {
+                StepOutcome::Failed { error, .. } => Some(error_chain(error)),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl<'c> Engine<'c> {
+    /// An engine for `config`.
+    pub fn new(config: &'c Config) -> Self {
+        Engine {
+            config,
+            policies: config.core_policies(),
+        }
+    }
+
+    /// The config.
+    pub fn config(&self) -> &'c Config {
+        self.config
+    }
+
+    /// The converted policies.
+    pub fn policies(&self) -> &BTreeMap<String, Policy> {
+        &self.policies
+    }
+
+    /// Every location with the dataset roots listed there: the `[[datasets]]` roots of
+    /// each host and the dataset of each target.
+    pub fn roots(&self) -> BTreeMap<Location, Vec<DatasetName>> {
+        let mut map: BTreeMap<Location, Vec<DatasetName>> = BTreeMap::new();
+        for e in &self.config.datasets {
+            let roots = map.entry(location(&e.host)).or_default();
+            if !roots.iter().any(|r| r.contains(&e.root)) {
+                roots.retain(|r| !e.root.contains(r));
+                roots.push(e.root.clone());
+            }
+        }
+        for t in self.config.targets.values() {
+            if let TargetAddress::Dataset { host, dataset } = &t.to {
+                let roots = map.entry(location(host)).or_default();
+                if !roots.iter().any(|r| r.contains(dataset)) {
+                    roots.retain(|r| !dataset.contains(r));
+                    roots.push(dataset.clone());
+                }
+            }
+        }
+        map
+    }
+
+    /// Lists every location. A target root that does not exist yet is listed through
+    /// its nearest existing ancestor.
+    ///
+    /// # Errors
+    /// A listing that fails for another reason.
+    pub fn list(&self, source: &mut Source<'_>) -> anyhow::Result<BTreeMap<Location, Inventory>> {
+        let mut out = BTreeMap::new();
+        for (loc, roots) in self.roots() {
+            let inv = match source {
+                Source::Saved(inv) => {
+                    let mut part = Inventory::new();
+                    if loc == Location::local() {
+                        for r in &roots {
+                            for d in inv.subtree(r) {
+                                part.insert(d.clone());
+                            }
+                        }
+                    }
+                    part
+                }
+                Source::Backends(backends) => {
+                    let backend = backends
+                        .backend(&loc)
+                        .ok_or_else(|| anyhow!("no backend for location {loc}"))?;
+                    let mut inv = Inventory::new();
+                    for root in &roots {
+                        let mut at = root.clone();
+                        loop {
+                            match backend.list(std::slice::from_ref(&at)) {
+                                Ok(part) => {
+                                    for (_, d) in part.datasets {
+                                        if root.contains(&d.name) || d.name == at {
+                                            inv.insert(d);
+                                        }
+                                    }
+                                    break;
+                                }
+                                Err(e)
+                                    if e.failure()
+                                        .is_some_and(|f| f.kind == FailureKind::NoSuchDataset)
+                                        && at.parent().is_some()
+                                        && self.is_target_root(&loc, root) =>
+                                {
+                                    at = at.parent().expect("checked just above");
+                                }
+                                Err(e) => {
+                                    return Err(anyhow::Error::new(e)
+                                        .context(format!("list the datasets at {loc}")))
+                                }
+                            }
+                        }
+                    }
+                    inv
+                }
+            };
+            out.insert(loc, inv);
+        }
+        Ok(out)
+    }
+
+    fn is_target_root(&self, loc: &Location, root: &DatasetName) -> bool {
+        self.config.targets.values().any(|t| {
+            matches!(&t.to, TargetAddress::Dataset { host, dataset } if &location(host) == loc && dataset == root)
+        })
+    }
+
+    fn source_locations(&self) -> Vec<(Host, Location)> {
+        self.config
+            .source_hosts()
+            .into_iter()
+            .map(|h| {
+                let l = location(&h);
+                (h, l)
+            })
+            .collect()
+    }
+
+    /// The phases of `job`, unplanned.
+    pub fn phases(&self, job: &Job) -> anyhow::Result<Vec<PhaseKind>> {
+        let snap = || {
+            self.source_locations()
+                .into_iter()
+                .map(|(_, location)| PhaseKind::Snapshot { location })
+        };
+        let prune = || {
+            self.source_locations()
+                .into_iter()
+                .map(|(_, location)| PhaseKind::Prune { location })
+        };
+        let targets = |names: &[String]| -> anyhow::Result<Vec<PhaseKind>> {
+            for n in names {
+                if !self.config.targets.contains_key(n) {
+                    let known: Vec<&str> = self.config.targets.keys().map(String::as_str).collect();
+                    return Err(anyhow!(
+                        "unknown target {n:?}; the config defines {}",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ));
+                }
+            }
+            Ok(self
+                .config
+                .targets
+                .keys()
+                .filter(|t| names.is_empty() || names.contains(t))
+                .map(|t| PhaseKind::Replicate { target: t.clone() })
+                .collect())
+        };
+        Ok(match job {
+            Job::Snapshot { .. } => snap().collect(),
+            Job::Prune => prune().collect(),
+            Job::Replicate { targets: names } => targets(names)?,
+            Job::Run => {
+                let mut v: Vec<PhaseKind> = snap().collect();
+                v.extend(targets(&[])?);
+                v.extend(prune());
+                v
+            }
+        })
+    }
+
+    /// Plans one phase on the given inventories.
+    ///
+    /// # Errors
+    /// What the planner refused, with context.
+    pub fn plan_phase(
+        &self,
+        phase: &PhaseKind,
+        job: &Job,
+        invs: &BTreeMap<Location, Inventory>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Plan> {
+        let empty = Inventory::new();
+        let inv_at = |l: &Location| invs.get(l).unwrap_or(&empty);
+        match phase {
+            PhaseKind::Snapshot { location: loc } => {
+                let host = self.host_of(loc);
+                let selections = self.config.selections(&host);
+                let plan = match job {
+                    Job::Snapshot { label: Some(label) } => plan_snapshot_on_demand(
+                        inv_at(loc),
+                        &selections,
+                        &self.policies,
+                        loc,
+                        label,
+                        now,
+                    ),
+                    _ => plan_snapshots(inv_at(loc), &selections, &self.policies, loc, now),
+                };
+                plan.with_context(|| format!("plan the snapshots at {loc}"))
+            }
+            PhaseKind::Replicate { target } => self.plan_replicate(target, invs, now),
+            PhaseKind::Prune { location: loc } => crate::prune::plan(self, loc, invs, now)
+                .with_context(|| format!("plan pruning at {loc}")),
+        }
+    }
+
+    /// The host whose location id is `loc`.
+    pub fn host_of(&self, loc: &Location) -> Host {
+        self.config
+            .source_hosts()
+            .into_iter()
+            .find(|h| &location(h) == loc)
+            .unwrap_or(Host::Local)
+    }
+
+    fn plan_replicate(
+        &self,
+        target: &str,
+        invs: &BTreeMap<Location, Inventory>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Plan> {
+        let t = &self.config.targets[target];
+        let TargetAddress::Dataset { host, .. } = &t.to else {
+            let mut plan = Plan::new(now);
+            plan.notes.push(zsnap_core::Note::new(
+                None,
+                format!(
+                    "target {target}: {} targets are not supported yet; skipped",
+                    t.to
+                ),
+            ));
+            return Ok(plan);
+        };
+        let entry = self
+            .config
+            .datasets
+            .iter()
+            .find(|e| e.root == t.source)
+            .ok_or_else(|| {
+                anyhow!(
+                    "target {target}: no [[datasets]] entry with root {}",
+                    t.source
+                )
+            })?;
+        let src_loc = location(&entry.host);
+        let dst_loc = location(host);
+        let empty = Inventory::new();
+        let src = invs.get(&src_loc).unwrap_or(&empty);
+        let dst = invs.get(&dst_loc).unwrap_or(&empty);
+        let mapping = t.mapping(entry).expect("a dataset target has a mapping");
+        let mut req = ReplicationRequest::new(src_loc, src, dst_loc, target, dst, vec![mapping]);
+        req.target_policy = self.policies.get(&t.policy);
+        req.source_policy = self.policies.get(&entry.policy);
+        req.options = t.replication_options();
+        req.options.prune_target = true;
+        plan_replication(&req, now).with_context(|| format!("plan replication to {target}"))
+    }
+
+    /// Runs `job` at `now`: each phase planned on fresh (or, when `dry_run`, simulated)
+    /// inventories and applied unless `dry_run`. A phase that cannot be planned is
+    /// recorded and the next phases still run (a broken target does not stop pruning).
+    ///
+    /// # Errors
+    /// Listing failures, and a dry-run plan that would fail when applied (a bug).
+    pub fn run(
+        &self,
+        job: &Job,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        mut source: Source<'_>,
+        hooks: &mut Hooks<'_>,
+    ) -> anyhow::Result<Outcome> {
+        let dry_run = dry_run || matches!(source, Source::Saved(_));
+        let mut invs = self.list(&mut source)?;
+        let mut phases = Vec::new();
+        for kind in self.phases(job)? {
+            let plan = match self.plan_phase(&kind, job, &invs, now) {
+                Ok(p) => p,
+                Err(e) => {
+                    phases.push(Phase {
+                        phase: kind,
+                        plan: Plan::new(now),
+                        results: None,
+                        error: Some(format!("{e:#}")),
+                    });
+                    continue;
+                }
+            };
+            if dry_run {
+                invs = plan
+                    .simulate_at(&invs)
+                    .with_context(|| format!("{kind}: the plan would fail"))?;
+                phases.push(Phase {
+                    phase: kind,
+                    plan,
+                    results: None,
+                    error: None,
+                });
+                continue;
+            }
+            let Source::Backends(backends) = &mut source else {
+                unreachable!("a saved listing makes the run dry");
+            };
+            let changed = !plan.steps.is_empty();
+            let report = apply(
+                &plan,
+                &mut **backends,
+                hooks.observer,
+                hooks.journal.as_deref_mut(),
+            );
+            let phase = Phase {
+                phase: kind,
+                plan,
+                results: Some(results(&report)),
+                error: None,
+            };
+            (hooks.applied)(&phase);
+            phases.push(phase);
+            if changed {
+                invs = self.list(&mut source)?;
+            }
+        }
+        Ok(Outcome {
+            now,
+            dry_run,
+            phases,
+        })
+    }
+}

@@ -1,0 +1,81 @@
+//! How a command fails: an error with its causes, the exit status it maps to, and a
+//! hint saying what to do. `main` prints it with [`Failure::render`].
+
+use std::fmt::Write as _;
+
+use crate::exit;
+
+/// A failed command.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit status (see [`crate::exit`]).
+    pub status: u8,
+    /// The error and its causes.
+    pub error: anyhow::Error,
+    /// What the user can do about it.
+    pub hint: Option<String>,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            status: exit::ERROR,
+            error: e.into(),
+            hint: None,
+        }
+    }
+}
+
+impl Failure {
+    /// A usage or config error (exit status 2).
+    pub fn usage(e: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            status: exit::USAGE,
+            ..Failure::from(e)
+        }
+    }
+
+    /// The same failure with another exit status.
+    #[must_use]
+    pub fn with_status(mut self, status: u8) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The same failure with a hint.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Whether it is only stdout having been closed (`zsnap plan | head`), which is not
+    /// an error.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.error.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    }
+
+    /// The text for stderr: `error: …`, each cause on its own line, a config error with
+    /// its source line, and the hint.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut chain = self.error.chain();
+        if let Some(top) = chain.next() {
+            let _ = writeln!(out, "error: {top}");
+        }
+        for cause in chain {
+            if let Some(c) = cause.downcast_ref::<zsnap_core::ConfigError>() {
+                let _ = writeln!(out, "{}", c.snippet());
+            } else {
+                let _ = writeln!(out, "  caused by: {cause}");
+            }
+        }
+        if let Some(h) = &self.hint {
+            let _ = writeln!(out, "  hint: {h}");
+        }
+        out
+    }
+}

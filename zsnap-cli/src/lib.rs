@@ -1,0 +1,21 @@
+//! The `zsnap` command as a library, so its tests (and other front ends) can drive the
+//! very loop the binary runs.
+//!
+//! Layering: [`args`] (clap) → [`request`] (one conversion into typed values) →
+//! [`commands`] (one function per command) → [`engine`] (list → plan → apply per phase)
+//! on `zsnap-core` planners and `zsnap-exec` backends. Everything printed is rendered
+//! from those values ([`output`]); exit statuses live in [`exit`].
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod audit;
+pub mod backends;
+pub mod commands;
+pub mod engine;
+pub mod exit;
+pub mod failure;
+pub mod output;
+pub mod prune;
+pub mod request;
+pub mod simulate;
+pub mod status;

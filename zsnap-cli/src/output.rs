@@ -1,0 +1,156 @@
+//! Printing: JSON values, human tables, and progress while a plan runs.
+
+use std::io::{IsTerminal as _, Write};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use zsnap_core::Step;
+use zsnap_exec::apply::{Observer, StepOutcome};
+
+use crate::request::Verbosity;
+
+/// Writes `value` as pretty JSON and a newline.
+///
+/// # Errors
+/// When stdout is closed or the value does not serialize.
+pub fn json(out: &mut dyn Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).context("write JSON to stdout")?;
+    writeln!(out).context("write to stdout")?;
+    Ok(())
+}
+
+/// Writes text.
+///
+/// # Errors
+/// When stdout is closed.
+pub fn text(out: &mut dyn Write, s: &str) -> anyhow::Result<()> {
+    out.write_all(s.as_bytes()).context("write to stdout")
+}
+
+/// Pads columns: every row gets each column as wide as its widest cell.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// A duration in words: `3d4h`, `15m`, `40s`.
+pub fn age(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds();
+    if secs < 0 {
+        return format!("in {}", age(-d));
+    }
+    let span = zsnap_core::duration::Span::from_secs(u64::try_from(secs).unwrap_or(0));
+    let s = span.to_string();
+    // Keep the two largest units: "3d4h", not "3d4h12m7s".
+    let mut out = String::new();
+    let mut units = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            out.push_str(&num);
+            out.push(c);
+            num.clear();
+            units += 1;
+            if units == 2 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Reports progress on stderr: a bar per transfer on a terminal, one line per step
+/// otherwise (with `-v`).
+pub struct Progress {
+    verbosity: Verbosity,
+    terminal: bool,
+    bar: Option<ProgressBar>,
+    total: usize,
+}
+
+impl Progress {
+    /// A reporter for a plan of `total` steps.
+    pub fn new(verbosity: Verbosity, total: usize) -> Self {
+        Progress {
+            verbosity,
+            terminal: std::io::stderr().is_terminal(),
+            bar: None,
+            total,
+        }
+    }
+
+    fn say(&self, line: &str) {
+        if self.verbosity >= Verbosity::Verbose(1) {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn step_started(&mut self, index: usize, step: &Step) {
+        if let (Step::Transfer(t), true) =
+            (step, self.terminal && self.verbosity > Verbosity::Quiet)
+        {
+            let bar = match t.estimated_bytes {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::new_spinner(),
+            };
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("{} → {}", t.source, t.target));
+            self.bar = Some(bar);
+        } else {
+            self.say(&format!("[{}/{}] {}", index + 1, self.total, step.reason()));
+        }
+    }
+
+    fn transfer_progress(&mut self, _index: usize, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+        }
+    }
+
+    fn step_finished(&mut self, index: usize, _step: &Step, outcome: &StepOutcome) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        self.say(&format!(
+            "[{}/{}] {}",
+            index + 1,
+            self.total,
+            outcome.word()
+        ));
+    }
+
+    fn wants_bytes(&self) -> bool {
+        self.terminal
+    }
+}

@@ -1,0 +1,244 @@
+//! The one conversion from clap's [`Args`] into the typed [`Request`] that commands run
+//! on: names, labels, durations, times and backends are parsed here, once, and a bad
+//! one is a usage error (exit status 2) before anything runs.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context as _};
+use chrono::{DateTime, Utc};
+use zsnap_core::config::Host;
+use zsnap_core::duration::Span;
+use zsnap_core::naming::Label;
+
+use crate::args::{Args, Cmd, ConfigCmd, ImportCmd, JobArg};
+use crate::failure::Failure;
+
+/// Where the config's local datasets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSpec {
+    /// The real `zfs` on this machine.
+    Local,
+    /// The real `zfs` on another machine, over ssh.
+    Ssh(Host),
+    /// An in-memory pool saved in this JSON file between runs.
+    Fake(PathBuf),
+}
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors only.
+    Quiet,
+    /// The default.
+    Normal,
+    /// `-v` (1) or more.
+    Verbose(u8),
+}
+
+/// A job that changes things (or, dry, shows what it would change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Take due snapshots, or one label on demand.
+    Snapshot {
+        /// The on-demand label.
+        label: Option<Label>,
+    },
+    /// Prune every source (targets are pruned by replication).
+    Prune,
+    /// Replicate to these targets (all when empty).
+    Replicate {
+        /// Target names.
+        targets: Vec<String>,
+    },
+    /// Snapshot, replicate, prune.
+    Run,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run a job (or only plan it, when `dry_run`).
+    Job {
+        /// The job.
+        job: Job,
+        /// Only show the plan.
+        dry_run: bool,
+    },
+    /// `zsnap plan --print-list-command`.
+    PrintListCommand,
+    /// `zsnap status`.
+    Status,
+    /// `zsnap check`.
+    Check,
+    /// `zsnap simulate`.
+    Simulate {
+        /// Virtual days.
+        days: u32,
+        /// Virtual time between runs.
+        step: Span,
+    },
+    /// `zsnap config check`.
+    ConfigCheck,
+    /// `zsnap import sanoid FILE`.
+    ImportSanoid {
+        /// The sanoid.conf.
+        file: PathBuf,
+    },
+    /// `zsnap completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `zsnap man`.
+    Man,
+}
+
+/// Everything a command needs, parsed.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The config file.
+    pub config: PathBuf,
+    /// Where the local datasets live.
+    pub backend: BackendSpec,
+    /// JSON output.
+    pub json: bool,
+    /// How much to print.
+    pub verbosity: Verbosity,
+    /// A saved listing to plan from.
+    pub inventory: Option<PathBuf>,
+    /// The instant to plan for.
+    pub now: DateTime<Utc>,
+    /// Whether `now` was given (`--now`) rather than read from the clock.
+    pub now_given: bool,
+    /// What to do.
+    pub command: Command,
+}
+
+fn parse_backend(s: &str) -> anyhow::Result<BackendSpec> {
+    if s == "local" {
+        Ok(BackendSpec::Local)
+    } else if let Some(path) = s.strip_prefix("fake:") {
+        if path.is_empty() {
+            return Err(anyhow!(
+                "`fake:` needs a state file, as in fake:/tmp/zsnap-state.json"
+            ));
+        }
+        Ok(BackendSpec::Fake(PathBuf::from(path)))
+    } else if s.starts_with("ssh://") {
+        Ok(BackendSpec::Ssh(s.parse::<Host>()?))
+    } else {
+        Err(anyhow!(
+            "unknown backend {s:?}; expected `local`, `ssh://user@host[:port]` or `fake:STATE.json`"
+        ))
+    }
+}
+
+impl Request {
+    /// Converts the command line. `clock` is read only when `--now` is absent.
+    ///
+    /// # Errors
+    /// A usage [`Failure`] naming the bad flag.
+    pub fn from_args(
+        args: Args,
+        clock: impl FnOnce() -> DateTime<Utc>,
+    ) -> Result<Request, Failure> {
+        let backend = parse_backend(&args.backend)
+            .context("invalid --backend")
+            .map_err(Failure::usage)?;
+        let (now, now_given) = match &args.now {
+            Some(s) => (
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .with_context(|| {
+                        format!(
+                            "invalid --now {s:?}; expected RFC 3339 such as 2026-11-23T15:00:00Z"
+                        )
+                    })
+                    .map_err(Failure::usage)?,
+                true,
+            ),
+            None => (clock(), false),
+        };
+        let verbosity = if args.quiet {
+            Verbosity::Quiet
+        } else if args.verbose > 0 {
+            Verbosity::Verbose(args.verbose)
+        } else {
+            Verbosity::Normal
+        };
+        let dry = |d: crate::args::DryRun| d.dry_run || args.inventory.is_some();
+        let command = match args.command {
+            Cmd::Snapshot { label, dry: d } => Command::Job {
+                job: Job::Snapshot {
+                    label: label
+                        .map(|l| l.parse::<Label>())
+                        .transpose()
+                        .context("invalid --label")
+                        .map_err(Failure::usage)?,
+                },
+                dry_run: dry(d),
+            },
+            Cmd::Prune { dry: d } => Command::Job {
+                job: Job::Prune,
+                dry_run: dry(d),
+            },
+            Cmd::Replicate { targets, dry: d } => Command::Job {
+                job: Job::Replicate { targets },
+                dry_run: dry(d),
+            },
+            Cmd::Run { dry: d } => Command::Job {
+                job: Job::Run,
+                dry_run: dry(d),
+            },
+            Cmd::Plan {
+                print_list_command: true,
+                ..
+            } => Command::PrintListCommand,
+            Cmd::Plan { job, .. } => Command::Job {
+                job: match job {
+                    JobArg::Snapshot => Job::Snapshot { label: None },
+                    JobArg::Prune => Job::Prune,
+                    JobArg::Replicate => Job::Replicate {
+                        targets: Vec::new(),
+                    },
+                    JobArg::Run => Job::Run,
+                },
+                dry_run: true,
+            },
+            Cmd::Status => Command::Status,
+            Cmd::Check => Command::Check,
+            Cmd::Simulate { days, step } => {
+                let step: Span = step
+                    .parse()
+                    .context("invalid --step")
+                    .map_err(Failure::usage)?;
+                if step.seconds() < 60 {
+                    return Err(Failure::usage(anyhow!(
+                        "invalid --step {step}: the simulation runs at most once a minute"
+                    )));
+                }
+                if days == 0 {
+                    return Err(Failure::usage(anyhow!(
+                        "invalid --days 0: simulate at least one day"
+                    )));
+                }
+                Command::Simulate { days, step }
+            }
+            Cmd::Config {
+                command: ConfigCmd::Check,
+            } => Command::ConfigCheck,
+            Cmd::Import {
+                tool: ImportCmd::Sanoid { file },
+            } => Command::ImportSanoid { file },
+            Cmd::Completions { shell } => Command::Completions(shell),
+            Cmd::Man => Command::Man,
+        };
+        Ok(Request {
+            config: args.config,
+            backend,
+            json: args.json,
+            verbosity,
+            inventory: args.inventory,
+            now,
+            now_given,
+            command,
+        })
+    }
+}
