@@ -1,0 +1,438 @@
+//! `plan_prune` on hand-built fixture inventories: the rendered plans (insta file
+//! snapshots), the safety rules one by one, notes, batching, simulation and convergence.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use zsnap_core::naming::Recognizer;
+use zsnap_core::policy::{DatasetSelection, Policy};
+use zsnap_core::retention::{KeepRule, RetentionPolicy};
+use zsnap_core::{
+    plan_prune, Dataset, DatasetKind, DatasetName, Guid, Inventory, Location, Plan, PruneRequest,
+    Snapshot, Step, Verdict,
+};
+
+fn ds(s: &str) -> DatasetName {
+    s.parse().unwrap()
+}
+
+/// Builds datasets with unique guids and a pool-wide increasing createtxg.
+struct Builder {
+    inv: Inventory,
+    next: u64,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            inv: Inventory::new(),
+            next: 1000,
+        }
+    }
+
+    fn dataset(&mut self, name: &str) -> &mut Self {
+        self.next += 1;
+        self.inv.insert(Dataset::new(
+            ds(name),
+            DatasetKind::Filesystem,
+            Guid(self.next),
+        ));
+        self
+    }
+
+    /// Adds a snapshot; `managed` sets the zsnap property.
+    fn snap(&mut self, dataset: &str, name: &str, at: DateTime<Utc>, managed: bool) -> Guid {
+        self.next += 1;
+        let mut s = Snapshot::new(name.parse().unwrap(), Guid(self.next), self.next, at);
+        if managed {
+            s.managed = Some("yes".to_owned());
+        }
+        self.inv
+            .dataset_mut(&ds(dataset))
+            .unwrap()
+            .insert_snapshot(s);
+        Guid(self.next)
+    }
+
+    fn zsnap(&mut self, dataset: &str, label: &str, at: DateTime<Utc>) -> Guid {
+        let name = format!("zsnap_{label}_{}", at.format("%Y%m%dT%H%M%SZ"));
+        self.snap(dataset, &name, at, true)
+    }
+
+    fn edit(&mut self, dataset: &str, name: &str, f: impl FnOnce(&mut Snapshot)) {
+        let d = self.inv.dataset_mut(&ds(dataset)).unwrap();
+        f(d.snapshots
+            .iter_mut()
+            .find(|s| s.name.as_str() == name)
+            .unwrap());
+    }
+
+    fn done(self) -> Inventory {
+        self.inv.validate().unwrap();
+        self.inv
+    }
+}
+
+fn utc(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).unwrap()
+}
+
+fn policy(rules: &[&str], tz: chrono_tz::Tz) -> Policy {
+    let rules = rules
+        .iter()
+        .map(|r| r.parse::<KeepRule>().unwrap())
+        .collect();
+    Policy::new(Default::default(), RetentionPolicy::new(rules), tz)
+}
+
+fn destroyed(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .flat_map(|s| match s {
+            Step::Destroy(d) => d
+                .snapshots
+                .iter()
+                .map(|r| format!("{}@{}", d.dataset, r.name))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The plan simulates cleanly and planning again on its result destroys nothing.
+fn assert_converges(req: &PruneRequest<'_>, plan: &Plan, now: DateTime<Utc>) {
+    let after = plan
+        .simulate(req.inventory)
+        .expect("the plan simulates cleanly");
+    let again = PruneRequest::new(req.location.clone(), &after, req.selections, req.policies)
+        .with_protected(req.protected)
+        .with_failed(req.failed)
+        .with_destroy_arg_budget(req.destroy_arg_budget);
+    let second = plan_prune(&again, now);
+    assert_eq!(destroyed(&second), Vec::<String>::new());
+}
+
+/// Hourly snapshots over three days of tank/home, with a held one, a cloned one, an
+/// unmanaged one and an adopted sanoid one.
+fn three_days() -> Inventory {
+    let mut b = Builder::new();
+    b.dataset("tank").dataset("tank/home");
+    let start = utc(2026, 11, 21, 0);
+    for h in 0..72 {
+        let at = start + Duration::hours(h);
+        b.zsnap("tank/home", "hourly", at);
+        if h == 36 {
+            // sanoid wrote local (Berlin) time: 13:00 CET is 12:00 UTC.
+            b.snap(
+                "tank/home",
+                "autosnap_2026-11-22_13:00:00_daily",
+                at + Duration::seconds(1),
+                false,
+            );
+        }
+        if h == 50 {
+            b.snap(
+                "tank/home",
+                "manual-before-upgrade",
+                at + Duration::minutes(5),
+                false,
+            );
+        }
+    }
+    b.edit("tank/home", "zsnap_hourly_20261121T030000Z", |s| {
+        s.userrefs = 1
+    });
+    b.edit("tank/home", "zsnap_hourly_20261121T100000Z", |s| {
+        s.clones = vec![ds("tank/home-clone")]
+    });
+    b.done()
+}
+
+#[test]
+fn three_days_of_hourlies() {
+    let inv = three_days();
+    let policies = BTreeMap::from([(
+        "standard".to_owned(),
+        policy(
+            &["calendar hourly = 24, daily = 7"],
+            chrono_tz::Europe::Berlin,
+        )
+        .with_adopt(vec![Recognizer::sanoid()]),
+    )]);
+    let selections = [DatasetSelection::new(ds("tank"), "standard").with_recursive(true)];
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+    let now = utc(2026, 11, 24, 0);
+    let plan = plan_prune(&req, now);
+
+    let gone = destroyed(&plan);
+    assert!(
+        !gone.contains(&"tank/home@zsnap_hourly_20261121T030000Z".to_owned()),
+        "held"
+    );
+    assert!(
+        !gone.contains(&"tank/home@zsnap_hourly_20261121T100000Z".to_owned()),
+        "cloned"
+    );
+    assert!(
+        !gone.iter().any(|g| g.contains("manual-before-upgrade")),
+        "unmanaged"
+    );
+    // The adopted sanoid snapshot is judged like zsnap's own: it is not the newest of
+    // its local day (2026-11-22 in Berlin ends at 23:00 UTC, so the 22:00 UTC hourly is),
+    // nor in the newest 24 hours, so it goes.
+    assert!(gone.contains(&"tank/home@autosnap_2026-11-22_13:00:00_daily".to_owned()));
+    // 72 hourlies + 2 others, one decision each.
+    assert_eq!(plan.decisions.len(), 74);
+    assert_converges(&req, &plan, now);
+    insta::assert_snapshot!("three_days_of_hourlies", plan.render());
+}
+
+/// Several datasets and selections: nested policies, an exclusion, a failed listing, a
+/// missing root, an undefined policy, an ambiguous pair, a protected common snapshot.
+fn estate() -> Inventory {
+    let mut b = Builder::new();
+    for d in [
+        "tank",
+        "tank/db",
+        "tank/db/tmp",
+        "tank/broken",
+        "tank/broken/child",
+        "tank/vm",
+        "tank/odd",
+    ] {
+        b.dataset(d);
+    }
+    let start = utc(2026, 11, 20, 0);
+    for d in [
+        "tank",
+        "tank/db",
+        "tank/db/tmp",
+        "tank/broken/child",
+        "tank/vm",
+        "tank/odd",
+    ] {
+        for i in 0..6 {
+            b.zsnap(d, "daily", start + Duration::days(i));
+        }
+    }
+    // tank/vm's newest snapshot is not zsnap's: all its zsnap snapshots are candidates.
+    b.snap(
+        "tank/vm",
+        "before-upgrade",
+        start + Duration::days(7),
+        false,
+    );
+    b.done()
+}
+
+#[test]
+fn an_estate_of_datasets() {
+    let inv = estate();
+    let policies = BTreeMap::from([
+        ("standard".to_owned(), policy(&["last 2"], chrono_tz::UTC)),
+        ("database".to_owned(), policy(&["last 4"], chrono_tz::UTC)),
+        ("other".to_owned(), policy(&["last 1"], chrono_tz::UTC)),
+    ]);
+    let selections = [
+        DatasetSelection::new(ds("tank"), "standard").with_recursive(true),
+        DatasetSelection::new(ds("tank/db"), "database")
+            .with_recursive(true)
+            .with_exclude(vec![ds("tank/db/tmp")]),
+        DatasetSelection::new(ds("tank/gone"), "standard"),
+        DatasetSelection::new(ds("tank/vm"), "undefined"),
+        DatasetSelection::new(ds("tank/odd"), "standard"),
+        DatasetSelection::new(ds("tank/odd"), "other"),
+    ];
+    let db = inv.dataset(&ds("tank/db")).unwrap();
+    // The newest common snapshot with the target is an old one: replication lags.
+    let protected = BTreeMap::from([(
+        ds("tank/db"),
+        vec![("nas:backup/tank/db".to_owned(), db.snapshots[0].guid)],
+    )]);
+    let failed = BTreeSet::from([ds("tank/broken")]);
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies)
+        .with_protected(&protected)
+        .with_failed(&failed);
+    let now = utc(2026, 11, 28, 0);
+    let plan = plan_prune(&req, now);
+    let gone = destroyed(&plan);
+    assert!(!gone.iter().any(|g| g.starts_with("tank/broken")));
+    assert!(
+        !gone.iter().any(|g| g.starts_with("tank/vm@")),
+        "undefined policy"
+    );
+    assert!(
+        !gone.iter().any(|g| g.starts_with("tank/odd@")),
+        "ambiguous"
+    );
+    assert!(!gone.contains(&"tank/db@zsnap_daily_20261120T000000Z".to_owned()));
+    // tank/db/tmp falls back to the standard policy (last 2).
+    assert_eq!(
+        gone.iter()
+            .filter(|g| g.starts_with("tank/db/tmp@"))
+            .count(),
+        4
+    );
+    assert_converges(&req, &plan, now);
+    insta::assert_snapshot!("an_estate_of_datasets", plan.render());
+}
+
+#[test]
+fn destroy_batches_respect_the_budget() {
+    let mut b = Builder::new();
+    b.dataset("tank/many");
+    let start = utc(2026, 1, 1, 0);
+    for h in 0..30 {
+        b.zsnap("tank/many", "hourly", start + Duration::hours(h));
+    }
+    let inv = b.done();
+    let policies = BTreeMap::from([("p".to_owned(), policy(&["last 1"], chrono_tz::UTC))]);
+    let selections = [DatasetSelection::new(ds("tank/many"), "p")];
+    // `tank/many@` is 10 bytes, each name 29: three names and two commas fit in 99.
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies)
+        .with_destroy_arg_budget(99);
+    let now = start + Duration::hours(30);
+    let plan = plan_prune(&req, now);
+    let batches: Vec<usize> = plan
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::Destroy(d) => {
+                let names: Vec<&str> = d.snapshots.iter().map(|r| r.name.as_str()).collect();
+                let arg = format!("{}@{}", d.dataset, names.join(","));
+                assert!(arg.len() <= 99, "{arg}");
+                d.snapshots.len()
+            }
+            other => panic!("unexpected step {other:?}"),
+        })
+        .collect();
+    assert_eq!(batches, [3, 3, 3, 3, 3, 3, 3, 3, 3, 2]);
+    // Oldest first across the batches.
+    let gone = destroyed(&plan);
+    let mut sorted = gone.clone();
+    sorted.sort();
+    assert_eq!(gone, sorted);
+    assert_converges(&req, &plan, now);
+    insta::assert_snapshot!("destroy_batches", plan.render());
+}
+
+#[test]
+fn a_tiny_budget_still_destroys_one_snapshot_per_batch() {
+    let mut b = Builder::new();
+    b.dataset("tank/a");
+    for h in 0..3 {
+        b.zsnap("tank/a", "hourly", utc(2026, 1, 1, h));
+    }
+    let inv = b.done();
+    let policies = BTreeMap::from([("p".to_owned(), policy(&[], chrono_tz::UTC))]);
+    let selections = [DatasetSelection::new(ds("tank/a"), "p")];
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies)
+        .with_destroy_arg_budget(1);
+    let plan = plan_prune(&req, utc(2026, 1, 2, 0));
+    assert_eq!(
+        plan.steps.len(),
+        2,
+        "the newest is protected, the two others one each"
+    );
+}
+
+#[test]
+fn every_safety_rule_alone_protects() {
+    // A policy that keeps nothing: only the safety rules stand.
+    let mut b = Builder::new();
+    b.dataset("tank/a");
+    for h in 0..8 {
+        b.zsnap("tank/a", "hourly", utc(2026, 1, 1, h));
+    }
+    b.snap("tank/a", "mine", utc(2026, 1, 1, 8), false);
+    b.zsnap("tank/a", "hourly", utc(2026, 1, 1, 9));
+    b.edit("tank/a", "zsnap_hourly_20260101T010000Z", |s| {
+        s.userrefs = 2
+    });
+    b.edit("tank/a", "zsnap_hourly_20260101T020000Z", |s| {
+        s.clones = vec![ds("tank/c")]
+    });
+    b.edit("tank/a", "zsnap_hourly_20260101T030000Z", |s| {
+        s.hidden_clones = vec!["tank/a/%recv".to_owned()]
+    });
+    let inv = b.done();
+    let common = inv.dataset(&ds("tank/a")).unwrap().snapshots[4].guid;
+    let protected = BTreeMap::from([(ds("tank/a"), vec![("t1".to_owned(), common)])]);
+    let policies = BTreeMap::from([("p".to_owned(), policy(&[], chrono_tz::UTC))]);
+    let selections = [DatasetSelection::new(ds("tank/a"), "p")];
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies)
+        .with_protected(&protected);
+    let plan = plan_prune(&req, utc(2026, 1, 2, 0));
+    let verdicts: Vec<String> = plan
+        .decisions
+        .iter()
+        .map(|d| {
+            let v = match &d.verdict {
+                Verdict::Destroy => "destroy".to_owned(),
+                Verdict::Keep { .. } => "keep".to_owned(),
+                Verdict::Protect { protections, .. } => protections
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                other => format!("{other:?}"),
+            };
+            format!("{} {v}", d.snapshot.short())
+        })
+        .collect();
+    insta::assert_snapshot!(verdicts.join("\n"), @r"
+    zsnap_hourly_20260101T000000Z destroy
+    zsnap_hourly_20260101T010000Z held (2 holds)
+    zsnap_hourly_20260101T020000Z has clones (tank/c)
+    zsnap_hourly_20260101T030000Z pinned by hidden clones (tank/a/%recv)
+    zsnap_hourly_20260101T040000Z newest snapshot in common with target t1
+    zsnap_hourly_20260101T050000Z destroy
+    zsnap_hourly_20260101T060000Z destroy
+    zsnap_hourly_20260101T070000Z destroy
+    mine not managed by zsnap
+    zsnap_hourly_20260101T090000Z newest snapshot of the dataset
+    ");
+    assert_converges(&req, &plan, utc(2026, 1, 2, 0));
+}
+
+#[test]
+fn a_snapshot_with_the_property_but_a_foreign_name_is_unmanaged() {
+    let mut b = Builder::new();
+    b.dataset("tank/a");
+    b.snap("tank/a", "renamed-by-hand", utc(2026, 1, 1, 0), true);
+    b.zsnap("tank/a", "hourly", utc(2026, 1, 1, 1));
+    let inv = b.done();
+    let policies = BTreeMap::from([("p".to_owned(), policy(&[], chrono_tz::UTC))]);
+    let selections = [DatasetSelection::new(ds("tank/a"), "p")];
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+    let plan = plan_prune(&req, utc(2026, 1, 2, 0));
+    assert!(plan.steps.is_empty());
+}
+
+#[test]
+fn a_failed_root_is_noted_and_left_alone() {
+    let mut b = Builder::new();
+    b.dataset("tank").dataset("tank/a");
+    for h in 0..3 {
+        b.zsnap("tank/a", "hourly", utc(2026, 1, 1, h));
+    }
+    let inv = b.done();
+    let policies = BTreeMap::from([("p".to_owned(), policy(&[], chrono_tz::UTC))]);
+    let selections = [
+        DatasetSelection::new(ds("tank"), "p").with_recursive(true),
+        DatasetSelection::new(ds("pool2/x"), "p"),
+    ];
+    let failed = BTreeSet::from([ds("tank"), ds("pool2")]);
+    let req =
+        PruneRequest::new(Location::local(), &inv, &selections, &policies).with_failed(&failed);
+    let plan = plan_prune(&req, utc(2026, 1, 2, 0));
+    assert!(plan.steps.is_empty() && plan.decisions.is_empty());
+    insta::assert_snapshot!(plan.render(), @r"
+    plan for 2026-01-02T00:00:00Z: nothing to do
+
+    notes:
+      pool2: its listing failed; nothing in it or below it is pruned
+      tank: its listing failed; nothing in it or below it is pruned
+      tank/a: the listing of tank failed; not pruned
+    ");
+}
