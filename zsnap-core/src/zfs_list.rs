@@ -755,10 +755,11 @@ fn opt_u64(out: &mut String, v: Option<u64>) {
 /// Prints an inventory as the command built by [`list_argv`] would list it: each
 /// dataset (in name order), then its snapshots, then its bookmarks, one row each.
 ///
-/// Columns that the inventory does not keep are printed as zfs prints them where that
-/// is known (`-` for a dataset's `userrefs` and `clones`, a snapshot's dataset
-/// `encryption`) and as `-` otherwise (a dataset's own `createtxg` and `creation`, which
-/// [`parse_list`] does not keep). [`parse_list`] reads the result back equal, provided
+/// Columns that the inventory does not keep are printed as OpenZFS 2.3 prints them where
+/// that is known (`-` for a dataset's `userrefs` and `clones` and for a snapshot without
+/// clones, a snapshot's `encryption` and `keystatus` as its dataset's) and as `-`
+/// otherwise (a dataset's own `createtxg` and `creation`, which [`parse_list`] does not
+/// keep). [`parse_list`] reads the result back equal, provided
 /// no property value contains a tab or a newline or is `-`, every `creation` is a
 /// whole second at or after the epoch, and every hidden clone is one [`parse_list`]
 /// accepts.
@@ -787,7 +788,8 @@ pub fn render_list(inv: &Inventory) -> String {
         .expect(w);
         opt_u64(&mut out, p.used);
         out.push_str("\t-\n");
-        let encryption = opt_str(&p.encryption);
+        // zfs prints a snapshot's encryption and key status as its dataset's.
+        let (encryption, keystatus) = (opt_str(&p.encryption), opt_str(&p.keystatus));
         for s in &ds.snapshots {
             write!(
                 out,
@@ -810,7 +812,10 @@ pub fn render_list(inv: &Inventory) -> String {
                 }
                 out.push_str(c);
             }
-            write!(out, "\t-\t{encryption}\t-\t-\t-\t").expect(w);
+            if s.clones.is_empty() && s.hidden_clones.is_empty() {
+                out.push('-');
+            }
+            write!(out, "\t-\t{encryption}\t{keystatus}\t-\t-\t").expect(w);
             opt_u64(&mut out, s.used);
             writeln!(out, "\t{}", opt_str(&s.managed)).expect(w);
         }

@@ -238,3 +238,31 @@ fn zfs_get_outputs() {
     let guid = bm.iter().find(|r| r.property == "guid").expect("listed");
     assert_eq!(guid.value, "487517544132174763");
 }
+
+/// `render_list` prints what real zfs printed, row for row, except a dataset's own
+/// createtxg and creation (not kept: printed as `-`).
+#[test]
+fn render_matches_real_output() {
+    use std::collections::BTreeMap;
+    let rows = |t: &str| -> BTreeMap<String, Vec<String>> {
+        t.lines()
+            .map(|l| {
+                let f: Vec<String> = l.split('\t').map(str::to_owned).collect();
+                (f[0].clone(), f)
+            })
+            .collect()
+    };
+    let real = rows(LIST);
+    let rendered = rows(&render_list(&inv()));
+    assert_eq!(
+        real.keys().collect::<Vec<_>>(),
+        rendered.keys().collect::<Vec<_>>()
+    );
+    for (name, mut want) in real {
+        if matches!(want[1].as_str(), "filesystem" | "volume") {
+            want[3] = "-".into();
+            want[4] = "-".into();
+        }
+        assert_eq!(rendered[&name], want, "{name}");
+    }
+}
