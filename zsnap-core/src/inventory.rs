@@ -218,7 +218,9 @@ impl Dataset {
 
     /// Inserts a bookmark at its createtxg position.
     pub fn insert_bookmark(&mut self, b: Bookmark) {
-        let at = self.bookmarks.partition_point(|x| x.createtxg <= b.createtxg);
+        let at = self
+            .bookmarks
+            .partition_point(|x| x.createtxg <= b.createtxg);
         self.bookmarks.insert(at, b);
     }
 }

@@ -11,7 +11,7 @@
 //!   `#`, and the part after it follows the component rules;
 //! - the whole name is at most 255 bytes.
 //!
-//! Every type here round-trips through [`FromStr`] and [`Display`]: `name.to_string().parse()`
+//! Every type here round-trips through [`FromStr`] and [`Display`](std::fmt::Display): `name.to_string().parse()`
 //! gives back an equal value.
 
 use std::fmt;
@@ -177,7 +177,9 @@ impl DatasetName {
 
     /// The parent dataset, or `None` for a pool's root dataset.
     pub fn parent(&self) -> Option<DatasetName> {
-        self.0.rfind('/').map(|i| DatasetName(self.0[..i].to_owned()))
+        self.0
+            .rfind('/')
+            .map(|i| DatasetName(self.0[..i].to_owned()))
     }
 
     /// Whether `self` is a strict ancestor of `other` (`tank` of `tank/a/b`).
@@ -479,7 +481,9 @@ mod tests {
         let long = "a".repeat(256);
         let e = long.parse::<DatasetName>().unwrap_err();
         assert_eq!((e.problem, e.position), (NameProblem::TooLong, 255));
-        assert!(format!("a/{}", "b".repeat(253)).parse::<DatasetName>().is_ok());
+        assert!(format!("a/{}", "b".repeat(253))
+            .parse::<DatasetName>()
+            .is_ok());
         insta::assert_snapshot!(snap_err("tank/a"), @r#"invalid snapshot name "tank/a": missing the '@' separator (at byte 6)"#);
         insta::assert_snapshot!(snap_err("tank/a@"), @r#"invalid snapshot name "tank/a@": the part after the separator is empty (at byte 7)"#);
         insta::assert_snapshot!(snap_err("tank/a@b@c"), @r#"invalid snapshot name "tank/a@b@c": unexpected '@' (at byte 8)"#);

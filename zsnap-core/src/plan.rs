@@ -56,6 +56,10 @@ impl SnapshotRef {
 /// Take snapshots: ONE atomic `zfs snapshot -o PROP=VALUE… NAME…` call, so every name
 /// gets the same txg and the same instant.
 ///
+/// OpenZFS accepts one such call only for snapshots of one pool and at most one snapshot
+/// per dataset, so a planner emits one step per pool and "round" (the first due label of
+/// every dataset, then the second…); with one label due on one pool that is one call.
+///
 /// The executor must run exactly one `zfs snapshot` with all of `names` and all of
 /// `properties`, and fail the step as a whole if it fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +67,7 @@ impl SnapshotRef {
 pub struct SnapshotStep {
     /// Where.
     pub location: Location,
-    /// Every snapshot to create, across datasets and labels.
+    /// Every snapshot to create: one pool, at most one per dataset.
     pub names: Vec<SnapshotName>,
     /// User properties set on every new snapshot (at least the managed marker).
     pub properties: BTreeMap<String, String>,
