@@ -204,7 +204,11 @@ pub fn plan_prune(req: &PruneRequest<'_>, now: DateTime<Utc>) -> Plan {
             ));
         }
     }
-    for (ds, choice) in select(req, &mut plan.notes) {
+    let selected = select(req, &mut plan.notes);
+    // One decision per snapshot: reserve once rather than grow a large vector often.
+    plan.decisions
+        .reserve(selected.iter().map(|(ds, _)| ds.snapshots.len()).sum());
+    for (ds, choice) in selected {
         let sel = match choice {
             Choice::One(sel) => sel,
             Choice::Ambiguous(a, b) => {
@@ -317,7 +321,6 @@ fn prune_dataset(
     let newest_txg = ds.snapshots.iter().map(|s| s.createtxg).max();
     let common: &[(String, Guid)] = req.protected.get(&ds.name).map_or(&[], Vec::as_slice);
     let mut doomed: Vec<&Snapshot> = Vec::new();
-    plan.decisions.reserve(ds.snapshots.len());
     for (snap, own) in ds.snapshots.iter().zip(&owns) {
         let reasons: Vec<KeepReason> = if own.is_owned() {
             kept.next()
