@@ -53,8 +53,11 @@ impl Failure {
     /// an error.
     pub fn is_broken_pipe(&self) -> bool {
         self.error.chain().any(|e| {
-            e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            let io = e.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+            let json = e
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind);
+            io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
         })
     }
 
@@ -68,7 +71,9 @@ impl Failure {
         }
         for cause in chain {
             if let Some(c) = cause.downcast_ref::<zsnap_core::ConfigError>() {
-                let _ = writeln!(out, "{}", c.snippet());
+                let snippet = c.snippet();
+                let body = snippet.strip_prefix("error: ").unwrap_or(&snippet);
+                let _ = writeln!(out, "  caused by: {body}");
             } else {
                 let _ = writeln!(out, "  caused by: {cause}");
             }

@@ -1,0 +1,384 @@
+//! End-to-end tests of the `zsnap` binary on the fake backend, its state persisted in a
+//! temporary directory between invocations.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::{TimeDelta, TimeZone, Utc};
+
+const CONFIG: &str = r#"
+[paths]
+audit_log = "audit.jsonl"
+journal_dir = "journal"
+lock_file = "zsnap.lock"
+
+[policies.standard]
+snapshot = { hourly = "hourly", daily = "daily" }
+keep_counts = { hourly = 6, daily = 3 }
+
+[policies.archive]
+keep = { daily = 10 }
+
+[[datasets]]
+root = "tank/home"
+recursive = true
+policy = "standard"
+
+[targets.backup]
+to = "backup/home"
+policy = "archive"
+
+[check]
+freshness = { hourly = { warn = "90m", crit = "3h" } }
+replication_lag = { warn = "2h", crit = "1d" }
+"#;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(config: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("zsnap.toml"), config).unwrap();
+        Env { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state.json")
+    }
+
+    /// `zsnap --config … --backend fake:… ARGS`.
+    fn zsnap(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zsnap"));
+        cmd.arg("--config")
+            .arg(self.path("zsnap.toml"))
+            .arg("--backend")
+            .arg(format!("fake:{}", self.state().display()))
+            .args(args);
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.zsnap(args);
+        assert!(
+            o.status.success(),
+            "zsnap {args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+fn at(hours: i64) -> String {
+    (Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap() + TimeDelta::hours(hours)).to_rfc3339()
+}
+
+fn status_json(env: &Env, now: &str) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["status", "--json", "--now", now])).unwrap()
+}
+
+fn label_count(status: &serde_json::Value, dataset: &str, label: &str) -> u64 {
+    status["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dataset"] == dataset)
+        .and_then(|d| {
+            d["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["label"] == label)
+        })
+        .map_or(0, |l| l["count"].as_u64().unwrap())
+}
+
+#[test]
+fn hourly_runs_keep_what_the_policy_says_and_replicate() {
+    let env = Env::new(CONFIG);
+    for h in 0..30 {
+        env.ok(&["run", "--now", &at(h)]);
+    }
+    let st = status_json(&env, &at(29));
+    assert_eq!(label_count(&st, "tank/home", "hourly"), 6);
+    assert_eq!(label_count(&st, "tank/home", "daily"), 2);
+    let target = &st["targets"][0];
+    assert_eq!(target["target"], "backup");
+    assert_eq!(target["dataset"], "backup/home");
+    assert_eq!(target["lag_seconds"], 0);
+    // Every change is in the audit log, one JSON object per line.
+    let audit = std::fs::read_to_string(env.path("audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["step"]["step"] == "snapshot" && l["result"] == "done"));
+    assert!(lines.iter().any(|l| l["step"]["step"] == "destroy"));
+    assert!(lines.iter().any(|l| l["step"]["step"] == "transfer"));
+    assert!(std::fs::read_dir(env.path("journal")).unwrap().count() >= 30);
+    // The lock is released after each run.
+    assert!(!env.path("zsnap.lock").exists());
+}
+
+#[test]
+fn the_binary_matches_the_library_loop() {
+    // 48 hourly invocations of the binary end in the state the library loop (which
+    // `year.rs` runs for a year) reaches for the same hours.
+    let env = Env::new(CONFIG);
+    for h in 0..48 {
+        env.ok(&["run", "--now", &at(h)]);
+    }
+    let st = status_json(&env, &at(47));
+    let config = zsnap_core::config::Config::from_toml(CONFIG, "c.toml").unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+    let sim = zsnap_cli::simulate::run(
+        &config,
+        start,
+        2,
+        zsnap_core::duration::Span::from_secs(3600),
+    )
+    .unwrap();
+    for d in &sim.datasets {
+        for l in &d.labels {
+            if d.dataset == "tank/home" {
+                assert_eq!(
+                    label_count(&st, "tank/home", &l.label),
+                    l.count as u64,
+                    "{}",
+                    l.label
+                );
+            }
+        }
+    }
+    let home = sim
+        .datasets
+        .iter()
+        .find(|d| d.dataset == "tank/home")
+        .unwrap();
+    assert_eq!(home.snapshots.len(), 6 + 2);
+}
+
+fn sha(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let env = Env::new(CONFIG);
+    for h in 0..3 {
+        env.ok(&["run", "--now", &at(h)]);
+    }
+    let before = sha(&env.state());
+    let audit_before = sha(&env.path("audit.jsonl"));
+    for args in [
+        &["run", "-n", "--now", &at(30)][..],
+        &["snapshot", "--dry-run", "--now", &at(30)],
+        &["snapshot", "-n", "--label", "manual", "--now", &at(30)],
+        &["prune", "-n", "--now", &at(400)],
+        &["replicate", "-n", "--now", &at(30)],
+        &["plan", "--now", &at(30)],
+        &["plan", "prune", "--json", "--now", &at(400)],
+        &["status", "--now", &at(30)],
+        &["check", "--now", &at(3)],
+    ] {
+        let o = env.zsnap(args);
+        assert!(o.status.code().is_some(), "{args:?}");
+        assert_eq!(
+            sha(&env.state()),
+            before,
+            "zsnap {args:?} changed the state"
+        );
+    }
+    assert_eq!(sha(&env.path("audit.jsonl")), audit_before);
+    // And the dry run did plan something.
+    let plan = env.ok(&["run", "-n", "--now", &at(30)]);
+    assert!(plan.contains("destroy"), "{plan}");
+}
+
+#[test]
+fn json_output_parses_and_is_stable() {
+    let env = Env::new(CONFIG);
+    env.ok(&["run", "--now", &at(0)]);
+    let plan: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plan", "--json", "--now", &at(1)])).unwrap();
+    insta::assert_json_snapshot!("plan_run", plan);
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--json", "--now", &at(1)])).unwrap();
+    insta::assert_json_snapshot!("status", status);
+    let check: serde_json::Value =
+        serde_json::from_str(&env.ok(&["check", "--json", "--now", &at(1)])).unwrap();
+    insta::assert_json_snapshot!("check", check);
+    let config: serde_json::Value =
+        serde_json::from_str(&env.ok(&["config", "check", "--json"])).unwrap();
+    assert_eq!(config["targets"]["backup"]["to"], "backup/home");
+    let sim: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "simulate",
+        "--days",
+        "2",
+        "--step",
+        "1h",
+        "--json",
+        "--now",
+        &at(0),
+    ]))
+    .unwrap();
+    assert_eq!(sim["runs"], 48);
+    assert_eq!(sim["timeline"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn check_uses_nagios_codes() {
+    let env = Env::new(CONFIG);
+    env.ok(&["run", "--now", &at(0)]);
+    let code = |h: i64| {
+        let o = env.zsnap(&["check", "--now", &at(h)]);
+        (
+            o.status.code().unwrap(),
+            String::from_utf8(o.stdout).unwrap(),
+        )
+    };
+    let (c, line) = code(1);
+    assert_eq!(c, 0, "{line}");
+    assert!(line.starts_with("ZSNAP OK"), "{line}");
+    let (c, line) = code(2);
+    assert_eq!(c, 1, "{line}");
+    insta::assert_snapshot!(line, @r#"ZSNAP WARNING - tank/home hourly is 2h old (warn 1h30m)"#);
+    let (c, line) = code(5);
+    assert_eq!(c, 2, "{line}");
+    insta::assert_snapshot!(line, @r#"ZSNAP CRITICAL - tank/home hourly is 5h old (crit 3h)"#);
+    let broken = Env::new("[policies]\n");
+    let o = broken.zsnap(&["check"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("ZSNAP UNKNOWN"));
+}
+
+#[test]
+fn config_errors_exit_2_with_the_place_and_a_hint() {
+    let env = Env::new("[policies.standard]\nkep = { daily = 7 }\n");
+    let o = env.zsnap(&["run"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr)
+        .unwrap()
+        .replace(&env.dir.path().display().to_string(), "TMP");
+    insta::assert_snapshot!(err, @r#"
+        error: load the config TMP/zsnap.toml
+          caused by: unknown key `kep` in [policies.standard]; did you mean `keep`?
+         --> TMP/zsnap.toml:2:1
+          |
+        2 | kep = { daily = 7 }
+          | ^^^
+          hint: fix the place shown above; `zsnap config check` validates a config without running anything
+        "#);
+    let missing = Command::new(env!("CARGO_BIN_EXE_zsnap"))
+        .args(["--config", "/nonexistent/zsnap.toml", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(missing.stderr).unwrap(), @r#"
+        error: read the config /nonexistent/zsnap.toml
+          caused by: No such file or directory (os error 2)
+          hint: pass --config FILE; commented examples are in the examples/ directory of the source
+        "#);
+    let bad_flag = env.zsnap(&["simulate", "--days", "3", "--step", "10x"]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(bad_flag.stderr).unwrap(), @r#"
+        error: invalid --step
+          caused by: invalid duration "10x": unknown unit (use s, m, h, d or w); expected e.g. "90s", "15m", "1h30m", "7d" or "2w"
+        "#);
+}
+
+#[test]
+fn saved_listing_plans_offline() {
+    let env = Env::new(CONFIG);
+    env.ok(&["run", "--now", &at(0)]);
+    let cmd = env.ok(&["plan", "--print-list-command"]);
+    insta::assert_snapshot!(cmd, @r#"zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed -r tank/home backup/home"#);
+    // Capture the listing the way a user would on the host, from the fake.
+    let state = zsnap_exec::fake::FakeZfs::load(&env.state()).unwrap();
+    let listing = state.cmd_list(&["tank/home".parse().unwrap()]).unwrap();
+    std::fs::write(env.path("listing.txt"), listing).unwrap();
+    let before = sha(&env.state());
+    let out = env.ok(&[
+        "plan",
+        "snapshot",
+        "--inventory",
+        env.path("listing.txt").to_str().unwrap(),
+        "--now",
+        &at(1),
+    ]);
+    assert!(out.contains("zsnap_hourly_20261123T010000Z"), "{out}");
+    assert_eq!(sha(&env.state()), before);
+}
+
+#[test]
+fn import_sanoid_prints_a_valid_config() {
+    let env = Env::new(CONFIG);
+    std::fs::write(
+        env.path("sanoid.conf"),
+        "[tank/home]\n  use_template = production\n  recursive = yes\n\n[template_production]\n  hourly = 36\n  daily = 30\n  monthly = 3\n",
+    )
+    .unwrap();
+    let toml = env.ok(&[
+        "import",
+        "sanoid",
+        env.path("sanoid.conf").to_str().unwrap(),
+    ]);
+    zsnap_core::config::Config::from_toml(&toml, "imported.toml").unwrap();
+    assert!(toml.contains("adopt = [\"sanoid\"]"), "{toml}");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let env = Env::new(CONFIG);
+    let bash = env.ok(&["completions", "bash"]);
+    assert!(bash.contains("simulate") && bash.contains("--dry-run"));
+    let man = env.ok(&["man"]);
+    assert!(man.contains(".TH zsnap"), "{}", &man[..200.min(man.len())]);
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let env = Env::new(CONFIG);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zsnap"))
+        .args([
+            "--config",
+            env.path("zsnap.toml").to_str().unwrap(),
+            "simulate",
+            "--days",
+            "20",
+            "--json",
+            "--now",
+            &at(0),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
