@@ -914,12 +914,14 @@ impl Sim {
                     }
                 }
                 let rolled_back: HashSet<Guid> = newer.iter().map(|s| s.guid).collect();
+                let staying: HashSet<&ShortName> = t
+                    .snapshots
+                    .iter()
+                    .filter(|x| !rolled_back.contains(&x.guid))
+                    .map(|x| &x.name)
+                    .collect();
                 for s in &stream {
-                    let clash = t
-                        .snapshots
-                        .iter()
-                        .any(|x| x.name == s.name && !rolled_back.contains(&x.guid));
-                    if clash {
+                    if staying.contains(&s.name) {
                         return Err(Refusal::SnapshotExists {
                             snapshot: step.target.snapshot(&s.name),
                         });
