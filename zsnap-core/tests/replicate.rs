@@ -1060,3 +1060,106 @@ fn a_target_policy_that_keeps_nothing_new_sends_nothing() {
           backup/a: not created: tank/a has no snapshot the target wants
         "#);
 }
+
+#[test]
+fn the_target_is_pruned_by_its_policy_in_the_same_plan() {
+    // The target holds s1…s4 (s1 and s2 pruned on the source long ago, s3 and s4
+    // common); the source has s3…s8; "last 3" keeps s6, s7, s8 once they are there.
+    let mut a = Dataset::new(ds("tank/a"), DatasetKind::Filesystem, Guid(1));
+    for i in 3..=8 {
+        a.insert_snapshot(zsnap("hourly", hour(i as i64), i, 10 * i));
+    }
+    let src = inventory(vec![a]);
+    let mut b = Dataset::new(ds("backup/a"), DatasetKind::Filesystem, Guid(2));
+    for i in 1..=4 {
+        b.insert_snapshot(zsnap("hourly", hour(i as i64), i, i));
+    }
+    let dst = target(vec![b]);
+    let p = policy(&["last 3"]);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    req.options.prune_target = true;
+    let plan = plan_at_30h(&req);
+    insta::assert_snapshot!(plan.render(), @r#"
+        plan for 2026-11-21T06:00:00Z: 4 steps
+
+        steps:
+          1  src → dst  transfer -i  tank/a@zsnap_hourly_20261120T040000Z .. @zsnap_hourly_20261120T060000Z → backup/a  — incremental from @zsnap_hourly_20261120T040000Z to @zsnap_hourly_20261120T060000Z, skipping 1 snapshot the target does not want
+          2  src → dst  transfer -I  tank/a@zsnap_hourly_20261120T060000Z .. @zsnap_hourly_20261120T080000Z → backup/a (2 snapshots)  — incremental from @zsnap_hourly_20261120T060000Z up to @zsnap_hourly_20261120T080000Z, every snapshot between them wanted
+          3  src        hold         tank/a@zsnap_hourly_20261120T080000Z (tag "zsnap:offsite")  — keep @zsnap_hourly_20261120T080000Z, the newest snapshot in common with target "offsite", as the base of the next send
+          4  dst        destroy      backup/a@zsnap_hourly_20261120T010000Z, @zsnap_hourly_20261120T020000Z, @zsnap_hourly_20261120T030000Z, @zsnap_hourly_20261120T040000Z  — no rule of policy "offsite" keeps them
+
+        decisions:
+          backup/a (at dst): 2 kept, 1 protected, 4 destroyed
+            destroy  zsnap_hourly_20261120T010000Z  2026-11-20T01:00:00Z
+            destroy  zsnap_hourly_20261120T020000Z  2026-11-20T02:00:00Z
+            destroy  zsnap_hourly_20261120T030000Z  2026-11-20T03:00:00Z
+            destroy  zsnap_hourly_20261120T040000Z  2026-11-20T04:00:00Z
+            keep     zsnap_hourly_20261120T060000Z  2026-11-20T06:00:00Z  kept: last 3 [#3 of 3]
+            keep     zsnap_hourly_20261120T070000Z  2026-11-20T07:00:00Z  kept: last 3 [#2 of 3]
+            protect  zsnap_hourly_20261120T080000Z  2026-11-20T08:00:00Z  protected: newest snapshot of the dataset, newest snapshot in common with target src (source); kept: last 3 [#1 of 3]
+        "#);
+    let invs = BTreeMap::from([(src_loc(), src.clone()), (dst_loc(), dst.clone())]);
+    let after = plan.simulate_at(&invs).unwrap();
+    assert_eq!(guids(&after[&dst_loc()], "backup/a"), [6, 7, 8]);
+    let mut again = req.clone();
+    again.source = &after[&src_loc()];
+    again.target = &after[&dst_loc()];
+    let second = plan_at_30h(&again);
+    assert!(second.is_empty(), "{}", second.render());
+}
+
+#[test]
+fn target_pruning_keeps_the_newest_common_snapshot() {
+    // Nothing new is wanted ("last 1" keeps s4, which the target has); s4 is the newest
+    // common snapshot and stays; the older target snapshots go.
+    let mut a = Dataset::new(ds("tank/a"), DatasetKind::Filesystem, Guid(1));
+    a.insert_snapshot(zsnap("hourly", hour(4), 4, 40));
+    let src = inventory(vec![a]);
+    let mut b = Dataset::new(ds("backup/a"), DatasetKind::Filesystem, Guid(2));
+    for i in 1..=4 {
+        b.insert_snapshot(zsnap("hourly", hour(i as i64), i, i));
+    }
+    let dst = target(vec![b]);
+    let p = policy(&["regex nothing-matches-this"]);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    req.options.prune_target = true;
+    let plan = plan_at_30h(&req);
+    let invs = BTreeMap::from([(src_loc(), src.clone()), (dst_loc(), dst.clone())]);
+    let after = plan.simulate_at(&invs).unwrap();
+    assert_eq!(guids(&after[&dst_loc()], "backup/a"), [4]);
+    assert!(plan.decisions.iter().any(|d| d.guid == Guid(4)
+        && matches!(&d.verdict, zsnap_core::Verdict::Protect { protections, .. }
+            if protections.iter().any(|p| matches!(p, zsnap_core::Protection::CommonWithTarget { .. })))));
+}
+
+#[test]
+fn pruning_a_target_needs_its_policy() {
+    let src = source();
+    let dst = target(vec![]);
+    let mut req = request(&src, &dst);
+    req.options.prune_target = true;
+    insta::assert_snapshot!(err(&req), @r#"target "offsite" is to be pruned but has no policy"#);
+}
+
+#[test]
+fn the_target_judges_snapshots_as_it_will_hold_them() {
+    // zsnap names without the managed marker on the source (taken before zsnap set it):
+    // the receive marks them managed on the target, so its policy owns and wants them.
+    let mut a = Dataset::new(ds("tank/a"), DatasetKind::Filesystem, Guid(1));
+    for i in 1..=3 {
+        let mut s = zsnap("hourly", hour(i as i64), i, 10 * i);
+        s.managed = None;
+        a.insert_snapshot(s);
+    }
+    let src = inventory(vec![a]);
+    let dst = target(vec![]);
+    let p = policy(&["last 2"]);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    let plan = plan_at_30h(&req);
+    let invs = BTreeMap::from([(src_loc(), src.clone()), (dst_loc(), dst.clone())]);
+    let after = plan.simulate_at(&invs).unwrap();
+    assert_eq!(guids(&after[&dst_loc()], "backup/a"), [2, 3]);
+}

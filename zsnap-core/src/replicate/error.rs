@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::names::{DatasetName, NameError, ShortName};
+use crate::simulate::SimulateError;
 
 /// Why [`plan_replication`](super::plan_replication) refused to plan. Reads after
 /// "failed to plan replication: ".
@@ -112,6 +113,22 @@ pub enum ReplicationError {
         source_dataset: DatasetName,
         /// The target dataset.
         target_dataset: DatasetName,
+    },
+    /// Target pruning is on but the target has no policy to prune by.
+    #[error("target {target_name:?} is to be pruned but has no policy")]
+    PruneWithoutPolicy {
+        /// The target's name in the configuration.
+        target_name: String,
+    },
+    /// The planned transfers do not simulate on the inventories, so the target cannot
+    /// be pruned as they leave it. This is a bug of the planner.
+    #[error(
+        "the planned transfers do not apply to the inventories (a bug of the replication planner)"
+    )]
+    Simulation {
+        /// What the simulation refused.
+        #[source]
+        cause: SimulateError,
     },
     /// The cursor bookmark's name would be invalid (the target name contains characters
     /// a bookmark name cannot, or the name is too long).

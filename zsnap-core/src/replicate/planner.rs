@@ -11,7 +11,8 @@ use crate::plan::{
     AbortReceiveStep, BookmarkStep, DestroyBookmarkStep, DestroyStep, HoldStep, Note, Plan,
     RecvOptions, SendBase, SendSpec, SnapshotRef, Step, TransferStep,
 };
-use crate::policy::{Ownership, MANAGED_VALUE};
+use crate::policy::{DatasetSelection, Ownership, MANAGED_VALUE};
+use crate::prune::{plan_prune, PruneRequest};
 use crate::retention::{evaluate, Candidate};
 
 use super::common::{bookmark_index, newest_common_in, snapshot_index, CommonBase};
@@ -73,6 +74,9 @@ pub fn plan_replication(
     };
     for pair in &pairs {
         planner.dataset(pair)?;
+    }
+    if req.options.prune_target {
+        planner.prune_target()?;
     }
     Ok(planner.plan)
 }
@@ -564,6 +568,56 @@ impl<'r, 'a> Planner<'r, 'a> {
             self.exists_after.insert(tname.clone());
         }
         self.plan.steps.extend(steps);
+        Ok(())
+    }
+
+    /// Appends the pruning of the target datasets, by the target's policy, on the target
+    /// as the steps planned so far leave it, protecting the newest snapshot each shares
+    /// with the source. Datasets left with a resume of unknown outcome are not pruned.
+    fn prune_target(&mut self) -> Result<(), ReplicationError> {
+        let req = self.req;
+        let Some(policy) = req.target_policy else {
+            return Err(ReplicationError::PruneWithoutPolicy {
+                target_name: req.target_name.clone(),
+            });
+        };
+        let invs = if req.source_location == req.target_location {
+            // One location listed once or twice: the union of both listings.
+            let mut inv = req.source.clone();
+            for d in req.target.datasets.values() {
+                inv.insert(d.clone());
+            }
+            BTreeMap::from([(req.target_location.clone(), inv)])
+        } else {
+            BTreeMap::from([
+                (req.source_location.clone(), req.source.clone()),
+                (req.target_location.clone(), req.target.clone()),
+            ])
+        };
+        let mut after = self
+            .plan
+            .simulate_at(&invs)
+            .map_err(|cause| ReplicationError::Simulation { cause })?;
+        let target = after
+            .remove(&req.target_location)
+            .expect("simulate_at returns every location it was given");
+        let selections: Vec<DatasetSelection> = self
+            .exists_after
+            .iter()
+            .filter(|d| !self.pending_resume.contains(*d) && target.dataset(d).is_some())
+            .map(|d| DatasetSelection::new(d.clone(), req.target_name.clone()))
+            .collect();
+        let policies = BTreeMap::from([(req.target_name.clone(), policy.clone())]);
+        let common_with = format!("{} (source)", req.source_location);
+        let protected: BTreeMap<DatasetName, Vec<(String, Guid)>> = self
+            .protected
+            .iter()
+            .map(|(d, g)| (d.clone(), vec![(common_with.clone(), *g)]))
+            .collect();
+        let prune = PruneRequest::new(req.target_location.clone(), &target, &selections, &policies)
+            .with_protected(&protected);
+        let pruned = plan_prune(&prune, self.plan_now());
+        self.plan.extend(pruned);
         Ok(())
     }
 
