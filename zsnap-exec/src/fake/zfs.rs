@@ -385,6 +385,17 @@ impl FakeZfs {
         Ok(())
     }
 
+    /// The hold tags of a snapshot (empty when it has none or does not exist).
+    pub fn holds(&self, snapshot: &SnapshotName) -> Vec<String> {
+        self.state
+            .borrow()
+            .datasets
+            .get(snapshot.dataset())
+            .and_then(|d| d.snapshot(snapshot.short()))
+            .map(|s| s.holds.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The user property of a dataset (own or inherited), for tests.
     pub fn dataset_property(&self, name: &DatasetName, prop: &str) -> Option<String> {
         self.state.borrow().inherited(name, prop)

@@ -155,6 +155,10 @@ impl ShimBed {
             .with_env(
                 "ZSNAP_SHIM_LOG",
                 dir.path().join("log.jsonl").display().to_string(),
+            )
+            .with_env(
+                "ZSNAP_SHIM_SCRIPT",
+                dir.path().join("script.json").display().to_string(),
             );
         ShimBed {
             zfs,
@@ -173,8 +177,25 @@ impl ShimBed {
         Some(Box::new(Self::build(test, true)))
     }
 
+    /// The bed itself, not boxed (for tests of the CLI backend beyond the contract).
+    pub fn unboxed(test: &str, over_ssh: bool) -> ShimBed {
+        Self::build(test, over_ssh)
+    }
+
+    /// Reconfigures the CLI backend.
+    pub fn map_cli(&mut self, f: impl FnOnce(CliZfs) -> CliZfs) {
+        let zfs = std::mem::replace(&mut self.zfs, CliZfs::local());
+        self.zfs = f(zfs);
+    }
+
+    /// Scripted answers of the shim (see the shim's docs): a JSON array of rules.
+    pub fn script(&self, rules: serde_json::Value) {
+        let _lock = state_lock::StateLock::take(&self.state);
+        std::fs::write(self.dir.path().join("script.json"), rules.to_string()).expect("written");
+    }
+
     /// Edits the state file under the shim's lock.
-    fn edit<T>(&mut self, f: impl FnOnce(&mut FakeZfs) -> T) -> T {
+    pub fn edit<T>(&mut self, f: impl FnOnce(&mut FakeZfs) -> T) -> T {
         let _lock = state_lock::StateLock::take(&self.state);
         let mut z = FakeZfs::load(&self.state).expect("loaded");
         let out = f(&mut z);
