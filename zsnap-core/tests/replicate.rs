@@ -1163,3 +1163,14 @@ fn the_target_judges_snapshots_as_it_will_hold_them() {
     let after = plan.simulate_at(&invs).unwrap();
     assert_eq!(guids(&after[&dst_loc()], "backup/a"), [2, 3]);
 }
+
+#[test]
+fn a_clone_target_is_never_overwritten() {
+    let src = source();
+    let mut a = dataset("backup/a", &[("x", 91)]);
+    a.props.origin = Some("backup/base@golden".parse().unwrap());
+    let dst = target(vec![a]);
+    let mut req = request(&src, &dst);
+    req.options.allow_rollback = true;
+    insta::assert_snapshot!(err(&req), @"target backup/a would have to be overwritten by a full receive of tank/a, but it is a clone of backup/base@golden (destroy or promote it first)");
+}

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::names::{DatasetName, NameError, ShortName};
+use crate::names::{DatasetName, NameError, ShortName, SnapshotName};
 use crate::simulate::SimulateError;
 
 /// Why [`plan_replication`](super::plan_replication) refused to plan. Reads after
@@ -95,6 +95,17 @@ pub enum ReplicationError {
         source_dataset: DatasetName,
         /// The target dataset.
         target_dataset: DatasetName,
+    },
+    /// A rollback is allowed, but the target must be overwritten by a full receive and
+    /// it is a clone, which `zfs recv -F` cannot overwrite.
+    #[error("target {target_dataset} would have to be overwritten by a full receive of {source_dataset}, but it is a clone of {origin} (destroy or promote it first)")]
+    TargetIsClone {
+        /// The source dataset.
+        source_dataset: DatasetName,
+        /// The target dataset.
+        target_dataset: DatasetName,
+        /// The snapshot it was cloned from.
+        origin: SnapshotName,
     },
     /// An encrypted source and [`RawMode::Never`](super::RawMode::Never): zsnap never
     /// sends an encrypted dataset decrypted.

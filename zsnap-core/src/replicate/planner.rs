@@ -60,6 +60,59 @@ const FILESYSTEM_ONLY: [&str; 4] = ["mountpoint", "canmount", "sharenfs", "share
 /// See [`ReplicationError`]: a missing source root, conflicting mappings, a diverged
 /// target without allowed rollback, an encrypted source that may not be sent raw. The
 /// first dataset in error stops the whole plan.
+///
+/// # Example
+/// The target has `@a`; the source has `@a` to `@f` and the target wants all but `@c`:
+/// `-i a b`, `-i b d` (skipping `@c`), `-I d f` (with `@e`, as every snapshot between
+/// is wanted), then the cursor hold goes to `@f`. Applied, the plan leaves nothing to
+/// do.
+/// ```
+/// use std::collections::BTreeMap;
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::replicate::{plan_replication, DatasetMapping, ReplicationRequest, SnapshotFilter};
+/// use zsnap_core::{Dataset, DatasetKind, Guid, Inventory, Location, SendSpec, Snapshot, Step};
+///
+/// let at = |h| Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0).unwrap();
+/// let dataset = |name: &str, snaps: &[(&str, u64)]| {
+///     let mut d = Dataset::new(name.parse().unwrap(), DatasetKind::Filesystem, Guid(1));
+///     for (i, (n, g)) in snaps.iter().enumerate() {
+///         d.insert_snapshot(Snapshot::new(n.parse().unwrap(), Guid(*g), 10 + i as u64, at(i as u32)));
+///     }
+///     d
+/// };
+/// let mut src = Inventory::new();
+/// src.insert(dataset("tank/a", &[("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5), ("f", 6)]));
+/// let mut dst = Inventory::new();
+/// dst.insert(dataset("backup", &[]));
+/// dst.insert(dataset("backup/a", &[("a", 1)]));
+///
+/// let not_c = |_: &Dataset, s: &Snapshot| s.name.as_str() != "c";
+/// let (here, there) = (Location::local(), Location("backup-host".to_owned()));
+/// let mut req = ReplicationRequest::new(
+///     here.clone(), &src, there.clone(), "offsite", &dst,
+///     vec![DatasetMapping::new("tank/a".parse().unwrap(), "backup/a".parse().unwrap())],
+/// );
+/// req.filter = Some(SnapshotFilter(&not_c));
+/// let plan = plan_replication(&req, at(12)).unwrap();
+///
+/// let sends: Vec<String> = plan.steps.iter().filter_map(|s| match s {
+///     Step::Transfer(t) => match &t.send {
+///         SendSpec::Incremental { base, snapshot, intermediates, .. } => Some(format!(
+///             "{} {} {}", if *intermediates { "-I" } else { "-i" }, base.guid(), snapshot.name)),
+///         _ => None,
+///     },
+///     _ => None,
+/// }).collect();
+/// assert_eq!(sends, ["-i 1 b", "-i 2 d", "-I 4 f"]);
+/// assert!(matches!(plan.steps.last(), Some(Step::Hold(h)) if h.tag == "zsnap:offsite"));
+///
+/// let after = plan.simulate_at(&BTreeMap::from([(here, src.clone()), (there.clone(), dst.clone())])).unwrap();
+/// let mut again = req.clone();
+/// let (src2, dst2) = (after[&Location::local()].clone(), after[&there].clone());
+/// again.source = &src2;
+/// again.target = &dst2;
+/// assert!(plan_replication(&again, at(12)).unwrap().is_empty());
+/// ```
 pub fn plan_replication(
     req: &ReplicationRequest<'_>,
     now: DateTime<Utc>,
@@ -648,7 +701,8 @@ impl<'r, 'a> Planner<'r, 'a> {
         Ok(())
     }
 
-    /// Refuses a forced full receive that ZFS refuses for encrypted datasets.
+    /// Refuses a forced full receive that ZFS refuses: into a clone, or when either
+    /// side is encrypted.
     fn check_overwrite(
         &self,
         src: &Dataset,
@@ -656,6 +710,13 @@ impl<'r, 'a> Planner<'r, 'a> {
         tname: &DatasetName,
         raw: bool,
     ) -> Result<(), ReplicationError> {
+        if let Some(origin) = tgt.and_then(|t| t.props.origin.as_ref()) {
+            return Err(ReplicationError::TargetIsClone {
+                source_dataset: src.name.clone(),
+                target_dataset: tname.clone(),
+                origin: origin.clone(),
+            });
+        }
         let target_encrypted = tgt.is_some_and(|t| t.props.is_encrypted());
         if target_encrypted || (raw && src.props.is_encrypted()) {
             return Err(ReplicationError::CannotOverwriteEncrypted {

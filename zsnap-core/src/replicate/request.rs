@@ -210,8 +210,15 @@ pub struct ReplicationRequest<'a> {
     /// planner resumes and plans nothing else for that dataset until the next run.
     pub resume_guids: BTreeMap<DatasetName, Guid>,
     /// The guids of the source snapshots that carry this target's cursor hold tag (from
-    /// `zfs holds`), when known. Without it, the previous cursor hold is assumed to be on
-    /// the newest common snapshot, where the last completed run left it.
+    /// `zfs holds`), when known: every one of them but the new cursor is released.
+    ///
+    /// Without it (an inventory counts holds, it does not name them) the planner
+    /// assumes what a completed run leaves: the newest common snapshot carries the tag
+    /// when it has any hold, and no other snapshot does. It then releases the tag only
+    /// on that snapshot when the cursor moves on, and does not hold a cursor that is
+    /// held already. A hold left elsewhere by a run that died between its transfers and
+    /// its cursor steps stays until a run with known holds releases it; the executor
+    /// must treat releasing a tag that is not there as done.
     pub cursor_holds: Option<BTreeSet<Guid>>,
 }
 
