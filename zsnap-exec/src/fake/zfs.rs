@@ -556,7 +556,9 @@ impl FakeZfs {
                 // A member in use: refused by name, like EBUSY from the ioctl.
                 return Err(effect_failure(FaultEffect::Busy, &what));
             }
-            _ => before(&fault, &what)?,
+            // Other errors concern the whole call, as OpenZFS 2.3 words them
+            // ("cannot destroy snapshots: permission denied").
+            _ => before(&fault, "destroy snapshots")?,
         }
         let st = self.state.get_mut();
         let Some(ds) = st.datasets.get(dataset) else {
@@ -615,7 +617,7 @@ impl FakeZfs {
                 st.destroyed.push((dataset.snapshot(&s.name), s.guid));
             }
         }
-        after(&fault, &what)
+        after(&fault, "destroy snapshots")
     }
 
     /// `zfs hold TAG SNAPSHOT`.
