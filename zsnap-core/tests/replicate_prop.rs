@@ -610,3 +610,128 @@ proptest! {
         check(&c)?;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Recursive mappings: parents before children, children of datasets that are not
+// created are skipped, exclusions hold.
+
+const TREE: [&str; 6] = [
+    "tank", "tank/a", "tank/a/x", "tank/a b", "tank/b", "tank/b/c",
+];
+
+#[derive(Debug, Clone)]
+struct Tree {
+    /// Per dataset: number of source snapshots (0 = none).
+    snaps: Vec<usize>,
+    /// Per dataset: how many of the oldest the target has (None: no target dataset).
+    target: Vec<Option<usize>>,
+    /// Exclude `tank/b` (and `tank/b/c`).
+    exclude_b: bool,
+}
+
+fn tree() -> impl Strategy<Value = Tree> {
+    (
+        proptest::collection::vec(0usize..4, TREE.len()),
+        proptest::collection::vec(proptest::option::of(0usize..4), TREE.len()),
+        any::<bool>(),
+    )
+        .prop_map(|(snaps, target, exclude_b)| Tree {
+            snaps,
+            target,
+            exclude_b,
+        })
+}
+
+fn tree_check(tr: &Tree) -> Result<(), TestCaseError> {
+    let mut src = Inventory::new();
+    let mut dst = Inventory::new();
+    dst.insert(Dataset::new(
+        ds("backup"),
+        DatasetKind::Filesystem,
+        Guid(900),
+    ));
+    for (d, name) in TREE.iter().enumerate() {
+        let mut a = Dataset::new(ds(name), DatasetKind::Filesystem, Guid(800 + d as u64));
+        let guid = |i: usize| Guid(100 * (d as u64 + 1) + i as u64);
+        for i in 0..tr.snaps[d] {
+            a.insert_snapshot(Snapshot::new(
+                format!("s{i}").parse().unwrap(),
+                guid(i),
+                txg(i),
+                t(txg(i)),
+            ));
+        }
+        src.insert(a);
+        if let Some(k) = tr.target[d] {
+            let tname = name.replacen("tank", "backup/tank", 1);
+            let mut b = Dataset::new(ds(&tname), DatasetKind::Filesystem, Guid(700 + d as u64));
+            for i in 0..k.min(tr.snaps[d]) {
+                b.insert_snapshot(Snapshot::new(
+                    format!("s{i}").parse().unwrap(),
+                    guid(i),
+                    1 + i as u64,
+                    t(txg(i)),
+                ));
+            }
+            dst.insert(b);
+        }
+    }
+    let exclude = if tr.exclude_b {
+        vec![ds("tank/b")]
+    } else {
+        vec![]
+    };
+    let mut req = ReplicationRequest::new(
+        src_loc(),
+        &src,
+        dst_loc(),
+        TARGET,
+        &dst,
+        vec![DatasetMapping::recursive(
+            ds("tank"),
+            ds("backup/tank"),
+            exclude,
+        )],
+    );
+    req.options.allow_rollback = true; // empty existing targets are overwritten
+    let plan = plan_replication(&req, now()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let (src_after, dst_after) = simulate(&plan, &src, &dst).map_err(TestCaseError::fail)?;
+    for (d, name) in TREE.iter().enumerate() {
+        let tname = ds(&name.replacen("tank", "backup/tank", 1));
+        let excluded = tr.exclude_b && ds("tank/b").contains(&ds(name));
+        let got = dst_after.dataset(&tname).map_or(0, |x| x.snapshots.len());
+        if excluded {
+            prop_assert_eq!(dst_after.dataset(&tname), dst.dataset(&tname));
+            continue;
+        }
+        // Every dataset with snapshots is complete on the target, unless its target
+        // parent neither existed nor was created (then it is skipped with a note).
+        let parent_there = tname == ds("backup/tank")
+            || tname
+                .parent()
+                .is_some_and(|p| dst_after.dataset(&p).is_some());
+        if tr.snaps[d] > 0 && parent_there {
+            prop_assert_eq!(got, tr.snaps[d], "{}\n{}", tname, plan.render());
+        }
+        if !parent_there && dst.dataset(&tname).is_none() {
+            prop_assert!(dst_after.dataset(&tname).is_none());
+            prop_assert!(plan
+                .notes
+                .iter()
+                .any(|n| n.dataset.as_ref() == Some(&tname)));
+        }
+    }
+    let mut again = req.clone();
+    again.source = &src_after;
+    again.target = &dst_after;
+    let second = plan_replication(&again, now()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(second.is_empty(), "{}\n{}", second.render(), plan.render());
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn recursive_replication_goes_parents_first_and_converges(tr in tree()) {
+        tree_check(&tr)?;
+    }
+}
