@@ -331,9 +331,10 @@ type FxBuild = BuildHasherDefault<FxHasher>;
 #[inline]
 fn parse_u64(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.is_empty() || b.len() > 20 {
+    if b.is_empty() {
         return None;
     }
+    // No length cut-off: leading zeros are valid digits, and overflow is caught below.
     let mut n: u64 = 0;
     for &c in b {
         let d = c.wrapping_sub(b'0');
