@@ -214,7 +214,7 @@ fn run_job(
 ) -> Result<u8, Failure> {
     let engine = Engine::new(config);
     let mut g = guards(req, config, dry_run)?;
-    let mut progress = Progress::new(req.verbosity, 0);
+    let mut progress = Progress::new(req.verbosity);
     let mut audit_error: Option<anyhow::Error> = None;
     let command = job_name(job);
     let now = req.now;
@@ -231,8 +231,8 @@ fn run_job(
         applied: &mut record,
     };
     let outcome = if let Some(path) = &req.inventory {
-        let inv = read_inventory(path)?;
-        engine.run(job, now, true, Source::Saved(&inv), &mut hooks)?
+        let mut saved = Some(read_inventory(path)?);
+        engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?
     } else {
         match &req.backend {
             BackendSpec::Fake(path) => {

@@ -129,8 +129,9 @@ impl Outcome {
 pub enum Source<'a> {
     /// Ask the backends.
     Backends(&'a mut dyn Backends),
-    /// A saved listing, for the `local` location; plans only.
-    Saved(&'a Inventory),
+    /// A saved listing, for the `local` location; plans only. Taken (not copied) by the
+    /// first listing, which matters for a million snapshots.
+    Saved(&'a mut Option<Inventory>),
 }
 
 /// The config, with its policies converted once.
@@ -227,14 +228,13 @@ impl<'c> Engine<'c> {
         let mut out = BTreeMap::new();
         for (loc, roots) in self.roots() {
             let inv = match source {
-                Source::Saved(inv) => {
+                Source::Saved(saved) => {
                     let mut part = Inventory::new();
                     if loc == Location::local() {
-                        for r in &roots {
-                            for d in inv.subtree(r) {
-                                part.insert(d.clone());
-                            }
-                        }
+                        let mut inv = saved.take().unwrap_or_default();
+                        inv.datasets
+                            .retain(|name, _| roots.iter().any(|r| r.contains(name)));
+                        part = inv;
                     }
                     part
                 }
@@ -447,7 +447,9 @@ impl<'c> Engine<'c> {
         let dry_run = dry_run || matches!(source, Source::Saved(_));
         let mut invs = self.list(&mut source)?;
         let mut phases = Vec::new();
-        for kind in self.phases(job)? {
+        let kinds = self.phases(job)?;
+        let last = kinds.len().saturating_sub(1);
+        for (i, kind) in kinds.into_iter().enumerate() {
             let plan = match self.plan_phase(&kind, job, &invs, now) {
                 Ok(p) => p,
                 Err(e) => {
@@ -461,9 +463,13 @@ impl<'c> Engine<'c> {
                 }
             };
             if dry_run {
-                invs = plan
-                    .simulate_at(&invs)
-                    .with_context(|| format!("{kind}: the plan would fail"))?;
+                // The next phase plans on what this one would leave; the last one has
+                // no next phase (and simulating copies every inventory).
+                if i < last && !plan.steps.is_empty() {
+                    invs = plan
+                        .simulate_at(&invs)
+                        .with_context(|| format!("{kind}: the plan would fail"))?;
+                }
                 phases.push(Phase {
                     phase: kind,
                     plan,

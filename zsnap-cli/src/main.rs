@@ -10,8 +10,9 @@ use zsnap_cli::{args::Args, commands, exit, request::Request};
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = Request::from_args(args, || std::time::SystemTime::now().into()).and_then(|req| {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
+        // Buffered: stdout is line-buffered, and a plan for a million snapshots has a
+        // million lines.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         let status = commands::execute(&req, &mut out)?;
         out.flush().map_err(zsnap_cli::failure::Failure::from)?;
         Ok(status)

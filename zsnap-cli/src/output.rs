@@ -82,53 +82,62 @@ pub fn age(d: chrono::TimeDelta) -> String {
     out
 }
 
-/// Reports progress on stderr: a bar per transfer on a terminal, one line per step
-/// otherwise (with `-v`).
+/// Reports progress on stderr: on a terminal, a bar per transfer (bytes, rate, ETA);
+/// otherwise a plain line when a transfer starts and ends. With `-v`, a line per step.
 pub struct Progress {
     verbosity: Verbosity,
     terminal: bool,
     bar: Option<ProgressBar>,
-    total: usize,
 }
 
 impl Progress {
-    /// A reporter for a plan of `total` steps.
-    pub fn new(verbosity: Verbosity, total: usize) -> Self {
+    /// A reporter at this verbosity.
+    pub fn new(verbosity: Verbosity) -> Self {
         Progress {
             verbosity,
             terminal: std::io::stderr().is_terminal(),
             bar: None,
-            total,
         }
     }
 
     fn say(&self, line: &str) {
-        if self.verbosity >= Verbosity::Verbose(1) {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{line}");
-        }
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+
+    fn verbose(&self) -> bool {
+        self.verbosity >= Verbosity::Verbose(1)
     }
 }
 
 impl Observer for Progress {
     fn step_started(&mut self, index: usize, step: &Step) {
-        if let (Step::Transfer(t), true) =
-            (step, self.terminal && self.verbosity > Verbosity::Quiet)
-        {
-            let bar = match t.estimated_bytes {
-                Some(n) => ProgressBar::new(n),
-                None => ProgressBar::new_spinner(),
-            };
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("{} → {}", t.source, t.target));
-            self.bar = Some(bar);
-        } else {
-            self.say(&format!("[{}/{}] {}", index + 1, self.total, step.reason()));
+        let quiet = self.verbosity == Verbosity::Quiet;
+        match step {
+            Step::Transfer(t) if self.terminal && !quiet => {
+                let bar = match t.estimated_bytes {
+                    Some(n) => ProgressBar::new(n),
+                    None => ProgressBar::new_spinner(),
+                };
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.set_message(format!("{} -> {}", t.source, t.target));
+                self.bar = Some(bar);
+            }
+            Step::Transfer(t) if !quiet => {
+                self.say(&format!(
+                    "transfer {} -> {}: {}",
+                    t.source,
+                    t.target,
+                    step.reason()
+                ));
+            }
+            _ if self.verbose() => self.say(&format!("[{}] {}", index + 1, step.reason())),
+            _ => {}
         }
     }
 
@@ -138,16 +147,26 @@ impl Observer for Progress {
         }
     }
 
-    fn step_finished(&mut self, index: usize, _step: &Step, outcome: &StepOutcome) {
+    fn step_finished(&mut self, index: usize, step: &Step, outcome: &StepOutcome) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        self.say(&format!(
-            "[{}/{}] {}",
-            index + 1,
-            self.total,
-            outcome.word()
-        ));
+        match step {
+            Step::Transfer(t) if self.verbosity > Verbosity::Quiet => {
+                let bytes = match outcome {
+                    StepOutcome::Done { bytes: Some(b) } => format!(" ({b} bytes)"),
+                    _ => String::new(),
+                };
+                self.say(&format!(
+                    "transfer {} -> {}: {}{bytes}",
+                    t.source,
+                    t.target,
+                    outcome.word()
+                ));
+            }
+            _ if self.verbose() => self.say(&format!("[{}] {}", index + 1, outcome.word())),
+            _ => {}
+        }
     }
 
     fn wants_bytes(&self) -> bool {

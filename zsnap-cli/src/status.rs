@@ -90,8 +90,8 @@ fn inventories(
     engine: &Engine<'_>,
 ) -> Result<BTreeMap<Location, Inventory>, Failure> {
     if let Some(path) = &req.inventory {
-        let inv = read_inventory(path)?;
-        return Ok(engine.list(&mut Source::Saved(&inv))?);
+        let mut saved = Some(read_inventory(path)?);
+        return Ok(engine.list(&mut Source::Saved(&mut saved))?);
     }
     Ok(match &req.backend {
         BackendSpec::Fake(path) => {
