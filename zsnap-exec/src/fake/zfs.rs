@@ -485,9 +485,18 @@ impl FakeZfs {
         let Some(first) = names.first() else {
             return Err(failure("missing snapshot argument".to_owned()));
         };
+        // zfs collects the names in an nvlist of unique names: a repeated full name is
+        // one snapshot.
+        let mut unique: Vec<&SnapshotName> = Vec::with_capacity(names.len());
+        for n in names {
+            if !unique.contains(&n) {
+                unique.push(n);
+            }
+        }
+        let names = unique;
         let pool = first.dataset().pool();
         let mut seen = std::collections::HashSet::new();
-        for n in names {
+        for &n in &names {
             if n.dataset().pool() != pool || !seen.insert(n.dataset()) {
                 return Err(failure(
                     "cannot create snapshots : multiple snapshots of same fs not allowed"
@@ -496,7 +505,7 @@ impl FakeZfs {
             }
         }
         let mut errors = String::new();
-        for n in names {
+        for &n in &names {
             let problem = match st.datasets.get(n.dataset()) {
                 None => Some("dataset does not exist"),
                 Some(d) if d.inconsistent => Some("dataset is busy"),
@@ -515,7 +524,7 @@ impl FakeZfs {
         }
         let txg = st.txg(pool);
         let now = st.now;
-        for n in names {
+        for &n in &names {
             let guid = st.guid();
             let d = st
                 .datasets
