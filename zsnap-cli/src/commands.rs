@@ -279,13 +279,17 @@ fn run_job(
         ));
     }
     render_outcome(req, &outcome, out)?;
-    Ok(if !outcome.failed() {
+    let status = if !outcome.failed() {
         exit::OK
     } else if outcome.did_something() {
         exit::PARTIAL
     } else {
         exit::ERROR
-    })
+    };
+    // The process ends right after this: freeing a plan with a million decisions one
+    // allocation at a time would only make it end later.
+    std::mem::forget(outcome);
+    Ok(status)
 }
 
 /// Reads a saved `zfs list` output.

@@ -342,7 +342,14 @@ pub fn simulate(
     step: Span,
     out: &mut dyn Write,
 ) -> Result<u8, Failure> {
-    let sim = run(config, req.now, days, step)?;
+    // Without --now, start at the last whole step (runs at :00, :15, … read better).
+    let start = if req.now_given {
+        req.now
+    } else {
+        let secs = i64::try_from(step.seconds()).unwrap_or(i64::MAX).max(1);
+        DateTime::from_timestamp(req.now.timestamp() / secs * secs, 0).unwrap_or(req.now)
+    };
+    let sim = run(config, start, days, step)?;
     if req.json {
         output::json(out, &sim)?;
         return Ok(if sim.errors.is_empty() {
