@@ -251,3 +251,67 @@ fn host_and_target_addresses_round_trip() {
         assert_eq!(t.to_string().parse::<TargetAddress>().unwrap(), t);
     }
 }
+
+#[test]
+fn conversions_to_engine_types() {
+    use zsnap_core::config::Host;
+    use zsnap_core::replicate::Cursor;
+    use zsnap_core::retention::KeepRule;
+    let c = Config::from_toml(FULL, "full.toml").unwrap();
+
+    let std = c.policy("standard").unwrap().to_policy();
+    assert_eq!(std.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(std.naming.prefix(), "zsnap");
+    assert_eq!(std.schedule.labels().len(), 3);
+    assert_eq!(
+        std.schedule.get("frequently").unwrap().every(),
+        Period::Every(Span::from_secs(900))
+    );
+    let rules: Vec<String> = std
+        .retention
+        .rules
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "calendar hourly = 24, daily = 7, weekly = 4, monthly = 12, yearly = 1",
+            "last 3",
+            "labels frequently = 4",
+            "newer than 2h",
+            "regex ^manual-",
+        ]
+    );
+    assert!(std.retention.keep_oldest);
+
+    let legacy = c.policy("legacy").unwrap().to_policy();
+    assert_eq!(legacy.adopt.len(), 1);
+    assert_eq!(legacy.adopt[0].tool(), "sanoid");
+    assert!(
+        matches!(&legacy.retention.rules[..], [KeepRule::Sanoid(s)] if s.hourly == 36 && s.daily == 30 && s.monthly == 3 && s.weekly == 0)
+    );
+
+    let longterm = c.policy("longterm").unwrap().to_policy();
+    assert!(matches!(&longterm.retention.rules[..], [KeepRule::Grid(_)]));
+
+    let local = c.selections(&Host::Local);
+    assert_eq!(local.len(), 2);
+    assert!(local[1].children_only && local[1].recursive);
+    assert_eq!(c.source_hosts()[0], Host::Local);
+    assert_eq!(c.source_hosts().len(), 2);
+
+    let nas = &c.targets["nas"];
+    let o = nas.replication_options();
+    assert_eq!(o.cursor, Cursor::Bookmark);
+    assert!(!o.allow_rollback);
+    assert_eq!(o.exclude_props, ["mountpoint"]);
+    let m = nas.mapping(&c.datasets[0]).unwrap();
+    assert_eq!(
+        m.target_of(&name("tank/home/alice")).unwrap(),
+        Some(name("backup/home/alice"))
+    );
+    assert_eq!(m.target_of(&name("tank/home/tmp")).unwrap(), None);
+    assert!(c.targets["local"].replication_options().allow_rollback);
+    assert!(c.targets["cloud"].mapping(&c.datasets[1]).is_none());
+}

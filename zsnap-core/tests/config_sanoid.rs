@@ -112,7 +112,9 @@ fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 /// with a 5-minute frequent period.
 fn history(end: DateTime<Utc>) -> Vec<Snapshot> {
     let mut snaps = Vec::new();
-    let mut t = end - Duration::days(730);
+    let from = end - Duration::days(730);
+    // On the hour, as sanoid takes them.
+    let mut t = from - Duration::seconds(from.timestamp() % 3600);
     let mut txg = 1;
     while t <= end {
         let mut types = vec![];
@@ -262,4 +264,108 @@ fn import_errors_say_where() {
     insta::assert_snapshot!(e("[template_x]\nhourly = 1\n"), @r#"sanoid.conf: no dataset sections: nothing to translate"#);
     insta::assert_snapshot!(e("[tank//x]\nhourly = 1\n"), @r#"sanoid.conf:1: section [tank//x]: invalid dataset name "tank//x": empty component (at byte 5)"#);
     insta::assert_snapshot!(e("[tank]\njust words\n"), @r#"sanoid.conf:2: expected `key = value` or `[section]`, found "just words""#);
+}
+
+/// The whole prune planner, not just the rule: the imported config's selections and
+/// policies destroy exactly what a hand-built sanoid-compatible policy destroys.
+#[test]
+fn prune_plans_match_the_sanoid_mode() {
+    use std::collections::BTreeMap;
+    use zsnap_core::naming::Recognizer;
+    use zsnap_core::policy::DatasetSelection;
+    use zsnap_core::prune::{plan_prune, PruneRequest};
+    use zsnap_core::{Dataset, DatasetKind, Inventory, Location, Step};
+
+    let import = import_sanoid(PROXMOX, "sanoid.conf").unwrap();
+    let c = &import.config;
+    let now = at(2026, 11, 23, 15, 2);
+    let mut inv = Inventory::new();
+    for (i, name) in [
+        "rpool",
+        "rpool/data",
+        "rpool/data/vm-100-disk-0",
+        "rpool/data/vm-101-disk-0",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut ds = Dataset::new(
+            name.parse().unwrap(),
+            DatasetKind::Filesystem,
+            Guid(900 + i as u64),
+        );
+        if name.contains("vm-") {
+            for s in history(now) {
+                ds.insert_snapshot(s);
+            }
+        }
+        inv.insert(ds);
+    }
+    let destroyed = |plan: &zsnap_core::Plan| -> BTreeSet<String> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Destroy(d) => Some(
+                    d.snapshots
+                        .iter()
+                        .map(move |r| format!("{}@{}", d.dataset, r.name)),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    let host = zsnap_core::config::Host::Local;
+    let selections = c.selections(&host);
+    let policies = c.core_policies();
+    let imported = plan_prune(
+        &PruneRequest::new(Location::local(), &inv, &selections, &policies),
+        now,
+    );
+
+    let oracle_policy = |counts| {
+        Policy::new(
+            Default::default(),
+            RetentionPolicy::new(vec![KeepRule::Sanoid(counts)]),
+            chrono_tz::UTC,
+        )
+        .with_adopt(vec![Recognizer::sanoid()])
+    };
+    let oracle_policies = BTreeMap::from([
+        (
+            "production".to_owned(),
+            oracle_policy(counts(0, 15, 36, 30, 0, 3, 0)),
+        ),
+        (
+            "vm100".to_owned(),
+            oracle_policy(counts(0, 15, 4, 30, 0, 3, 0)),
+        ),
+    ]);
+    let oracle_selections = [
+        DatasetSelection::new("rpool/data".parse().unwrap(), "production")
+            .with_recursive(true)
+            .with_children_only(true),
+        DatasetSelection::new("rpool/data/vm-100-disk-0".parse().unwrap(), "vm100"),
+    ];
+    let oracle = plan_prune(
+        &PruneRequest::new(
+            Location::local(),
+            &inv,
+            &oracle_selections,
+            &oracle_policies,
+        ),
+        now,
+    );
+    assert_eq!(destroyed(&imported), destroyed(&oracle));
+    assert!(
+        destroyed(&oracle).len() > 1000,
+        "the history is long enough to prune"
+    );
+    let d = destroyed(&oracle);
+    for ty in ["hourly", "daily", "monthly", "frequently"] {
+        assert!(
+            d.iter().any(|n| n.contains("vm-100") && n.ends_with(ty)),
+            "no {ty} destroyed"
+        );
+    }
 }
