@@ -19,8 +19,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
-(cd fuzz && cargo fmt --all --check)
-(cd benches && cargo fmt --all --check)
+(cd fuzz && cargo fmt --check)
+(cd benches && cargo fmt --check)
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
