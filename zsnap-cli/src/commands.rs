@@ -213,6 +213,9 @@ fn run_job(
     out: &mut dyn Write,
 ) -> Result<u8, Failure> {
     let engine = Engine::new(config);
+    // A target name that is not in the config is a usage error, found before anything
+    // runs (or takes the lock).
+    engine.phases(job).map_err(Failure::usage)?;
     let mut g = guards(req, config, dry_run)?;
     let mut progress = Progress::new(req.verbosity);
     let mut audit_error: Option<anyhow::Error> = None;

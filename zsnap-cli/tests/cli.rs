@@ -382,3 +382,59 @@ fn a_closed_pipe_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn on_demand_label_and_unknown_target() {
+    let env = Env::new(CONFIG);
+    env.ok(&["run", "--now", &at(0)]);
+    let out = env.ok(&[
+        "snapshot",
+        "--label",
+        "pre-upgrade",
+        "--json",
+        "--now",
+        &at(0),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names = &v["phases"][0]["plan"]["steps"][0]["names"];
+    assert_eq!(names[0], "tank/home@zsnap_pre-upgrade_20261123T000000Z");
+    assert_eq!(v["phases"][0]["results"][0]["outcome"], "done");
+    // The on-demand label has no schedule, so the policy's counts do not touch it.
+    let st = status_json(&env, &at(1));
+    assert_eq!(label_count(&st, "tank/home", "pre-upgrade"), 1);
+
+    let bad = env.zsnap(&["snapshot", "--label", "Pre_Upgrade", "--now", &at(0)]);
+    assert_eq!(bad.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(bad.stderr).unwrap(), @r#"
+        error: invalid --label
+          caused by: invalid label "Pre_Upgrade": character 'P' is not allowed (at byte 0); labels use a-z, 0-9 and '-'
+        "#);
+    let unknown = env.zsnap(&["replicate", "offsite", "--now", &at(1)]);
+    assert_eq!(unknown.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(unknown.stderr).unwrap(), @r#"error: unknown target "offsite"; the config defines backup"#);
+}
+
+#[test]
+fn a_held_lock_stops_a_second_run() {
+    let env = Env::new(CONFIG);
+    // A lock held by a live process (this test).
+    std::fs::write(env.path("zsnap.lock"), format!("{}\n", std::process::id())).unwrap();
+    let o = env.zsnap(&["run", "--now", &at(0)]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8(o.stderr)
+        .unwrap()
+        .replace(&env.dir.path().display().to_string(), "TMP")
+        .replace(&std::process::id().to_string(), "PID");
+    insta::assert_snapshot!(err, @r#"
+        error: take the lock TMP/zsnap.lock: held by process PID
+          hint: another zsnap (process PID) is running; try again when it ends
+        "#);
+    assert!(!env.state().exists(), "nothing ran");
+    // A dry run needs no lock.
+    env.ok(&["run", "-n", "--now", &at(0)]);
+}
