@@ -569,3 +569,73 @@ fn selections_and_thresholds() {
           |            ^^
         "#);
 }
+
+#[test]
+fn addresses() {
+    let target = |to: &str| {
+        err(&with_dataset(&format!(
+            "[targets.nas]\nto = \"{to}\"\npolicy = \"standard\"\n"
+        )))
+    };
+    insta::assert_snapshot!(target("s3:///prefix"), @r#"
+        error: invalid `targets.nas.to`: invalid target "s3:///prefix": the bucket is empty
+          --> zsnap.toml:11:6
+           |
+        11 | to = "s3:///prefix"
+           |      ^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(target("ssh://@nas/backup"), @r#"
+        error: invalid `targets.nas.to`: invalid ssh address "ssh://@nas/backup": the user before '@' is empty; expected "ssh://user@host:port"
+          --> zsnap.toml:11:6
+           |
+        11 | to = "ssh://@nas/backup"
+           |      ^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(target("ssh://a b@nas/backup"), @r#"
+        error: invalid `targets.nas.to`: invalid ssh address "ssh://a b@nas/backup": the user may hold only letters, digits, '_', '-' and '.'; expected "ssh://user@host:port"
+          --> zsnap.toml:11:6
+           |
+        11 | to = "ssh://a b@nas/backup"
+           |      ^^^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(target("ssh://[::1/backup"), @r#"
+        error: invalid `targets.nas.to`: invalid ssh address "ssh://[::1/backup": an IPv6 address needs a closing ']'; expected "ssh://user@host:port"
+          --> zsnap.toml:11:6
+           |
+        11 | to = "ssh://[::1/backup"
+           |      ^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(target("ssh://nas:0/backup"), @r#"
+        error: invalid `targets.nas.to`: invalid ssh address "ssh://nas:0/backup": the port is not a number from 1 to 65535; expected "ssh://user@host:port"
+          --> zsnap.toml:11:6
+           |
+        11 | to = "ssh://nas:0/backup"
+           |      ^^^^^^^^^^^^^^^^^^^^
+        "#);
+    let host = |h: &str| {
+        err(&with_policy(&format!(
+            "[[datasets]]\nroot = \"tank\"\nhost = \"{h}\"\npolicy = \"standard\"\n"
+        )))
+    };
+    insta::assert_snapshot!(host("ssh://nas/tank"), @r#"
+        error: invalid `datasets[1].host`: invalid ssh address "ssh://nas/tank": a host address has no path; expected "ssh://user@host:port"
+         --> zsnap.toml:7:8
+          |
+        7 | host = "ssh://nas/tank"
+          |        ^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(host("ssh://"), @r#"
+        error: invalid `datasets[1].host`: invalid ssh address "ssh://": the host is empty; expected "ssh://user@host:port"
+         --> zsnap.toml:7:8
+          |
+        7 | host = "ssh://"
+          |        ^^^^^^^^
+        "#);
+    insta::assert_snapshot!(host("ssh://n@s!"), @r#"
+        error: invalid `datasets[1].host`: invalid ssh address "ssh://n@s!": the host may hold only letters, digits, '-', '.', '_' and ':'; expected "ssh://user@host:port"
+         --> zsnap.toml:7:8
+          |
+        7 | host = "ssh://n@s!"
+          |        ^^^^^^^^^^^^
+        "#);
+}
