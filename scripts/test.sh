@@ -8,7 +8,9 @@
 # with a message, except under CI=true, where they fail.
 #
 # Environment: FUZZ_SECONDS (per fuzz target, default 20; 0 skips fuzzing),
-# PROPTEST_CASES (default 10000).
+# PROPTEST_CASES (default 10000), ZSNAP_BUILD_CACHE (a directory outside the checkout
+# for the three workspaces' build outputs, so repeated runs on one machine reuse them;
+# default: each workspace's own target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PROPTEST_CASES=${PROPTEST_CASES:-10000}
@@ -16,6 +18,14 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 
 step() { printf '\n==> %s\n' "$*"; }
+# Each workspace gets its own target dir: the fuzz build uses other compiler flags.
+in_cache() { if [ -n "${ZSNAP_BUILD_CACHE:-}" ]; then echo "$ZSNAP_BUILD_CACHE/$1"; fi; }
+main_target=$(in_cache target)
+fuzz_target=$(in_cache fuzz-target)
+bench_target=$(in_cache bench-target)
+[ -z "$main_target" ] || export CARGO_TARGET_DIR=$main_target
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -26,19 +36,19 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test (PROPTEST_CASES=$PROPTEST_CASES)"
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+cargo test --workspace --no-fail-fast 2>&1 | tee "$out"
 # one summary line for the whole run, in the plain "N passed, N failed" form
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
-     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$out"
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "benches build"
-(cd benches && cargo bench --no-run --quiet)
+(cd benches && CARGO_TARGET_DIR=${bench_target:-target} cargo bench --no-run --quiet)
 
 if [ "$FUZZ_SECONDS" != 0 ]; then
     step "fuzz: every target for ${FUZZ_SECONDS}s"
-    fuzz/run.sh "$FUZZ_SECONDS"
+    CARGO_TARGET_DIR=${fuzz_target:-target} fuzz/run.sh "$FUZZ_SECONDS"
 fi
 echo "all checks passed"
