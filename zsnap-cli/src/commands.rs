@@ -256,23 +256,27 @@ fn run_job(
             }
             BackendSpec::Local => {
                 let mut backends = real_backends(config, &Host::Local)?;
-                engine.run(
-                    job,
-                    now,
-                    dry_run,
-                    Source::Backends(&mut backends),
-                    &mut hooks,
-                )?
+                engine
+                    .run(
+                        job,
+                        now,
+                        dry_run,
+                        Source::Backends(&mut backends),
+                        &mut hooks,
+                    )
+                    .map_err(Failure::from_zfs)?
             }
             BackendSpec::Ssh(host) => {
                 let mut backends = real_backends(config, host)?;
-                engine.run(
-                    job,
-                    now,
-                    dry_run,
-                    Source::Backends(&mut backends),
-                    &mut hooks,
-                )?
+                engine
+                    .run(
+                        job,
+                        now,
+                        dry_run,
+                        Source::Backends(&mut backends),
+                        &mut hooks,
+                    )
+                    .map_err(Failure::from_zfs)?
             }
         }
     };

@@ -49,6 +49,22 @@ impl Failure {
         self
     }
 
+    /// A failure of a run or listing against real ZFS; when listing failed, the hint
+    /// says how to try zsnap without a pool.
+    pub fn from_zfs(e: anyhow::Error) -> Self {
+        let listing = e
+            .chain()
+            .any(|c| c.downcast_ref::<zsnap_exec::backend::ListError>().is_some());
+        let f = Failure::from(e);
+        if listing {
+            f.with_hint(
+                "check that `zfs` works there and the configured roots exist; to try zsnap without a pool, run `zsnap simulate` or pass --backend fake:/tmp/zsnap-state.json",
+            )
+        } else {
+            f
+        }
+    }
+
     /// Whether it is only stdout having been closed (`zsnap plan | head`), which is not
     /// an error.
     pub fn is_broken_pipe(&self) -> bool {

@@ -98,13 +98,15 @@ fn inventories(
             let (mut z, _) = load_fake(path, config, req.now)?;
             engine.list(&mut Source::Backends(&mut OneBackend(&mut z)))?
         }
-        BackendSpec::Local => engine.list(&mut Source::Backends(&mut real_backends(
-            config,
-            &Host::Local,
-        )?))?,
-        BackendSpec::Ssh(h) => {
-            engine.list(&mut Source::Backends(&mut real_backends(config, h)?))?
-        }
+        BackendSpec::Local => engine
+            .list(&mut Source::Backends(&mut real_backends(
+                config,
+                &Host::Local,
+            )?))
+            .map_err(Failure::from_zfs)?,
+        BackendSpec::Ssh(h) => engine
+            .list(&mut Source::Backends(&mut real_backends(config, h)?))
+            .map_err(Failure::from_zfs)?,
     })
 }
 
