@@ -93,6 +93,7 @@ fn listing() -> String {
     out
 }
 
+#[expect(clippy::print_stdout, reason = "an example prints its result")]
 fn main() {
     let now = Utc.with_ymd_and_hms(2026, 11, 24, 9, 30, 0).unwrap();
     let config = Config::from_toml(CONFIG, "example.toml").expect("the example config is valid");
