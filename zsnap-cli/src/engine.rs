@@ -125,6 +125,16 @@ impl Outcome {
     }
 }
 
+/// What the source side says about the targets' interrupted receives (`zfs send -nvP
+/// -t TOKEN` on the source): the snapshot each one brings, or that it is stale.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    /// Target dataset → guid of the snapshot its interrupted receive produces.
+    pub resume_guids: BTreeMap<DatasetName, zsnap_core::Guid>,
+    /// Target datasets whose token can never be resumed (abort and start afresh).
+    pub stale: std::collections::BTreeSet<DatasetName>,
+}
+
 /// Where the inventories come from.
 pub enum Source<'a> {
     /// Ask the backends.
@@ -342,6 +352,55 @@ impl<'c> Engine<'c> {
         })
     }
 
+    /// Asks the source of `target` about every resume token on the target's datasets.
+    /// A token the source cannot read for another reason than staleness is left to the
+    /// planner (which then resumes it and plans nothing else for that dataset).
+    pub fn tokens(
+        &self,
+        target: &str,
+        invs: &BTreeMap<Location, Inventory>,
+        backends: &mut dyn Backends,
+    ) -> Tokens {
+        let mut out = Tokens::default();
+        let Some(t) = self.config.targets.get(target) else {
+            return out;
+        };
+        let TargetAddress::Dataset { host, dataset } = &t.to else {
+            return out;
+        };
+        let Some(entry) = self.config.datasets.iter().find(|e| e.root == t.source) else {
+            return out;
+        };
+        let Some(dst) = invs.get(&location(host)) else {
+            return out;
+        };
+        let pending: Vec<(DatasetName, String)> = dst
+            .subtree(dataset)
+            .filter_map(|d| {
+                let token = d.props.receive_resume_token.clone()?;
+                Some((d.name.clone(), token))
+            })
+            .collect();
+        if pending.is_empty() {
+            return out;
+        }
+        let Some(source) = backends.backend(&location(&entry.host)) else {
+            return out;
+        };
+        for (ds, token) in pending {
+            match source.resume_token(&token) {
+                Ok(info) => {
+                    out.resume_guids.insert(ds, info.toguid);
+                }
+                Err(e) if e.is_stale() => {
+                    out.stale.insert(ds);
+                }
+                Err(_) => {}
+            }
+        }
+        out
+    }
+
     /// Plans one phase on the given inventories.
     ///
     /// # Errors
@@ -351,6 +410,7 @@ impl<'c> Engine<'c> {
         phase: &PhaseKind,
         job: &Job,
         invs: &BTreeMap<Location, Inventory>,
+        tokens: &Tokens,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Plan> {
         let empty = Inventory::new();
@@ -372,7 +432,7 @@ impl<'c> Engine<'c> {
                 };
                 plan.with_context(|| format!("plan the snapshots at {loc}"))
             }
-            PhaseKind::Replicate { target } => self.plan_replicate(target, invs, now),
+            PhaseKind::Replicate { target } => self.plan_replicate(target, invs, tokens, now),
             PhaseKind::Prune { location: loc } => crate::prune::plan(self, loc, invs, now)
                 .with_context(|| format!("plan pruning at {loc}")),
         }
@@ -391,6 +451,7 @@ impl<'c> Engine<'c> {
         &self,
         target: &str,
         invs: &BTreeMap<Location, Inventory>,
+        tokens: &Tokens,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Plan> {
         let t = &self.config.targets[target];
@@ -427,6 +488,8 @@ impl<'c> Engine<'c> {
         req.source_policy = self.policies.get(&entry.policy);
         req.options = t.replication_options();
         req.options.prune_target = true;
+        req.resume_guids = tokens.resume_guids.clone();
+        req.stale_tokens = tokens.stale.clone();
         plan_replication(&req, now).with_context(|| format!("plan replication to {target}"))
     }
 
@@ -450,7 +513,13 @@ impl<'c> Engine<'c> {
         let kinds = self.phases(job)?;
         let last = kinds.len().saturating_sub(1);
         for (i, kind) in kinds.into_iter().enumerate() {
-            let plan = match self.plan_phase(&kind, job, &invs, now) {
+            let tokens = match (&kind, &mut source) {
+                (PhaseKind::Replicate { target }, Source::Backends(b)) => {
+                    self.tokens(target, &invs, &mut **b)
+                }
+                _ => Tokens::default(),
+            };
+            let plan = match self.plan_phase(&kind, job, &invs, &tokens, now) {
                 Ok(p) => p,
                 Err(e) => {
                     phases.push(Phase {

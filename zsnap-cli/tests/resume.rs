@@ -1,0 +1,129 @@
+//! A transfer killed midway leaves a resumable receive; the next `run` asks the source
+//! what the token brings and resumes it instead of starting over.
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use zsnap_cli::backends::fresh_fake;
+use zsnap_cli::engine::{Engine, Hooks, Phase, PhaseKind, Source};
+use zsnap_cli::request::Job;
+use zsnap_core::config::Config;
+use zsnap_core::{SendSpec, Step};
+use zsnap_exec::apply::{Observer, OneBackend};
+use zsnap_exec::fake::{Fault, FaultEffect, FaultOp};
+
+const CONFIG: &str = r#"
+[policies.p]
+snapshot = { hourly = "hourly" }
+keep_last = 5
+
+[[datasets]]
+root = "tank/home"
+policy = "p"
+
+[targets.backup]
+to = "backup/home"
+policy = "p"
+"#;
+
+struct Silent;
+impl Observer for Silent {}
+
+fn transfers(phases: &[Phase]) -> Vec<&SendSpec> {
+    phases
+        .iter()
+        .filter(|p| matches!(p.phase, PhaseKind::Replicate { .. }))
+        .flat_map(|p| p.plan.steps.iter())
+        .filter_map(|s| match s {
+            Step::Transfer(t) => Some(&t.send),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_transfer_is_resumed_by_the_next_run() {
+    let config = Config::from_toml(CONFIG, "c.toml").unwrap();
+    let engine = Engine::new(&config);
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    let mut z = fresh_fake(&config, t0).unwrap();
+    z.set_stream_bytes(1 << 20);
+    let mut run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
+        let now = t0 + TimeDelta::hours(h);
+        z.set_now(now);
+        let mut noop = |_: &Phase| {};
+        let mut hooks = Hooks {
+            observer: &mut Silent,
+            journal: None,
+            applied: &mut noop,
+        };
+        engine
+            .run(
+                &Job::Run,
+                now,
+                false,
+                Source::Backends(&mut OneBackend(z)),
+                &mut hooks,
+            )
+            .unwrap()
+    };
+
+    let first = run(&mut z, 0);
+    assert!(!first.failed());
+    assert!(matches!(
+        transfers(&first.phases)[..],
+        [SendSpec::Full { .. }]
+    ));
+
+    // The next send dies after 1000 bytes.
+    let sends = z.calls(FaultOp::Send);
+    z.inject(Fault::at_byte(
+        FaultOp::Send,
+        sends + 1,
+        1000,
+        FaultEffect::Killed,
+    ));
+    let second = run(&mut z, 1);
+    assert!(second.failed(), "the transfer was killed");
+    let invs = engine
+        .list(&mut Source::Backends(&mut OneBackend(&mut z)))
+        .unwrap();
+    let target = invs[&zsnap_core::Location::local()]
+        .dataset(&"backup/home".parse().unwrap())
+        .unwrap();
+    assert!(
+        target.props.receive_resume_token.is_some(),
+        "a resumable receive is left"
+    );
+
+    let third = run(&mut z, 2);
+    assert!(!third.failed(), "{:#?}", third.phases);
+    let sent = transfers(&third.phases);
+    assert!(
+        matches!(sent.first(), Some(SendSpec::Resume { .. })),
+        "{sent:?}"
+    );
+    let invs = engine
+        .list(&mut Source::Backends(&mut OneBackend(&mut z)))
+        .unwrap();
+    let inv = &invs[&zsnap_core::Location::local()];
+    let src: Vec<_> = inv
+        .dataset(&"tank/home".parse().unwrap())
+        .unwrap()
+        .snapshots
+        .iter()
+        .map(|s| s.guid)
+        .collect();
+    let dst: Vec<_> = inv
+        .dataset(&"backup/home".parse().unwrap())
+        .unwrap()
+        .snapshots
+        .iter()
+        .map(|s| s.guid)
+        .collect();
+    assert_eq!(dst, src, "the target caught up");
+    assert!(inv
+        .dataset(&"backup/home".parse().unwrap())
+        .unwrap()
+        .props
+        .receive_resume_token
+        .is_none());
+}
