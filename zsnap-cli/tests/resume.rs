@@ -46,7 +46,7 @@ fn a_killed_transfer_is_resumed_by_the_next_run() {
     let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
     let mut z = fresh_fake(&config, t0).unwrap();
     z.set_stream_bytes(1 << 20);
-    let mut run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
+    let run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
         let now = t0 + TimeDelta::hours(h);
         z.set_now(now);
         let mut noop = |_: &Phase| {};
