@@ -12,18 +12,85 @@
 //!
 //! Interruptions are safe to re-plan: every step is idempotent once re-planned from a
 //! fresh listing (a snapshot that exists is not taken again; a transfer resumes from
-//! the target's token or from the newest common snapshot).
+//! the target's token or from the newest common snapshot). For the same reason, a
+//! release of a hold tag the snapshot does not carry ([`FailureKind::NoSuchTag`]) is
+//! done: what the step wants is already true.
+//!
+//! # Options
+//! [`apply_with`] takes [`ApplyOptions`]: a bandwidth limit on transfers (their bytes
+//! then pass through zsnap, paced by a [`RateLimiter`]). [`estimate_transfers`] fills
+//! the plan's transfer size estimates beforehand (`zfs send -nvP`), so an observer can
+//! show progress against a total.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use zsnap_core::{Location, Plan, Step};
 
+use crate::backend::EstimateError;
 use crate::backend::{
     AbortReceiveError, BookmarkError, DestroyBookmarkError, DestroyError, DestroyReport, HoldError,
     ReceiveRequest, RecvError, ReleaseError, SendError, SendRequest, SnapshotError, ZfsBackend,
 };
-use crate::failure::ZfsFailure;
+use crate::failure::{FailureKind, ZfsFailure};
 use crate::journal::{Journal, JournalError};
+use crate::throttle::{Clock, RateLimiter, SystemClock, Throttled};
+
+/// How [`apply_with`] runs a plan.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ApplyOptions {
+    /// Bytes per second each transfer may move; `None` for no limit. A limited
+    /// transfer's bytes pass through zsnap.
+    pub bandwidth_limit: Option<u64>,
+    /// Unused allowance (bytes) a limited transfer may save up while idle; by default
+    /// a quarter of a second's worth at the limit.
+    pub burst: Option<u64>,
+    /// The clock the limiter reads and sleeps on.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            bandwidth_limit: None,
+            burst: None,
+            clock: Arc::new(SystemClock::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApplyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("bandwidth_limit", &self.bandwidth_limit)
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApplyOptions {
+    /// Limits every transfer to `bytes_per_second` (`None`: no limit).
+    #[must_use]
+    pub fn with_bandwidth_limit(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.bandwidth_limit = bytes_per_second;
+        self
+    }
+
+    /// Uses `clock` for pacing (tests inject one that records its sleeps).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn limiter(&self) -> Option<RateLimiter> {
+        self.bandwidth_limit.map(|rate| {
+            let burst = self.burst.unwrap_or(rate / 4);
+            RateLimiter::new(rate, burst)
+        })
+    }
+}
 
 /// The backends of a run, by location.
 pub trait Backends {
@@ -260,6 +327,7 @@ fn run_step(
     step: &Step,
     backends: &mut dyn Backends,
     observer: &mut dyn Observer,
+    options: &ApplyOptions,
 ) -> Result<StepOutcome, StepError> {
     let done = StepOutcome::Done { bytes: None };
     match step {
@@ -280,7 +348,12 @@ fn run_step(
             Ok(done)
         }
         Step::Release(h) => {
-            backend(backends, &h.location)?.release(&h.snapshot, &h.tag)?;
+            match backend(backends, &h.location)?.release(&h.snapshot, &h.tag) {
+                Err(e)
+                    if e.failure()
+                        .is_some_and(|f| f.kind == FailureKind::NoSuchTag) => {}
+                other => other?,
+            }
             Ok(done)
         }
         Step::Bookmark(b) => {
@@ -297,7 +370,10 @@ fn run_step(
         }
         Step::Transfer(t) => {
             let request = SendRequest::new(t.source.clone(), t.send.clone(), t.raw);
-            let stream = backend(backends, &t.from)?.send(&request)?;
+            let mut stream = backend(backends, &t.from)?.send(&request)?;
+            if let Some(limiter) = options.limiter() {
+                stream = Box::new(Throttled::new(stream, limiter, options.clock.clone()));
+            }
             let to = backend(backends, &t.to)?;
             let receive = ReceiveRequest::new(t.target.clone(), t.recv.clone());
             let outcome = if observer.wants_bytes() {
@@ -340,7 +416,18 @@ pub fn apply(
     plan: &Plan,
     backends: &mut dyn Backends,
     observer: &mut dyn Observer,
+    journal: Option<&mut Journal>,
+) -> Report {
+    apply_with(plan, backends, observer, journal, &ApplyOptions::default())
+}
+
+/// [`apply`] with options (a bandwidth limit).
+pub fn apply_with(
+    plan: &Plan,
+    backends: &mut dyn Backends,
+    observer: &mut dyn Observer,
     mut journal: Option<&mut Journal>,
+    options: &ApplyOptions,
 ) -> Report {
     let mut report = Report::default();
     let mut stopped: Option<usize> = None;
@@ -377,7 +464,7 @@ pub fn apply(
             Some(j) => j.step_started(index, step).map_err(StepError::from),
             None => Ok(()),
         };
-        let result = started.and_then(|()| run_step(index, step, backends, observer));
+        let result = started.and_then(|()| run_step(index, step, backends, observer, options));
         let outcome = match result {
             Ok(o) => o,
             Err(error) => {
@@ -409,4 +496,64 @@ pub fn apply(
         let _ = j.run_finished(&report);
     }
     report
+}
+
+/// A transfer whose size could not be estimated.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct EstimateFailure {
+    /// The step's index in the plan.
+    pub index: usize,
+    /// Why.
+    pub error: EstimateFailureCause,
+}
+
+/// Why [`estimate_transfers`] could not estimate a step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EstimateFailureCause {
+    /// No backend for the source location.
+    #[error("estimate a transfer from location {location}: no backend for it")]
+    NoBackend {
+        /// The location.
+        location: Location,
+    },
+    /// See [`EstimateError`].
+    #[error(transparent)]
+    Estimate(#[from] EstimateError),
+}
+
+/// Fills `estimated_bytes` of every transfer step of `plan` that has none, with one
+/// `zfs send -nvP` at its source each. Estimating changes nothing, so a failure only
+/// leaves that step without an estimate: the failures are returned, not raised.
+///
+/// Run it before [`apply`] for progress with a total ([`Observer::step_started`] sees
+/// the estimate). Every estimate is made on the source as it is before the plan runs,
+/// which is where all of a replication plan's sends come from.
+pub fn estimate_transfers(plan: &mut Plan, backends: &mut dyn Backends) -> Vec<EstimateFailure> {
+    let mut failures = Vec::new();
+    for (index, step) in plan.steps.iter_mut().enumerate() {
+        let Step::Transfer(t) = step else { continue };
+        if t.estimated_bytes.is_some() {
+            continue;
+        }
+        let Some(b) = backends.backend(&t.from) else {
+            failures.push(EstimateFailure {
+                index,
+                error: EstimateFailureCause::NoBackend {
+                    location: t.from.clone(),
+                },
+            });
+            continue;
+        };
+        let request = SendRequest::new(t.source.clone(), t.send.clone(), t.raw);
+        match b.estimate_send(&request) {
+            Ok(e) => t.estimated_bytes = Some(e.total),
+            Err(e) => failures.push(EstimateFailure {
+                index,
+                error: e.into(),
+            }),
+        }
+    }
+    failures
 }

@@ -29,6 +29,7 @@ use zsnap_core::{
 };
 
 use crate::failure::{FailureKind, ZfsFailure};
+use crate::send_info::{token_excerpt, ResumeToken, SendEstimate, SendInfoParseError};
 
 /// What zsnap asks of ZFS at one location. Object-safe; queries take `&self`, changes
 /// `&mut self`.
@@ -138,6 +139,23 @@ pub trait ZfsBackend {
     /// # Errors
     /// When there is no partial state or the dataset is missing.
     fn abort_receive(&mut self, dataset: &DatasetName) -> Result<(), AbortReceiveError>;
+
+    /// Estimates the size of a send without sending anything (`zfs send -nvP …`).
+    ///
+    /// # Errors
+    /// When `zfs send` refuses the request (a snapshot or base is missing, a resume
+    /// token is stale) or its output cannot be read.
+    fn estimate_send(&self, request: &SendRequest) -> Result<SendEstimate, EstimateError>;
+
+    /// Decodes a `receive_resume_token` of a target where the snapshots are, on the
+    /// sending side (`zfs send -nvP -t TOKEN`): which snapshot the interrupted receive
+    /// brings, and from which base.
+    ///
+    /// # Errors
+    /// When the token cannot be resumed here ([`ResumeTokenError::is_stale`]: its
+    /// snapshot or base is gone or replaced, or it is corrupt; the contents are still
+    /// given when `zfs` printed them), or `zfs` fails otherwise.
+    fn resume_token(&self, token: &str) -> Result<ResumeToken, ResumeTokenError>;
 }
 
 /// A dataset or a snapshot, as the target of a property.
@@ -845,6 +863,119 @@ impl AbortReceiveError {
     pub fn failure(&self) -> Option<&ZfsFailure> {
         match self {
             AbortReceiveError::Command { source, .. } => source.failure(),
+        }
+    }
+}
+
+/// [`ZfsBackend::estimate_send`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EstimateError {
+    /// `zfs send -nvP` failed.
+    #[error("estimate the size of a send from {dataset}")]
+    Command {
+        /// The source dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: CommandError,
+    },
+    /// Its output could not be read (kept verbatim up to 4 KiB).
+    #[error("estimate the size of a send from {dataset}: unreadable output {output:?}")]
+    Parse {
+        /// The source dataset.
+        dataset: DatasetName,
+        /// The output.
+        output: String,
+        /// The cause.
+        #[source]
+        source: SendInfoParseError,
+    },
+    /// The backend cannot send this.
+    #[error("estimate the size of a send from {dataset}: {problem}")]
+    Unsupported {
+        /// The source dataset.
+        dataset: DatasetName,
+        /// What is not possible.
+        problem: String,
+    },
+}
+
+impl EstimateError {
+    /// The classified failure, when `zfs send -nvP` ran and failed.
+    pub fn failure(&self) -> Option<&ZfsFailure> {
+        match self {
+            EstimateError::Command { source, .. } => source.failure(),
+            _ => None,
+        }
+    }
+}
+
+/// [`ZfsBackend::resume_token`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResumeTokenError {
+    /// `zfs send -nvP -t TOKEN` failed.
+    #[error("decode resume token {excerpt}")]
+    Command {
+        /// The token's first characters.
+        excerpt: String,
+        /// The contents, when `zfs` printed them before failing (a stale token).
+        decoded: Option<Box<ResumeToken>>,
+        /// The cause.
+        #[source]
+        source: CommandError,
+    },
+    /// Its output could not be read (kept verbatim up to 4 KiB).
+    #[error("decode resume token {excerpt}: unreadable output {output:?}")]
+    Parse {
+        /// The token's first characters.
+        excerpt: String,
+        /// The output.
+        output: String,
+        /// The cause.
+        #[source]
+        source: SendInfoParseError,
+    },
+}
+
+impl ResumeTokenError {
+    pub(crate) fn command(token: &str, decoded: Option<ResumeToken>, source: CommandError) -> Self {
+        ResumeTokenError::Command {
+            excerpt: token_excerpt(token),
+            decoded: decoded.map(Box::new),
+            source,
+        }
+    }
+
+    pub(crate) fn parse(token: &str, output: &str, source: SendInfoParseError) -> Self {
+        ResumeTokenError::Parse {
+            excerpt: token_excerpt(token),
+            output: output.chars().take(4096).collect(),
+            source,
+        }
+    }
+
+    /// The classified failure, when `zfs send` ran and failed.
+    pub fn failure(&self) -> Option<&ZfsFailure> {
+        match self {
+            ResumeTokenError::Command { source, .. } => source.failure(),
+            ResumeTokenError::Parse { .. } => None,
+        }
+    }
+
+    /// Whether the token can never be resumed ([`FailureKind::StaleResumeToken`]): the
+    /// partial receive must be aborted.
+    pub fn is_stale(&self) -> bool {
+        self.failure()
+            .is_some_and(|f| f.kind == FailureKind::StaleResumeToken)
+    }
+
+    /// The contents `zfs` printed before failing, if any.
+    pub fn decoded(&self) -> Option<&ResumeToken> {
+        match self {
+            ResumeTokenError::Command { decoded, .. } => decoded.as_deref(),
+            ResumeTokenError::Parse { .. } => None,
         }
     }
 }

@@ -19,19 +19,22 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use zsnap_core::{
-    BookmarkName, DatasetName, Guid, Inventory, SendBase, SendSpec, ShortName, SnapshotName,
-    SnapshotRef,
+    BookmarkName, DatasetName, Guid, Inventory, ShortName, SnapshotName, SnapshotRef,
 };
 
 use crate::backend::{
     check_property_name, check_tag, destroy_with_retry, parse_get_value, parse_refusals,
     split_batches, AbortReceiveError, AttemptError, BookmarkError, CommandError,
-    DestroyBookmarkError, DestroyError, DestroyReport, GetPropertyError, HoldError, ListError,
-    PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, SendCommand,
-    SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError, ZfsBackend,
+    DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
+    ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
+    ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
+    SnapshotError, ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
 use crate::quote::remote_command;
+use crate::send_info::{
+    parse_resume_token, parse_send_estimate, send_argv, ResumeToken, SendEstimate,
+};
 
 /// Default byte budget of one `zfs destroy` argument (one argv word must stay under
 /// Linux's `MAX_ARG_STRLEN` of 128 KiB, and over ssh the whole remote command is one).
@@ -230,6 +233,16 @@ impl CliZfs {
 
     /// Runs `zfs ARGV…`, returning its stdout.
     fn run(&self, argv: &[String]) -> Result<String, CommandError> {
+        let (stdout, failure) = self.run_capture(argv)?;
+        match failure {
+            None => Ok(stdout),
+            Some(f) => Err(CommandError::Failed(f)),
+        }
+    }
+
+    /// Runs `zfs ARGV…`, returning its stdout whether or not it failed, and how it
+    /// failed.
+    fn run_capture(&self, argv: &[String]) -> Result<(String, Option<ZfsFailure>), CommandError> {
         let (program, e) = self.expression(argv);
         let out = e
             .stdin_null()
@@ -238,13 +251,15 @@ impl CliZfs {
             .unchecked()
             .run()
             .map_err(|source| CommandError::Spawn { program, source })?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            Ok((stdout, None))
         } else {
-            Err(CommandError::Failed(ZfsFailure::new(
+            let failure = ZfsFailure::new(
                 Exit::from_status(out.status),
                 String::from_utf8_lossy(&out.stderr).into_owned(),
-            )))
+            );
+            Ok((stdout, Some(failure)))
         }
     }
 
@@ -738,41 +753,10 @@ impl ZfsBackend for CliZfs {
 
     fn send(&self, request: &SendRequest) -> Result<Box<dyn SendStream>, SendError> {
         let ds = &request.dataset;
-        let mut argv = vec!["send".to_owned()];
-        match &request.spec {
-            SendSpec::Resume { token, .. } => {
-                argv.push("-t".to_owned());
-                argv.push(token.clone());
-            }
-            SendSpec::Full { snapshot } => {
-                if request.raw {
-                    argv.push("-w".to_owned());
-                }
-                argv.push(ds.snapshot(&snapshot.name).to_string());
-            }
-            SendSpec::Incremental {
-                base,
-                snapshot,
-                intermediates,
-                ..
-            } => {
-                if request.raw {
-                    argv.push("-w".to_owned());
-                }
-                argv.push(if *intermediates { "-I" } else { "-i" }.to_owned());
-                argv.push(match base {
-                    SendBase::Snapshot { name, .. } => ds.snapshot(name).to_string(),
-                    SendBase::Bookmark { name, .. } => format!("{ds}#{name}"),
-                });
-                argv.push(ds.snapshot(&snapshot.name).to_string());
-            }
-            _ => {
-                return Err(SendError::Unsupported {
-                    dataset: ds.clone(),
-                    problem: "this kind of send is not supported by this version".to_owned(),
-                })
-            }
-        }
+        let argv = send_argv(request, false).map_err(|e| SendError::Unsupported {
+            dataset: ds.clone(),
+            problem: e.to_string(),
+        })?;
         let (program, args) = self.command(&argv);
         Ok(Box::new(CliSendStream {
             command: SendCommand::new(program, args, self.envs(), ds.clone()),
@@ -926,6 +910,40 @@ impl ZfsBackend for CliZfs {
                 dataset: dataset.clone(),
                 source,
             })
+    }
+
+    fn estimate_send(&self, request: &SendRequest) -> Result<SendEstimate, EstimateError> {
+        let dataset = &request.dataset;
+        let argv = send_argv(request, true).map_err(|e| EstimateError::Unsupported {
+            dataset: dataset.clone(),
+            problem: e.to_string(),
+        })?;
+        let out = self.run(&argv).map_err(|source| EstimateError::Command {
+            dataset: dataset.clone(),
+            source,
+        })?;
+        parse_send_estimate(&out).map_err(|source| EstimateError::Parse {
+            dataset: dataset.clone(),
+            output: out.chars().take(4096).collect(),
+            source,
+        })
+    }
+
+    fn resume_token(&self, token: &str) -> Result<ResumeToken, ResumeTokenError> {
+        let argv = ["send", "-n", "-v", "-P", "-t", token].map(str::to_owned);
+        let (out, failure) = self
+            .run_capture(&argv)
+            .map_err(|source| ResumeTokenError::command(token, None, source))?;
+        let decoded = parse_resume_token(&out);
+        match (decoded, failure) {
+            (Ok(t), None) => Ok(t),
+            (decoded, Some(f)) => Err(ResumeTokenError::command(
+                token,
+                decoded.ok(),
+                CommandError::Failed(f),
+            )),
+            (Err(source), None) => Err(ResumeTokenError::parse(token, &out, source)),
+        }
     }
 }
 

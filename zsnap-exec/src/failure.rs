@@ -88,6 +88,12 @@ pub enum FailureKind {
     Killed,
     /// None of the above; read the stderr.
     Other,
+    /// A `receive_resume_token` that cannot be resumed (`zfs send -t`): the snapshot it
+    /// was sending, or its incremental source, is gone or was replaced on the source, or
+    /// the token is corrupt. Only aborting the partial receive (`zfs receive -A`) helps.
+    StaleResumeToken,
+    /// The snapshot has no user hold with this tag (`zfs release`).
+    NoSuchTag,
 }
 
 impl fmt::Display for FailureKind {
@@ -106,6 +112,8 @@ impl fmt::Display for FailureKind {
             FailureKind::AlreadyExists => "already exists",
             FailureKind::Killed => "killed",
             FailureKind::Other => "failed",
+            FailureKind::StaleResumeToken => "resume token stale",
+            FailureKind::NoSuchTag => "no such hold tag",
         })
     }
 }
@@ -235,7 +243,14 @@ pub fn classify(exit: Exit, stderr: &str) -> FailureKind {
             return FailureKind::SshUnreachable;
         }
     }
-    if has("partially-complete state") || has("contains partially-complete") {
+    if has("cannot resume send:")
+        && (has("used in the initial send no longer exists")
+            || has("is no longer the same snapshot used in the initial send")
+            || (has("incremental source") && has("no longer exists"))
+            || has("resume token is corrupt"))
+    {
+        FailureKind::StaleResumeToken
+    } else if has("partially-complete state") || has("contains partially-complete") {
         FailureKind::ResumeStatePresent
     } else if has("checksum mismatch")
         || has("incomplete stream")
@@ -255,6 +270,8 @@ pub fn classify(exit: Exit, stderr: &str) -> FailureKind {
         FailureKind::PermissionDenied
     } else if has("out of space") || has("No space left") || has("quota exceeded") {
         FailureKind::NoSpace
+    } else if has("no such tag on this dataset") {
+        FailureKind::NoSuchTag
     } else if has("already exists") || has("bookmark exists") || has("' exists\n") {
         FailureKind::AlreadyExists
     } else if has("does not exist")
@@ -424,8 +441,9 @@ mod tests {
             ("recv-incremental-into-resumable", ResumeStatePresent),
             ("recv-incremental-missing-target", NoSuchDataset),
             ("recv-truncated-stream", StreamCorrupt),
-            // Exit 255 from zfs itself: not mistaken for ssh.
-            ("send-invalid-resume-token", Other),
+            // Exit 255 from zfs itself: not mistaken for ssh. A corrupt token can only
+            // be given up, like a stale one.
+            ("send-invalid-resume-token", StaleResumeToken),
             ("snapshot-exists-atomic", AlreadyExists),
             ("snapshot-exists", AlreadyExists),
             ("snapshot-full-pool", NoSpace),

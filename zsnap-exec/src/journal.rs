@@ -37,8 +37,8 @@ pub enum Record {
         at: DateTime<Utc>,
         /// Its index in the plan.
         index: usize,
-        /// The step.
-        step: Step,
+        /// The step (boxed: it is much larger than the other records).
+        step: Box<Step>,
     },
     /// A step ended or was skipped.
     StepFinished {
@@ -211,7 +211,7 @@ impl Journal {
         self.write(&Record::StepStarted {
             at: now(),
             index,
-            step: step.clone(),
+            step: Box::new(step.clone()),
         })
     }
 

@@ -10,7 +10,12 @@
 //!   and saves its state as JSON for the simulator.
 //!
 //! [`apply::apply`] runs a [`zsnap_core::Plan`] step by step against backends, with
-//! progress events, a JSON-lines [`journal::Journal`] and a pid [`lock::Lock`].
+//! progress events, a JSON-lines [`journal::Journal`] and a pid [`lock::Lock`];
+//! [`apply::apply_with`] adds a bandwidth limit ([`throttle`]), and
+//! [`apply::estimate_transfers`] fills transfer sizes from `zfs send -nvP`
+//! ([`send_info`]). [`replicate::run_replication`] is a whole replication run: list
+//! both sides, decode resume tokens, plan with `zsnap-core`, apply, and re-plan once
+//! when a resume token turns out stale.
 //! Failures are classified from exit status and stderr by [`failure::classify`], and the
 //! stderr is always kept verbatim.
 #![deny(missing_docs)]
@@ -28,12 +33,17 @@ pub mod fake;
 pub mod journal;
 pub mod lock;
 pub mod quote;
+pub mod replicate;
+pub mod send_info;
+pub mod throttle;
 
 pub use apply::{
-    apply, Backends, NoObserver, Observer, OneBackend, Report, StepOutcome, StepReport,
+    apply, apply_with, estimate_transfers, ApplyOptions, Backends, NoObserver, Observer,
+    OneBackend, Report, StepOutcome, StepReport,
 };
 pub use backend::{
-    DestroyReport, PropertyTarget, ReceiveOutcome, ReceiveRequest, SendRequest, SendStream,
-    ZfsBackend,
+    DestroyReport, EstimateError, PropertyTarget, ReceiveOutcome, ReceiveRequest, ResumeTokenError,
+    SendRequest, SendStream, ZfsBackend,
 };
 pub use failure::{FailureKind, ZfsFailure};
+pub use send_info::{ResumeToken, SendEstimate};

@@ -317,7 +317,7 @@ fn an_interrupted_run_is_explained_by_its_journal() {
         .write(&Record::StepStarted {
             at: z.now(),
             index: 0,
-            step,
+            step: Box::new(step),
         })
         .expect("written");
     drop(journal);

@@ -20,6 +20,8 @@ use zsnap_core::{DatasetKind, Guid, ShortName};
 const MAGIC: &[u8] = b"ZFAKE1 ";
 const END: &[u8] = b"END ";
 const DONE: &[u8] = b"DONE\n";
+/// The length of the end marker every stream finishes with.
+pub(crate) const DONE_LEN: usize = DONE.len();
 
 /// What a section says about the snapshot it carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

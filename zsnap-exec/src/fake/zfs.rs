@@ -14,15 +14,17 @@ use zsnap_core::{
 
 use super::fault::{effect_failure, garble, Fault, FaultEffect, FaultOp};
 use super::state::{Ds, Partial, Snap, State, FORMAT};
-use super::stream::{encode, Parsed, Reader, Section, Token};
+use super::stream::{encode, Parsed, Reader, Section, Token, DONE_LEN};
 use crate::backend::{
     check_property_name, check_tag, destroy_with_retry, parse_get_value, parse_refusals,
     split_batches, AbortReceiveError, AttemptError, BookmarkError, CommandError,
-    DestroyBookmarkError, DestroyError, DestroyReport, GetPropertyError, HoldError, ListError,
-    PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, SendCommand,
-    SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError, ZfsBackend,
+    DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
+    ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
+    ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
+    SnapshotError, ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
+use crate::send_info::{parse_resume_token, parse_send_estimate, ResumeToken, SendEstimate};
 
 /// Loading or saving the fake's state failed.
 #[derive(Debug, thiserror::Error)]
@@ -965,14 +967,31 @@ impl FakeZfs {
                         snap.dataset()
                     )));
                 }
-                let s = ds
-                    .snapshot(snap.short())
-                    .filter(|s| s.guid == t.toguid)
-                    .ok_or_else(|| {
-                        failure(format!(
-                        "cannot resume send: '{snap}' used in the initial send no longer exists"
-                    ))
-                    })?;
+                // The texts and the exit status of OpenZFS 2.3, in its order of checks.
+                let stale = |text: String| ZfsFailure::new(Exit::Code(255), text + "\n");
+                let s = match ds.snapshot(snap.short()) {
+                    None => {
+                        return Err(stale(format!(
+                            "cannot resume send: '{snap}' used in the initial send no longer exists"
+                        )))
+                    }
+                    Some(s) if s.guid != t.toguid => {
+                        return Err(stale(format!(
+                            "cannot resume send: '{snap}' is no longer the same snapshot used in the initial send"
+                        )))
+                    }
+                    Some(s) => s,
+                };
+                if let Some(from) = t.fromguid {
+                    let known = ds.snapshots.iter().any(|x| x.guid == from)
+                        || ds.bookmarks.iter().any(|b| b.guid == from);
+                    if !known {
+                        return Err(stale(format!(
+                            "cannot resume send: incremental source {:#x} no longer exists",
+                            from.0
+                        )));
+                    }
+                }
                 check_key(&snap.to_string(), t.raw)?;
                 let mut sec = section(s, t.fromguid, t.raw, t.total);
                 sec.offset = t.bytes.min(t.total);
@@ -983,6 +1002,87 @@ impl FakeZfs {
                 "cannot send '{ds_name}': unsupported send"
             ))),
         }
+    }
+
+    /// `zfs send -nvP …` (`-t TOKEN` too): what it prints on stdout, and how it ends. A
+    /// resume token's contents are printed before its snapshots are checked, so a stale
+    /// token prints them and fails, as with OpenZFS. Not counted as a send, and no
+    /// fault applies.
+    pub fn cmd_send_dry(&self, request: &SendRequest) -> (String, Result<(), ZfsFailure>) {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        if let SendSpec::Resume { token, .. } = &request.spec {
+            match Token::decode(token) {
+                None => {
+                    return (
+                        out,
+                        Err(ZfsFailure::new(
+                            Exit::Code(255),
+                            "cannot resume send: resume token is corrupt (invalid format)\n",
+                        )),
+                    )
+                }
+                Some(t) => {
+                    out.push_str("resume token contents:\nnvlist version: 0\n");
+                    if let Some(f) = t.fromguid {
+                        let _ = writeln!(out, "\tfromguid = {:#x}", f.0);
+                    }
+                    let _ = writeln!(out, "\tbytes = {:#x}", t.bytes);
+                    let _ = writeln!(out, "\ttoguid = {:#x}", t.toguid.0);
+                    let _ = writeln!(out, "\ttoname = {}", t.toname);
+                    if t.raw {
+                        out.push_str("\tcompressok = 1\n\trawok = 1\n");
+                    }
+                }
+            }
+        }
+        let sections = match self.sections(request) {
+            Ok(s) => s,
+            Err(f) => return (out, Err(f)),
+        };
+        let st = self.state.borrow();
+        let ds = st.datasets.get(&request.dataset);
+        let ds_name = &request.dataset;
+        let mut total = 0u64;
+        for (i, sec) in sections.iter().enumerate() {
+            // The stream's end marker is counted with its last snapshot, so the sizes
+            // add up to the total, as with OpenZFS.
+            let end = if i + 1 == sections.len() { 0 } else { DONE_LEN };
+            let bytes = (encode(std::slice::from_ref(sec)).len() - end) as u64;
+            total += bytes;
+            let to = ds_name.snapshot(&sec.snapshot);
+            match sec.from_guid {
+                None => {
+                    let _ = writeln!(out, "full\t{to}\t{bytes}");
+                }
+                Some(from) => {
+                    // Like OpenZFS: the base by its full name, the previous snapshot of
+                    // a `-I` range by its short name.
+                    let name = if i > 0 {
+                        sections[i - 1].snapshot.to_string()
+                    } else {
+                        let snap = ds.and_then(|d| d.snapshots.iter().find(|x| x.guid == from));
+                        let mark = ds.and_then(|d| d.bookmarks.iter().find(|b| b.guid == from));
+                        match (snap, mark, &request.spec) {
+                            (
+                                _,
+                                Some(b),
+                                SendSpec::Incremental {
+                                    base: SendBase::Bookmark { .. },
+                                    ..
+                                },
+                            )
+                            | (None, Some(b), _) => format!("{ds_name}#{}", b.name),
+                            (Some(x), _, _) => ds_name.snapshot(&x.name).to_string(),
+                            (None, None, _) => format!("{:#x}", from.0),
+                        }
+                    };
+                    let _ = writeln!(out, "incremental\t{name}\t{to}\t{bytes}");
+                }
+            }
+        }
+        let _ = writeln!(out, "size\t{total}");
+        (out, Ok(()))
     }
 
     /// `zfs receive [-s] [-u] [-F] [-o P=V]… TARGET` reading `bytes`, with any injected
@@ -1613,5 +1713,48 @@ impl ZfsBackend for FakeZfs {
                 dataset: dataset.clone(),
                 source: f.into(),
             })
+    }
+
+    fn estimate_send(&self, request: &SendRequest) -> Result<SendEstimate, EstimateError> {
+        let dataset = &request.dataset;
+        let (out, end) = self.cmd_send_dry(request);
+        end.map_err(|f| EstimateError::Command {
+            dataset: dataset.clone(),
+            source: f.into(),
+        })?;
+        parse_send_estimate(&out).map_err(|source| EstimateError::Parse {
+            dataset: dataset.clone(),
+            output: out.chars().take(4096).collect(),
+            source,
+        })
+    }
+
+    fn resume_token(&self, token: &str) -> Result<ResumeToken, ResumeTokenError> {
+        // `zfs send -t` finds the dataset in the token itself.
+        let dataset = Token::decode(token)
+            .and_then(|t| t.toname.parse::<SnapshotName>().ok())
+            .map(|s| s.dataset().clone());
+        let (out, end) = match dataset {
+            Some(dataset) => {
+                let spec = SendSpec::Resume {
+                    token: token.to_owned(),
+                    snapshot: None,
+                };
+                self.cmd_send_dry(&SendRequest::new(dataset, spec, false))
+            }
+            None => (
+                String::new(),
+                Err(ZfsFailure::new(
+                    Exit::Code(255),
+                    "cannot resume send: resume token is corrupt (invalid format)\n",
+                )),
+            ),
+        };
+        let decoded = parse_resume_token(&out);
+        match (decoded, end) {
+            (Ok(t), Ok(())) => Ok(t),
+            (decoded, Err(f)) => Err(ResumeTokenError::command(token, decoded.ok(), f.into())),
+            (Err(source), Ok(())) => Err(ResumeTokenError::parse(token, &out, source)),
+        }
     }
 }

@@ -738,6 +738,173 @@ pub fn hostile_names_and_values(bed: &mut dyn TestBed) {
     assert!(!bed.path_exists(&marker), "a hostile value was executed");
 }
 
+/// Bytes of a whole send stream, read through zsnap.
+fn stream_len(bed: &mut dyn TestBed, req: &SendRequest) -> u64 {
+    let mut stream = bed.backend().send(req).expect("the send starts");
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).expect("the stream reads");
+    stream.finish().expect("the sender succeeds");
+    all.len() as u64
+}
+
+pub fn send_estimates(bed: &mut dyn TestBed) {
+    let a = child(&bed.src(), "a");
+    bed.create(&a, false);
+    bed.write(&a);
+    bed.write(&a);
+    let s1 = snap(&a, "s1");
+    take(bed, std::slice::from_ref(&s1));
+    bed.write(&a);
+    let s2 = snap(&a, "s 2");
+    take(bed, std::slice::from_ref(&s2));
+    take(bed, &[snap(&a, "s3")]);
+    let (g1, g2) = (guid_of(bed, &s1), guid_of(bed, &s2));
+    let g3 = guid_of(bed, &snap(&a, "s3"));
+    let base1 = SendBase::Snapshot {
+        name: short("s1"),
+        guid: g1,
+    };
+    let cases = [
+        full(&s1, g1),
+        incremental(base1.clone(), &s2, g2, false),
+        incremental(base1, &snap(&a, "s3"), g3, true),
+    ];
+    let mut totals = Vec::new();
+    for req in &cases {
+        let e = bed.backend().estimate_send(req).expect("estimated");
+        let actual = stream_len(bed, req);
+        // An estimate, not a count: the right order of magnitude.
+        assert!(
+            e.total >= actual / 2 && e.total <= actual * 2,
+            "{:?}: estimate {} for {actual} bytes",
+            req.spec,
+            e.total
+        );
+        assert_eq!(e.total, e.streams.iter().map(|s| s.bytes).sum::<u64>());
+        totals.push(e.total);
+    }
+    assert!(totals[1] < totals[0], "one write less than two: {totals:?}");
+    assert_eq!(
+        bed.backend()
+            .estimate_send(&cases[2])
+            .expect("estimated")
+            .streams
+            .len(),
+        2,
+        "-I estimates each snapshot"
+    );
+    let missing = full(&snap(&a, "nope"), Guid(0));
+    let err = bed.backend().estimate_send(&missing).unwrap_err();
+    assert_eq!(kind_of(err.failure(), &err), FailureKind::NoSuchDataset);
+}
+
+pub fn resume_tokens_decode_and_go_stale(bed: &mut dyn TestBed) {
+    let a = child(&bed.src(), "a");
+    let t = child(&bed.dst(), "a");
+    bed.create(&a, false);
+    bed.write(&a);
+    let s1 = snap(&a, "s1");
+    take(bed, std::slice::from_ref(&s1));
+    let g1 = guid_of(bed, &s1);
+    transfer(bed, &full(&s1, g1), &t).expect("full send");
+    bed.write(&a);
+    bed.write(&a);
+    let s2 = snap(&a, "s2");
+    take(bed, std::slice::from_ref(&s2));
+    let g2 = guid_of(bed, &s2);
+    let req = incremental(
+        SendBase::Snapshot {
+            name: short("s1"),
+            guid: g1,
+        },
+        &s2,
+        g2,
+        false,
+    );
+    let whole = bed.backend().estimate_send(&req).expect("estimated").total;
+    let cut = cut_stream(bed, &req, 1, 2);
+    bed.backend()
+        .receive(
+            &ReceiveRequest::new(t.clone(), RecvOptions::safe()),
+            cut,
+            None,
+        )
+        .expect_err("a cut stream fails");
+    let token = list(bed, &t)
+        .dataset(&t)
+        .and_then(|d| d.props.receive_resume_token.clone())
+        .expect("a resume token");
+    let decoded = bed.backend().resume_token(&token).expect("decoded");
+    assert_eq!(decoded.toname, s2);
+    assert_eq!((decoded.toguid, decoded.fromguid), (g2, Some(g1)));
+    assert!(!decoded.raw);
+    let resume = SendRequest::new(
+        a.clone(),
+        SendSpec::Resume {
+            token: token.clone(),
+            snapshot: None,
+        },
+        false,
+    );
+    let left = bed
+        .backend()
+        .estimate_send(&resume)
+        .expect("estimated")
+        .total;
+    assert!(
+        left < whole,
+        "what is left ({left}) is less than all ({whole})"
+    );
+
+    // The base pruned but bookmarked: still usable. The bookmark gone too: stale.
+    let b: BookmarkName = format!("{a}#s1").parse().expect("valid");
+    bed.backend().bookmark(&s1, &b).expect("bookmarked");
+    bed.backend()
+        .destroy(&a, &[SnapshotRef::new(short("s1"), g1)])
+        .expect("destroyed");
+    assert_eq!(
+        bed.backend()
+            .resume_token(&token)
+            .expect("still usable")
+            .toguid,
+        g2
+    );
+    bed.backend().destroy_bookmark(&b).expect("destroyed");
+    let err = bed.backend().resume_token(&token).unwrap_err();
+    assert!(err.is_stale(), "{err}: {:?}", err.failure());
+    assert_eq!(
+        err.decoded().map(|d| d.toguid),
+        Some(g2),
+        "contents still shown"
+    );
+    let err = transfer(bed, &resume, &t).unwrap_err();
+    let sender_stale = match &err {
+        TransferError::Send(e) => e.failure(),
+        TransferError::Recv(zsnap_exec::backend::RecvError::Command { sender, source, .. }) => {
+            sender
+                .as_deref()
+                .and_then(SendError::failure)
+                .or(source.failure())
+        }
+        TransferError::Recv(e) => e.failure(),
+    };
+    assert_eq!(
+        sender_stale.map(|f| f.kind),
+        Some(FailureKind::StaleResumeToken),
+        "{err}"
+    );
+    // The snapshot itself gone.
+    bed.backend()
+        .destroy(&a, &[SnapshotRef::new(short("s2"), g2)])
+        .expect("destroyed");
+    assert!(bed.backend().resume_token(&token).unwrap_err().is_stale());
+    // Garbage is not a token.
+    let err = bed.backend().resume_token("1-garbage").unwrap_err();
+    assert!(err.is_stale(), "{err}");
+    assert!(err.decoded().is_none());
+    bed.backend().abort_receive(&t).expect("aborted");
+}
+
 /// Expands to one `#[test]` per contract test, each with a fresh bed from `$factory`
 /// (a `fn(&str) -> Option<Box<dyn TestBed>>`; `None` skips).
 #[macro_export]
@@ -755,6 +922,8 @@ macro_rules! contract_tests {
             raw_send_of_encrypted_dataset,
             error_classes,
             hostile_names_and_values,
+            send_estimates,
+            resume_tokens_decode_and_go_stale,
         );
     };
     (@each $factory:expr, $($name:ident),* $(,)?) => {

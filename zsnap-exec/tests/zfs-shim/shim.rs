@@ -366,6 +366,15 @@ fn main() {
                 };
                 SendRequest::new(snap.dataset().clone(), spec, raw)
             };
+            if opts.iter().any(|(c, _)| *c == 'n') {
+                // A dry run (`-n -v -P`): what would be sent, and its size.
+                let (out, end) = with_state(state, |z| z.cmd_send_dry(&req));
+                print!("{out}");
+                if let Err(f) = end {
+                    die(&f);
+                }
+                return;
+            }
             let stream = with_state(state, |z| z.cmd_send(&req));
             match stream {
                 Err(f) => Err(f),
