@@ -242,3 +242,118 @@ impl Request {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn req(argv: &[&str]) -> Result<Request, Failure> {
+        let args = Args::try_parse_from(std::iter::once("zsnap").chain(argv.iter().copied()))
+            .expect("clap accepts the arguments");
+        Request::from_args(args, || {
+            DateTime::from_timestamp(1_795_000_000, 0).expect("a valid instant")
+        })
+    }
+
+    #[test]
+    fn backends() {
+        assert_eq!(req(&["status"]).unwrap().backend, BackendSpec::Local);
+        assert_eq!(
+            req(&["--backend", "fake:/tmp/s.json", "status"])
+                .unwrap()
+                .backend,
+            BackendSpec::Fake(PathBuf::from("/tmp/s.json"))
+        );
+        let ssh = req(&["--backend", "ssh://root@nas:2222", "status"]).unwrap();
+        assert_eq!(
+            ssh.backend,
+            BackendSpec::Ssh("ssh://root@nas:2222".parse().unwrap())
+        );
+        for bad in ["fake:", "nfs://x", "ssh://root@nas/pool"] {
+            let f = req(&["--backend", bad, "status"]).unwrap_err();
+            assert_eq!(f.status, crate::exit::USAGE, "{bad}");
+        }
+    }
+
+    #[test]
+    fn clock_flags_and_dry_runs() {
+        let r = req(&["run"]).unwrap();
+        assert_eq!(r.now.timestamp(), 1_795_000_000);
+        assert!(!r.now_given);
+        let r = req(&["--now", "2026-11-23T15:00:00+01:00", "run"]).unwrap();
+        assert_eq!(r.now.to_rfc3339(), "2026-11-23T14:00:00+00:00");
+        assert!(r.now_given);
+        assert_eq!(
+            r.command,
+            Command::Job {
+                job: Job::Run,
+                dry_run: false
+            }
+        );
+        assert_eq!(
+            req(&["--now", "yesterday", "run"]).unwrap_err().status,
+            crate::exit::USAGE
+        );
+        // A saved listing makes every job a dry run; `plan` always is one.
+        let r = req(&["--inventory", "l.txt", "prune"]).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Job {
+                job: Job::Prune,
+                dry_run: true
+            }
+        );
+        let r = req(&["plan", "replicate"]).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Job {
+                job: Job::Replicate { targets: vec![] },
+                dry_run: true
+            }
+        );
+        assert_eq!(
+            req(&["plan", "--print-list-command"]).unwrap().command,
+            Command::PrintListCommand
+        );
+        assert_eq!(req(&["-q", "status"]).unwrap().verbosity, Verbosity::Quiet);
+        assert_eq!(
+            req(&["-vv", "status"]).unwrap().verbosity,
+            Verbosity::Verbose(2)
+        );
+    }
+
+    #[test]
+    fn simulate_and_labels() {
+        let r = req(&["simulate", "--days", "7", "--step", "1h"]).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Simulate {
+                days: 7,
+                step: Span::from_secs(3600)
+            }
+        );
+        assert_eq!(
+            req(&["simulate", "--days", "0"]).unwrap_err().status,
+            crate::exit::USAGE
+        );
+        assert_eq!(
+            req(&["simulate", "--days", "1", "--step", "30s"])
+                .unwrap_err()
+                .status,
+            crate::exit::USAGE
+        );
+        let r = req(&["snapshot", "--label", "pre-upgrade", "-n"]).unwrap();
+        assert!(matches!(
+            r.command,
+            Command::Job {
+                job: Job::Snapshot { label: Some(_) },
+                dry_run: true
+            }
+        ));
+        assert_eq!(
+            req(&["snapshot", "--label", "a_b"]).unwrap_err().status,
+            crate::exit::USAGE
+        );
+    }
+}
