@@ -125,9 +125,11 @@ fn tree_hashes(s: &Scenario, dir: &str) -> String {
     ))
 }
 
+/// Four days in 3-hour steps (33 checked runs): the longest scenario, named to sort first
+/// so that the test harness starts it first.
 #[test]
-fn snapshot_and_prune_through_four_days() {
-    let Some(g) = guest("snapshot_and_prune_through_four_days") else {
+fn days_of_snapshots_pruned_by_count() {
+    let Some(g) = guest("days_of_snapshots_pruned_by_count") else {
         return;
     };
     let s = Scenario::new(g, "prune", "");
