@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod config;
 pub mod duration;
 pub mod inventory;
@@ -46,6 +47,10 @@ pub use plan::{
 pub use prune::{plan_prune, PruneRequest, DEFAULT_DESTROY_ARG_BUDGET};
 pub use simulate::{Refusal, SimulateError};
 pub use zfs_list::{list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS};
+pub use backup::{
+    plan_backup, plan_backup_prune, resolve_restore, BackupPlan, BackupRequest, BackupStep,
+    Catalog, RestoreTarget, Sidecar, StoreUrl, StreamName,
+};
 pub use config::{Config, ConfigError};
 pub use retention::{evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
 pub use replicate::{

@@ -12,6 +12,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::backup::BackupStep;
 use crate::inventory::Guid;
 use crate::names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 
@@ -422,6 +423,8 @@ pub enum Step {
     Transfer(TransferStep),
     /// See [`AbortReceiveStep`].
     AbortReceive(AbortReceiveStep),
+    /// See [`BackupStep`].
+    Backup(BackupStep),
 }
 
 impl Step {
@@ -435,6 +438,7 @@ impl Step {
             Step::DestroyBookmark(s) => &s.reason,
             Step::Transfer(s) => &s.reason,
             Step::AbortReceive(s) => &s.reason,
+            Step::Backup(s) => &s.reason,
         }
     }
 
@@ -443,7 +447,11 @@ impl Step {
         match self {
             Step::Destroy(_) | Step::DestroyBookmark(_) | Step::AbortReceive(_) => true,
             Step::Transfer(t) => t.recv.force,
-            Step::Snapshot(_) | Step::Hold(_) | Step::Release(_) | Step::Bookmark(_) => false,
+            Step::Snapshot(_)
+            | Step::Hold(_)
+            | Step::Release(_)
+            | Step::Bookmark(_)
+            | Step::Backup(_) => false,
         }
     }
 }

@@ -185,6 +185,19 @@ fn describe(step: &Step) -> (String, String, String) {
             (location, format!("{act} {kind}"), what)
         }
         Step::AbortReceive(s) => (s.location.to_string(), act, s.dataset.to_string()),
+        Step::Backup(b) => {
+            let kind = match &b.send {
+                SendSpec::Incremental { .. } => "incremental",
+                _ => "full",
+            };
+            let what = format!(
+                "{}@{} → {}",
+                b.dataset,
+                b.stream.snapshot(),
+                b.store.url_of(&b.stream.key())
+            );
+            (b.location.to_string(), format!("{act} {kind}"), what)
+        }
     }
 }
 

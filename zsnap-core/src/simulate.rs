@@ -56,6 +56,11 @@
 //! it from their dataset). A dataset created by a full receive is encrypted when the
 //! send was raw from an encrypted source.
 //!
+//! **Backup** ([`Step::Backup`], `zfs send` into a store): the source dataset exists,
+//! the sent snapshot (and the base, a snapshot or a bookmark, strictly older) exists on
+//! it with the planned guid, an encrypted source is sent raw, and the send is a full or
+//! a single incremental (`-i`), never `-I` or a resume. The inventory does not change.
+//!
 //! **Abort receive**: the dataset holds an interrupted receive; the token is cleared, and
 //! a dataset without snapshots (one an interrupted full receive created) disappears.
 //! Aborting or completing a resumed receive also removes the hidden `DATASET/%recv`
@@ -69,6 +74,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::backup::BackupStep;
 use crate::inventory::{
     Bookmark, Dataset, DatasetProps, Guid, Inventory, Snapshot, MANAGED_PROPERTY,
 };
@@ -89,7 +95,7 @@ pub struct SimulateError {
     /// rendered plans do).
     pub index: usize,
     /// The kind of step: `snapshot`, `destroy`, `hold`, `release`, `bookmark`,
-    /// `destroy bookmark`, `transfer`, `abort receive`.
+    /// `destroy bookmark`, `transfer`, `abort receive`, `backup`.
     pub action: &'static str,
     /// Where the step runs; `from → to` for transfers.
     pub location: String,
@@ -251,6 +257,12 @@ pub enum Refusal {
         dataset: DatasetName,
         /// The part after `#`.
         name: ShortName,
+    },
+    /// A backup step whose send is not a full or a single incremental.
+    #[error("a backup of {dataset} must be a full or a single incremental (-i) send")]
+    NotABackupSend {
+        /// The source dataset.
+        dataset: DatasetName,
     },
     /// The incremental base is not older than the sent snapshot.
     #[error("base {base} is not earlier than {snapshot}")]
@@ -443,6 +455,7 @@ fn step_locations(step: &Step) -> (&Location, Option<&Location>) {
         Step::DestroyBookmark(s) => (&s.location, None),
         Step::Transfer(s) => (&s.from, Some(&s.to)),
         Step::AbortReceive(s) => (&s.location, None),
+        Step::Backup(s) => (&s.location, None),
     }
 }
 
@@ -457,6 +470,7 @@ pub(crate) fn action(step: &Step) -> &'static str {
         Step::DestroyBookmark(_) => "destroy bookmark",
         Step::Transfer(_) => "transfer",
         Step::AbortReceive(_) => "abort receive",
+        Step::Backup(_) => "backup",
     }
 }
 
@@ -522,6 +536,7 @@ impl Sim {
                 Step::DestroyBookmark(s) => self.destroy_bookmark(s),
                 Step::Transfer(s) => self.transfer(s),
                 Step::AbortReceive(s) => self.abort_receive(s),
+                Step::Backup(s) => self.backup(s),
             };
             outcome.map_err(|refusal| error(index, step, refusal))?;
         }
@@ -781,6 +796,63 @@ impl Sim {
         drop_partial_receive(ds);
         if ds.snapshots.is_empty() {
             inv.datasets.remove(&step.dataset);
+        }
+        Ok(())
+    }
+
+    fn backup(&mut self, step: &BackupStep) -> Outcome {
+        let Some(source) = self.inv(&step.location).dataset(&step.dataset) else {
+            return Err(Refusal::DatasetMissing {
+                dataset: step.dataset.clone(),
+            });
+        };
+        if source.props.is_encrypted() && !step.raw {
+            return Err(Refusal::NotRaw {
+                dataset: step.dataset.clone(),
+            });
+        }
+        let (base, snapshot) = match &step.send {
+            SendSpec::Full { snapshot } => (None, snapshot),
+            SendSpec::Incremental {
+                base,
+                snapshot,
+                intermediates: false,
+                ..
+            } => (Some(base), snapshot),
+            _ => {
+                return Err(Refusal::NotABackupSend {
+                    dataset: step.dataset.clone(),
+                })
+            }
+        };
+        let snap = source_snapshot(source, snapshot)?;
+        let (base_txg, base_name) = match base {
+            None => return Ok(()),
+            Some(SendBase::Snapshot { name, guid }) => (
+                source_snapshot(source, &SnapshotRef::new(name.clone(), *guid))?.createtxg,
+                format!("{}@{name}", step.dataset),
+            ),
+            Some(SendBase::Bookmark { name, guid }) => {
+                let (dataset, name) = (step.dataset.clone(), name.clone());
+                let Some(b) = source.bookmarks.iter().find(|b| b.name == name) else {
+                    return Err(Refusal::BookmarkMissing { dataset, name });
+                };
+                if b.guid != *guid {
+                    return Err(Refusal::BookmarkGuidMismatch {
+                        dataset,
+                        name,
+                        planned: *guid,
+                        actual: b.guid,
+                    });
+                }
+                (b.createtxg, format!("{}#{name}", step.dataset))
+            }
+        };
+        if base_txg >= snap.createtxg {
+            return Err(Refusal::BaseNotEarlier {
+                base: base_name,
+                snapshot: step.dataset.snapshot(&snapshot.name),
+            });
         }
         Ok(())
     }

@@ -1,0 +1,66 @@
+//! Backups of send streams to a directory or an S3-compatible object store: names,
+//! sidecars, the catalog of a store, and the decisions about backing up, pruning,
+//! deleting and restoring. Pure like the rest of the crate: the stores themselves
+//! (listing, uploading, reading) live in `zsnap-exec`.
+//!
+//! ```text
+//!   store listing + sidecar bytes ──► Catalog::build ──► Catalog
+//!   zfs list (source) ─┐                                   │
+//!   BackupRequest ─────┴──────────► plan_backup(…, now) ◄──┤──► Plan: [Snapshot] | Backup, Bookmark, DestroyBookmark…
+//!   RetentionPolicy ──────────────► plan_backup_prune ◄────┤──► BackupPrunePlan: ordered deletions
+//!   RestoreTarget ────────────────► resolve_restore ◄──────┘──► the chain to receive, full first
+//! ```
+//!
+//! # Layout of a store
+//! One object per send stream, named by [`StreamName`]:
+//! `DATASET/TIME_SNAPSHOT.KIND.zfs[.zst]`, e.g.
+//! `tank%2Fhome/20261123T150000Z_zsnap_hourly_20261123T150000Z.inc-from-zsnap_daily_20261123T000000Z.zfs`,
+//! and beside it a [`Sidecar`] at the same key plus `.json`. The dataset is one escaped
+//! path part, so one prefix lists exactly one dataset's backups; names sort by time.
+//!
+//! # Invariants
+//! - A backup is **complete** when its sidecar exists, parses, describes the stream
+//!   object and gives its listed size; a stream without a sidecar is **unfinished**
+//!   (the executor writes the sidecar last); anything else is **damaged** and never
+//!   removed automatically ([`EntryState`]).
+//! - Chains are linked **by guid**, never by name: an incremental is restorable when a
+//!   restorable backup of an earlier snapshot (lower createtxg) of the same dataset has
+//!   its parent's guid ([`Catalog`], [`Link`]).
+//! - No plan here ever leaves a kept backup without the backups it is restored
+//!   through, even when its deletions stop half-way ([`BackupPrunePlan`],
+//!   [`Catalog::plan_delete`]).
+//! - Nothing read from a store is trusted: keys and sidecars are parsed (names
+//!   included) and parsing never panics (both parsers are fuzzed).
+
+mod catalog;
+mod escape;
+mod planner;
+mod prune;
+mod restore;
+mod sidecar;
+mod step;
+mod store;
+mod stream;
+
+pub use catalog::{
+    BackupBase, BackupEntry, BackupId, Catalog, Chain, DatasetBackups, EntryState, Link,
+    StoreObject,
+};
+pub use planner::{
+    backup_bookmark_name, parse_since, plan_backup, BackupMode, BackupPlan, BackupPlanError,
+    BackupRequest, SinceError, BACKUP_BOOKMARK_PREFIX, DEFAULT_BACKUP_LABEL,
+};
+pub use prune::{
+    plan_backup_prune, BackupDecision, BackupProtection, BackupPrunePlan, BackupVerdict, Deletion,
+    ObjectRole, UNFINISHED_GRACE,
+};
+pub use restore::{resolve_restore, BackupDeletePlan, DeleteError, RestoreError, RestoreTarget};
+pub use sidecar::{
+    Sha256, Sha256Error, Sidecar, SidecarError, SidecarParent, MAX_SIDECAR_BYTES, SIDECAR_FORMAT,
+};
+pub use step::BackupStep;
+pub use store::{StoreUrl, StoreUrlError, StoreUrlProblem, MAX_S3_KEY};
+pub use stream::{
+    Compression, CompressionError, StreamKind, StreamName, StreamNameError, StreamNameProblem,
+    MAX_KEY_COMPONENT, SIDECAR_SUFFIX, STREAM_SUFFIX, ZSTD_SUFFIX,
+};
