@@ -264,6 +264,8 @@ fn import_errors_say_where() {
     insta::assert_snapshot!(e("[template_x]\nhourly = 1\n"), @r#"sanoid.conf: no dataset sections: nothing to translate"#);
     insta::assert_snapshot!(e("[tank//x]\nhourly = 1\n"), @r#"sanoid.conf:1: section [tank//x]: invalid dataset name "tank//x": empty component (at byte 5)"#);
     insta::assert_snapshot!(e("[tank]\njust words\n"), @r#"sanoid.conf:2: expected `key = value` or `[section]`, found "just words""#);
+    insta::assert_snapshot!(e("[tank]\nhourly = 1\n[ tank ]\ndaily = 2\n"), @"sanoid.conf:3: section [tank] appears again (first on line 1); sections must be unique");
+    insta::assert_snapshot!(e("[template_a]\nhourly = 1\n[tank]\nuse_template = a\n[template_a]\n"), @"sanoid.conf:5: section [template_a] appears again (first on line 1); sections must be unique");
 }
 
 /// The whole prune planner, not just the rule: the imported config's selections and

@@ -145,8 +145,22 @@ fn parse_sections(text: &str, file: &str) -> Result<Vec<Section>, SanoidImportEr
                 line,
                 problem: format!("section header {l:?} has no closing ']'"),
             })?;
+            let name = name.trim();
+            // sanoid's ini reader wants unique section names; taking either copy (or a
+            // merge) would be a guess, and two [[datasets]] entries for one root with
+            // different policies are a config zsnap refuses.
+            if let Some(first) = sections.iter().find(|s| s.name == name) {
+                return Err(SanoidImportError {
+                    file: file.to_owned(),
+                    line,
+                    problem: format!(
+                        "section [{name}] appears again (first on line {}); sections must be unique",
+                        first.line
+                    ),
+                });
+            }
             sections.push(Section {
-                name: name.trim().to_owned(),
+                name: name.to_owned(),
                 line,
                 keys: Vec::new(),
             });
