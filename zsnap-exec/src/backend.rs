@@ -156,6 +156,12 @@ pub trait ZfsBackend {
     /// snapshot or base is gone or replaced, or it is corrupt; the contents are still
     /// given when `zfs` printed them), or `zfs` fails otherwise.
     fn resume_token(&self, token: &str) -> Result<ResumeToken, ResumeTokenError>;
+
+    /// The user holds on `snapshots` (`zfs holds -H -p`): (snapshot, tag) pairs.
+    ///
+    /// # Errors
+    /// When a snapshot is missing, `zfs holds` fails, or its output cannot be read.
+    fn holds(&self, snapshots: &[SnapshotName]) -> Result<Vec<(SnapshotName, String)>, HoldsError>;
 }
 
 /// A dataset or a snapshot, as the target of a property.
@@ -978,6 +984,75 @@ impl ResumeTokenError {
             ResumeTokenError::Parse { .. } => None,
         }
     }
+}
+
+/// [`ZfsBackend::holds`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HoldsError {
+    /// `zfs holds` failed.
+    #[error("list the holds of {snapshots}")]
+    Command {
+        /// The snapshots, comma-separated.
+        snapshots: String,
+        /// The cause.
+        #[source]
+        source: CommandError,
+    },
+    /// Its output could not be read.
+    #[error("list the holds of {snapshots}")]
+    Parse {
+        /// The snapshots, comma-separated.
+        snapshots: String,
+        /// The cause.
+        #[source]
+        source: crate::holds::HoldsParseError,
+    },
+}
+
+impl HoldsError {
+    pub(crate) fn command(snapshots: &[SnapshotName], source: CommandError) -> Self {
+        HoldsError::Command {
+            snapshots: join(snapshots),
+            source,
+        }
+    }
+
+    pub(crate) fn parse(snapshots: &[SnapshotName], source: crate::holds::HoldsParseError) -> Self {
+        HoldsError::Parse {
+            snapshots: join(snapshots),
+            source,
+        }
+    }
+
+    /// The classified failure, when `zfs holds` ran and failed.
+    pub fn failure(&self) -> Option<&ZfsFailure> {
+        match self {
+            HoldsError::Command { source, .. } => source.failure(),
+            HoldsError::Parse { .. } => None,
+        }
+    }
+}
+
+/// Splits snapshot names into groups whose joined length stays under `budget` bytes (one
+/// `zfs holds` call each); a name longer than the budget gets its own group.
+pub(crate) fn split_names(names: &[SnapshotName], budget: usize) -> Vec<&[SnapshotName]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut len = 0;
+    for (i, n) in names.iter().enumerate() {
+        let add = n.dataset().as_str().len() + n.short().as_str().len() + 2;
+        if i > start && len + add > budget {
+            out.push(&names[start..i]);
+            start = i;
+            len = 0;
+        }
+        len += add;
+    }
+    if start < names.len() {
+        out.push(&names[start..]);
+    }
+    out
 }
 
 /// The result of one atomic `zfs destroy DATASET@a,b,c` attempt.

@@ -24,13 +24,14 @@ use zsnap_core::{
 
 use crate::backend::{
     check_property_name, check_tag, destroy_with_retry, parse_get_value, parse_refusals,
-    split_batches, AbortReceiveError, AttemptError, BookmarkError, CommandError,
+    split_batches, split_names, AbortReceiveError, AttemptError, BookmarkError, CommandError,
     DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
-    ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
+    HoldsError, ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
     ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
     SnapshotError, ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
+use crate::holds::parse_holds;
 use crate::quote::remote_command;
 use crate::send_info::{
     parse_resume_token, parse_send_estimate, send_argv, ResumeToken, SendEstimate,
@@ -927,6 +928,17 @@ impl ZfsBackend for CliZfs {
             output: out.chars().take(4096).collect(),
             source,
         })
+    }
+
+    fn holds(&self, snapshots: &[SnapshotName]) -> Result<Vec<(SnapshotName, String)>, HoldsError> {
+        let mut out = Vec::new();
+        for group in split_names(snapshots, self.destroy_budget) {
+            let mut argv = vec!["holds".to_owned(), "-H".to_owned(), "-p".to_owned()];
+            argv.extend(group.iter().map(ToString::to_string));
+            let text = self.run(&argv).map_err(|e| HoldsError::command(group, e))?;
+            out.extend(parse_holds(&text, group).map_err(|e| HoldsError::parse(group, e))?);
+        }
+        Ok(out)
     }
 
     fn resume_token(&self, token: &str) -> Result<ResumeToken, ResumeTokenError> {

@@ -30,6 +30,7 @@ pub mod backend;
 pub mod cli;
 pub mod failure;
 pub mod fake;
+pub mod holds;
 pub mod journal;
 pub mod lock;
 pub mod quote;

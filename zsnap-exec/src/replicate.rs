@@ -8,9 +8,13 @@
 //!    *and* plans what follows in the same run; a stale one (its snapshot or base gone
 //!    or replaced on the source, or corrupt) goes to
 //!    [`ReplicationRequest::stale_tokens`], so the planner aborts it and starts afresh.
-//! 3. Plan with [`plan_replication`], estimate each transfer's size (`zfs send -nvP`),
+//! 3. Read which source snapshots carry this target's cursor hold (one `zfs holds` of
+//!    the snapshots that have holds at all, none when none do), so the planner releases
+//!    every stale cursor, including one left by a run that died between its transfers
+//!    and its cursor steps ([`ReplicationRequest::cursor_holds`]).
+//! 4. Plan with [`plan_replication`], estimate each transfer's size (`zfs send -nvP`),
 //!    and [`apply_with`] the plan.
-//! 4. When a resume failed because its token turned out stale during the run, list,
+//! 5. When a resume failed because its token turned out stale during the run, list,
 //!    plan and apply once more with that token given up. Never more than once: a
 //!    second failure is reported, not retried.
 //!
@@ -25,8 +29,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use zsnap_core::replicate::{plan_replication, ReplicationError, ReplicationRequest};
-use zsnap_core::{DatasetName, Guid, Inventory, Location, Plan, SendSpec, Step};
+use zsnap_core::replicate::{
+    cursor_hold_tag, plan_replication, ReplicationError, ReplicationRequest,
+};
+use zsnap_core::{
+    Dataset, DatasetName, Guid, Inventory, Location, Plan, SendSpec, SnapshotName, Step,
+};
 
 use crate::apply::{
     apply_with, estimate_transfers, ApplyOptions, Backends, EstimateFailure, Observer, Report,
@@ -278,6 +286,9 @@ fn round(
     {
         let sender = backend(backends, &template.source_location)?;
         decode_tokens(&*sender, &req, run)?;
+        if req.cursor_holds.is_none() {
+            req.cursor_holds = cursor_holds(&*sender, &req);
+        }
     }
     req.stale_tokens.extend(run.stale_tokens.iter().cloned());
     for (d, g) in &run.resume_guids {
@@ -388,16 +399,12 @@ fn decode_tokens(
     req: &ReplicationRequest<'_>,
     run: &mut ReplicationRun,
 ) -> Result<(), ReplicateError> {
-    for m in &req.mappings {
-        let sources: Vec<&zsnap_core::Dataset> = if m.recursive {
-            req.source.subtree(&m.source_root).collect()
-        } else {
-            req.source.dataset(&m.source_root).into_iter().collect()
-        };
-        for src in sources {
-            let Ok(Some(target)) = m.target_of(&src.name) else {
-                continue;
-            };
+    for src in mapped_sources(req) {
+        for target in req
+            .mappings
+            .iter()
+            .filter_map(|m| m.target_of(&src.name).ok().flatten())
+        {
             let Some(token) = req
                 .target
                 .dataset(&target)
@@ -429,6 +436,53 @@ fn decode_tokens(
         }
     }
     Ok(())
+}
+
+/// The source datasets the mappings replicate.
+fn mapped_sources<'a>(req: &ReplicationRequest<'a>) -> Vec<&'a Dataset> {
+    let source: &'a Inventory = req.source;
+    let mut out = Vec::new();
+    for m in &req.mappings {
+        if m.recursive {
+            let root = m.source_root.as_str();
+            out.extend(
+                source
+                    .datasets
+                    .range(m.source_root.clone()..)
+                    .take_while(|(n, _)| n.as_str().starts_with(root))
+                    .filter(|(n, _)| m.covers(n))
+                    .map(|(_, d)| d),
+            );
+        } else {
+            out.extend(source.dataset(&m.source_root));
+        }
+    }
+    out
+}
+
+/// The guids of the mapped source snapshots that carry this target's cursor hold, from
+/// one `zfs holds` of the snapshots that have any hold (none: no call). `None` when
+/// that fails: the planner then assumes what a completed run leaves.
+fn cursor_holds(sender: &dyn ZfsBackend, req: &ReplicationRequest<'_>) -> Option<BTreeSet<Guid>> {
+    let mut held: BTreeMap<SnapshotName, Guid> = BTreeMap::new();
+    for d in mapped_sources(req) {
+        for s in d.snapshots.iter().filter(|s| s.userrefs > 0) {
+            held.insert(d.snapshot_name(s), s.guid);
+        }
+    }
+    if held.is_empty() {
+        return Some(BTreeSet::new());
+    }
+    let names: Vec<SnapshotName> = held.keys().cloned().collect();
+    let tag = cursor_hold_tag(&req.target_name);
+    let holds = sender.holds(&names).ok()?;
+    Some(
+        holds
+            .into_iter()
+            .filter(|(_, t)| *t == tag)
+            .filter_map(|(s, _)| held.get(&s).copied())
+            .collect(),
+    )
 }
 
 fn stale(f: Option<&ZfsFailure>) -> bool {

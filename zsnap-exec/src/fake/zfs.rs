@@ -19,11 +19,12 @@ use crate::backend::{
     check_property_name, check_tag, destroy_with_retry, parse_get_value, parse_refusals,
     split_batches, AbortReceiveError, AttemptError, BookmarkError, CommandError,
     DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
-    ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
+    HoldsError, ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
     ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
     SnapshotError, ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
+use crate::holds::parse_holds;
 use crate::send_info::{parse_resume_token, parse_send_estimate, ResumeToken, SendEstimate};
 
 /// Loading or saving the fake's state failed.
@@ -655,6 +656,40 @@ impl FakeZfs {
             )));
         }
         after(&fault, &what)
+    }
+
+    /// `zfs holds -H -p SNAPSHOT…`: one line per hold, `SNAPSHOT<TAB>TAG<TAB>EPOCH`
+    /// (the fake does not record when a hold was placed: it prints the clock). A
+    /// missing snapshot fails the call, as with OpenZFS (which still lists the others).
+    ///
+    /// # Errors
+    /// Like `zfs holds`.
+    pub fn cmd_holds(&self, snapshots: &[SnapshotName]) -> Result<String, ZfsFailure> {
+        use std::fmt::Write as _;
+        let st = self.state.borrow();
+        let mut out = String::new();
+        let mut missing = String::new();
+        for name in snapshots {
+            match st
+                .datasets
+                .get(name.dataset())
+                .and_then(|d| d.snapshot(name.short()))
+            {
+                Some(s) => {
+                    for tag in &s.holds {
+                        let _ = writeln!(out, "{name}\t{tag}\t{}", st.now.timestamp());
+                    }
+                }
+                None => {
+                    let _ = writeln!(missing, "cannot open '{name}': dataset does not exist");
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(ZfsFailure::new(Exit::Code(1), missing))
+        }
     }
 
     /// `zfs release TAG SNAPSHOT`.
@@ -1727,6 +1762,13 @@ impl ZfsBackend for FakeZfs {
             output: out.chars().take(4096).collect(),
             source,
         })
+    }
+
+    fn holds(&self, snapshots: &[SnapshotName]) -> Result<Vec<(SnapshotName, String)>, HoldsError> {
+        let text = self
+            .cmd_holds(snapshots)
+            .map_err(|f| HoldsError::command(snapshots, f.into()))?;
+        parse_holds(&text, snapshots).map_err(|e| HoldsError::parse(snapshots, e))
     }
 
     fn resume_token(&self, token: &str) -> Result<ResumeToken, ResumeTokenError> {

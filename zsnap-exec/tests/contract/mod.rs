@@ -14,6 +14,7 @@
 )]
 
 pub mod beds;
+pub mod real;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -351,9 +352,35 @@ pub fn holds(bed: &mut dyn TestBed) {
     let err = bed.backend().hold(&s, "zsnap").unwrap_err();
     assert_eq!(kind_of(err.failure(), &err), FailureKind::AlreadyExists);
     assert_eq!(list(bed, &a).snapshot(&s).expect("listed").userrefs, 3);
+    let spaced = snap(&a, "s 2");
+    take(bed, std::slice::from_ref(&spaced));
+    bed.backend().hold(&spaced, "odd\ttag").expect("held");
+    let mut tags = bed
+        .backend()
+        .holds(&[s.clone(), spaced.clone()])
+        .expect("listed");
+    tags.sort();
+    let want = |n: &SnapshotName, t: &str| (n.clone(), t.to_owned());
+    let mut expected = vec![
+        want(&s, "zsnap"),
+        want(&s, "keep"),
+        want(&s, hostile),
+        want(&spaced, "odd\ttag"),
+    ];
+    expected.sort();
+    assert_eq!(tags, expected);
+    let err = bed
+        .backend()
+        .holds(&[snap(&a, "missing"), s.clone()])
+        .unwrap_err();
+    assert_eq!(kind_of(err.failure(), &err), FailureKind::NoSuchDataset);
+    bed.backend()
+        .release(&spaced, "odd\ttag")
+        .expect("released");
     bed.backend().release(&s, hostile).expect("released");
     bed.backend().release(&s, "keep").expect("released");
-    assert!(bed.backend().release(&s, "keep").is_err(), "no such tag");
+    let err = bed.backend().release(&s, "keep").unwrap_err();
+    assert_eq!(kind_of(err.failure(), &err), FailureKind::NoSuchTag);
     assert_eq!(list(bed, &a).snapshot(&s).expect("listed").userrefs, 1);
     bed.backend().release(&s, "zsnap").expect("released");
     let err = bed.backend().hold(&snap(&a, "missing"), "t").unwrap_err();

@@ -321,6 +321,11 @@ fn main() {
                 z.set_key_loaded(&name, load).map(|()| String::new())
             })
         }
+        "holds" => {
+            let (_, pos) = getopt(rest, "");
+            let names: Vec<SnapshotName> = pos.iter().map(|p| parse(p)).collect();
+            with_state(state, |z| z.cmd_holds(&names))
+        }
         "send" => {
             let (opts, pos) = getopt(rest, "iIt");
             let raw = opts.iter().any(|(c, _)| *c == 'w');
