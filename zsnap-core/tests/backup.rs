@@ -1075,3 +1075,124 @@ fn delete_refuses_to_orphan_unless_asked() {
     let unknown: BackupId = "tank/20261123T000000Z_a.full.zfs".parse().unwrap();
     insta::assert_snapshot!(chain(&c.plan_delete(&unknown, false).unwrap_err()), @"the store has no backup tank/20261123T000000Z_a.full.zfs");
 }
+
+#[test]
+fn rarer_errors() {
+    let e = "tank/20261123T150000Z_a b.full.zfs"
+        .parse::<StreamName>()
+        .unwrap_err();
+    insta::assert_snapshot!(chain(&e), @r#"invalid backup stream name "tank/20261123T150000Z_a b.full.zfs": character ' ' at byte 23 must be escaped as %XX"#);
+    let c = Store::default().catalog();
+    // A new snapshot cannot be named after the year 9999.
+    let far = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+    let e = plan_backup(&request(BackupMode::Full, None), &source(), &c, far).unwrap_err();
+    insta::assert_snapshot!(chain(&e), @"cannot name a new snapshot of tank/home: cannot name a snapshot taken at +10000-01-01 00:00:00 UTC: only the years 0000 to 9999 fit in a name");
+    // Nor can a snapshot from after it be streamed.
+    let mut src = source();
+    src.insert_snapshot(Snapshot::new(short("future"), Guid(50), 50, far));
+    let e = plan_backup(&request(BackupMode::Full, Some("future")), &src, &c, t(10)).unwrap_err();
+    insta::assert_snapshot!(chain(&e), @r#"cannot name the stream of tank/home@future: invalid backup stream name "tank/home@future": the time +10000-01-01 00:00:00 UTC is outside the years 0000 to 9999"#);
+    // A dataset name so long that the new snapshot's name does not fit.
+    let long_ds = format!("tank/{}", "d".repeat(230));
+    let ds = Dataset::new(dsn(&long_ds), DatasetKind::Filesystem, Guid(1));
+    let req = BackupRequest::new(dsn(&long_ds), store_url(), BackupMode::Full);
+    let e = plan_backup(&req, &ds, &c, t(10)).unwrap_err();
+    insta::assert_snapshot!(chain(&e).replace(&"d".repeat(230), "d…"), @r#"cannot name a snapshot or bookmark of tank/d…: invalid snapshot name "tank/d…@zsnap_backup_20261123T100000Z": the name is longer than 255 bytes (at byte 255)"#);
+    // A dataset whose escaped name is longer than a file name may be.
+    let spaced = format!("tank/{}", " ".repeat(100));
+    let mut ds = Dataset::new(dsn(&spaced), DatasetKind::Filesystem, Guid(1));
+    ds.insert_snapshot(Snapshot::new(short("a"), Guid(2), 2, t(2)));
+    let req = BackupRequest::new(dsn(&spaced), store_url(), BackupMode::Full)
+        .with_snapshot(Some(short("a")));
+    let e = plan_backup(&req, &ds, &c, t(10)).unwrap_err();
+    insta::assert_snapshot!(chain(&e).replace(&"%20".repeat(100), "%20…"), @"the key tank%2F%20…/20261123T020000Z_a.full.zfs is too long: its dataset part has 307 bytes, more than the 255 a file name may have");
+    // An S3 key longer than 1024 bytes, with a long prefix.
+    let prefix = vec!["p".repeat(200); 4].join("/");
+    let store: StoreUrl = format!("s3://bucket/{prefix}").parse().unwrap();
+    let mut ds = Dataset::new(dsn("tank/home"), DatasetKind::Filesystem, Guid(1));
+    ds.insert_snapshot(Snapshot::new(short(&"s".repeat(200)), Guid(2), 2, t(2)));
+    let req = BackupRequest::new(dsn("tank/home"), store, BackupMode::Full)
+        .with_snapshot(Some(short(&"s".repeat(200))));
+    let e = plan_backup(&req, &ds, &c, t(10)).unwrap_err();
+    insta::assert_snapshot!(chain(&e).replace(&"s".repeat(200), "s…"), @"the key tank%2Fhome/20261123T020000Z_s….full.zfs is too long: its sidecar's object key has 1047 bytes, more than the 1024 S3 allows");
+    // Mismatched snapshot and parent names.
+    let inc = sidecar("tank/home", "b", 3, Some(("a", 1)));
+    let other_snap = sidecar("tank/home", "c", 3, Some(("a", 1)))
+        .stream_name()
+        .unwrap();
+    insta::assert_snapshot!(chain(&inc.check_stream(&other_snap).unwrap_err()), @r#"the sidecar says snapshot is "b" but the stream's name says "c""#);
+    let other_parent = sidecar("tank/home", "b", 3, Some(("z", 1)))
+        .stream_name()
+        .unwrap();
+    insta::assert_snapshot!(chain(&inc.check_stream(&other_parent).unwrap_err()), @r#"the sidecar says parent is "a" but the stream's name says "z""#);
+    // The simulation refuses a backup step that sends intermediates.
+    let src = source();
+    let (mut plan, _) =
+        send_plan(plan_backup(&request(BackupMode::Full, Some("s2")), &src, &c, t(10)).unwrap());
+    let Step::Backup(step) = &mut plan.steps[0] else {
+        unreachable!()
+    };
+    step.send = zsnap_core::SendSpec::Incremental {
+        base: SendBase::Snapshot {
+            name: short("s1"),
+            guid: Guid(1),
+        },
+        snapshot: zsnap_core::SnapshotRef::new(short("s2"), Guid(2)),
+        intermediates: true,
+        expected: Vec::new(),
+    };
+    insta::assert_snapshot!(chain(&plan.simulate_at(&inv(&src)).unwrap_err()), @"step 1 (backup at local): a backup of tank/home must be a full or a single incremental (-i) send");
+}
+
+#[test]
+fn backup_plans_serialize() {
+    let mut s = Store::default();
+    s.put(&sidecar("tank/home", "s1", 1, None));
+    let (plan, _) = send_plan(
+        plan_backup(
+            &request(BackupMode::AutoIncremental, Some("s3")).with_compression(Compression::Zstd),
+            &source(),
+            &s.catalog(),
+            t(10),
+        )
+        .unwrap(),
+    );
+    let json = serde_json::to_string_pretty(&plan.steps[0]).unwrap();
+    insta::assert_snapshot!(json, @r#"
+        {
+          "step": "backup",
+          "location": "local",
+          "dataset": "tank/home",
+          "send": {
+            "kind": "incremental",
+            "base": {
+              "kind": "snapshot",
+              "name": "s1",
+              "guid": 1
+            },
+            "snapshot": {
+              "name": "s3",
+              "guid": 3
+            },
+            "intermediates": false,
+            "expected": []
+          },
+          "createtxg": 3,
+          "raw": false,
+          "store": "s3://zsnap-backups/host1",
+          "stream": "tank%2Fhome/20261123T030000Z_s3.inc-from-s1.zfs.zst",
+          "reason": "incremental backup to s3://zsnap-backups/host1 (auto, from s1)"
+        }
+        "#);
+    let back: Step = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, plan.steps[0]);
+    let back: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
+    assert_eq!(back, plan);
+    // The catalog serializes for `--json` listings, sidecars in their own format.
+    let c = s.catalog();
+    let v = serde_json::to_value(&c).unwrap();
+    let entry = &v["datasets"]["tank/home"]["entries"][0];
+    assert_eq!(entry["state"]["state"], "complete");
+    assert_eq!(entry["sidecar"]["guid"], "1");
+    assert_eq!(entry["link"]["link"], "full");
+}
