@@ -34,33 +34,35 @@ pub mod simulate;
 pub mod snapshot;
 pub mod zfs_list;
 
-pub use inventory::{
-    Bookmark, Dataset, DatasetKind, DatasetProps, Guid, Inventory, InventoryError, Snapshot,
-    MANAGED_PROPERTY,
-};
-pub use names::{BookmarkName, DatasetName, NameError, NameProblem, ShortName, SnapshotName};
-pub use plan::{
-    AbortReceiveStep, BookmarkStep, Decision, DestroyBookmarkStep, DestroyStep, HoldStep,
-    KeepReason, Location, Note, Plan, Protection, RecvOptions, SendBase, SendSpec, SnapshotRef,
-    SnapshotStep, Step, TransferStep, Verdict,
-};
-pub use prune::{plan_prune, PruneRequest, DEFAULT_DESTROY_ARG_BUDGET};
-pub use simulate::{Refusal, SimulateError};
-pub use zfs_list::{list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS};
 pub use backup::{
     plan_backup, plan_backup_prune, resolve_restore, BackupPlan, BackupRequest, BackupStep,
     Catalog, RestoreTarget, Sidecar, StoreUrl, StreamName,
 };
 pub use config::{Config, ConfigError};
-pub use retention::{evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
-pub use replicate::{
-    plan_replication, DatasetMapping, ReplicationError, ReplicationOptions, ReplicationRequest,
+pub use inventory::{
+    Bookmark, Dataset, DatasetKind, DatasetProps, Guid, Inventory, InventoryError, Snapshot,
+    MANAGED_PROPERTY,
 };
+pub use names::{BookmarkName, DatasetName, NameError, NameProblem, ShortName, SnapshotName};
 pub use naming::{
     recognize_any, Label, LabelError, NameTime, NamingError, NamingScheme, Recognized, Recognizer,
+};
+pub use plan::{
+    AbortReceiveStep, BookmarkStep, Decision, DestroyBookmarkStep, DestroyStep, HoldStep,
+    KeepReason, Location, Note, Plan, Protection, RecvOptions, SendBase, SendSpec, SnapshotRef,
+    SnapshotStep, Step, TransferStep, Verdict,
 };
 pub use policy::{
     resolve_policies, resolve_selections, DatasetSelection, Ownership, Policy, SelectionError,
 };
+pub use prune::{plan_prune, PruneRequest, DEFAULT_DESTROY_ARG_BUDGET};
+pub use replicate::{
+    plan_replication, DatasetMapping, ReplicationError, ReplicationOptions, ReplicationRequest,
+};
+pub use retention::{evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
 pub use schedule::{LabelSchedule, Period, Schedule, ScheduleError};
+pub use simulate::{Refusal, SimulateError};
 pub use snapshot::{plan_snapshot_on_demand, plan_snapshots, SnapshotPlanError};
+pub use zfs_list::{
+    list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS,
+};
