@@ -20,25 +20,29 @@
 //!
 //! # Interruptions
 //! Receives are resumable (`zfs recv -s`), so a transfer that dies midway leaves a
-//! `receive_resume_token` on the target and the next run resumes it; the cursor on the
+//! `receive_resume_token` on the target and the next run resumes it. The cursor on the
 //! source (the planner's hold or bookmark on the newest common snapshot) moves only
-//! after the transfers of its dataset succeeded, so the source never loses the base of
-//! the next incremental, whatever step or byte the interruption hit.
+//! after the transfers of its dataset succeeded; and when a round fails after part of
+//! a `-I` range arrived, the newest snapshot the target now has is protected too
+//! ([`ReplicationRound::protected`]). So the source never loses the base of the next
+//! incremental, whatever step or byte the interruption hit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use zsnap_core::replicate::{
-    cursor_hold_tag, plan_replication, ReplicationError, ReplicationRequest,
+    cursor_bookmark_name, cursor_hold_tag, newest_common, plan_replication, CommonBase, Cursor,
+    ReplicationError, ReplicationRequest,
 };
 use zsnap_core::{
-    Dataset, DatasetName, Guid, Inventory, Location, Plan, SendSpec, SnapshotName, Step,
+    BookmarkStep, Dataset, DatasetName, Guid, HoldStep, Inventory, Location, Plan, SendSpec,
+    SnapshotName, Step,
 };
 
 use crate::apply::{
-    apply_with, estimate_transfers, ApplyOptions, Backends, EstimateFailure, Observer, Report,
-    StepError,
+    apply_with, estimate_transfers, ApplyOptions, Backends, EstimateFailure, NoObserver, Observer,
+    Report, StepError,
 };
 use crate::backend::{ListError, RecvError, ResumeTokenError, SendError, ZfsBackend};
 use crate::failure::{FailureKind, ZfsFailure};
@@ -84,6 +88,12 @@ impl ReplicateOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ReplicationRound {
+    /// After a round that failed: the cursor steps that protected the newest snapshot
+    /// each target now shares with the source, when interrupted transfers moved it past
+    /// the cursor (a `-I` range cut after some of its snapshots arrived), and what
+    /// applying them did. `None` when the round succeeded, nothing needed protecting, or
+    /// the sides could not be listed again.
+    pub protected: Option<(Plan, Report)>,
     /// What the listings showed before planning, by location (one inventory when
     /// source and target share a location). `plan.simulate_at(&inventories)` predicts
     /// what the round leaves.
@@ -304,12 +314,97 @@ fn round(
         Vec::new()
     };
     let report = apply_with(&plan, backends, observer, journal, &options.apply);
+    let protected = if report.is_success() {
+        None
+    } else {
+        protect_bases(backends, template, now, options)
+    };
     Ok(ReplicationRound {
+        protected,
         inventories,
         plan,
         report,
         estimate_failures,
     })
+}
+
+/// After a failed round, protects the newest snapshot each target shares with the
+/// source (as the planner's cursor would), when it is not protected yet: what arrived
+/// before the failure is the base of the next run, and the source must keep it. The
+/// next run's plan releases the cursors it no longer needs. Best effort: `None` when
+/// nothing needed protecting or the sides cannot be listed.
+fn protect_bases(
+    backends: &mut dyn Backends,
+    template: &ReplicationRequest<'_>,
+    now: DateTime<Utc>,
+    options: &ReplicateOptions,
+) -> Option<(Plan, Report)> {
+    let inventories = list_sides(backends, template).ok()?;
+    let empty = Inventory::new();
+    let mut req: ReplicationRequest<'_> = template.clone();
+    req.source = inventories.get(&template.source_location).unwrap_or(&empty);
+    req.target = inventories.get(&template.target_location).unwrap_or(&empty);
+    let holds = match req.options.cursor {
+        Cursor::Hold => {
+            let sender = backends.backend(&template.source_location)?;
+            Some(cursor_holds(&*sender, &req)?)
+        }
+        _ => None,
+    };
+    let here = &template.source_location;
+    let tag = cursor_hold_tag(&template.target_name);
+    let mut plan = Plan::new(now);
+    for src in mapped_sources(&req) {
+        for target in req
+            .mappings
+            .iter()
+            .filter_map(|m| m.target_of(&src.name).ok().flatten())
+        {
+            let Some(tgt) = req.target.dataset(&target) else {
+                continue;
+            };
+            let Some(CommonBase::Snapshot { source: s, .. }) = newest_common(src, tgt) else {
+                continue;
+            };
+            let name = src.snapshot_name(s);
+            let reason = format!(
+                "protect @{}, the newest snapshot {target} shares with {} after an interrupted run",
+                s.name, src.name
+            );
+            match (&holds, req.options.cursor) {
+                (Some(held), Cursor::Hold) if !held.contains(&s.guid) => {
+                    plan.steps.push(Step::Hold(HoldStep::new(
+                        here.clone(),
+                        name,
+                        s.guid,
+                        tag.clone(),
+                        reason,
+                    )));
+                }
+                (_, Cursor::Bookmark) => {
+                    let Ok(mark) = cursor_bookmark_name(&src.name, &template.target_name, s.guid)
+                    else {
+                        continue;
+                    };
+                    if !src.bookmarks.iter().any(|b| &b.name == mark.short()) {
+                        plan.steps.push(Step::Bookmark(BookmarkStep::new(
+                            here.clone(),
+                            name,
+                            s.guid,
+                            mark,
+                            reason,
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if plan.steps.is_empty() {
+        return None;
+    }
+    let report = apply_with(&plan, backends, &mut NoObserver, None, &options.apply);
+    Some((plan, report))
 }
 
 fn backend<'a>(

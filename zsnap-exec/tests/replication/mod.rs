@@ -232,9 +232,9 @@ pub fn replicate_with(
 
 /// One dataset's state as compared: snapshots (name, guid, holds) and bookmarks (name,
 /// guid), and whether it has a resume token.
-type Shape = BTreeMap<String, (Vec<(String, u64, u64)>, Vec<(String, u64)>, bool)>;
+pub type Shape = BTreeMap<String, (Vec<(String, u64, u64)>, Vec<(String, u64)>, bool)>;
 
-fn shape(inv: &Inventory, roots: &[DatasetName]) -> Shape {
+pub fn shape(inv: &Inventory, roots: &[DatasetName]) -> Shape {
     let mut out = Shape::new();
     for root in roots {
         for d in inv.subtree(root) {
@@ -479,6 +479,12 @@ pub fn killed_transfer_resumes(bed: &mut dyn TestBed) {
         g3
     );
     assert_eq!(userrefs(bed, &s1), 1, "the source keeps its cursor");
+    assert_eq!(
+        userrefs(bed, &s2),
+        1,
+        "and protects @s2, the newest snapshot the target has now"
+    );
+    assert!(run.last().protected.is_some());
 
     let run = replicate(bed, &setup);
     assert_eq!(run.resume_guids.get(&t), Some(&g3));
