@@ -41,8 +41,8 @@ use zsnap_core::{
 };
 
 use crate::apply::{
-    apply_with, estimate_transfers, ApplyOptions, Backends, EstimateFailure, NoObserver, Observer,
-    Report, StepError,
+    apply_with, estimate_transfers, ApplyOptions, Backends, EstimateFailure, Observer, Report,
+    StepError,
 };
 use crate::backend::{ListError, RecvError, ResumeTokenError, SendError, ZfsBackend};
 use crate::failure::{FailureKind, ZfsFailure};
@@ -282,7 +282,7 @@ fn round(
     now: DateTime<Utc>,
     options: &ReplicateOptions,
     observer: &mut dyn Observer,
-    journal: Option<&mut Journal>,
+    mut journal: Option<&mut Journal>,
     run: &mut ReplicationRun,
 ) -> Result<ReplicationRound, ReplicateError> {
     let inventories = list_sides(backends, template)?;
@@ -313,11 +313,17 @@ fn round(
     } else {
         Vec::new()
     };
-    let report = apply_with(&plan, backends, observer, journal, &options.apply);
+    let report = apply_with(
+        &plan,
+        backends,
+        observer,
+        journal.as_deref_mut(),
+        &options.apply,
+    );
     let protected = if report.is_success() {
         None
     } else {
-        protect_bases(backends, template, now, options)
+        protect_bases(backends, template, now, options, observer, journal)
     };
     Ok(ReplicationRound {
         protected,
@@ -331,13 +337,16 @@ fn round(
 /// After a failed round, protects the newest snapshot each target shares with the
 /// source (as the planner's cursor would), when it is not protected yet: what arrived
 /// before the failure is the base of the next run, and the source must keep it. The
-/// next run's plan releases the cursors it no longer needs. Best effort: `None` when
-/// nothing needed protecting or the sides cannot be listed.
+/// next run's plan releases the cursors it no longer needs. Applied like any plan (the
+/// observer and the journal see it). Best effort: `None` when nothing needed
+/// protecting or the sides cannot be listed.
 fn protect_bases(
     backends: &mut dyn Backends,
     template: &ReplicationRequest<'_>,
     now: DateTime<Utc>,
     options: &ReplicateOptions,
+    observer: &mut dyn Observer,
+    journal: Option<&mut Journal>,
 ) -> Option<(Plan, Report)> {
     let inventories = list_sides(backends, template).ok()?;
     let empty = Inventory::new();
@@ -403,7 +412,7 @@ fn protect_bases(
     if plan.steps.is_empty() {
         return None;
     }
-    let report = apply_with(&plan, backends, &mut NoObserver, None, &options.apply);
+    let report = apply_with(&plan, backends, observer, journal, &options.apply);
     Some((plan, report))
 }
 
