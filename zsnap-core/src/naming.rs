@@ -370,6 +370,19 @@ pub enum NameTime {
 }
 
 impl NameTime {
+    /// A time from a name whose format does not mark the fold: an instant when the
+    /// format is UTC, otherwise a wall-clock time taken as its first occurrence.
+    fn unmarked(time: NaiveDateTime, utc: bool) -> Self {
+        if utc {
+            NameTime::Utc(time.and_utc())
+        } else {
+            NameTime::Local {
+                time,
+                fold: Fold::Earlier,
+            }
+        }
+    }
+
     /// The instant this name means in `tz`.
     ///
     /// A local time that happened twice (DST ended) resolves by its [`Fold`]; a local
@@ -670,15 +683,7 @@ impl Recognizer {
                 let text = caps.name("time")?.as_str();
                 let time = NaiveDateTime::parse_from_str(text, format).ok()?;
                 let label = caps.name("label").map(|m| m.as_str().to_owned());
-                let time = if *utc {
-                    NameTime::Utc(time.and_utc())
-                } else {
-                    NameTime::Local {
-                        time,
-                        fold: Fold::Earlier,
-                    }
-                };
-                Some(Recognized::new(label, time))
+                Some(Recognized::new(label, NameTime::unmarked(time, *utc)))
             }
         }
     }
@@ -882,15 +887,7 @@ fn parse_zas(prefix: &str, utc: bool, short: &str) -> Option<Recognized> {
         Some(std::str::from_utf8(l).ok()?.to_owned())
     };
     let time = naive(y, mo, d, h, mi, 0)?;
-    let time = if utc {
-        NameTime::Utc(time.and_utc())
-    } else {
-        NameTime::Local {
-            time,
-            fold: Fold::Earlier,
-        }
-    };
-    Some(Recognized::new(label, time))
+    Some(Recognized::new(label, NameTime::unmarked(time, utc)))
 }
 
 /// zrepl's timestamp formats, after the prefix.
