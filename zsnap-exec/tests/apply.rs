@@ -366,3 +366,83 @@ fn the_fake_state_survives_a_save_and_load() {
     std::fs::write(&path, "{\"format\": 99}").expect("written");
     assert!(FakeZfs::load(&path).is_err());
 }
+
+#[test]
+fn releasing_a_tag_that_is_not_there_is_done() {
+    let mut z = fake();
+    let s1 = ds("src/a").snapshot(&sn("s1"));
+    z.hold(&s1, "zsnap:backup").expect("held");
+    let mut plan = Plan::new(z.now());
+    for tag in ["zsnap:backup", "zsnap:backup", "zsnap:never"] {
+        plan.steps.push(Step::Release(HoldStep::new(
+            here(),
+            s1.clone(),
+            Guid(0),
+            tag,
+            "release",
+        )));
+    }
+    // A missing snapshot is still a failure: it is not the same as a missing tag.
+    plan.steps.push(Step::Release(HoldStep::new(
+        here(),
+        ds("src/a").snapshot(&sn("gone")),
+        Guid(0),
+        "zsnap:backup",
+        "release",
+    )));
+    let report = apply(&plan, &mut OneBackend(&mut z), &mut NoObserver, None);
+    let words: Vec<&str> = report.steps.iter().map(|s| s.outcome.word()).collect();
+    assert_eq!(words, ["done", "done", "done", "failed"]);
+    assert!(z.holds(&s1).is_empty());
+}
+
+#[test]
+fn estimates_fill_transfers_and_failures_leave_them_empty() {
+    let z = fake();
+    let mut plan = Plan::new(z.now());
+    plan.steps.push(full(&z, "s1"));
+    plan.steps.push(Step::Transfer(TransferStep::new(
+        here(),
+        here(),
+        ds("src/a"),
+        ds("dst/a"),
+        SendSpec::Full {
+            snapshot: SnapshotRef::new(sn("missing"), Guid(1)),
+        },
+        "replicate",
+    )));
+    let mut far = full(&z, "s2");
+    if let Step::Transfer(t) = &mut far {
+        t.from = Location("elsewhere".to_owned());
+    }
+    plan.steps.push(far);
+    let mut z = z;
+    let failures = zsnap_exec::estimate_transfers(&mut plan, &mut OneBackend(&mut z));
+    let estimates: Vec<Option<u64>> = plan
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::Transfer(t) => t.estimated_bytes,
+            _ => None,
+        })
+        .collect();
+    // OneBackend serves every location, so only the missing snapshot fails.
+    assert!(estimates[0].is_some_and(|b| b > 4096));
+    assert_eq!(estimates[1], None);
+    assert!(estimates[2].is_some());
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].index, 1);
+    insta::assert_snapshot!(
+        zsnap_exec::apply::EstimateFailureCause::to_string(&failures[0].error),
+        @"estimate the size of a send from src/a"
+    );
+    let mut backends: BTreeMap<Location, &mut dyn ZfsBackend> = BTreeMap::new();
+    backends.insert(here(), &mut z);
+    let mut plan2 = Plan::new(Utc::now());
+    plan2.steps.push(plan.steps[2].clone());
+    if let Step::Transfer(t) = &mut plan2.steps[0] {
+        t.estimated_bytes = None;
+    }
+    let failures = zsnap_exec::estimate_transfers(&mut plan2, &mut backends);
+    insta::assert_snapshot!(failures[0].error, @"estimate a transfer from location elsewhere: no backend for it");
+}
