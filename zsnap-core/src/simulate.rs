@@ -826,33 +826,8 @@ impl Sim {
             }
         };
         let snap = source_snapshot(source, snapshot)?;
-        let (base_txg, base_name) = match base {
-            None => return Ok(()),
-            Some(SendBase::Snapshot { name, guid }) => (
-                source_snapshot(source, &SnapshotRef::new(name.clone(), *guid))?.createtxg,
-                format!("{}@{name}", step.dataset),
-            ),
-            Some(SendBase::Bookmark { name, guid }) => {
-                let (dataset, name) = (step.dataset.clone(), name.clone());
-                let Some(b) = source.bookmarks.iter().find(|b| b.name == name) else {
-                    return Err(Refusal::BookmarkMissing { dataset, name });
-                };
-                if b.guid != *guid {
-                    return Err(Refusal::BookmarkGuidMismatch {
-                        dataset,
-                        name,
-                        planned: *guid,
-                        actual: b.guid,
-                    });
-                }
-                (b.createtxg, format!("{}#{name}", step.dataset))
-            }
-        };
-        if base_txg >= snap.createtxg {
-            return Err(Refusal::BaseNotEarlier {
-                base: base_name,
-                snapshot: step.dataset.snapshot(&snapshot.name),
-            });
+        if let Some(base) = base {
+            source_base(source, base, snap)?;
         }
         Ok(())
     }
@@ -904,39 +879,13 @@ impl Sim {
             } => {
                 check_raw(step, source)?;
                 let snap = source_snapshot(source, snapshot)?;
-                let base_txg = match base {
-                    SendBase::Snapshot { name, guid } => {
-                        source_snapshot(source, &SnapshotRef::new(name.clone(), *guid))?.createtxg
-                    }
-                    SendBase::Bookmark { name, guid } => {
-                        let (dataset, name) = (step.source.clone(), name.clone());
-                        if *intermediates {
-                            return Err(Refusal::IntermediatesFromBookmark { dataset, name });
-                        }
-                        let Some(b) = source.bookmarks.iter().find(|b| b.name == name) else {
-                            return Err(Refusal::BookmarkMissing { dataset, name });
-                        };
-                        if b.guid != *guid {
-                            return Err(Refusal::BookmarkGuidMismatch {
-                                dataset,
-                                name,
-                                planned: *guid,
-                                actual: b.guid,
-                            });
-                        }
-                        b.createtxg
-                    }
-                };
-                if base_txg >= snap.createtxg {
-                    let base = match base {
-                        SendBase::Snapshot { name, .. } => format!("{}@{name}", step.source),
-                        SendBase::Bookmark { name, .. } => format!("{}#{name}", step.source),
-                    };
-                    return Err(Refusal::BaseNotEarlier {
-                        base,
-                        snapshot: step.source.snapshot(&snapshot.name),
+                if let (true, SendBase::Bookmark { name, .. }) = (*intermediates, base) {
+                    return Err(Refusal::IntermediatesFromBookmark {
+                        dataset: step.source.clone(),
+                        name: name.clone(),
                     });
                 }
+                let base_txg = source_base(source, base, snap)?;
                 let stream: Vec<Snapshot> = if *intermediates {
                     source
                         .snapshots
@@ -1116,6 +1065,42 @@ fn source_snapshot<'a>(source: &'a Dataset, r: &SnapshotRef) -> Result<&'a Snaps
     };
     check_guid(snap, r.guid, || source.name.snapshot(&r.name))?;
     Ok(snap)
+}
+
+/// The createtxg of an incremental send's base on the source: the snapshot or bookmark
+/// exists with the planned guid and is strictly older than `snap`, as `zfs send -i`
+/// requires.
+fn source_base(source: &Dataset, base: &SendBase, snap: &Snapshot) -> Result<u64, Refusal> {
+    let (txg, sep, name) = match base {
+        SendBase::Snapshot { name, guid } => {
+            let b = source_snapshot(source, &SnapshotRef::new(name.clone(), *guid))?;
+            (b.createtxg, '@', name)
+        }
+        SendBase::Bookmark { name, guid } => {
+            let Some(b) = source.bookmarks.iter().find(|b| &b.name == name) else {
+                return Err(Refusal::BookmarkMissing {
+                    dataset: source.name.clone(),
+                    name: name.clone(),
+                });
+            };
+            if b.guid != *guid {
+                return Err(Refusal::BookmarkGuidMismatch {
+                    dataset: source.name.clone(),
+                    name: name.clone(),
+                    planned: *guid,
+                    actual: b.guid,
+                });
+            }
+            (b.createtxg, '#', name)
+        }
+    };
+    if txg >= snap.createtxg {
+        return Err(Refusal::BaseNotEarlier {
+            base: format!("{}{sep}{name}", source.name),
+            snapshot: source.name.snapshot(&snap.name),
+        });
+    }
+    Ok(txg)
 }
 
 fn check_raw(step: &TransferStep, source: &Dataset) -> Outcome {

@@ -707,3 +707,67 @@ fn simulate_at_moves_snapshots_between_locations() {
 fn an_empty_plan_changes_nothing() {
     assert_eq!(plan(vec![]).simulate(&inventory()).unwrap(), inventory());
 }
+
+/// A backup's incremental base is checked on the source as a transfer's is: present with
+/// the planned guid (snapshot or bookmark) and strictly older than the sent snapshot.
+#[test]
+fn backup_base_refusals() {
+    use zsnap_core::backup::{BackupStep, Compression, StreamKind, StreamName};
+    let backup = |base_: SendBase, snap: SnapshotRef| {
+        let stream = StreamName::new(
+            ds("tank/a"),
+            snap.name.clone(),
+            t(0),
+            StreamKind::Full,
+            Compression::None,
+        )
+        .unwrap();
+        let send = incremental(base_, snap, vec![]);
+        Step::Backup(BackupStep::new(
+            local(),
+            ds("tank/a"),
+            send,
+            0,
+            false,
+            "dir:/srv/backup".parse().unwrap(),
+            stream,
+            "test",
+        ))
+    };
+    let bm = |name: &str, guid| SendBase::Bookmark {
+        name: name.parse().unwrap(),
+        guid: Guid(guid),
+    };
+    assert_eq!(
+        plan(vec![backup(base("s1", 11), r("s3", 13))]).simulate(&inventory()),
+        Ok(inventory())
+    );
+    assert_eq!(
+        plan(vec![backup(bm("bm1", 11), r("s2", 12))]).simulate(&inventory()),
+        Ok(inventory())
+    );
+    insta::assert_snapshot!(refused(vec![backup(base("s3", 13), r("s2", 12))]), @"step 1 (backup at local): base tank/a@s3 is not earlier than tank/a@s2");
+    insta::assert_snapshot!(refused(vec![backup(base("s9", 13), r("s2", 12))]), @"step 1 (backup at local): snapshot tank/a@s9 does not exist");
+    insta::assert_snapshot!(refused(vec![backup(base("s1", 12), r("s2", 12))]), @"step 1 (backup at local): snapshot tank/a@s1 has guid 11, not the planned 12");
+    insta::assert_snapshot!(refused(vec![backup(bm("bm1", 11), r("s1", 11))]), @"step 1 (backup at local): base tank/a#bm1 is not earlier than tank/a@s1");
+    insta::assert_snapshot!(refused(vec![backup(bm("bm1", 12), r("s2", 12))]), @"step 1 (backup at local): bookmark tank/a#bm1 has guid 11, not the planned 12");
+    insta::assert_snapshot!(refused(vec![backup(bm("nope", 11), r("s2", 12))]), @"step 1 (backup at local): bookmark tank/a#nope does not exist");
+}
+
+/// A bookmark as old as the sent snapshot is no base for it.
+#[test]
+fn incremental_from_a_bookmark_not_earlier() {
+    let step = transfer(
+        "tank/a",
+        "backup/a",
+        incremental(
+            SendBase::Bookmark {
+                name: "bm1".parse().unwrap(),
+                guid: Guid(11),
+            },
+            r("s1", 11),
+            vec![],
+        ),
+    );
+    insta::assert_snapshot!(refused(vec![Step::Transfer(step)]), @"step 1 (transfer at local → local): base tank/a#bm1 is not earlier than tank/a@s1");
+}
