@@ -14,15 +14,13 @@
 //! meant for people and may change between versions; `--json` (serde of [`Plan`]) is
 //! the stable form.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::names::{DatasetName, SnapshotName};
 use crate::plan::{
-    Decision, KeepReason, Location, Plan, Protection, SendBase, SendSpec, Step, TransferStep,
-    Verdict,
+    Decision, KeepReason, Location, Plan, SendBase, SendSpec, Step, TransferStep, Verdict,
 };
 use crate::simulate::action;
 
@@ -87,7 +85,38 @@ impl Plan {
 }
 
 fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    let mut s = String::with_capacity(20);
+    push_time(&mut s, t);
+    s
+}
+
+/// Appends `t` as `%Y-%m-%dT%H:%M:%SZ` formats it (`2026-11-23T15:00:00Z`), digit by
+/// digit: a plan for a million snapshots prints a million times, and chrono's
+/// formatter walks its format items for each one.
+fn push_time(out: &mut String, t: DateTime<Utc>) {
+    let Ok(year @ 0..=9999) = u32::try_from(t.year()) else {
+        // chrono signs years outside 0000-9999 (`+10000`); leave those to it.
+        let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"));
+        return;
+    };
+    // `%S` shows a leap second (nanoseconds past 1e9) as 60.
+    let second = t.second() + t.nanosecond() / 1_000_000_000;
+    let mut buf = *b"0000-00-00T00:00:00Z";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, t.month()),
+        (8..10, t.day()),
+        (11..13, t.hour()),
+        (14..16, t.minute()),
+        (17..19, second),
+    ] {
+        let mut v = value;
+        for b in buf[range].iter_mut().rev() {
+            *b = b"0123456789"[(v % 10) as usize];
+            v /= 10;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf).expect("digits, '-', ':', 'T' and 'Z' are ASCII"));
 }
 
 fn render_steps(out: &mut String, steps: &[Step]) {
@@ -122,11 +151,17 @@ fn width(s: &str) -> usize {
 }
 
 fn pad(s: &str, w: usize) -> String {
-    let mut p = s.to_owned();
-    for _ in width(s)..w {
-        p.push(' ');
-    }
+    let mut p = String::new();
+    push_padded(&mut p, s, w);
     p
+}
+
+/// Appends `s` and spaces up to `w` characters.
+fn push_padded(out: &mut String, s: &str, w: usize) {
+    out.push_str(s);
+    for _ in width(s)..w {
+        out.push(' ');
+    }
 }
 
 /// `a, b, c … and N more`.
@@ -263,15 +298,35 @@ fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-fn render_decisions(out: &mut String, decisions: &[Decision]) {
-    let mut groups: BTreeMap<(&Location, &DatasetName), Vec<&Decision>> = BTreeMap::new();
+type GroupKey<'p> = (&'p Location, &'p DatasetName);
+
+/// The decisions per location and dataset, sorted by both; inside a group in plan order.
+///
+/// Planners emit a dataset's decisions together, so keys are compared once per run of
+/// one dataset rather than looked up once per decision.
+fn grouped(decisions: &[Decision]) -> Vec<(GroupKey<'_>, Vec<&Decision>)> {
+    let mut runs: Vec<(GroupKey<'_>, Vec<&Decision>)> = Vec::new();
     for d in decisions {
-        groups
-            .entry((&d.location, d.snapshot.dataset()))
-            .or_default()
-            .push(d);
+        let key = (&d.location, d.snapshot.dataset());
+        match runs.last_mut() {
+            Some((k, run)) if *k == key => run.push(d),
+            _ => runs.push((key, vec![d])),
+        }
     }
-    for ((location, dataset), group) in groups {
+    // A stable sort: runs of one key stay in plan order.
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut groups: Vec<(GroupKey<'_>, Vec<&Decision>)> = Vec::with_capacity(runs.len());
+    for (key, run) in runs {
+        match groups.last_mut() {
+            Some((k, group)) if *k == key => group.extend(run),
+            _ => groups.push((key, run)),
+        }
+    }
+    groups
+}
+
+fn render_decisions(out: &mut String, decisions: &[Decision]) {
+    for ((location, dataset), group) in grouped(decisions) {
         let (mut keep, mut protect, mut destroy) = (0, 0, 0);
         for d in &group {
             match d.verdict {
@@ -290,55 +345,153 @@ fn render_decisions(out: &mut String, decisions: &[Decision]) {
             .max()
             .unwrap_or(0);
         for d in group {
-            let (word, why) = verdict(&d.verdict);
-            let _ = write!(
-                out,
-                "    {}  {}  {}",
-                pad(word, 7),
-                pad(d.snapshot.short().as_str(), name_w),
-                time(d.creation),
-            );
-            if !why.is_empty() {
-                let _ = write!(out, "  {why}");
-            }
+            out.push_str("    ");
+            push_padded(out, verdict_word(&d.verdict), 7);
+            out.push_str("  ");
+            push_padded(out, d.snapshot.short().as_str(), name_w);
+            out.push_str("  ");
+            push_time(out, d.creation);
+            push_why(out, &d.verdict);
             out.push('\n');
         }
     }
 }
 
-fn verdict(v: &Verdict) -> (&'static str, String) {
+fn verdict_word(v: &Verdict) -> &'static str {
     match v {
-        Verdict::Keep { reasons } => ("keep", kept(reasons)),
+        Verdict::Keep { .. } => "keep",
+        Verdict::Protect { .. } => "protect",
+        Verdict::Destroy => "destroy",
+    }
+}
+
+/// `  kept: R1; R2` or `  protected: P1, P2[; kept: R1]`; nothing for a destroy.
+fn push_why(out: &mut String, v: &Verdict) {
+    match v {
+        Verdict::Keep { reasons } => {
+            out.push_str("  ");
+            push_kept(out, reasons);
+        }
         Verdict::Protect {
             protections,
             reasons,
         } => {
-            let mut s = String::from("protected: ");
-            s.push_str(&joined(protections.iter().map(Protection::to_string), ", "));
-            if !reasons.is_empty() {
-                s.push_str("; ");
-                s.push_str(&kept(reasons));
+            out.push_str("  protected: ");
+            for (i, p) in protections.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{p}");
             }
-            ("protect", s)
+            if !reasons.is_empty() {
+                out.push_str("; ");
+                push_kept(out, reasons);
+            }
         }
-        Verdict::Destroy => ("destroy", String::new()),
+        Verdict::Destroy => {}
     }
 }
 
-fn kept(reasons: &[KeepReason]) -> String {
-    format!(
-        "kept: {}",
-        joined(reasons.iter().map(KeepReason::to_string), "; ")
-    )
-}
-
-fn joined(items: impl Iterator<Item = String>, sep: &str) -> String {
-    let mut s = String::new();
-    for (i, item) in items.enumerate() {
+fn push_kept(out: &mut String, reasons: &[KeepReason]) {
+    out.push_str("kept: ");
+    for (i, r) in reasons.iter().enumerate() {
         if i > 0 {
-            s.push_str(sep);
+            out.push_str("; ");
         }
-        s.push_str(&item);
+        let _ = write!(out, "{r}");
     }
-    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chrono_time(t: DateTime<Utc>) -> String {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, nanos: u32) -> DateTime<Utc> {
+        chrono::NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|d| d.and_hms_nano_opt(h, mi, s, nanos))
+            .expect("a valid date and time in the test")
+            .and_utc()
+    }
+
+    #[test]
+    fn time_is_chronos_format_at_the_edges() {
+        for t in [
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::UNIX_EPOCH,
+            at(0, 1, 1, 0, 0, 0, 0),
+            at(-1, 12, 31, 23, 59, 59, 999_999_999),
+            at(9999, 12, 31, 23, 59, 59, 999_999_999),
+            at(10000, 1, 1, 0, 0, 0, 0),
+            at(2016, 12, 31, 23, 59, 59, 1_500_000_000), // a leap second
+            at(2026, 11, 23, 15, 0, 0, 0),
+        ] {
+            assert_eq!(time(t), chrono_time(t), "{t:?}");
+        }
+        assert_eq!(
+            time(at(2016, 12, 31, 23, 59, 59, 1_000_000_000)),
+            "2016-12-31T23:59:60Z"
+        );
+        assert_eq!(time(at(7, 2, 3, 4, 5, 6, 0)), "0007-02-03T04:05:06Z");
+    }
+
+    /// The naive grouping: a sorted map from key to the decisions in plan order.
+    fn grouped_oracle(decisions: &[Decision]) -> Vec<(GroupKey<'_>, Vec<&Decision>)> {
+        let mut groups: std::collections::BTreeMap<GroupKey<'_>, Vec<&Decision>> =
+            std::collections::BTreeMap::new();
+        for d in decisions {
+            groups
+                .entry((&d.location, d.snapshot.dataset()))
+                .or_default()
+                .push(d);
+        }
+        groups.into_iter().collect()
+    }
+
+    proptest! {
+        #[test]
+        fn grouped_is_a_sorted_map_in_plan_order(
+            keys in proptest::collection::vec((0..3usize, 0..4usize), 0..40),
+        ) {
+            let decisions: Vec<Decision> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, (l, d))| {
+                    Decision::new(
+                        Location(format!("l{l}")),
+                        format!("tank/d{d}@s{i}").parse().expect("a valid name"),
+                        crate::inventory::Guid(i as u64),
+                        DateTime::<Utc>::UNIX_EPOCH,
+                        Verdict::Destroy,
+                    )
+                })
+                .collect();
+            let got = grouped(&decisions);
+            prop_assert_eq!(&got, &grouped_oracle(&decisions));
+            // Plan order inside each group, and every decision once.
+            let total: usize = got.iter().map(|(_, g)| g.len()).sum();
+            prop_assert_eq!(total, decisions.len());
+        }
+
+        #[test]
+        fn time_is_chronos_format(
+            secs in prop_oneof![
+                // 0000-01-01 ..= 9999-12-31, where the digits are written by hand
+                -62_167_219_200i64..=253_402_300_799,
+                DateTime::<Utc>::MIN_UTC.timestamp()..=DateTime::<Utc>::MAX_UTC.timestamp(),
+            ],
+            nanos in prop_oneof![0u32..1_000_000_000, 1_000_000_000u32..2_000_000_000],
+        ) {
+            // Nanoseconds past 1e9 (a leap second) are only valid in a minute's last second.
+            let secs = if nanos >= 1_000_000_000 { secs - secs.rem_euclid(60) + 59 } else { secs };
+            if let Some(t) = DateTime::<Utc>::from_timestamp(secs, nanos) {
+                prop_assert_eq!(time(t), chrono_time(t));
+            }
+        }
+    }
 }
