@@ -746,15 +746,40 @@ fn basic_utc(b: &[u8]) -> Option<DateTime<Utc>> {
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
-    let t = naive(
+    Some(basic_datetime(b)?.and_utc())
+}
+
+/// `YYYYMMDD?HHMMSS` at the start of `b`; the separator at byte 8 is the caller's to
+/// check.
+fn basic_datetime(b: &[u8]) -> Option<NaiveDateTime> {
+    if b.len() < 15 {
+        return None;
+    }
+    naive(
         num(&b[0..4])?,
         num(&b[4..6])?,
         num(&b[6..8])?,
         num(&b[9..11])?,
         num(&b[11..13])?,
         num(&b[13..15])?,
-    )?;
-    Some(t.and_utc())
+    )
+}
+
+/// `YYYY-MM-DD?HH:MM:SS` at the start of `b`; the separator at byte 10 is the caller's
+/// to check.
+fn ext_datetime(b: &[u8]) -> Option<NaiveDateTime> {
+    if b.len() < 19 || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = ext_date(b)?;
+    naive(
+        y,
+        mo,
+        d,
+        num(&b[11..13])?,
+        num(&b[14..16])?,
+        num(&b[17..19])?,
+    )
 }
 
 /// `YYYY-MM-DD` at the start of `b`.
@@ -824,15 +849,10 @@ fn iso_utc(b: &[u8]) -> Option<DateTime<Utc>> {
 /// sanoid: `<prefix>_YYYY-MM-DD_HH:MM:SS[dst]_<label>`.
 fn parse_sanoid(prefix: &str, short: &str) -> Option<Recognized> {
     let rest = short.strip_prefix(prefix)?.strip_prefix('_')?.as_bytes();
-    if rest.len() < 20 || rest[10] != b'_' || rest[13] != b':' || rest[16] != b':' {
+    if rest.len() < 20 || rest[10] != b'_' {
         return None;
     }
-    let (y, mo, d) = ext_date(rest)?;
-    let (h, mi, s) = (
-        num(&rest[11..13])?,
-        num(&rest[14..16])?,
-        num(&rest[17..19])?,
-    );
+    let time = ext_datetime(rest)?;
     let (fold, rest) = match rest[19..].strip_prefix(b"dst") {
         Some(r) => (Fold::Later, r),
         None => (Fold::Earlier, &rest[19..]),
@@ -842,7 +862,6 @@ fn parse_sanoid(prefix: &str, short: &str) -> Option<Recognized> {
         return None;
     }
     let label = std::str::from_utf8(label).ok()?.to_owned();
-    let time = naive(y, mo, d, h, mi, s)?;
     Some(Recognized::new(Some(label), NameTime::Local { time, fold }))
 }
 
@@ -894,48 +913,18 @@ fn parse_zas(prefix: &str, utc: bool, short: &str) -> Option<Recognized> {
 fn parse_zrepl(b: &[u8]) -> Option<DateTime<Utc>> {
     // dense: 20060102_150405_000 (the trailing digits are Go's literal `000`)
     if b.len() == 19 && b[8] == b'_' && b[15] == b'_' {
-        let t = naive(
-            num(&b[0..4])?,
-            num(&b[4..6])?,
-            num(&b[6..8])?,
-            num(&b[9..11])?,
-            num(&b[11..13])?,
-            num(&b[13..15])?,
-        )?;
+        let t = basic_datetime(b)?;
         let millis = num(&b[16..19])?;
         return Some(with_nanos(t, millis * 1_000_000)?.and_utc());
     }
     // human: 2006-01-02_15:04:05
     if b.len() == 19 && b[10] == b'_' {
-        if b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let (y, mo, d) = ext_date(b)?;
-        let t = naive(
-            y,
-            mo,
-            d,
-            num(&b[11..13])?,
-            num(&b[14..16])?,
-            num(&b[17..19])?,
-        )?;
-        return Some(t.and_utc());
+        return Some(ext_datetime(b)?.and_utc());
     }
     // iso-8601: 2006-01-02T15:04:05.000Z0700, where Go writes `Z` for UTC and zrepl
     // turns a `+` offset into `_`.
     if b.len() >= 20 && b[10] == b'T' {
-        let (y, mo, d) = ext_date(b)?;
-        if b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let t = naive(
-            y,
-            mo,
-            d,
-            num(&b[11..13])?,
-            num(&b[14..16])?,
-            num(&b[17..19])?,
-        )?;
+        let t = ext_datetime(b)?;
         let (nanos, rest) = fraction(&b[19..])?;
         let t = with_nanos(t, nanos)?;
         let offset_secs: i64 = match rest {
