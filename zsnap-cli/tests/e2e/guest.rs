@@ -2,7 +2,8 @@
 //! run in it.
 //!
 //! The freshly built `zsnap` is copied into the guest once per test process, under a
-//! name derived from its content (`/tmp/zsnap-e2e-<hash>`), and every scenario runs it
+//! name derived from its content (`/tmp/zsnap-e2e-<hash>`; copies older than half an
+//! hour are removed), and every scenario runs it
 //! there against the guest's pools `src` and `dst` (`--backend local`), or on this
 //! machine against the guest over ssh. Each scenario owns `src/e2e-<name>-<random>`,
 //! `dst/e2e-<name>-<random>` and `/tmp/e2e-<name>-<random>` in the guest (its config,
@@ -95,7 +96,13 @@ impl Guest {
         .unwrap_or_else(|e| panic!("read {}: {e}", bin.display()));
         let path = format!("/tmp/zsnap-e2e-{:016x}", fnv1a(&bytes));
         let p = quote(&path);
-        if self.sh(&format!("test -x {p}")).status.success() {
+        // Copies of older builds go after half an hour (a suite takes minutes); a reused
+        // copy is touched so that no other test process removes it meanwhile.
+        let reuse = format!(
+            "find /tmp -maxdepth 1 -name 'zsnap-e2e-*' -mmin +30 -exec rm -f {{}} + ; \
+             test -x {p} && touch {p}"
+        );
+        if self.sh(&reuse).status.success() {
             return path;
         }
         self.ok_in(
@@ -110,20 +117,41 @@ impl Guest {
         path
     }
 
-    /// `ssh` to the guest, running `script` in its shell (busybox ash).
+    /// `ssh` to the guest (the caller adds the script for its shell, busybox ash).
+    ///
+    /// One connection per command, not the testbed's shared one: the guest's dropbear
+    /// (2022.83) sometimes closes a new session of a shared connection, without running
+    /// it or sending an exit status (ssh exits 255, stderr empty), when another session
+    /// of that connection ends at the same moment (mkj/dropbear#173); the scenarios run
+    /// in parallel, and so do other users of the guest.
     pub fn ssh(&self) -> Command {
         let mut c = Command::new("ssh");
-        c.arg("-F")
-            .arg(&self.ssh_config)
-            .args(["-o", "BatchMode=yes", "--", &self.host]);
+        c.arg("-F").arg(&self.ssh_config).args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "--",
+            &self.host,
+        ]);
         c
     }
 
     /// Runs `script` in the guest with `input` on its stdin.
     pub fn sh_in(&self, script: &str, input: &[u8]) -> Output {
+        // A remote shell ended by a signal makes ssh exit 255 with nothing on stderr;
+        // say which signal, where it can be caught.
+        let mut traps = String::new();
+        for sig in ["HUP", "INT", "TERM", "PIPE"] {
+            traps.push_str(&format!(
+                "trap 'echo \"e2e: the remote shell got SIG{sig}\" >&2; exit 1' {sig}\n"
+            ));
+        }
         let mut child = self
             .ssh()
-            .arg(script)
+            .arg(format!("{traps}{script}"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -150,8 +178,13 @@ impl Guest {
         let out = self.sh_in(script, input);
         assert!(
             out.status.success(),
-            "in the guest: {script}\nexited {:?}\nstdout:\n{}\nstderr:\n{}",
+            "in the guest: {script}\nexited {:?}{}\nstdout:\n{}\nstderr:\n{}",
             out.status.code(),
+            if out.status.code() == Some(255) {
+                " (ssh: the connection failed, or the remote shell was killed by a signal)"
+            } else {
+                ""
+            },
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
