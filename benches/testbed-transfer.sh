@@ -5,21 +5,23 @@
 #
 #   . "$(testbed/up.sh)"; benches/testbed-transfer.sh
 #
-# Three ways, each REPS times, in rotating order, after one untimed warm-up (so every
+# Four ways, each REPS times, in rotating order, after one untimed warm-up (so every
 # way reads the source from the ARC alike):
 #   bare     zfs send SRC@b | zfs recv -s -u DST
 #   pipeline zsnap's transfer step as it runs by default: zfs send and zfs recv joined
 #            by an OS pipe (zsnap is not in the data path)
 #   counted  every byte through zsnap in 1 MiB buffers (what progress and bandwidth
 #            limits need)
+#   cat      for reference, the bare pipeline with one more copying process:
+#            zfs send | cat | zfs recv (what any counting stage costs at least)
 # Each is timed by the guest shell (/proc/uptime, 10 ms) around the whole command,
 # process start included. Rates use the stream size from `zfs send -nvP`.
-# Environment: MIB (default 128), REPS (default 3).
+# Environment: MIB (default 256), REPS (default 4).
 # Not destructive: works below src/bench-<id> and dst/bench-<id>, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MIB=${MIB:-128}
-REPS=${REPS:-3}
+MIB=${MIB:-256}
+REPS=${REPS:-4}
 : "${ZSNAP_TESTBED_SSH_CONFIG:?run . \"\$(testbed/up.sh)\" first}"
 : "${ZSNAP_TESTBED_HOST:?run . \"\$(testbed/up.sh)\" first}"
 SSH=(ssh -F "$ZSNAP_TESTBED_SSH_CONFIG" "$ZSNAP_TESTBED_HOST")
@@ -44,6 +46,7 @@ uptime_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
 run() {
     case $1 in
         bare) zfs send $S@b | zfs recv -s -u $D/t ;;
+        cat) zfs send $S@b | cat | zfs recv -s -u $D/t ;;
         pipeline) $X $S@b $D/t > /dev/null ;;
         counted) $X --counted $S@b $D/t > /dev/null ;;
     esac
@@ -53,10 +56,11 @@ zfs destroy -r $D/t
 echo "stream bytes: $BYTES ($(uname -r), $(zfs version | head -1))"
 i=0
 while [ $i -lt $REPS ]; do
-    case $((i % 3)) in
-        0) order="bare pipeline counted" ;;
-        1) order="pipeline counted bare" ;;
-        2) order="counted bare pipeline" ;;
+    case $((i % 4)) in
+        0) order="bare pipeline counted cat" ;;
+        1) order="pipeline counted cat bare" ;;
+        2) order="counted cat bare pipeline" ;;
+        3) order="cat bare pipeline counted" ;;
     esac
     for way in $order; do
         sync
@@ -86,7 +90,7 @@ echo "$out" | awk '
             best[w] = bytes / 1048576 / (t[1] / 100)
         }
         printf "%-9s %14s %12s %10s\n", "way", "median MiB/s", "best MiB/s", "vs bare"
-        split("bare pipeline counted", ways, " ")
-        for (k = 1; k <= 3; k++) { w = ways[k]
+        split("bare pipeline counted cat", ways, " ")
+        for (k = 1; k <= 4; k++) { w = ways[k]
             printf "%-9s %14.2f %12.2f %9.1f%%\n", w, med[w], best[w], 100 * med[w] / med["bare"] }
     }'

@@ -141,8 +141,9 @@ pub trait Observer {
         let _ = (index, step, outcome);
     }
 
-    /// Whether to count transfer bytes; then they pass through zsnap (1 MiB buffers)
-    /// instead of a direct `zfs send | zfs recv` pipeline.
+    /// Whether to count transfer bytes; then zsnap sits between `zfs send` and
+    /// `zfs recv` (moving the bytes with splice(2) on Linux) instead of joining them
+    /// directly.
     fn wants_bytes(&self) -> bool {
         false
     }

@@ -11,8 +11,10 @@
 //!   under a byte budget, and when `zfs destroy` refuses members, reports them and
 //!   destroys the others.
 //! - A transfer between two [`CliZfs`] is a pipeline of two processes joined by an OS
-//!   pipe; bytes pass through zsnap (1 MiB buffers) only when progress is wanted or the
-//!   sender is not a process.
+//!   pipe. When progress is wanted, zsnap sits between them and counts: on Linux the
+//!   bytes move from one pipe to the other with splice(2), never copied into zsnap;
+//!   elsewhere through a 1 MiB buffer. A sender that is not a process (a stream file,
+//!   another backend, a bandwidth-limited stream) is read in 1 MiB buffers.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -553,6 +555,209 @@ fn outcome(
     }
 }
 
+/// A sender and a receiver started as a pipeline.
+struct Pair<'a> {
+    sender: duct::Handle,
+    send_err: StderrCollector,
+    send: &'a SendCommand,
+    receiver: duct::Handle,
+    program: &'a str,
+    target: &'a DatasetName,
+}
+
+/// Starts `send` writing into `sender_stdout` and the receiver `recv` reading
+/// `receiver_stdin`; stops whichever started when the other cannot.
+fn start_pair<'a>(
+    send: &'a SendCommand,
+    sender_stdout: os_pipe::PipeWriter,
+    recv: duct::Expression,
+    receiver_stdin: os_pipe::PipeReader,
+    recv_err_w: os_pipe::PipeWriter,
+    program: &'a str,
+    target: &'a DatasetName,
+) -> Result<Pair<'a>, RecvError> {
+    let (send_err, send_err_w) = StderrCollector::new().map_err(|e| RecvError::Command {
+        target: target.clone(),
+        sender: None,
+        source: spawn_error(program, e),
+    })?;
+    let mut left = duct::cmd(&send.program, &send.args);
+    for (k, v) in &send.env {
+        left = left.env(k, v);
+    }
+    let left = left
+        .stdin_null()
+        .stdout_file(sender_stdout)
+        .stderr_file(send_err_w)
+        .unchecked();
+    let sender = left.start();
+    // The expressions hold the pipe ends: drop them so only the children keep them.
+    drop(left);
+    let right = recv
+        .stdin_file(receiver_stdin)
+        .stdout_null()
+        .stderr_file(recv_err_w)
+        .unchecked();
+    let receiver = right.start();
+    drop(right);
+    let sender = match sender {
+        Ok(h) => h,
+        Err(e) => {
+            if let Ok(r) = &receiver {
+                let _ = r.kill();
+                let _ = r.wait();
+            }
+            let source = SendError::Command {
+                dataset: send.dataset.clone(),
+                source: spawn_error(&send.program, e),
+            };
+            return Err(RecvError::Sender {
+                target: target.clone(),
+                source,
+            });
+        }
+    };
+    let receiver = match receiver {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = sender.kill();
+            let _ = sender.wait();
+            return Err(RecvError::Command {
+                target: target.clone(),
+                sender: None,
+                source: spawn_error(program, e),
+            });
+        }
+    };
+    Ok(Pair {
+        sender,
+        send_err,
+        send,
+        receiver,
+        program,
+        target,
+    })
+}
+
+impl Pair<'_> {
+    /// Waits for both; the receiver's failure first (it says why the stream was bad),
+    /// then the sender's, then a failure to move the bytes.
+    fn finish(
+        self,
+        recv_err: StderrCollector,
+        bytes: Option<u64>,
+        copy_error: Option<std::io::Error>,
+    ) -> Result<ReceiveOutcome, RecvError> {
+        let target = self.target.clone();
+        let recv_result = outcome(&self.receiver, recv_err, self.program);
+        if recv_result.is_err() {
+            // The sender may be blocked writing to a pipe nobody reads any more.
+            let _ = self.sender.kill();
+        }
+        let send_result =
+            outcome(&self.sender, self.send_err, &self.send.program).map_err(|source| {
+                SendError::Command {
+                    dataset: self.send.dataset.clone(),
+                    source,
+                }
+            });
+        match (recv_result, send_result) {
+            (Err(source), s) => Err(RecvError::Command {
+                target,
+                sender: s.err().map(Box::new),
+                source,
+            }),
+            (Ok(()), Err(source)) => Err(RecvError::Sender { target, source }),
+            (Ok(()), Ok(())) => match copy_error {
+                Some(source) => Err(RecvError::Copy { target, source }),
+                None => Ok(ReceiveOutcome { bytes }),
+            },
+        }
+    }
+}
+
+/// Asks for 1 MiB pipe buffers (fewer wake-ups per byte); the default stays when the
+/// system refuses.
+fn enlarge_pipe(pipe: &os_pipe::PipeWriter) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::pipe::fcntl_setpipe_size(pipe, COPY_BUFFER);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = pipe;
+}
+
+/// Moves one chunk from `from` to `to` without copying it into zsnap (splice(2)).
+#[cfg(target_os = "linux")]
+fn splice_chunk(from: &os_pipe::PipeReader, to: &os_pipe::PipeWriter) -> std::io::Result<usize> {
+    rustix::pipe::splice(
+        from,
+        None,
+        to,
+        None,
+        COPY_BUFFER,
+        rustix::pipe::SpliceFlags::MOVE,
+    )
+    .map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn splice_chunk(_: &os_pipe::PipeReader, _: &os_pipe::PipeWriter) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Moves every byte from pipe `from` to pipe `to`, reporting the running total to
+/// `progress`: with splice(2) when `spliced` and the system has it, else through a
+/// 1 MiB buffer. Stops quietly when the reader of `to` is gone (its exit status says
+/// why); returns the bytes moved and an error reading `from`, if any.
+fn pump(
+    from: &mut os_pipe::PipeReader,
+    to: &mut os_pipe::PipeWriter,
+    progress: &mut dyn FnMut(u64),
+    spliced: bool,
+) -> (u64, Option<std::io::Error>) {
+    use std::io::ErrorKind;
+    let mut total = 0u64;
+    let mut spliced = spliced;
+    let mut buf = Vec::new();
+    loop {
+        let n = if spliced {
+            match splice_chunk(from, to) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e)
+                    if total == 0
+                        && matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Unsupported) =>
+                {
+                    spliced = false;
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => break,
+                Err(e) => return (total, Some(e)),
+            }
+        } else {
+            if buf.is_empty() {
+                buf = vec![0u8; COPY_BUFFER];
+            }
+            let n = match from.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return (total, Some(e)),
+            };
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            n
+        };
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        progress(total);
+    }
+    (total, None)
+}
+
 impl ZfsBackend for CliZfs {
     fn list(&self, roots: &[DatasetName]) -> Result<Inventory, ListError> {
         let argv = zsnap_core::zfs_list::list_argv(roots);
@@ -781,73 +986,29 @@ impl ZfsBackend for CliZfs {
         };
         let (recv_err, recv_err_w) =
             StderrCollector::new().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
-        let command = if progress.is_none() {
-            stream.take_command()
-        } else {
-            None
-        };
 
-        if let Some(send) = command {
-            // A native pipeline: `zfs send … | zfs recv …`, joined by an OS pipe.
-            let (pipe_r, pipe_w) =
-                os_pipe::pipe().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
-            let (send_err, send_err_w) =
-                StderrCollector::new().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
-            let mut left = duct::cmd(&send.program, &send.args);
-            for (k, v) in &send.env {
-                left = left.env(k, v);
-            }
-            let left = left
-                .stdin_null()
-                .stdout_file(pipe_w)
-                .stderr_file(send_err_w)
-                .unchecked();
-            let sender = left.start();
-            drop(left);
-            let right = recv
-                .stdin_file(pipe_r)
-                .stdout_null()
-                .stderr_file(recv_err_w)
-                .unchecked();
-            let receiver = right.start();
-            drop(right);
-            let sender = match sender {
-                Ok(h) => h,
-                Err(e) => {
-                    if let Ok(r) = &receiver {
-                        let _ = r.kill();
-                        let _ = r.wait();
-                    }
-                    let source = SendError::Command {
-                        dataset: send.dataset.clone(),
-                        source: spawn_error(&send.program, e),
-                    };
-                    return Err(RecvError::Sender { target, source });
-                }
+        if let Some(send) = stream.take_command() {
+            let Some(progress) = progress else {
+                // A native pipeline: `zfs send … | zfs recv …`, joined by an OS pipe.
+                let (pipe_r, pipe_w) =
+                    os_pipe::pipe().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
+                enlarge_pipe(&pipe_w);
+                let p = start_pair(&send, pipe_w, recv, pipe_r, recv_err_w, &program, &target)?;
+                return p.finish(recv_err, None, None);
             };
-            let receiver = match receiver {
-                Ok(h) => h,
-                Err(e) => {
-                    let _ = sender.kill();
-                    let _ = sender.wait();
-                    return Err(cmd_err(spawn_error(&program, e), None));
-                }
-            };
-            let recv_result = outcome(&receiver, recv_err, &program);
-            if recv_result.is_err() {
-                // The sender may be blocked writing to a pipe nobody reads any more.
-                let _ = sender.kill();
-            }
-            let send_result =
-                outcome(&sender, send_err, &send.program).map_err(|source| SendError::Command {
-                    dataset: send.dataset.clone(),
-                    source,
-                });
-            return match (recv_result, send_result) {
-                (Err(source), s) => Err(cmd_err(source, s.err())),
-                (Ok(()), Err(source)) => Err(RecvError::Sender { target, source }),
-                (Ok(()), Ok(())) => Ok(ReceiveOutcome { bytes: None }),
-            };
+            // Counted: `zfs send` → pipe → zsnap → pipe → `zfs recv`, the bytes moved
+            // between the pipes by splice(2) where it works (never copied into zsnap).
+            let pipes = os_pipe::pipe().and_then(|a| Ok((a, os_pipe::pipe()?)));
+            let ((mut a_r, a_w), (b_r, mut b_w)) =
+                pipes.map_err(|e| cmd_err(spawn_error(&program, e), None))?;
+            enlarge_pipe(&a_w);
+            enlarge_pipe(&b_w);
+            let p = start_pair(&send, a_w, recv, b_r, recv_err_w, &program, &target)?;
+            let (total, copy_error) = pump(&mut a_r, &mut b_w, progress, true);
+            // Whoever is still writing or reading learns that zsnap is done.
+            drop(a_r);
+            drop(b_w);
+            return p.finish(recv_err, Some(total), copy_error);
         }
 
         // Bytes pass through zsnap: from the stream into the receiver's stdin.
@@ -994,6 +1155,42 @@ mod tests {
         let (program, args) = z.command(&["hold".to_owned(), "--".to_owned(), "-r".to_owned()]);
         assert_eq!(program, "/sbin/zfs");
         assert_eq!(args, ["hold", "--", "-r"]);
+    }
+
+    #[test]
+    fn pump_moves_every_byte_spliced_or_copied() {
+        for spliced in [true, false] {
+            let (mut a_r, mut a_w) = os_pipe::pipe().expect("a pipe");
+            let (mut b_r, mut b_w) = os_pipe::pipe().expect("a pipe");
+            let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+            let sent = data.clone();
+            let writer = std::thread::spawn(move || a_w.write_all(&sent));
+            let reader = std::thread::spawn(move || {
+                let mut got = Vec::new();
+                b_r.read_to_end(&mut got).map(|_| got)
+            });
+            let mut seen = Vec::new();
+            let (total, error) = pump(&mut a_r, &mut b_w, &mut |n| seen.push(n), spliced);
+            drop(b_w);
+            assert!(error.is_none(), "{error:?}");
+            assert_eq!(total, data.len() as u64);
+            assert_eq!(seen.last(), Some(&total));
+            assert!(seen.windows(2).all(|w| w[0] < w[1]));
+            writer.join().expect("joined").expect("written");
+            assert_eq!(reader.join().expect("joined").expect("read"), data);
+        }
+        // A reader that quits: the pump stops without an error of its own.
+        let (mut a_r, mut a_w) = os_pipe::pipe().expect("a pipe");
+        let (b_r, mut b_w) = os_pipe::pipe().expect("a pipe");
+        drop(b_r);
+        let writer = std::thread::spawn(move || a_w.write_all(&[1u8; 100_000]));
+        let (total, error) = pump(&mut a_r, &mut b_w, &mut |_| {}, true);
+        assert_eq!((total, error.is_none()), (0, true));
+        drop(a_r);
+        assert!(
+            writer.join().expect("joined").is_err(),
+            "the writer sees the pipe close"
+        );
     }
 
     #[test]
