@@ -14,8 +14,8 @@
 //! [`apply::apply_with`] adds a bandwidth limit ([`throttle`]), and
 //! [`apply::estimate_transfers`] fills transfer sizes from `zfs send -nvP`
 //! ([`send_info`]). [`replicate::run_replication`] is a whole replication run: list
-//! both sides, decode resume tokens, plan with `zsnap-core`, apply, and re-plan once
-//! when a resume token turns out stale.
+//! both sides, decode resume tokens, read the cursor holds ([`holds`]), plan with
+//! `zsnap-core`, apply, and re-plan once when a resume token turns out stale.
 //! Failures are classified from exit status and stderr by [`failure::classify`], and the
 //! stderr is always kept verbatim.
 #![deny(missing_docs)]
@@ -47,4 +47,7 @@ pub use backend::{
     SendRequest, SendStream, ZfsBackend,
 };
 pub use failure::{FailureKind, ZfsFailure};
+pub use replicate::{
+    run_replication, ReplicateError, ReplicateOptions, ReplicationRound, ReplicationRun,
+};
 pub use send_info::{ResumeToken, SendEstimate};
