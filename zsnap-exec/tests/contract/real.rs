@@ -42,7 +42,7 @@ impl RealBed {
                 "CI=true but ZSNAP_TESTBED_SSH_CONFIG/ZSNAP_TESTBED_HOST are not set: the real-OpenZFS testbed did not start"
             );
             eprintln!(
-                "skipping {test}: set ZSNAP_TESTBED_SSH_CONFIG and ZSNAP_TESTBED_HOST (see testbed/) to run the contract suite on real OpenZFS"
+                "skipping {test}: set ZSNAP_TESTBED_SSH_CONFIG and ZSNAP_TESTBED_HOST (see testbed/) to run this test on real OpenZFS"
             );
             return None;
         };
