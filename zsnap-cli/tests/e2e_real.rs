@@ -529,3 +529,58 @@ fn replicate_from_this_machine_over_ssh() {
     assert_same_guids(&inv, &s.src, &target);
     s.done();
 }
+
+#[test]
+fn status_and_check_report_real_snapshots_and_lag() {
+    let Some(g) = guest("status_and_check_report_real_snapshots_and_lag") else {
+        return;
+    };
+    let s = Scenario::new(g, "status", "");
+    let target = format!("{}/copy", s.dst);
+    // Freshness is judged on ZFS's own `creation` too, which is the guest's real clock:
+    // this scenario runs at the real time, then asks `check` about later instants.
+    let now = Utc::now();
+    let rfc = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    s.config(&format!(
+        "{}\n[check]\nfreshness = {{ hourly = {{ warn = \"2h\", crit = \"4h\" }} }}\nreplication_lag = {{ warn = \"2h\", crit = \"1d\" }}\n",
+        replication_config(&s.src, false, &target)
+    ));
+    s.checked_ok(&rfc(now), "run");
+    let newest = s
+        .list()
+        .dataset(&s.src.parse().expect("a valid name"))
+        .and_then(|d| d.newest().map(|n| n.name.to_string()))
+        .expect("run took a snapshot");
+
+    let status = s.zsnap(&rfc(now), &["--json", "status"]);
+    status.assert_ok("status");
+    let json = status.json();
+    let ds = json["datasets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["dataset"] == s.src.as_str()))
+        .unwrap_or_else(|| panic!("status lists the source: {json}"));
+    let hourly = ds["labels"]
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["label"] == "hourly"))
+        .unwrap_or_else(|| panic!("status lists the hourly label: {ds}"));
+    assert_eq!(hourly["newest"], newest.as_str(), "{hourly}");
+    assert_eq!(hourly["count"], 1, "{hourly}");
+    let t = json["targets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["dataset"] == target.as_str()))
+        .unwrap_or_else(|| panic!("status lists the target: {json}"));
+    assert_eq!(t["newest_common"], newest.as_str(), "{t}");
+    assert_eq!(t["lag_seconds"], 0, "{t}");
+    assert_eq!(t["resume_pending"], false, "{t}");
+
+    // Fresh now; a warning three hours on; critical five hours on (nothing ran since).
+    for (later, code, word) in [(0, 0, "OK"), (3, 1, "WARNING"), (5, 2, "CRITICAL")] {
+        let check = s.zsnap(&rfc(now + TimeDelta::hours(later)), &["check"]);
+        assert_eq!(check.code, Some(code), "check {later}h later: {check:?}");
+        assert!(
+            check.stdout.contains(word) && check.stdout.lines().count() == 1,
+            "one line for the monitor, saying {word}: {check:?}"
+        );
+    }
+    s.done();
+}
