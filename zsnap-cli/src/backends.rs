@@ -24,7 +24,7 @@ pub fn location(host: &Host) -> Location {
 ///
 /// # Errors
 /// A host or user ssh would misread, or no room for the connection socket.
-pub fn ssh_backend(host: &Host) -> anyhow::Result<CliZfs> {
+pub fn ssh_backend(host: &Host, ssh_config: Option<&str>) -> anyhow::Result<CliZfs> {
     let Host::Ssh {
         user,
         host: name,
@@ -38,6 +38,7 @@ pub fn ssh_backend(host: &Host) -> anyhow::Result<CliZfs> {
         target = target.with_user(u)?;
     }
     target.port = *port;
+    target.config_file = ssh_config.map(std::path::PathBuf::from);
     CliZfs::ssh(target).with_context(|| format!("prepare the ssh connection to {host}"))
 }
 
@@ -51,6 +52,7 @@ pub fn real_backends(
     local_host: &Host,
 ) -> anyhow::Result<BTreeMap<Location, Box<dyn ZfsBackend>>> {
     let mut map: BTreeMap<Location, Box<dyn ZfsBackend>> = BTreeMap::new();
+    let ssh_config = config.paths.ssh_config.as_deref();
     let mut hosts: Vec<Host> = config.datasets.iter().map(|d| d.host.clone()).collect();
     for t in config.targets.values() {
         if let TargetAddress::Dataset { host, .. } = &t.to {
@@ -63,8 +65,8 @@ pub fn real_backends(
             continue;
         }
         let backend: Box<dyn ZfsBackend> = match &h {
-            Host::Local => Box::new(ssh_backend(local_host)?),
-            other => Box::new(ssh_backend(other)?),
+            Host::Local => Box::new(ssh_backend(local_host, ssh_config)?),
+            other => Box::new(ssh_backend(other, ssh_config)?),
         };
         map.insert(loc, backend);
     }

@@ -315,3 +315,16 @@ fn conversions_to_engine_types() {
     assert!(c.targets["local"].replication_options().allow_rollback);
     assert!(c.targets["cloud"].mapping(&c.datasets[1]).is_none());
 }
+
+#[test]
+fn ssh_config_path_is_kept_and_printed() {
+    let dataset = "[policies.p]\nkeep_last = 3\n\n[[datasets]]\nroot = \"tank\"\npolicy = \"p\"\n";
+    let text = format!("[paths]\nssh_config = \"/etc/zsnap/ssh_config\"\n{dataset}");
+    let c = Config::from_toml(&text, "zsnap.toml").unwrap();
+    assert_eq!(c.paths.ssh_config.as_deref(), Some("/etc/zsnap/ssh_config"));
+    let again = Config::from_toml(&c.to_toml(), "again.toml").unwrap();
+    assert_eq!(again, c);
+    let none = Config::from_toml(dataset, "zsnap.toml").unwrap();
+    assert_eq!(none.paths.ssh_config, None);
+    assert!(!none.to_toml().contains("ssh_config"));
+}

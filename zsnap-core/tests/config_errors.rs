@@ -402,6 +402,13 @@ fn invalid_values() {
         2 | audit_log = ""
           |             ^^
         "#);
+    insta::assert_snapshot!(err("[paths]\nssh_config = \"ssh/config\"\n"), @r#"
+        error: invalid `paths.ssh_config`: the ssh config must be an absolute path, as in "/etc/zsnap/ssh_config"
+         --> zsnap.toml:2:14
+          |
+        2 | ssh_config = "ssh/config"
+          |              ^^^^^^^^^^^^
+        "#);
     insta::assert_snapshot!(err(&with_policy("[[datasets]]\nroot = \"tank/home\"\nrecursive = true\nexclude = [\"tank/var\"]\npolicy = \"standard\"\n")), @r#"
         error: invalid `datasets[1].exclude[1]`: tank/var is not below the root tank/home; exclusions name descendants of the root
          --> zsnap.toml:8:12

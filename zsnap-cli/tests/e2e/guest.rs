@@ -315,31 +315,14 @@ impl Scenario {
     }
 
     /// A scenario whose `zsnap` runs on this machine with `--backend ssh://…` to the
-    /// guest. The CLI has no option for an ssh config file, identity or known-hosts
-    /// file, so `ssh` is found first in a directory holding a wrapper that adds
-    /// `-F $ZSNAP_TESTBED_SSH_CONFIG` (only for the `zsnap` started here).
+    /// guest; its config names the testbed's ssh client config (`[paths] ssh_config`),
+    /// which holds the key, the port and the pinned host key.
     pub fn on_host(guest: &'static Guest, name: &str) -> Scenario {
         let mut s = Scenario::new(guest, name, "");
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let real_ssh = which("ssh").expect("ssh is installed on this machine");
-        let wrapper = dir.path().join("bin/ssh");
-        std::fs::create_dir_all(dir.path().join("bin")).expect("create the wrapper directory");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec {} -F {} \"$@\"\n",
-                quote(&real_ssh.display().to_string()),
-                quote(&guest.ssh_config.display().to_string())
-            ),
-        )
-        .expect("write the ssh wrapper");
-        set_executable(&wrapper);
-        let mut path = OsString::from(dir.path().join("bin"));
-        path.push(":");
-        path.push(std::env::var_os("PATH").unwrap_or_default());
         s.runner = Runner::Host {
             dir,
-            path,
+            path: std::env::var_os("PATH").unwrap_or_default(),
             backend: format!("ssh://root@{}", guest.host),
         };
         s
@@ -359,6 +342,11 @@ impl Scenario {
                 );
             }
             Runner::Host { dir, .. } => {
+                let ssh = format!(
+                    "ssh_config = {:?}\n",
+                    self.guest.ssh_config.display().to_string()
+                );
+                let text = text.replacen("\n\n", &format!("\n{ssh}\n"), 1);
                 std::fs::write(dir.path().join("zsnap.toml"), text).expect("write the config");
             }
         }
@@ -600,16 +588,4 @@ fn sections(out: &str) -> BTreeMap<String, String> {
         .filter_map(|p| p.split_once('\n').or(Some((p, ""))))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
-fn set_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .expect("make the wrapper executable");
 }

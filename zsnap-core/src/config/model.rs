@@ -43,6 +43,10 @@ pub struct Paths {
     pub journal_dir: String,
     /// The lock file that makes runs exclusive.
     pub lock_file: String,
+    /// An ssh client config file (absolute path) given to every ssh connection zsnap
+    /// opens (`ssh -F FILE`): identity, known hosts, jump hosts, ciphers…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_config: Option<String>,
 }
 
 impl Default for Paths {
@@ -51,6 +55,7 @@ impl Default for Paths {
             audit_log: "/var/log/zsnap/audit.jsonl".to_owned(),
             journal_dir: "/var/lib/zsnap/journal".to_owned(),
             lock_file: "/run/zsnap.lock".to_owned(),
+            ssh_config: None,
         }
     }
 }

@@ -268,7 +268,7 @@ impl<'t> Cx<'t> {
 }
 
 const TOP_KEYS: [&str; 5] = ["paths", "check", "datasets", "policies", "targets"];
-const PATH_KEYS: [&str; 3] = ["audit_log", "journal_dir", "lock_file"];
+const PATH_KEYS: [&str; 4] = ["audit_log", "journal_dir", "lock_file", "ssh_config"];
 const CHECK_KEYS: [&str; 2] = ["freshness", "replication_lag"];
 const THRESHOLD_KEYS: [&str; 2] = ["warn", "crit"];
 const DATASET_KEYS: [&str; 6] = [
@@ -417,7 +417,20 @@ fn parse_paths(cx: &Cx<'_>, v: &Value<'_>) -> Result<Paths> {
         let slot = match *key {
             "audit_log" => &mut paths.audit_log,
             "journal_dir" => &mut paths.journal_dir,
-            _ => &mut paths.lock_file,
+            "lock_file" => &mut paths.lock_file,
+            _ => {
+                // ssh resolves a relative -F against its own working directory, not the
+                // config's: only an absolute path means the same thing everywhere.
+                if !s.starts_with('/') {
+                    return Err(cx.invalid(
+                        v.span(),
+                        &path,
+                        "the ssh config must be an absolute path, as in \"/etc/zsnap/ssh_config\"",
+                    ));
+                }
+                paths.ssh_config = Some(s.to_owned());
+                continue;
+            }
         };
         s.clone_into(slot);
     }
