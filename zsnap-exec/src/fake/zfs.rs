@@ -2,7 +2,7 @@
 //! implementation.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::path::Path;
 
@@ -637,24 +637,34 @@ impl FakeZfs {
     /// # Errors
     /// Like `zfs hold`.
     pub fn cmd_hold(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), ZfsFailure> {
+        self.change_holds(FaultOp::Hold, snapshot, "hold snapshot", |holds| {
+            holds
+                .insert(tag.to_owned())
+                .then_some(())
+                .ok_or("tag already exists on this dataset")
+        })
+    }
+
+    /// One `zfs hold` or `zfs release` on `snapshot`: the fault hooks around `change`
+    /// of its tags, and OpenZFS's wording (`cannot WHAT 'SNAPSHOT': PROBLEM`) when the
+    /// snapshot is missing or `change` refuses.
+    fn change_holds(
+        &mut self,
+        op: FaultOp,
+        snapshot: &SnapshotName,
+        what: &str,
+        change: impl FnOnce(&mut BTreeSet<String>) -> Result<(), &'static str>,
+    ) -> Result<(), ZfsFailure> {
         let st = self.state.get_mut();
-        let fault = st.tick(FaultOp::Hold);
-        let what = format!("hold snapshot '{snapshot}'");
+        let fault = st.tick(op);
+        let what = format!("{what} '{snapshot}'");
         before(&fault, &what)?;
         let s = st
             .datasets
             .get_mut(snapshot.dataset())
             .and_then(|d| d.snapshot_mut(snapshot.short()))
-            .ok_or_else(|| {
-                failure(format!(
-                    "cannot hold snapshot '{snapshot}': dataset does not exist"
-                ))
-            })?;
-        if !s.holds.insert(tag.to_owned()) {
-            return Err(failure(format!(
-                "cannot hold snapshot '{snapshot}': tag already exists on this dataset"
-            )));
-        }
+            .ok_or_else(|| failure(format!("cannot {what}: dataset does not exist")))?;
+        change(&mut s.holds).map_err(|problem| failure(format!("cannot {what}: {problem}")))?;
         after(&fault, &what)
     }
 
@@ -697,25 +707,17 @@ impl FakeZfs {
     /// # Errors
     /// Like `zfs release`.
     pub fn cmd_release(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), ZfsFailure> {
-        let st = self.state.get_mut();
-        let fault = st.tick(FaultOp::Release);
-        let what = format!("release hold from snapshot '{snapshot}'");
-        before(&fault, &what)?;
-        let s = st
-            .datasets
-            .get_mut(snapshot.dataset())
-            .and_then(|d| d.snapshot_mut(snapshot.short()))
-            .ok_or_else(|| {
-                failure(format!(
-                    "cannot release hold from snapshot '{snapshot}': dataset does not exist"
-                ))
-            })?;
-        if !s.holds.remove(tag) {
-            return Err(failure(format!(
-                "cannot release hold from snapshot '{snapshot}': no such tag on this dataset"
-            )));
-        }
-        after(&fault, &what)
+        self.change_holds(
+            FaultOp::Release,
+            snapshot,
+            "release hold from snapshot",
+            |holds| {
+                holds
+                    .remove(tag)
+                    .then_some(())
+                    .ok_or("no such tag on this dataset")
+            },
+        )
     }
 
     /// `zfs bookmark SNAPSHOT BOOKMARK`.
