@@ -564,7 +564,7 @@ fn diverged_target_is_an_error_naming_the_snapshots() {
         &[("s1", 1), ("s2", 2), ("local1", 91), ("local2", 92)],
     )]);
     let e = err(&request(&src, &dst));
-    insta::assert_snapshot!(e, @r#"target backup/a has diverged from tank/a: 2 snapshots newer than @s2, the newest snapshot they have in common: @local1, @local2 (allow rollback for target "offsite" to destroy them)"#);
+    insta::assert_snapshot!(e, @r#"target backup/a has diverged from tank/a: after @s2, the newest snapshot they have in common, the target has 2 snapshots the source does not: @local1, @local2 (allow rollback for target "offsite" to destroy them)"#);
     assert!(matches!(
         e,
         ReplicationError::Diverged { common: Some(ref c), ref newer, .. }
@@ -577,7 +577,7 @@ fn diverged_target_is_an_error_naming_the_snapshots() {
     insta::assert_snapshot!(err(&request(&src, &dst)), @r#"target backup/a has nothing in common with tank/a but has 8 snapshots: @x0, @x1, @x2, @x3, @x4 and 3 more (allow rollback for target "offsite" to destroy them)"#);
 
     let dst = target(vec![dataset("backup/a", &[("s1", 1), ("local", 91)])]);
-    insta::assert_snapshot!(err(&request(&src, &dst)), @r#"target backup/a has diverged from tank/a: 1 snapshot newer than @s1, the newest snapshot they have in common: @local (allow rollback for target "offsite" to destroy it)"#);
+    insta::assert_snapshot!(err(&request(&src, &dst)), @r#"target backup/a has diverged from tank/a: after @s1, the newest snapshot they have in common, the target has 1 snapshot the source does not: @local (allow rollback for target "offsite" to destroy it)"#);
 }
 
 #[test]

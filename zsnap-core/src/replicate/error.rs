@@ -172,7 +172,7 @@ fn diverged_message(
         Some(c) => {
             let _ = write!(
                 m,
-                "target {target} has diverged from {source}: {} newer than @{c}, the newest snapshot they have in common: ",
+                "target {target} has diverged from {source}: after @{c}, the newest snapshot they have in common, the target has {} the source does not: ",
                 count(newer.len())
             );
         }

@@ -697,7 +697,7 @@ pub fn diverged_target_refused(bed: &mut dyn TestBed) {
     .replace(a.as_str(), "<src>")
     .replace(t.as_str(), "<dst>");
     insta::allow_duplicates! {
-        insta::assert_snapshot!(text, @r#"plan replication to target "backup": target <dst> has diverged from <src>: 1 snapshot newer than @s1, the newest snapshot they have in common: @local change (allow rollback for target "backup" to destroy it)"#);
+        insta::assert_snapshot!(text, @r#"plan replication to target "backup": target <dst> has diverged from <src>: after @s1, the newest snapshot they have in common, the target has 1 snapshot the source does not: @local change (allow rollback for target "backup" to destroy it)"#);
     }
     assert_eq!(
         shape(&actual(bed, &roots), &roots),
