@@ -51,7 +51,9 @@ pub struct Args {
     pub inventory: Option<PathBuf>,
 
     /// Pretend the time is this instant (RFC 3339, e.g. 2026-11-23T15:00:00Z). For
-    /// tests and simulations; with a fake backend it also sets the fake's clock.
+    /// tests and simulations; with a fake backend it also sets the fake's clock. Real
+    /// ZFS still stamps new snapshots' `creation` with its own clock, which age-based
+    /// keep rules read: on a real pool only schedules and count rules follow `--now`.
     #[arg(long, global = true, value_name = "TIME")]
     pub now: Option<String>,
 
