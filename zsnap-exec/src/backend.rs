@@ -1064,6 +1064,23 @@ pub(crate) enum AttemptError {
     Whole(CommandError),
 }
 
+impl AttemptError {
+    /// What a destroy call of `batch` that failed with `failure` means: the members
+    /// `zfs destroy` names as refused, or, when it names none, the whole call.
+    pub(crate) fn from_failure(
+        dataset: &DatasetName,
+        batch: &[ShortName],
+        failure: ZfsFailure,
+    ) -> Self {
+        let refused = parse_refusals(dataset, batch, &failure);
+        if refused.is_empty() {
+            AttemptError::Whole(CommandError::Failed(failure))
+        } else {
+            AttemptError::Refused(refused)
+        }
+    }
+}
+
 /// Destroys `batch` with retries: each refused member is reported and the rest tried
 /// again, until a call succeeds, fails as a whole, or nothing is left. `attempt` is one
 /// atomic destroy (which, like `zfs destroy`, destroys nothing when it refuses a member);

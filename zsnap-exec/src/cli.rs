@@ -25,8 +25,8 @@ use zsnap_core::{
 };
 
 use crate::backend::{
-    check_property_name, check_tag, destroy_with_retry, parse_get_value, parse_refusals,
-    split_batches, split_names, AbortReceiveError, AttemptError, BookmarkError, CommandError,
+    check_property_name, check_tag, destroy_with_retry, parse_get_value, split_batches,
+    split_names, AbortReceiveError, AttemptError, BookmarkError, CommandError,
     DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
     HoldsError, ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
     ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
@@ -821,12 +821,7 @@ impl ZfsBackend for CliZfs {
                 match self.run(&argv) {
                     Ok(_) => Ok(()),
                     Err(CommandError::Failed(f)) => {
-                        let refused = parse_refusals(dataset, names, &f);
-                        if refused.is_empty() {
-                            Err(AttemptError::Whole(CommandError::Failed(f)))
-                        } else {
-                            Err(AttemptError::Refused(refused))
-                        }
+                        Err(AttemptError::from_failure(dataset, names, f))
                     }
                     Err(e) => Err(AttemptError::Whole(e)),
                 }

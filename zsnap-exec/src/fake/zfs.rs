@@ -16,12 +16,12 @@ use super::fault::{effect_failure, garble, Fault, FaultEffect, FaultOp};
 use super::state::{Ds, Partial, Snap, State, FORMAT};
 use super::stream::{encode, Parsed, Reader, Section, Token, DONE_LEN};
 use crate::backend::{
-    check_property_name, check_tag, destroy_with_retry, parse_get_value, parse_refusals,
-    split_batches, AbortReceiveError, AttemptError, BookmarkError, CommandError,
-    DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
-    HoldsError, ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
-    ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
-    SnapshotError, ZfsBackend,
+    check_property_name, check_tag, destroy_with_retry, parse_get_value, split_batches,
+    AbortReceiveError, AttemptError, BookmarkError, CommandError, DestroyBookmarkError,
+    DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError, HoldsError, ListError,
+    PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, ResumeTokenError,
+    SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError,
+    ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
 use crate::holds::parse_holds;
@@ -1595,14 +1595,8 @@ impl ZfsBackend for FakeZfs {
         let userrefs = |n: &ShortName| holds.get(n).copied().unwrap_or(0);
         for chunk in split_batches(dataset, batch, self.destroy_budget) {
             destroy_with_retry(dataset, chunk, &mut report, &userrefs, &mut |names| {
-                self.cmd_destroy(dataset, names).map_err(|f| {
-                    let refused = parse_refusals(dataset, names, &f);
-                    if refused.is_empty() {
-                        AttemptError::Whole(f.into())
-                    } else {
-                        AttemptError::Refused(refused)
-                    }
-                })
+                self.cmd_destroy(dataset, names)
+                    .map_err(|f| AttemptError::from_failure(dataset, names, f))
             })?;
         }
         Ok(report)
