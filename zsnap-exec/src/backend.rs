@@ -584,6 +584,14 @@ pub enum HoldError {
 }
 
 impl HoldError {
+    /// Checks the arguments every backend must refuse before running anything.
+    pub(crate) fn check_args(snapshot: &SnapshotName, tag: &str) -> Result<(), HoldError> {
+        check_tag(tag).map_err(|source| HoldError::Tag {
+            snapshot: snapshot.clone(),
+            source,
+        })
+    }
+
     /// The classified failure, when `zfs hold` ran and failed.
     pub fn failure(&self) -> Option<&ZfsFailure> {
         match self {
@@ -620,6 +628,14 @@ pub enum ReleaseError {
 }
 
 impl ReleaseError {
+    /// Checks the arguments every backend must refuse before running anything.
+    pub(crate) fn check_args(snapshot: &SnapshotName, tag: &str) -> Result<(), ReleaseError> {
+        check_tag(tag).map_err(|source| ReleaseError::Tag {
+            snapshot: snapshot.clone(),
+            source,
+        })
+    }
+
     /// The classified failure, when `zfs release` ran and failed.
     pub fn failure(&self) -> Option<&ZfsFailure> {
         match self {
@@ -655,6 +671,21 @@ pub enum BookmarkError {
 }
 
 impl BookmarkError {
+    /// Checks the arguments every backend must refuse before running anything.
+    pub(crate) fn check_args(
+        snapshot: &SnapshotName,
+        bookmark: &BookmarkName,
+    ) -> Result<(), BookmarkError> {
+        if snapshot.dataset() == bookmark.dataset() {
+            Ok(())
+        } else {
+            Err(BookmarkError::OtherDataset {
+                snapshot: snapshot.clone(),
+                bookmark: bookmark.clone(),
+            })
+        }
+    }
+
     /// The classified failure, when `zfs bookmark` ran and failed.
     pub fn failure(&self) -> Option<&ZfsFailure> {
         match self {

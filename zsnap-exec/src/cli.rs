@@ -25,12 +25,12 @@ use zsnap_core::{
 };
 
 use crate::backend::{
-    check_property_name, check_tag, destroy_with_retry, parse_get_value, split_batches,
-    split_names, AbortReceiveError, AttemptError, BookmarkError, CommandError,
-    DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
-    HoldsError, ListError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
-    ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
-    SnapshotError, ZfsBackend,
+    check_property_name, destroy_with_retry, parse_get_value, split_batches, split_names,
+    AbortReceiveError, AttemptError, BookmarkError, CommandError, DestroyBookmarkError,
+    DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError, HoldsError, ListError,
+    PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, ResumeTokenError,
+    SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError,
+    ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
 use crate::holds::parse_holds;
@@ -831,10 +831,7 @@ impl ZfsBackend for CliZfs {
     }
 
     fn hold(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), HoldError> {
-        check_tag(tag).map_err(|source| HoldError::Tag {
-            snapshot: snapshot.clone(),
-            source,
-        })?;
+        HoldError::check_args(snapshot, tag)?;
         let argv = ["hold", "--", tag, &snapshot.to_string()].map(str::to_owned);
         self.run(&argv)
             .map(drop)
@@ -846,10 +843,7 @@ impl ZfsBackend for CliZfs {
     }
 
     fn release(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), ReleaseError> {
-        check_tag(tag).map_err(|source| ReleaseError::Tag {
-            snapshot: snapshot.clone(),
-            source,
-        })?;
+        ReleaseError::check_args(snapshot, tag)?;
         let argv = ["release", "--", tag, &snapshot.to_string()].map(str::to_owned);
         self.run(&argv)
             .map(drop)
@@ -865,12 +859,7 @@ impl ZfsBackend for CliZfs {
         snapshot: &SnapshotName,
         bookmark: &BookmarkName,
     ) -> Result<(), BookmarkError> {
-        if snapshot.dataset() != bookmark.dataset() {
-            return Err(BookmarkError::OtherDataset {
-                snapshot: snapshot.clone(),
-                bookmark: bookmark.clone(),
-            });
-        }
+        BookmarkError::check_args(snapshot, bookmark)?;
         let argv = [
             "bookmark".to_owned(),
             snapshot.to_string(),

@@ -16,12 +16,11 @@ use super::fault::{effect_failure, garble, Fault, FaultEffect, FaultOp};
 use super::state::{Ds, Partial, Snap, State, FORMAT};
 use super::stream::{encode, Parsed, Reader, Section, Token, DONE_LEN};
 use crate::backend::{
-    check_property_name, check_tag, destroy_with_retry, parse_get_value, split_batches,
-    AbortReceiveError, AttemptError, BookmarkError, CommandError, DestroyBookmarkError,
-    DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError, HoldsError, ListError,
-    PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, ResumeTokenError,
-    SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError,
-    ZfsBackend,
+    check_property_name, destroy_with_retry, parse_get_value, split_batches, AbortReceiveError,
+    AttemptError, BookmarkError, CommandError, DestroyBookmarkError, DestroyError, DestroyReport,
+    EstimateError, GetPropertyError, HoldError, HoldsError, ListError, PropertyTarget,
+    ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, ResumeTokenError, SendCommand,
+    SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError, ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
 use crate::holds::parse_holds;
@@ -1603,10 +1602,7 @@ impl ZfsBackend for FakeZfs {
     }
 
     fn hold(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), HoldError> {
-        check_tag(tag).map_err(|source| HoldError::Tag {
-            snapshot: snapshot.clone(),
-            source,
-        })?;
+        HoldError::check_args(snapshot, tag)?;
         self.cmd_hold(snapshot, tag)
             .map_err(|f| HoldError::Command {
                 snapshot: snapshot.clone(),
@@ -1616,10 +1612,7 @@ impl ZfsBackend for FakeZfs {
     }
 
     fn release(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), ReleaseError> {
-        check_tag(tag).map_err(|source| ReleaseError::Tag {
-            snapshot: snapshot.clone(),
-            source,
-        })?;
+        ReleaseError::check_args(snapshot, tag)?;
         self.cmd_release(snapshot, tag)
             .map_err(|f| ReleaseError::Command {
                 snapshot: snapshot.clone(),
@@ -1633,12 +1626,7 @@ impl ZfsBackend for FakeZfs {
         snapshot: &SnapshotName,
         bookmark: &BookmarkName,
     ) -> Result<(), BookmarkError> {
-        if snapshot.dataset() != bookmark.dataset() {
-            return Err(BookmarkError::OtherDataset {
-                snapshot: snapshot.clone(),
-                bookmark: bookmark.clone(),
-            });
-        }
+        BookmarkError::check_args(snapshot, bookmark)?;
         self.cmd_bookmark(snapshot, bookmark)
             .map_err(|f| BookmarkError::Command {
                 snapshot: snapshot.clone(),
