@@ -45,8 +45,8 @@ mod suggest;
 
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
-    CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, HostError,
-    Paths, PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec,
+    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, HostError,
+    Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec,
     Thresholds,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};

@@ -62,11 +62,19 @@ to = "backup/vm"
 policy = "longterm"
 allow_rollback = true
 
-[targets.cloud]
+[backups.cloud]
 source = "tank/vm"
 to = "s3://bucket/zsnap/"
-endpoint = "http://127.0.0.1:3900"
+every = "6h"
+full_every = "30d"
 policy = "longterm"
+compression = "zstd"
+verify = true
+s3 = { endpoint = "http://127.0.0.1:3900", region = "garage", access_key_id = "GK1", secret_access_key_file = "/etc/zsnap/s3-secret", allow_http = true }
+
+[backups.usb]
+source = "tank/home"
+to = "dir:/mnt/usb/zsnap"
 "#;
 
 fn label(s: &str) -> zsnap_core::naming::Label {
@@ -154,13 +162,24 @@ fn full_config_parses_to_what_it_says() {
     }
     assert!(c.targets["local"].allow_rollback);
     assert_eq!(c.targets["local"].cursor, CursorKind::Hold);
-    assert_eq!(
-        c.targets["cloud"].to,
-        TargetAddress::ObjectStore {
-            bucket: "bucket".into(),
-            prefix: "zsnap".into()
-        }
-    );
+    let cloud = &c.backups["cloud"];
+    assert_eq!(cloud.to.to_string(), "s3://bucket/zsnap");
+    assert_eq!(cloud.every.seconds(), 6 * 3600);
+    assert_eq!(cloud.full_every.map(|s| s.seconds()), Some(30 * 86_400));
+    assert_eq!(cloud.policy.as_deref(), Some("longterm"));
+    assert_eq!(cloud.compression.as_str(), "zstd");
+    assert!(cloud.verify);
+    assert_eq!(cloud.s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+    assert_eq!(cloud.s3.region.as_deref(), Some("garage"));
+    assert!(cloud.s3.allow_http);
+    let usb = &c.backups["usb"];
+    assert_eq!(usb.to.to_string(), "dir:/mnt/usb/zsnap");
+    assert_eq!(usb.every.seconds(), 86_400);
+    assert_eq!(usb.full_every, None);
+    assert_eq!(usb.policy, None);
+    assert_eq!(usb.label.to_string(), "backup");
+    assert!(!usb.verify);
+    assert!(usb.s3.is_empty());
 }
 
 #[test]
@@ -239,16 +258,14 @@ fn host_and_target_addresses_round_trip() {
         let h: Host = s.parse().unwrap();
         assert_eq!(h.to_string(), s);
     }
-    for s in [
-        "pool/a",
-        "ssh://u@h:2/pool/a b",
-        "file:///srv/z",
-        "s3://bucket",
-        "s3://bucket/p/q",
-    ] {
+    for s in ["pool/a", "ssh://u@h:2/pool/a b"] {
         let t: TargetAddress = s.parse().unwrap();
         assert_eq!(t.to_string(), s);
         assert_eq!(t.to_string().parse::<TargetAddress>().unwrap(), t);
+    }
+    for s in ["dir:/srv/z", "file:///srv/z", "s3://bucket/p"] {
+        let e = s.parse::<TargetAddress>().unwrap_err();
+        assert!(e.to_string().contains("[backups.NAME]"), "{e}");
     }
 }
 
@@ -313,7 +330,6 @@ fn conversions_to_engine_types() {
     );
     assert_eq!(m.target_of(&name("tank/home/tmp")).unwrap(), None);
     assert!(c.targets["local"].replication_options().allow_rollback);
-    assert!(c.targets["cloud"].mapping(&c.datasets[1]).is_none());
 }
 
 #[test]

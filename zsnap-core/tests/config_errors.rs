@@ -68,13 +68,13 @@ fn unknown_keys() {
         1 | [polices.standard]
           |  ^^^^^^^
         "#);
-    insta::assert_snapshot!(err("frobnicate = 1\n"), @r#"
-        error: unknown key `frobnicate` in the top level; expected `paths`, `check`, `datasets`, `policies` or `targets`
-         --> zsnap.toml:1:1
-          |
-        1 | frobnicate = 1
-          | ^^^^^^^^^^
-        "#);
+    insta::assert_snapshot!(err("frobnicate = 1\n"), @"
+    error: unknown key `frobnicate` in the top level; expected `paths`, `check`, `datasets`, `policies`, `targets` or `backups`
+     --> zsnap.toml:1:1
+      |
+    1 | frobnicate = 1
+      | ^^^^^^^^^^
+    ");
     insta::assert_snapshot!(err("[policies.standard]\nkep = { daily = 7 }\n"), @r#"
         error: unknown key `kep` in [policies.standard]; did you mean `keep`?
          --> zsnap.toml:2:1
@@ -150,12 +150,12 @@ fn missing_keys() {
           | ^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\npolicy = \"standard\"\n")), @r#"
-        error: missing key `to` in [targets.nas]: where to replicate: "pool/path", "ssh://user@host:port/pool/path", "file:///dir" or "s3://bucket/prefix"
-          --> zsnap.toml:10:1
-           |
-        10 | [targets.nas]
-           | ^^^^^^^^^^^^^
-        "#);
+    error: missing key `to` in [targets.nas]: where to replicate: "pool/path" or "ssh://user@host:port/pool/path"
+      --> zsnap.toml:10:1
+       |
+    10 | [targets.nas]
+       | ^^^^^^^^^^^^^
+    "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\n")), @r#"
         error: missing key `policy` in [targets.nas]: the policy that prunes the target, e.g. policy = "longterm"
           --> zsnap.toml:10:1
@@ -298,25 +298,18 @@ fn invalid_values() {
           |        ^^^^^^^^^^^^^^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"rsync://nas/backup\"\npolicy = \"standard\"\n")), @r#"
-        error: invalid `targets.nas.to`: invalid target "rsync://nas/backup": unknown scheme (use ssh://, file:// or s3://, or a local dataset name)
-          --> zsnap.toml:11:6
-           |
-        11 | to = "rsync://nas/backup"
-           |      ^^^^^^^^^^^^^^^^^^^^
-        "#);
+    error: invalid `targets.nas.to`: invalid target "rsync://nas/backup": unknown scheme (use ssh://host/pool/path or a local dataset name)
+      --> zsnap.toml:11:6
+       |
+    11 | to = "rsync://nas/backup"
+       |      ^^^^^^^^^^^^^^^^^^^^
+    "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"ssh://nas.example\"\npolicy = \"standard\"\n")), @r#"
         error: invalid `targets.nas.to`: invalid target "ssh://nas.example": an ssh target needs a dataset after the host, as in ssh://host/pool/path
           --> zsnap.toml:11:6
            |
         11 | to = "ssh://nas.example"
            |      ^^^^^^^^^^^^^^^^^^^
-        "#);
-    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"file://srv/zsnap\"\npolicy = \"standard\"\n")), @r#"
-        error: invalid `targets.nas.to`: invalid target "file://srv/zsnap": a directory target needs an absolute path, as in file:///srv/zsnap
-          --> zsnap.toml:11:6
-           |
-        11 | to = "file://srv/zsnap"
-           |      ^^^^^^^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"ssh://nas/backup//home\"\npolicy = \"standard\"\n")), @r#"
         error: invalid `targets.nas.to`: invalid dataset name "backup//home": empty component (at byte 7)
@@ -436,13 +429,6 @@ fn invalid_values() {
            |
         11 | to = "tank/home/backup"
            |      ^^^^^^^^^^^^^^^^^^
-        "#);
-    insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\nendpoint = \"http://127.0.0.1:3900\"\npolicy = \"standard\"\n")), @r#"
-        error: invalid `targets.nas.endpoint`: endpoint applies only to s3:// targets
-          --> zsnap.toml:12:12
-           |
-        12 | endpoint = "http://127.0.0.1:3900"
-           |            ^^^^^^^^^^^^^^^^^^^^^^^
         "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"backup/home\"\nexclude_properties = [\"mount point\"]\npolicy = \"standard\"\n")), @r#"
         error: invalid `targets.nas.exclude_properties[1]`: "mount point" is not a property name
@@ -585,12 +571,12 @@ fn addresses() {
         )))
     };
     insta::assert_snapshot!(target("s3:///prefix"), @r#"
-        error: invalid `targets.nas.to`: invalid target "s3:///prefix": the bucket is empty
-          --> zsnap.toml:11:6
-           |
-        11 | to = "s3:///prefix"
-           |      ^^^^^^^^^^^^^^
-        "#);
+    error: invalid `targets.nas.to`: invalid target "s3:///prefix": a backup store is not a replication target: back up to it with a [backups.NAME] table
+      --> zsnap.toml:11:6
+       |
+    11 | to = "s3:///prefix"
+       |      ^^^^^^^^^^^^^^
+    "#);
     insta::assert_snapshot!(target("ssh://@nas/backup"), @r#"
         error: invalid `targets.nas.to`: invalid ssh address "ssh://@nas/backup": the user before '@' is empty; expected "ssh://user@host:port"
           --> zsnap.toml:11:6
@@ -645,4 +631,85 @@ fn addresses() {
         7 | host = "ssh://n@s!"
           |        ^^^^^^^^^^^^
         "#);
+}
+
+#[test]
+fn backups() {
+    insta::assert_snapshot!(err(&with_dataset("[backups.usb]\nto = \"dir:mnt/usb\"\n")), @r#"
+    error: invalid `backups.usb.to`: invalid store "dir:mnt/usb": the path must be absolute (begin with '/')
+      --> zsnap.toml:11:6
+       |
+    11 | to = "dir:mnt/usb"
+       |      ^^^^^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.usb]\nto = \"dir:/mnt/usb/../etc\"\n")), @r#"
+    error: invalid `backups.usb.to`: invalid store "dir:/mnt/usb/../etc": the path may not contain "." or ".." components (at byte 13)
+      --> zsnap.toml:11:6
+       |
+    11 | to = "dir:/mnt/usb/../etc"
+       |      ^^^^^^^^^^^^^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.usb]\nto = \"dir:/mnt/usb\"\ncompression = \"zstandard\"\n")), @r#"
+    error: invalid `backups.usb.compression`: unknown compression "zstandard": expected "none" or "zstd"
+      --> zsnap.toml:12:15
+       |
+    12 | compression = "zstandard"
+       |               ^^^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.usb]\nto = \"dir:/mnt/usb\"\nevery = \"1d\"\nfull_every = \"12h\"\n")), @r#"
+    error: invalid `backups.usb.full_every`: 12h is shorter than every = 1d: every backup would be full
+      --> zsnap.toml:13:14
+       |
+    13 | full_every = "12h"
+       |              ^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.usb]\nto = \"dir:/mnt/usb\"\nfull_evry = \"30d\"\n")), @r#"
+    error: unknown key `full_evry` in [backups.usb]; did you mean `full_every`?
+      --> zsnap.toml:12:1
+       |
+    12 | full_evry = "30d"
+       | ^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.usb]\nto = \"dir:/mnt/usb\"\ns3 = { region = \"garage\" }\n")), @r#"
+    error: invalid `backups.usb.s3`: s3 settings apply only to s3:// stores
+      --> zsnap.toml:12:6
+       |
+    12 | s3 = { region = "garage" }
+       |      ^^^^^^^^^^^^^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.b2]\nto = \"s3://zsnap\"\ns3 = { endpoint = \"http://nas:3900\" }\n")), @r#"
+    error: invalid `backups.b2.s3.endpoint`: a plain http:// endpoint needs allow_http = true (credentials and data travel unencrypted)
+      --> zsnap.toml:12:19
+       |
+    12 | s3 = { endpoint = "http://nas:3900" }
+       |                   ^^^^^^^^^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.b2]\nto = \"s3://zsnap\"\ns3 = { secret_access_key_file = \"secret\" }\n")), @r#"
+    error: invalid `backups.b2.s3.secret_access_key_file`: the secret key file must be an absolute path
+      --> zsnap.toml:12:33
+       |
+    12 | s3 = { secret_access_key_file = "secret" }
+       |                                 ^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.b2]\nto = \"s3://Zsnap_Backups\"\n")), @r#"
+    error: invalid `backups.b2.to`: invalid store "s3://Zsnap_Backups": invalid bucket name "Zsnap_Backups": a bucket name uses only a-z, 0-9, '.' and '-'
+      --> zsnap.toml:11:6
+       |
+    11 | to = "s3://Zsnap_Backups"
+       |      ^^^^^^^^^^^^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[backups.b2]\nsource = \"tank/hom\"\nto = \"s3://zsnap\"\n")), @r#"
+    error: unknown dataset root `tank/hom` in `backups.b2.source`; did you mean `tank/home`?
+      --> zsnap.toml:11:10
+       |
+    11 | source = "tank/hom"
+       |          ^^^^^^^^^^
+    "#);
+    insta::assert_snapshot!(err(&with_dataset("[targets.usb]\nto = \"file:///mnt/usb\"\npolicy = \"standard\"\n")), @r#"
+    error: invalid `targets.usb.to`: invalid target "file:///mnt/usb": a backup store is not a replication target: back up to it with a [backups.NAME] table
+      --> zsnap.toml:11:6
+       |
+    11 | to = "file:///mnt/usb"
+       |      ^^^^^^^^^^^^^^^^^
+    "#);
 }

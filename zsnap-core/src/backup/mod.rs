@@ -54,7 +54,10 @@ pub use prune::{
     plan_backup_prune, BackupDecision, BackupProtection, BackupPrunePlan, BackupVerdict, Deletion,
     ObjectRole, UNFINISHED_GRACE,
 };
-pub use restore::{resolve_restore, BackupDeletePlan, DeleteError, RestoreError, RestoreTarget};
+pub use restore::{
+    plan_restore, resolve_restore, BackupDeletePlan, DeleteError, RestoreError, RestorePlan,
+    RestorePlanError, RestoreTarget,
+};
 pub use sidecar::{
     Sha256, Sha256Error, Sidecar, SidecarError, SidecarParent, MAX_SIDECAR_BYTES, SIDECAR_FORMAT,
 };

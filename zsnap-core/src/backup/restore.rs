@@ -341,3 +341,206 @@ impl Catalog {
         Ok(BackupDeletePlan { removed, deletions })
     }
 }
+
+/// How to bring a target dataset to a restore point: which streams of the chain it
+/// still needs, and whether the first of them may roll it back (`zfs receive -F`).
+///
+/// Made by [`plan_restore`] from the chain ([`resolve_restore`]) and the target as it
+/// is now, so a restore that stopped half-way continues from the last stream received
+/// (snapshots are matched by guid, never by name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RestorePlan {
+    /// The dataset the backups are of.
+    pub dataset: DatasetName,
+    /// The dataset that receives.
+    pub target: DatasetName,
+    /// The whole chain to the restore point, full stream first.
+    pub chain: Vec<BackupEntry>,
+    /// How many leading streams of the chain the target already holds.
+    pub done: usize,
+    /// `zfs receive -F` for the first stream received (only with `force`).
+    pub rollback: bool,
+    /// What the plan found, for the user.
+    pub notes: Vec<String>,
+}
+
+impl RestorePlan {
+    /// The streams still to receive, in order.
+    pub fn remaining(&self) -> &[BackupEntry] {
+        &self.chain[self.done.min(self.chain.len())..]
+    }
+}
+
+/// Why a restore into a target is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestorePlanError {
+    /// The chain is empty (nothing was resolved).
+    #[error("nothing to restore into {target}: the chain is empty")]
+    EmptyChain {
+        /// The target.
+        target: DatasetName,
+    },
+    /// The target exists and shares no snapshot with the chain.
+    #[error("{target} exists and holds none of the snapshots of this restore; restore into a new dataset, or overwrite it with --force")]
+    TargetExists {
+        /// The target.
+        target: DatasetName,
+    },
+    /// The target exists with snapshots of its own: a full stream cannot replace it
+    /// (ZFS refuses), whatever the flags.
+    #[error("{target} exists with {count} snapshot(s) (e.g. {example}) none of which this restore has; a full stream cannot overwrite it: restore into a new dataset, or destroy it first (zfs destroy -r {target})")]
+    TargetHasSnapshots {
+        /// The target.
+        target: DatasetName,
+        /// How many snapshots it has.
+        count: usize,
+        /// One of them.
+        example: ShortName,
+    },
+    /// The target holds a snapshot of the chain but also newer ones the chain does not
+    /// have.
+    #[error("{target} has snapshots after {base}, the newest it shares with this restore: {}; {}", names(.newer), diverged_hint(.target, .base, *.can_force))]
+    Diverged {
+        /// The target.
+        target: DatasetName,
+        /// The newest chain snapshot it holds.
+        base: ShortName,
+        /// Its snapshots after `base`, oldest first.
+        newer: Vec<ShortName>,
+        /// Whether `--force` would help (there is a next stream to receive with `-F`).
+        can_force: bool,
+    },
+}
+
+fn names(list: &[ShortName]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn diverged_hint(target: &DatasetName, base: &ShortName, can_force: bool) -> String {
+    if can_force {
+        format!("--force rolls {target} back to {base} (destroying them) and continues")
+    } else {
+        format!("it is already past the restore point; roll it back yourself (zfs rollback -r {target}@{base}) or restore into a new dataset")
+    }
+}
+
+/// Plans receiving `chain` (full first, as [`resolve_restore`] gives it) into
+/// `target`, which is `existing` now (`None`: it does not exist).
+///
+/// - No target: receive every stream.
+/// - A target holding chain snapshots (by guid) and nothing newer: receive the rest
+///   (a restore that stopped continues; one that finished has nothing left).
+/// - Newer snapshots of its own: refused, unless `force` and a stream is left to
+///   receive, which is then received with `-F` (rolling the target back).
+/// - No chain snapshot but snapshots of its own: refused (ZFS cannot overwrite it).
+/// - No snapshot at all: refused unless `force` (`-F` replaces its contents).
+///
+/// # Errors
+/// See [`RestorePlanError`].
+///
+/// # Example
+/// ```
+/// use zsnap_core::backup::{plan_restore, RestorePlanError};
+/// use zsnap_core::{Dataset, DatasetKind, Guid};
+/// let target = Dataset::new("restore/home".parse().unwrap(), DatasetKind::Filesystem, Guid(5));
+/// let e = plan_restore(vec![], &target.name, Some(&target), false).unwrap_err();
+/// assert!(matches!(e, RestorePlanError::EmptyChain { .. }));
+/// ```
+pub fn plan_restore(
+    chain: Vec<BackupEntry>,
+    target: &DatasetName,
+    existing: Option<&crate::inventory::Dataset>,
+    force: bool,
+) -> Result<RestorePlan, RestorePlanError> {
+    let Some(first) = chain.first() else {
+        return Err(RestorePlanError::EmptyChain {
+            target: target.clone(),
+        });
+    };
+    let mut plan = RestorePlan {
+        dataset: first.stream.dataset().clone(),
+        target: target.clone(),
+        chain: Vec::new(),
+        done: 0,
+        rollback: false,
+        notes: Vec::new(),
+    };
+    let Some(ds) = existing else {
+        plan.chain = chain;
+        return Ok(plan);
+    };
+    // The last stream of the chain whose snapshot the target has, by guid.
+    let held = chain.iter().rposition(|e| {
+        e.guid()
+            .is_some_and(|g| ds.snapshots.iter().any(|s| s.guid == g))
+    });
+    match held {
+        Some(k) => {
+            let guid = chain[k].guid().expect("a held entry has a guid");
+            let base_txg = ds
+                .snapshots
+                .iter()
+                .find(|s| s.guid == guid)
+                .map_or(0, |s| s.createtxg);
+            let newer: Vec<ShortName> = ds
+                .snapshots
+                .iter()
+                .filter(|s| s.createtxg > base_txg)
+                .map(|s| s.name.clone())
+                .collect();
+            let base = chain[k].stream.snapshot().clone();
+            if !newer.is_empty() {
+                let can_force = k + 1 < chain.len();
+                if !(force && can_force) {
+                    return Err(RestorePlanError::Diverged {
+                        target: target.clone(),
+                        base,
+                        newer,
+                        can_force,
+                    });
+                }
+                plan.rollback = true;
+                plan.notes.push(format!(
+                    "--force: the first receive rolls {target} back to {base}, destroying {}",
+                    names(&newer)
+                ));
+            }
+            plan.done = k + 1;
+            if plan.done == chain.len() {
+                plan.notes
+                    .push(format!("{target} already holds {base}: nothing to receive"));
+            } else {
+                plan.notes.push(format!(
+                    "{target} already holds {base} ({} of {} streams): continuing from there",
+                    k + 1,
+                    chain.len()
+                ));
+            }
+        }
+        None => {
+            if let Some(s) = ds.snapshots.first() {
+                return Err(RestorePlanError::TargetHasSnapshots {
+                    target: target.clone(),
+                    count: ds.snapshots.len(),
+                    example: s.name.clone(),
+                });
+            }
+            if !force {
+                return Err(RestorePlanError::TargetExists {
+                    target: target.clone(),
+                });
+            }
+            plan.rollback = true;
+            plan.notes.push(format!(
+                "--force: the full stream replaces the contents of {target}"
+            ));
+        }
+    }
+    plan.chain = chain;
+    Ok(plan)
+}

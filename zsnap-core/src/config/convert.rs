@@ -170,9 +170,7 @@ impl TargetSpec {
     /// How the datasets of `entry` (the `[[datasets]]` entry named by `source`) map
     /// onto this target, or `None` for a target that is not a dataset.
     pub fn mapping(&self, entry: &DatasetEntry) -> Option<DatasetMapping> {
-        let TargetAddress::Dataset { dataset, .. } = &self.to else {
-            return None;
-        };
+        let TargetAddress::Dataset { dataset, .. } = &self.to;
         Some(if entry.recursive {
             DatasetMapping::recursive(entry.root.clone(), dataset.clone(), entry.exclude.clone())
         } else {

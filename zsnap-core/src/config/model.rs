@@ -30,6 +30,10 @@ pub struct Config {
     /// Replication targets (`[targets.NAME]`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub targets: BTreeMap<String, TargetSpec>,
+    /// Backups of send streams to a directory or an S3-compatible store
+    /// (`[backups.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub backups: BTreeMap<String, BackupSpec>,
 }
 
 /// File locations. Relative paths are relative to the directory of the config file
@@ -559,19 +563,6 @@ pub enum TargetAddress {
         /// The dataset that receives the source root.
         dataset: DatasetName,
     },
-    /// Stream files in a directory (`file:///srv/zsnap`); for the backup feature.
-    Directory {
-        /// Absolute path.
-        path: String,
-    },
-    /// Stream files in an S3-compatible bucket (`s3://bucket/prefix`); for the backup
-    /// feature.
-    ObjectStore {
-        /// Bucket.
-        bucket: String,
-        /// Key prefix (may be empty).
-        prefix: String,
-    },
 }
 
 impl fmt::Display for TargetAddress {
@@ -582,11 +573,6 @@ impl fmt::Display for TargetAddress {
                 dataset,
             } => write!(f, "{dataset}"),
             TargetAddress::Dataset { host, dataset } => write!(f, "{host}/{dataset}"),
-            TargetAddress::Directory { path } => write!(f, "file://{path}"),
-            TargetAddress::ObjectStore { bucket, prefix } if prefix.is_empty() => {
-                write!(f, "s3://{bucket}")
-            }
-            TargetAddress::ObjectStore { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -627,27 +613,13 @@ impl FromStr for TargetAddress {
                 host,
                 dataset: path.parse()?,
             })
-        } else if let Some(path) = s.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(other(
-                    "a directory target needs an absolute path, as in file:///srv/zsnap",
-                ));
-            }
-            Ok(TargetAddress::Directory {
-                path: path.to_owned(),
-            })
-        } else if let Some(rest) = s.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(other("the bucket is empty"));
-            }
-            Ok(TargetAddress::ObjectStore {
-                bucket: bucket.to_owned(),
-                prefix: prefix.trim_end_matches('/').to_owned(),
-            })
+        } else if s.starts_with("dir:") || s.starts_with("s3://") || s.starts_with("file://") {
+            Err(other(
+                "a backup store is not a replication target: back up to it with a [backups.NAME] table",
+            ))
         } else if s.contains("://") {
             Err(other(
-                "unknown scheme (use ssh://, file:// or s3://, or a local dataset name)",
+                "unknown scheme (use ssh://host/pool/path or a local dataset name)",
             ))
         } else {
             Ok(TargetAddress::Dataset {
@@ -682,7 +654,70 @@ pub struct TargetSpec {
     /// `zfs recv -x PROP` for each of these properties (default `["mountpoint"]`, so a
     /// received filesystem never mounts over the target host's own directories).
     pub exclude_properties: Vec<String>,
-    /// Endpoint URL of an S3-compatible store (only with `s3://` targets).
+}
+
+/// A scheduled backup of send streams to a store (`[backups.NAME]`).
+///
+/// Every dataset the `[[datasets]]` entry `source` selects is backed up on its own
+/// chain: a full stream, then incrementals from the newest backed-up snapshot (found by
+/// guid, through a bookmark kept on the source) until `full_every` has passed, then a
+/// new full stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BackupSpec {
+    /// The root of the `[[datasets]]` entry backed up.
+    pub source: DatasetName,
+    /// The store: `dir:/absolute/path` or `s3://bucket/prefix`.
+    pub to: crate::backup::StoreUrl,
+    /// How often a backup is due, per dataset (default one day).
+    pub every: Span,
+    /// Start a new chain with a full stream once the newest full backup of a dataset is
+    /// this old; `None` (the default) sends incrementals for as long as a base exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_every: Option<Span>,
+    /// The policy whose keep rules prune the store (applied to chains, so a full stream
+    /// stays as long as a kept incremental needs it); `None` keeps every backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The label of the snapshot a backup takes (default `backup`).
+    pub label: Label,
+    /// Compression of the stored streams (default `none`).
+    pub compression: crate::backup::Compression,
+    /// Read every stream back after uploading it and compare size and SHA-256 before
+    /// writing its sidecar (default off).
+    pub verify: bool,
+    /// The S3-compatible service, for `s3://` stores.
+    #[serde(skip_serializing_if = "S3Spec::is_empty")]
+    pub s3: S3Spec,
+}
+
+/// How to reach an S3-compatible service. Anything unset comes from the usual
+/// `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL`…). The secret key is never written in the config
+/// itself, only the path of a file holding it, so configs can be shown and shared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct S3Spec {
+    /// The service's URL, e.g. `https://s3.eu-central-003.backblazeb2.com`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The region (`garage` for Garage, `us-east-1` when the service does not care).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The access key id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// A file holding the secret access key (its first line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<String>,
+    /// Allow a plain `http://` endpoint (a store on the local network).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
+}
+
+impl S3Spec {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self == &S3Spec::default()
+    }
 }

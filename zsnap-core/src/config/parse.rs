@@ -12,8 +12,8 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
-    CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, Paths,
-    PolicySpec, RetentionSpec, SanoidKeep, TargetAddress, TargetSpec, Thresholds,
+    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host,
+    Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec, Thresholds,
 };
 use super::suggest::closest;
 use crate::duration::Span;
@@ -267,7 +267,9 @@ impl<'t> Cx<'t> {
     }
 }
 
-const TOP_KEYS: [&str; 5] = ["paths", "check", "datasets", "policies", "targets"];
+const TOP_KEYS: [&str; 6] = [
+    "paths", "check", "datasets", "policies", "targets", "backups",
+];
 const PATH_KEYS: [&str; 4] = ["audit_log", "journal_dir", "lock_file", "ssh_config"];
 const CHECK_KEYS: [&str; 2] = ["freshness", "replication_lag"];
 const THRESHOLD_KEYS: [&str; 2] = ["warn", "crit"];
@@ -304,14 +306,31 @@ const SANOID_KEYS: [&str; 7] = [
     "yearly",
     "frequent_period",
 ];
-const TARGET_KEYS: [&str; 7] = [
+const TARGET_KEYS: [&str; 6] = [
     "source",
     "to",
     "policy",
     "allow_rollback",
     "cursor",
     "exclude_properties",
+];
+const BACKUP_KEYS: [&str; 9] = [
+    "source",
+    "to",
+    "every",
+    "full_every",
+    "policy",
+    "label",
+    "compression",
+    "verify",
+    "s3",
+];
+const S3_KEYS: [&str; 5] = [
     "endpoint",
+    "region",
+    "access_key_id",
+    "secret_access_key_file",
+    "allow_http",
 ];
 
 /// Parses and validates a whole config.
@@ -396,12 +415,22 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
         }
     }
 
+    let mut backups = BTreeMap::new();
+    if let Some(v) = root.get("backups") {
+        let t = cx.table(v, "[backups]".to_owned(), "backups.".to_owned(), &[])?;
+        for (name, _, bv) in &t.entries {
+            let backup = parse_backup(cx, name, bv, &datasets, &check_policy)?;
+            backups.insert((*name).to_owned(), backup);
+        }
+    }
+
     Ok(Config {
         paths,
         check,
         datasets: datasets.into_iter().map(|(d, _)| d).collect(),
         policies,
         targets,
+        backups,
     })
 }
 
@@ -831,39 +860,12 @@ fn parse_target(
         format!("targets.{name}."),
         &TARGET_KEYS,
     )?;
-    let roots: Vec<String> = datasets.iter().map(|(d, _)| d.root.to_string()).collect();
-    let source = match t.get("source") {
-        Some(sv) => {
-            let p = t.path("source");
-            let root = cx.dataset(sv, &p)?;
-            if !datasets.iter().any(|(d, _)| d.root == root) {
-                return Err(cx.err(
-                    sv.span(),
-                    ConfigProblem::UnknownName {
-                        what: "dataset root".to_owned(),
-                        name: root.to_string(),
-                        path: p,
-                        suggestion: closest(root.as_str(), roots.iter().map(String::as_str)),
-                        defined: roots,
-                    },
-                ));
-            }
-            root
-        }
-        None if datasets.len() == 1 => datasets[0].0.root.clone(),
-        None => {
-            return Err(cx.missing(
-                &t,
-                "source",
-                "which [[datasets]] root to replicate, e.g. source = \"tank/home\" (needed when there is more than one)",
-            ))
-        }
-    };
+    let source = source_root(cx, &t, datasets, "replicate")?;
     let to_v = t.get("to").ok_or_else(|| {
         cx.missing(
             &t,
             "to",
-            "where to replicate: \"pool/path\", \"ssh://user@host:port/pool/path\", \"file:///dir\" or \"s3://bucket/prefix\"",
+            "where to replicate: \"pool/path\" or \"ssh://user@host:port/pool/path\"",
         )
     })?;
     let tp = t.path("to");
@@ -873,7 +875,8 @@ fn parse_target(
         .map_err(|e: super::model::TargetAddressError| {
             cx.invalid(to_v.span(), &tp, e.to_string())
         })?;
-    if let TargetAddress::Dataset { host, dataset } = &to {
+    {
+        let TargetAddress::Dataset { host, dataset } = &to;
         for (d, _) in datasets {
             if &d.host == host && (d.selects(dataset) || dataset.is_ancestor_of(&d.root)) {
                 return Err(cx.invalid(
@@ -946,17 +949,6 @@ fn parse_target(
             exclude_properties.push(prop.to_owned());
         }
     }
-    let endpoint = match t.get("endpoint") {
-        None => None,
-        Some(ev) => {
-            let p = t.path("endpoint");
-            let s = cx.string(ev, &p, "\"http://127.0.0.1:3900\"")?;
-            if !matches!(to, TargetAddress::ObjectStore { .. }) {
-                return Err(cx.invalid(ev.span(), &p, "endpoint applies only to s3:// targets"));
-            }
-            Some(s.to_owned())
-        }
-    };
     Ok(TargetSpec {
         source,
         to,
@@ -964,6 +956,211 @@ fn parse_target(
         allow_rollback,
         cursor,
         exclude_properties,
-        endpoint,
     })
+}
+
+/// The `source` of a target or backup: a `[[datasets]]` root, optional when there is
+/// only one.
+fn source_root(
+    cx: &Cx<'_>,
+    t: &Table<'_, '_>,
+    datasets: &[(DatasetEntry, Range<usize>)],
+    verb: &str,
+) -> Result<DatasetName> {
+    let roots: Vec<String> = datasets.iter().map(|(d, _)| d.root.to_string()).collect();
+    match t.get("source") {
+        Some(sv) => {
+            let p = t.path("source");
+            let root = cx.dataset(sv, &p)?;
+            if !datasets.iter().any(|(d, _)| d.root == root) {
+                return Err(cx.err(
+                    sv.span(),
+                    ConfigProblem::UnknownName {
+                        what: "dataset root".to_owned(),
+                        name: root.to_string(),
+                        path: p,
+                        suggestion: closest(root.as_str(), roots.iter().map(String::as_str)),
+                        defined: roots,
+                    },
+                ));
+            }
+            Ok(root)
+        }
+        None if datasets.len() == 1 => Ok(datasets[0].0.root.clone()),
+        None => Err(cx.missing(
+            t,
+            "source",
+            &format!("which [[datasets]] root to {verb}, e.g. source = \"tank/home\" (needed when there is more than one)"),
+        )),
+    }
+}
+
+fn parse_backup(
+    cx: &Cx<'_>,
+    name: &str,
+    v: &Value<'_>,
+    datasets: &[(DatasetEntry, Range<usize>)],
+    check_policy: &dyn Fn(&Value<'_>, &str, &str) -> Result<()>,
+) -> Result<BackupSpec> {
+    let t = cx.table(
+        v,
+        format!("[backups.{name}]"),
+        format!("backups.{name}."),
+        &BACKUP_KEYS,
+    )?;
+    let source = source_root(cx, &t, datasets, "back up")?;
+    let to_v = t.get("to").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "to",
+            "the store to back up to: \"dir:/absolute/path\" or \"s3://bucket/prefix\"",
+        )
+    })?;
+    let tp = t.path("to");
+    let to_s = cx.string(to_v, &tp, "\"dir:/srv/zsnap\"")?;
+    let to: crate::backup::StoreUrl = to_s
+        .parse()
+        .map_err(|e: crate::backup::StoreUrlError| cx.invalid(to_v.span(), &tp, e.to_string()))?;
+    let every = match t.get("every") {
+        Some(ev) => {
+            let p = t.path("every");
+            let span = cx.span_value(ev, &p)?;
+            if span.seconds() == 0 {
+                return Err(cx.invalid(ev.span(), &p, "the period must be longer than zero"));
+            }
+            span
+        }
+        None => Span::from_secs(86_400),
+    };
+    let full_every = match t.get("full_every") {
+        Some(fv) => {
+            let p = t.path("full_every");
+            let span = cx.span_value(fv, &p)?;
+            if span < every {
+                return Err(cx.invalid(
+                    fv.span(),
+                    &p,
+                    format!("{span} is shorter than every = {every}: every backup would be full"),
+                ));
+            }
+            Some(span)
+        }
+        None => None,
+    };
+    let policy = match t.get("policy") {
+        Some(pv) => {
+            let pp = t.path("policy");
+            let policy = cx.string(pv, &pp, "\"offsite\"")?;
+            check_policy(pv, policy, &pp)?;
+            Some(policy.to_owned())
+        }
+        None => None,
+    };
+    let label = match t.get("label") {
+        Some(lv) => {
+            let p = t.path("label");
+            let s = cx.string(lv, &p, "\"backup\"")?;
+            check_label(cx, lv.span(), s, &p)?
+        }
+        None => crate::backup::DEFAULT_BACKUP_LABEL
+            .parse()
+            .expect("the default backup label is valid"),
+    };
+    let compression = match t.get("compression") {
+        Some(cv) => {
+            let p = t.path("compression");
+            let s = cx.string(cv, &p, "\"zstd\"")?;
+            s.parse().map_err(|e: crate::backup::CompressionError| {
+                cx.invalid(cv.span(), &p, e.to_string())
+            })?
+        }
+        None => crate::backup::Compression::None,
+    };
+    let verify = match t.get("verify") {
+        Some(b) => cx.boolean(b, &t.path("verify"))?,
+        None => false,
+    };
+    let s3 = match t.get("s3") {
+        Some(sv) => {
+            if !matches!(to, crate::backup::StoreUrl::S3 { .. }) {
+                return Err(cx.invalid(
+                    sv.span(),
+                    &t.path("s3"),
+                    "s3 settings apply only to s3:// stores",
+                ));
+            }
+            parse_s3(cx, name, sv)?
+        }
+        None => S3Spec::default(),
+    };
+    Ok(BackupSpec {
+        source,
+        to,
+        every,
+        full_every,
+        policy,
+        label,
+        compression,
+        verify,
+        s3,
+    })
+}
+
+fn parse_s3(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<S3Spec> {
+    let t = cx.table(
+        v,
+        format!("[backups.{name}.s3]"),
+        format!("backups.{name}.s3."),
+        &S3_KEYS,
+    )?;
+    let mut s3 = S3Spec::default();
+    for (key, _, v) in &t.entries {
+        let p = t.path(key);
+        if *key == "allow_http" {
+            s3.allow_http = cx.boolean(v, &p)?;
+            continue;
+        }
+        let s = cx.string(v, &p, "\"http://127.0.0.1:3900\"")?;
+        if s.is_empty() || s.chars().any(char::is_control) {
+            return Err(cx.invalid(v.span(), &p, "empty, or has control characters"));
+        }
+        match *key {
+            "endpoint" => {
+                let scheme_ok = s.starts_with("https://") || s.starts_with("http://");
+                if !scheme_ok {
+                    return Err(cx.invalid(
+                        v.span(),
+                        &p,
+                        format!("{s:?} is not an http:// or https:// URL"),
+                    ));
+                }
+                s3.endpoint = Some(s.to_owned());
+            }
+            "region" => s3.region = Some(s.to_owned()),
+            "access_key_id" => s3.access_key_id = Some(s.to_owned()),
+            _ => {
+                if !s.starts_with('/') {
+                    return Err(cx.invalid(
+                        v.span(),
+                        &p,
+                        "the secret key file must be an absolute path",
+                    ));
+                }
+                s3.secret_access_key_file = Some(s.to_owned());
+            }
+        }
+    }
+    if let Some(e) = &s3.endpoint {
+        if e.starts_with("http://") && !s3.allow_http {
+            let ev = t
+                .get("endpoint")
+                .expect("endpoint was read from this table");
+            return Err(cx.invalid(
+                ev.span(),
+                &t.path("endpoint"),
+                "a plain http:// endpoint needs allow_http = true (credentials and data travel unencrypted)",
+            ));
+        }
+    }
+    Ok(s3)
 }

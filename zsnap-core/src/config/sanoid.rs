@@ -412,6 +412,7 @@ pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImpor
         return Err(reader.err(0, "no dataset sections: nothing to translate".to_owned()));
     }
     let config = Config {
+        backups: BTreeMap::new(),
         paths: Paths::default(),
         check: super::model::CheckSpec::default(),
         datasets,
