@@ -37,6 +37,7 @@ mod escape;
 mod planner;
 mod prune;
 mod restore;
+mod schedule;
 mod sidecar;
 mod step;
 mod store;
@@ -58,6 +59,7 @@ pub use restore::{
     plan_restore, resolve_restore, BackupDeletePlan, DeleteError, RestoreError, RestorePlan,
     RestorePlanError, RestoreTarget,
 };
+pub use schedule::{backup_due, BackupDue, BackupSchedule};
 pub use sidecar::{
     Sha256, Sha256Error, Sidecar, SidecarError, SidecarParent, MAX_SIDECAR_BYTES, SIDECAR_FORMAT,
 };
