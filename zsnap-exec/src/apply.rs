@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use zsnap_core::backup::StoreUrl;
 use zsnap_core::{Location, Plan, Step};
 
 use crate::backend::EstimateError;
@@ -32,8 +33,10 @@ use crate::backend::{
     AbortReceiveError, BookmarkError, DestroyBookmarkError, DestroyError, DestroyReport, HoldError,
     ReceiveRequest, RecvError, ReleaseError, SendError, SendRequest, SnapshotError, ZfsBackend,
 };
+use crate::backup::{run_backup, BackupError, BackupOptions};
 use crate::failure::{FailureKind, ZfsFailure};
 use crate::journal::{Journal, JournalError};
+use crate::store::BackupStore;
 use crate::throttle::{Clock, RateLimiter, SystemClock, Throttled};
 
 /// How [`apply_with`] runs a plan.
@@ -48,6 +51,8 @@ pub struct ApplyOptions {
     pub burst: Option<u64>,
     /// The clock the limiter reads and sleeps on.
     pub clock: Arc<dyn Clock>,
+    /// How backup steps run (read-back verification).
+    pub backup: BackupOptions,
 }
 
 impl Default for ApplyOptions {
@@ -56,6 +61,7 @@ impl Default for ApplyOptions {
             bandwidth_limit: None,
             burst: None,
             clock: Arc::new(SystemClock::new()),
+            backup: BackupOptions::default(),
         }
     }
 }
@@ -77,6 +83,13 @@ impl ApplyOptions {
         self
     }
 
+    /// Runs backup steps with these options.
+    #[must_use]
+    pub fn with_backup(mut self, backup: BackupOptions) -> Self {
+        self.backup = backup;
+        self
+    }
+
     /// Uses `clock` for pacing (tests inject one that records its sleeps).
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -92,10 +105,35 @@ impl ApplyOptions {
     }
 }
 
-/// The backends of a run, by location.
+/// The backends of a run, by location, and the backup stores it writes to.
 pub trait Backends {
     /// The backend for `location`, if there is one.
     fn backend(&mut self, location: &Location) -> Option<&mut dyn ZfsBackend>;
+
+    /// The open store for `url`, if the run has one (none by default: a plan with
+    /// backup steps then fails at them with [`StepError::NoStore`]).
+    fn store(&mut self, url: &StoreUrl) -> Option<Arc<dyn BackupStore>> {
+        let _ = url;
+        None
+    }
+}
+
+/// Backends with backup stores: `inner` for the ZFS side, `stores` by URL.
+pub struct WithStores<'a> {
+    /// The ZFS backends.
+    pub inner: &'a mut dyn Backends,
+    /// The stores.
+    pub stores: BTreeMap<StoreUrl, Arc<dyn BackupStore>>,
+}
+
+impl Backends for WithStores<'_> {
+    fn backend(&mut self, location: &Location) -> Option<&mut dyn ZfsBackend> {
+        self.inner.backend(location)
+    }
+
+    fn store(&mut self, url: &StoreUrl) -> Option<Arc<dyn BackupStore>> {
+        self.stores.get(url).cloned()
+    }
 }
 
 impl Backends for BTreeMap<Location, Box<dyn ZfsBackend>> {
@@ -195,6 +233,15 @@ pub enum StepError {
     /// See [`AbortReceiveError`].
     #[error(transparent)]
     AbortReceive(#[from] AbortReceiveError),
+    /// No store is open for a backup step's store.
+    #[error("back up to {store}: the store is not open in this run")]
+    NoStore {
+        /// The store.
+        store: StoreUrl,
+    },
+    /// See [`BackupError`].
+    #[error(transparent)]
+    Backup(#[from] BackupError),
     /// A step kind this version cannot run.
     #[error("run a step of a kind this version does not know")]
     Unknown,
@@ -213,7 +260,12 @@ impl StepError {
             StepError::Send(e) => e.failure(),
             StepError::Receive(e) => e.failure(),
             StepError::AbortReceive(e) => e.failure(),
-            StepError::NoBackend { .. } | StepError::Journal(_) | StepError::Unknown => None,
+            StepError::Backup(BackupError::Send { source, .. }) => source.failure(),
+            StepError::NoBackend { .. }
+            | StepError::NoStore { .. }
+            | StepError::Backup(_)
+            | StepError::Journal(_)
+            | StepError::Unknown => None,
         }
     }
 }
@@ -385,6 +437,24 @@ fn run_step(
             };
             Ok(StepOutcome::Done {
                 bytes: outcome.bytes,
+            })
+        }
+        Step::Backup(b) => {
+            let Some(store) = backends.store(&b.store) else {
+                return Err(StepError::NoStore {
+                    store: b.store.clone(),
+                });
+            };
+            let from = backend(backends, &b.location)?;
+            let wants = observer.wants_bytes();
+            let mut progress = |bytes| {
+                if wants {
+                    observer.transfer_progress(index, bytes);
+                }
+            };
+            let outcome = run_backup(b, from, &*store, &options.backup, &mut progress)?;
+            Ok(StepOutcome::Done {
+                bytes: Some(outcome.sent),
             })
         }
         _ => Err(StepError::Unknown),

@@ -822,6 +822,16 @@ pub enum SendError {
         /// What is not possible.
         problem: String,
     },
+    /// A stream that does not come from `zfs send` (a stored backup) could not be
+    /// read, or did not match its checksum.
+    #[error("stream of {dataset}")]
+    Stream {
+        /// The dataset the stream was sent from.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl SendError {
@@ -829,7 +839,7 @@ impl SendError {
     pub fn failure(&self) -> Option<&ZfsFailure> {
         match self {
             SendError::Command { source, .. } => source.failure(),
-            SendError::Unsupported { .. } => None,
+            SendError::Unsupported { .. } | SendError::Stream { .. } => None,
         }
     }
 }

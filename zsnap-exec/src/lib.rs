@@ -27,6 +27,7 @@
 
 pub mod apply;
 pub mod backend;
+pub mod backup;
 pub mod cli;
 pub mod failure;
 pub mod fake;
@@ -36,6 +37,7 @@ pub mod lock;
 pub mod quote;
 pub mod replicate;
 pub mod send_info;
+pub mod store;
 pub mod throttle;
 
 pub use apply::{

@@ -1,0 +1,1088 @@
+//! Running backups: writing a [`BackupStep`]'s stream to a store, reading it back to
+//! verify it, receiving a chain of stored streams, and deleting backups in a safe order.
+//!
+//! ```text
+//!   zfs send ──► [zstd] ──► SHA-256 + count ──► store upload ──► (verify) ──► sidecar
+//!   store object ──► SHA-256 + count ──► [unzstd] ──► hold back the tail ──► zfs recv
+//! ```
+//!
+//! # Why a restore cannot apply a damaged stream
+//! Every stream of a chain is read and checked (size and SHA-256 against its sidecar)
+//! before the first byte goes to `zfs receive` ([`verify_entry`]). While receiving,
+//! the bytes are hashed again and the last [`HOLD_BACK`] bytes of the stream are kept
+//! back until the whole object has been read and its digest matched: a `zfs receive`
+//! only commits a snapshot after the stream's END record, which lies in those last
+//! bytes, so an object that changed in between (or a read that failed half-way) makes
+//! the receive fail with nothing committed.
+
+use std::io::{self, BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest as _;
+use zsnap_core::backup::{
+    BackupEntry, BackupStep, Compression, Deletion, Sha256, Sidecar, SidecarError, StoreUrl,
+};
+use zsnap_core::{DatasetName, SendSpec, SnapshotName};
+
+use crate::backend::{
+    ListError, ReceiveOutcome, ReceiveRequest, RecvError, SendCommand, SendError, SendRequest,
+    SendStream, ZfsBackend,
+};
+use crate::store::{BackupStore, StoreError, StoreOp};
+
+/// The zstd level of compressed streams: zstd's default, fast enough to keep up with
+/// a disk-bound `zfs send` on one core.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// Bytes of a restored stream kept back from `zfs receive` until its digest matched.
+/// A send stream ends with its END record (a few hundred bytes), always inside these.
+pub const HOLD_BACK: usize = 64 * 1024;
+
+/// The size of the buffers bytes move through.
+const CHUNK: usize = 1 << 20;
+
+/// How to run a backup step.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct BackupOptions {
+    /// Read the stream back after uploading it and compare size and digest before
+    /// writing the sidecar.
+    pub verify: bool,
+}
+
+impl BackupOptions {
+    /// The same options with read-back verification on or off.
+    #[must_use]
+    pub fn with_verify(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
+    }
+}
+
+/// What a finished backup wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupOutcome {
+    /// The stream object's key.
+    pub key: String,
+    /// Bytes `zfs send` produced.
+    pub sent: u64,
+    /// The sidecar written (stored size and digest in it).
+    pub sidecar: Sidecar,
+    /// Whether the object was read back and checked.
+    pub verified: bool,
+}
+
+/// Why a backup step failed. No sidecar was written in any of these cases: the stream
+/// object, if one is left, is an unfinished backup.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// The step does not name a snapshot (a resume spec), which backups never use.
+    #[error("backup of {dataset}: the step names no snapshot")]
+    NoSnapshot {
+        /// The dataset.
+        dataset: DatasetName,
+    },
+    /// The source could not be listed to check the snapshot.
+    #[error("backup of {dataset}: list the source")]
+    List {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: ListError,
+    },
+    /// The snapshot or the base changed since planning (gone, or another guid).
+    #[error("backup of {snapshot}: {what} changed since planning; plan again")]
+    Changed {
+        /// The snapshot backed up.
+        snapshot: SnapshotName,
+        /// What changed.
+        what: String,
+    },
+    /// `zfs send` could not start, or failed.
+    #[error("backup of {dataset}: zfs send")]
+    Send {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: SendError,
+    },
+    /// Reading the stream or compressing it failed.
+    #[error("backup of {dataset}: read the send stream")]
+    Stream {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The store refused or failed.
+    #[error("backup of {dataset}")]
+    Store {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// The object read back differs from what was written.
+    #[error("backup of {dataset}: {key} in {store} reads back differently than written ({problem}); no sidecar written")]
+    VerifyMismatch {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The store.
+        store: StoreUrl,
+        /// The object.
+        key: String,
+        /// Size or digest, expected and found.
+        problem: String,
+    },
+    /// The sidecar could not be made (the step is not one the planner makes).
+    #[error("backup of {dataset}: make the sidecar")]
+    Sidecar {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: SidecarError,
+    },
+}
+
+/// Counts and hashes what passes through to `inner`.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Counts and hashes what is read from `inner`.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<R> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn digest(&self) -> Sha256 {
+        Sha256::from_bytes(self.hasher.clone().finalize().into())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Copies `from` into `to` in large chunks, calling `progress` with the bytes so far.
+fn copy(from: &mut dyn Read, to: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+        progress(total);
+    }
+}
+
+/// Checks that the snapshot of `step` (and the base of an incremental) still exist on
+/// the source with the guids planned.
+fn check_source(step: &BackupStep, backend: &dyn ZfsBackend) -> Result<(), BackupError> {
+    let dataset = &step.dataset;
+    let Some(snapshot) = step.snapshot() else {
+        return Err(BackupError::NoSnapshot {
+            dataset: dataset.clone(),
+        });
+    };
+    let inventory = backend
+        .list(std::slice::from_ref(dataset))
+        .map_err(|source| BackupError::List {
+            dataset: dataset.clone(),
+            source,
+        })?;
+    let name = dataset.snapshot(&snapshot.name);
+    let changed = |what: String| BackupError::Changed {
+        snapshot: name.clone(),
+        what,
+    };
+    let Some(ds) = inventory.dataset(dataset) else {
+        return Err(changed(format!("the dataset {dataset}")));
+    };
+    match ds.snapshot(&snapshot.name) {
+        Some(s) if s.guid == snapshot.guid => {}
+        Some(s) => {
+            return Err(changed(format!(
+                "the snapshot (guid {} planned, {} now)",
+                snapshot.guid, s.guid
+            )))
+        }
+        None => return Err(changed("the snapshot (it is gone)".to_owned())),
+    }
+    if let SendSpec::Incremental { base, .. } = &step.send {
+        let found = match base {
+            zsnap_core::SendBase::Snapshot { name, .. } => ds.snapshot(name).map(|s| s.guid),
+            zsnap_core::SendBase::Bookmark { name, .. } => ds
+                .bookmarks
+                .iter()
+                .find(|b| &b.name == name)
+                .map(|b| b.guid),
+        };
+        if found != Some(base.guid()) {
+            return Err(changed(format!(
+                "the base {base:?} (guid {} planned, {} now)",
+                base.guid(),
+                found.map_or_else(|| "gone".to_owned(), |g| g.to_string())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one backup step: checks the source, sends, compresses, uploads while hashing,
+/// optionally reads the object back, and writes the sidecar last.
+///
+/// `progress` is called with the bytes `zfs send` produced so far.
+///
+/// # Errors
+/// See [`BackupError`]; none of them leaves a sidecar, and a failed upload is aborted
+/// (a directory store may keep the partial object, which listings show as unfinished).
+pub fn run_backup(
+    step: &BackupStep,
+    backend: &dyn ZfsBackend,
+    store: &dyn BackupStore,
+    options: &BackupOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BackupOutcome, BackupError> {
+    let dataset = &step.dataset;
+    check_source(step, backend)?;
+    let request = SendRequest::new(dataset.clone(), step.send.clone(), step.raw);
+    let mut stream = backend.send(&request).map_err(|source| BackupError::Send {
+        dataset: dataset.clone(),
+        source,
+    })?;
+    let key = step.stream.key();
+    let store_err = |source| BackupError::Store {
+        dataset: dataset.clone(),
+        source,
+    };
+    let upload = match store.upload(&key) {
+        Ok(u) => u,
+        Err(e) => {
+            drop(stream.finish());
+            return Err(store_err(e));
+        }
+    };
+    let mut sink = HashingWriter {
+        inner: upload,
+        hasher: sha2::Sha256::new(),
+        bytes: 0,
+    };
+    let copied = match step.stream.compression() {
+        Compression::Zstd => zstd::Encoder::new(&mut sink, ZSTD_LEVEL).and_then(|mut enc| {
+            let n = copy(&mut stream, &mut enc, progress)?;
+            enc.finish()?;
+            Ok(n)
+        }),
+        _ => copy(&mut stream, &mut sink, progress),
+    };
+    let sent = stream.finish();
+    let HashingWriter {
+        inner: upload,
+        hasher,
+        bytes,
+    } = sink;
+    let sent = match (copied, sent) {
+        (Ok(n), Ok(())) => n,
+        (copied, sent) => {
+            // Never complete an object whose stream is not whole.
+            drop(upload.abort());
+            return Err(match sent {
+                Err(source) => BackupError::Send {
+                    dataset: dataset.clone(),
+                    source,
+                },
+                Ok(()) => BackupError::Stream {
+                    dataset: dataset.clone(),
+                    source: copied
+                        .err()
+                        .unwrap_or_else(|| io::Error::other("copy failed")),
+                },
+            });
+        }
+    };
+    let stored = upload.finish().map_err(store_err)?;
+    let digest = Sha256::from_bytes(hasher.finalize().into());
+    if stored != bytes {
+        return Err(BackupError::VerifyMismatch {
+            dataset: dataset.clone(),
+            store: store.url().clone(),
+            key,
+            problem: format!("the store took {stored} bytes, {bytes} were written"),
+        });
+    }
+    if options.verify {
+        let (size, read_digest) = read_digest(store, &key).map_err(store_err)?;
+        if size != bytes || read_digest != digest {
+            return Err(BackupError::VerifyMismatch {
+                dataset: dataset.clone(),
+                store: store.url().clone(),
+                key,
+                problem: format!(
+                    "{bytes} bytes with SHA-256 {digest} written, {size} bytes with SHA-256 {read_digest} read"
+                ),
+            });
+        }
+    }
+    let sidecar = step
+        .sidecar(bytes, digest, env!("CARGO_PKG_VERSION"))
+        .map_err(|source| BackupError::Sidecar {
+            dataset: dataset.clone(),
+            source,
+        })?;
+    store
+        .put(&step.stream.sidecar_key(), sidecar.to_json().as_bytes())
+        .map_err(store_err)?;
+    Ok(BackupOutcome {
+        key,
+        sent,
+        sidecar,
+        verified: options.verify,
+    })
+}
+
+/// Reads a whole object, returning its size and SHA-256.
+fn read_digest(store: &dyn BackupStore, key: &str) -> Result<(u64, Sha256), StoreError> {
+    let reader = store.open(key)?;
+    let mut hashing = HashingReader::new(reader);
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match hashing.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::new(store.url(), StoreOp::Read, Some(key), e)),
+        }
+    }
+    Ok((hashing.bytes, hashing.digest()))
+}
+
+/// Why a stored backup failed its check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The backup has no usable sidecar to check against.
+    #[error("{key}: no usable sidecar to check against")]
+    NoSidecar {
+        /// The stream object.
+        key: String,
+    },
+    /// It could not be read.
+    #[error("{key}: read")]
+    Store {
+        /// The stream object.
+        key: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// Size or digest differ from the sidecar's.
+    #[error("{key}: {problem}")]
+    Mismatch {
+        /// The stream object.
+        key: String,
+        /// Expected and found.
+        problem: String,
+    },
+}
+
+/// Re-reads the stream of `entry` and compares its size and SHA-256 with its sidecar.
+///
+/// # Errors
+/// See [`VerifyError`].
+pub fn verify_entry(store: &dyn BackupStore, entry: &BackupEntry) -> Result<u64, VerifyError> {
+    let key = entry.key().to_owned();
+    let Some(sidecar) = &entry.sidecar else {
+        return Err(VerifyError::NoSidecar { key });
+    };
+    let (size, digest) = read_digest(store, &key).map_err(|source| VerifyError::Store {
+        key: key.clone(),
+        source,
+    })?;
+    if size != sidecar.size || digest != sidecar.sha256 {
+        return Err(VerifyError::Mismatch {
+            key,
+            problem: mismatch(sidecar, size, digest),
+        });
+    }
+    Ok(size)
+}
+
+fn mismatch(sidecar: &Sidecar, size: u64, digest: Sha256) -> String {
+    if size == sidecar.size {
+        format!(
+            "SHA-256 is {digest}, the sidecar says {} (same size, {size} bytes): the object is corrupt",
+            sidecar.sha256
+        )
+    } else {
+        format!(
+            "{size} bytes read, the sidecar says {}: the object is truncated or replaced",
+            sidecar.size
+        )
+    }
+}
+
+/// What went wrong with the digest of a stream being received, shared between the
+/// reader given to `zfs receive` and the caller.
+type Verdict = Arc<Mutex<Option<String>>>;
+
+/// The stream of one stored backup as a [`SendStream`]: decompressed, with its tail held
+/// back until the stored bytes matched the sidecar.
+struct StoredStream {
+    body: Body,
+    expected: (u64, Sha256),
+    key: String,
+    dataset: DatasetName,
+    /// Decompressed bytes not yet handed out; the last [`HOLD_BACK`] of them stay
+    /// until the end is checked.
+    pending: Vec<u8>,
+    start: usize,
+    ended: bool,
+    verdict: Verdict,
+}
+
+/// The stored bytes as read, counted and hashed.
+type Raw = HashingReader<Box<dyn Read + Send>>;
+
+/// The stored bytes, through a zstd decoder when compressed.
+enum Body {
+    Plain(Raw),
+    Zstd(Box<zstd::Decoder<'static, BufReader<Raw>>>),
+}
+
+impl Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Body::Plain(r) => r.read(buf),
+            Body::Zstd(d) => d.read(buf),
+        }
+    }
+
+    /// Reads whatever stored bytes are left (none in a well-formed object) and returns
+    /// the stored size and digest.
+    fn finish(&mut self) -> io::Result<(u64, Sha256)> {
+        let raw = match self {
+            Body::Plain(r) => r,
+            Body::Zstd(d) => {
+                let buffered = d.get_mut();
+                io::copy(buffered, &mut io::sink())?;
+                buffered.get_mut()
+            }
+        };
+        io::copy(raw, &mut io::sink())?;
+        Ok((raw.bytes, raw.digest()))
+    }
+}
+
+impl StoredStream {
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 && self.start >= self.pending.len() / 2 {
+            self.pending.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.pending.len();
+        self.pending.resize(old + CHUNK, 0);
+        let n = loop {
+            match self.body.read(&mut self.pending[old..]) {
+                Ok(n) => break Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.pending.truncate(old + *n.as_ref().unwrap_or(&0));
+        let n = n.map_err(|e| self.fail(format!("read {}: {e}", self.key)))?;
+        if n == 0 {
+            let (size, digest) = self
+                .body
+                .finish()
+                .map_err(|e| self.fail(format!("read {}: {e}", self.key)))?;
+            if (size, digest) != self.expected {
+                let problem = if size == self.expected.0 {
+                    format!("SHA-256 is {digest}, the sidecar says {}", self.expected.1)
+                } else {
+                    format!("{size} bytes read, the sidecar says {}", self.expected.0)
+                };
+                return Err(self.fail(format!("{}: {problem}", self.key)));
+            }
+            self.ended = true;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, message: String) -> io::Error {
+        let mut v = self
+            .verdict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        v.get_or_insert_with(|| message.clone());
+        io::Error::new(io::ErrorKind::InvalidData, message)
+    }
+}
+
+impl Read for StoredStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let available = self.pending.len() - self.start;
+            let releasable = if self.ended {
+                available
+            } else {
+                available.saturating_sub(HOLD_BACK)
+            };
+            if releasable > 0 {
+                let n = releasable.min(buf.len());
+                buf[..n].copy_from_slice(&self.pending[self.start..self.start + n]);
+                self.start += n;
+                return Ok(n);
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+    }
+}
+
+impl SendStream for StoredStream {
+    fn take_command(&mut self) -> Option<SendCommand> {
+        None
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), SendError> {
+        let verdict = self
+            .verdict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match verdict {
+            None => Ok(()),
+            Some(message) => Err(SendError::Stream {
+                dataset: self.dataset.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidData, message),
+            }),
+        }
+    }
+}
+
+/// Opens the stream of a complete backup for reading: decompressed, checked against the
+/// sidecar as it is read, and with its last [`HOLD_BACK`] bytes released only once the
+/// digest matched (a mismatch is a read error instead).
+///
+/// # Errors
+/// When the backup has no usable sidecar or the object cannot be opened.
+pub fn open_stream(
+    store: &dyn BackupStore,
+    entry: &BackupEntry,
+) -> Result<Box<dyn SendStream>, VerifyError> {
+    let key = entry.key().to_owned();
+    let Some(sidecar) = &entry.sidecar else {
+        return Err(VerifyError::NoSidecar { key });
+    };
+    let reader = store.open(&key).map_err(|source| VerifyError::Store {
+        key: key.clone(),
+        source,
+    })?;
+    let raw = HashingReader::new(reader);
+    let body = match sidecar.compression {
+        Compression::Zstd => Body::Zstd(Box::new(zstd::Decoder::new(raw).map_err(|e| {
+            VerifyError::Store {
+                key: key.clone(),
+                source: StoreError::new(store.url(), StoreOp::Read, Some(&key), e),
+            }
+        })?)),
+        _ => Body::Plain(raw),
+    };
+    Ok(Box::new(StoredStream {
+        body,
+        expected: (sidecar.size, sidecar.sha256),
+        key,
+        dataset: sidecar.dataset.clone(),
+        pending: Vec::new(),
+        start: 0,
+        ended: false,
+        verdict: Arc::new(Mutex::new(None)),
+    }))
+}
+
+/// Why receiving a stored stream failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveStoredError {
+    /// The stream could not be opened.
+    #[error("restore {key} into {target}")]
+    Open {
+        /// The stream object.
+        key: String,
+        /// The target.
+        target: DatasetName,
+        /// The cause.
+        #[source]
+        source: VerifyError,
+    },
+    /// The stored bytes did not match the sidecar (or could not be read): the receive
+    /// was cut short before the stream's end, so nothing of it was committed.
+    #[error("restore {key} into {target}: {problem}; the receive was stopped before the end of the stream, nothing of it was applied")]
+    Damaged {
+        /// The stream object.
+        key: String,
+        /// The target.
+        target: DatasetName,
+        /// What was wrong.
+        problem: String,
+        /// How `zfs receive` ended.
+        #[source]
+        source: RecvError,
+    },
+    /// `zfs receive` failed.
+    #[error("restore {key} into {target}")]
+    Receive {
+        /// The stream object.
+        key: String,
+        /// The target.
+        target: DatasetName,
+        /// The cause.
+        #[source]
+        source: RecvError,
+    },
+}
+
+/// Receives the stream of one complete backup (`zfs receive` per `request`), checked
+/// against its sidecar as it flows (see the module docs).
+///
+/// # Errors
+/// See [`ReceiveStoredError`].
+pub fn receive_entry(
+    store: &dyn BackupStore,
+    entry: &BackupEntry,
+    backend: &mut dyn ZfsBackend,
+    request: &ReceiveRequest,
+    progress: Option<&mut dyn FnMut(u64)>,
+) -> Result<ReceiveOutcome, ReceiveStoredError> {
+    let key = entry.key().to_owned();
+    let target = request.target.clone();
+    let stream = open_stream(store, entry).map_err(|source| ReceiveStoredError::Open {
+        key: key.clone(),
+        target: target.clone(),
+        source,
+    })?;
+    backend
+        .receive(request, stream, progress)
+        .map_err(|source| match damaged(&source) {
+            Some(problem) => ReceiveStoredError::Damaged {
+                key: key.clone(),
+                target: target.clone(),
+                problem,
+                source,
+            },
+            None => ReceiveStoredError::Receive {
+                key: key.clone(),
+                target: target.clone(),
+                source,
+            },
+        })
+}
+
+/// The digest problem a failed receive of a [`StoredStream`] carries, if any.
+fn damaged(e: &RecvError) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::InvalidData {
+                return Some(io.to_string());
+            }
+        }
+        cur = err.source();
+    }
+    if let RecvError::Command {
+        sender: Some(sender),
+        ..
+    } = e
+    {
+        return damaged_send(sender);
+    }
+    None
+}
+
+fn damaged_send(e: &SendError) -> Option<String> {
+    match e {
+        SendError::Stream { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
+            Some(source.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Writes the stream of one complete backup, decompressed (as `zfs send` wrote it), to
+/// `to`; the last [`HOLD_BACK`] bytes are written only once the digest matched.
+/// Returns the bytes written. Write to a temporary file and keep it only on success.
+///
+/// # Errors
+/// When the backup cannot be read or does not match its sidecar, or `to` fails.
+pub fn save_entry(
+    store: &dyn BackupStore,
+    entry: &BackupEntry,
+    to: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, VerifyError> {
+    let key = entry.key().to_owned();
+    let mut stream = open_stream(store, entry)?;
+    let copied = copy(&mut stream, to, progress).and_then(|n| to.flush().map(|()| n));
+    let checked = stream.finish();
+    match (copied, checked) {
+        (_, Err(e)) => Err(VerifyError::Mismatch {
+            key,
+            problem: std::error::Error::source(&e)
+                .map_or_else(|| e.to_string(), ToString::to_string),
+        }),
+        (Err(e), Ok(())) => Err(VerifyError::Store {
+            key: key.clone(),
+            source: StoreError::new(store.url(), StoreOp::Read, Some(&key), e),
+        }),
+        (Ok(n), Ok(())) => Ok(n),
+    }
+}
+
+/// What [`delete_objects`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct DeleteReport {
+    /// Keys deleted (or already gone).
+    pub deleted: Vec<String>,
+    /// The deletion that failed; the ones after it were not tried, so the order's
+    /// guarantee (nothing kept loses its parent) still holds.
+    pub failed: Option<(String, StoreError)>,
+}
+
+/// Deletes objects in the order given (the order [`zsnap_core::backup`]'s plans
+/// make safe to interrupt), stopping at the first failure.
+pub fn delete_objects(store: &dyn BackupStore, deletions: &[Deletion]) -> DeleteReport {
+    let mut report = DeleteReport::default();
+    for d in deletions {
+        match store.delete(&d.key) {
+            Ok(_) => report.deleted.push(d.key.clone()),
+            Err(e) => {
+                report.failed = Some((d.key.clone(), e));
+                break;
+            }
+        }
+    }
+    report
+}
+
+/// What [`back_up`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BackupRun {
+    /// The plans made, in order: a snapshot plan first when the snapshot had to be
+    /// taken, then the send plan.
+    pub plans: Vec<zsnap_core::Plan>,
+    /// The report of each applied plan (none in a dry run).
+    pub reports: Vec<crate::apply::Report>,
+    /// The stream written (or that would be).
+    pub stream: Option<zsnap_core::backup::StreamName>,
+}
+
+impl BackupRun {
+    /// Whether every applied step succeeded.
+    pub fn is_success(&self) -> bool {
+        self.reports.iter().all(crate::apply::Report::is_success)
+    }
+}
+
+/// Why [`back_up`] could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackUpError {
+    /// The source could not be listed.
+    #[error("back up {dataset}: list it")]
+    List {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: ListError,
+    },
+    /// The source listing has no such dataset.
+    #[error("back up {dataset}: no such dataset")]
+    NoDataset {
+        /// The dataset.
+        dataset: DatasetName,
+    },
+    /// The backup cannot be planned.
+    #[error("back up {dataset}")]
+    Plan {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: zsnap_core::backup::BackupPlanError,
+    },
+}
+
+/// Backs up one dataset: plans ([`zsnap_core::backup::plan_backup`]), takes the
+/// snapshot first when the request asks for a new one (then lists and plans again, so
+/// the backup names the snapshot by its real guid), and applies the send plan: the
+/// stream, then the bookmark that keeps the next incremental possible.
+///
+/// With `dry_run`, plans only (a snapshot still to take is shown, not taken).
+///
+/// # Errors
+/// When the source cannot be listed or the backup cannot be planned; failures of the
+/// steps are in the [`BackupRun`]'s reports.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one run's inputs; a struct would only rename them"
+)]
+pub fn back_up(
+    request: &zsnap_core::backup::BackupRequest,
+    backend: &mut dyn ZfsBackend,
+    store: &Arc<dyn BackupStore>,
+    catalog: &zsnap_core::backup::Catalog,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+    options: &crate::apply::ApplyOptions,
+    observer: &mut dyn crate::apply::Observer,
+) -> Result<BackupRun, BackUpError> {
+    use zsnap_core::backup::{plan_backup, BackupPlan};
+    let dataset = request.dataset.clone();
+    let mut run = BackupRun {
+        plans: Vec::new(),
+        reports: Vec::new(),
+        stream: None,
+    };
+    let mut request = request.clone();
+    for _ in 0..2 {
+        let inventory = backend
+            .list(std::slice::from_ref(&dataset))
+            .map_err(|source| BackUpError::List {
+                dataset: dataset.clone(),
+                source,
+            })?;
+        let Some(source) = inventory.dataset(&dataset) else {
+            return Err(BackUpError::NoDataset { dataset });
+        };
+        let planned =
+            plan_backup(&request, source, catalog, now).map_err(|source| BackUpError::Plan {
+                dataset: dataset.clone(),
+                source,
+            })?;
+        match planned {
+            BackupPlan::TakeSnapshot { plan, snapshot } => {
+                run.plans.push(plan.clone());
+                if dry_run {
+                    return Ok(run);
+                }
+                let report = crate::apply::apply_with(
+                    &plan,
+                    &mut crate::apply::OneBackend(&mut *backend),
+                    observer,
+                    None,
+                    options,
+                );
+                let ok = report.is_success();
+                run.reports.push(report);
+                if !ok {
+                    return Ok(run);
+                }
+                request = request.with_snapshot(Some(snapshot.short().clone()));
+            }
+            BackupPlan::Send { plan, stream } => {
+                run.plans.push(plan.clone());
+                run.stream = Some(stream);
+                if dry_run {
+                    return Ok(run);
+                }
+                let mut with = crate::apply::WithStores {
+                    inner: &mut crate::apply::OneBackend(&mut *backend),
+                    stores: std::collections::BTreeMap::from([(
+                        request.store.clone(),
+                        Arc::clone(store),
+                    )]),
+                };
+                run.reports.push(crate::apply::apply_with(
+                    &plan, &mut with, observer, None, options,
+                ));
+                return Ok(run);
+            }
+            _ => return Ok(run),
+        }
+    }
+    Ok(run)
+}
+
+/// What [`restore`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RestoreRun {
+    /// The plan.
+    pub plan: zsnap_core::backup::RestorePlan,
+    /// The keys received, in order.
+    pub received: Vec<String>,
+    /// Bytes received.
+    pub bytes: u64,
+}
+
+/// Why [`restore`] failed. Streams received before the failure stay received: running
+/// the same restore again continues after them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreRunError {
+    /// No chain leads to the point asked for.
+    #[error(transparent)]
+    Resolve(#[from] zsnap_core::backup::RestoreError),
+    /// The target could not be listed.
+    #[error("restore into {target}: list it")]
+    List {
+        /// The target.
+        target: DatasetName,
+        /// The cause.
+        #[source]
+        source: ListError,
+    },
+    /// The target's state forbids the restore.
+    #[error(transparent)]
+    Plan(#[from] zsnap_core::backup::RestorePlanError),
+    /// A stream of the chain failed its check before anything was received.
+    #[error("restore into {target}: a stream of the chain failed its check; nothing was received")]
+    Verify {
+        /// The target.
+        target: DatasetName,
+        /// The cause.
+        #[source]
+        source: VerifyError,
+    },
+    /// Receiving a stream failed (after `received` streams were received).
+    #[error("restore into {target}: {} stream(s) received before this failure; run the same restore again to continue", .received)]
+    Receive {
+        /// The target.
+        target: DatasetName,
+        /// How many streams were received before it.
+        received: usize,
+        /// The cause.
+        #[source]
+        source: ReceiveStoredError,
+    },
+}
+
+/// Restores `dataset` from the store at `point` into `target` on `backend`: resolves
+/// the chain by guid, plans against the target as it is
+/// ([`zsnap_core::backup::plan_restore`]: continues a restore that stopped, refuses to
+/// overwrite without `force`), checks every stream still to receive against its
+/// sidecar, then receives them in order.
+///
+/// `progress` gets (stream index in the chain, bytes of that stream so far).
+///
+/// # Errors
+/// See [`RestoreRunError`].
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one restore's inputs; a struct would only rename them"
+)]
+pub fn restore(
+    store: &dyn BackupStore,
+    catalog: &zsnap_core::backup::Catalog,
+    dataset: &DatasetName,
+    point: &zsnap_core::backup::RestoreTarget,
+    target: &DatasetName,
+    backend: &mut dyn ZfsBackend,
+    force: bool,
+    progress: &mut dyn FnMut(usize, u64),
+) -> Result<RestoreRun, RestoreRunError> {
+    let chain = zsnap_core::backup::resolve_restore(catalog, dataset, point)?;
+    let existing = match backend.list(std::slice::from_ref(target)) {
+        Ok(inv) => inv.dataset(target).cloned(),
+        Err(e) if list_says_missing(&e) => None,
+        Err(source) => {
+            return Err(RestoreRunError::List {
+                target: target.clone(),
+                source,
+            })
+        }
+    };
+    let plan = zsnap_core::backup::plan_restore(chain, target, existing.as_ref(), force)?;
+    for entry in plan.remaining() {
+        verify_entry(store, entry).map_err(|source| RestoreRunError::Verify {
+            target: target.clone(),
+            source,
+        })?;
+    }
+    let mut run = RestoreRun {
+        received: Vec::new(),
+        bytes: 0,
+        plan,
+    };
+    let remaining: Vec<BackupEntry> = run.plan.remaining().to_vec();
+    for (i, entry) in remaining.iter().enumerate() {
+        // Mounted (a restore is for reading), not resumable (partial state would
+        // block the next receive; a failed stream is received again from its start).
+        let mut options = zsnap_core::RecvOptions::default();
+        options.force = run.plan.rollback && i == 0;
+        options.unmounted = false;
+        options.resumable = false;
+        let request = ReceiveRequest::new(target.clone(), options);
+        let index = run.plan.done + i;
+        let mut each = |bytes| progress(index, bytes);
+        let outcome =
+            receive_entry(store, entry, backend, &request, Some(&mut each)).map_err(|source| {
+                RestoreRunError::Receive {
+                    target: target.clone(),
+                    received: run.received.len(),
+                    source,
+                }
+            })?;
+        run.bytes += outcome.bytes.unwrap_or(0);
+        run.received.push(entry.key().to_owned());
+    }
+    Ok(run)
+}
+
+/// Whether a failed listing says the dataset does not exist.
+fn list_says_missing(e: &ListError) -> bool {
+    match e {
+        ListError::Command { source, .. } => source
+            .failure()
+            .is_some_and(|f| f.kind == crate::failure::FailureKind::NoSuchDataset),
+        _ => false,
+    }
+}
