@@ -4,8 +4,9 @@
 # the machine (tools, the real-OpenZFS testbed, the S3 server).
 #
 # Tests that need real OpenZFS read ZSNAP_TESTBED_SSH_CONFIG/ZSNAP_TESTBED_HOST (set by
-# sourcing the env file that `testbed/up.sh` prints). Without them they are skipped
-# with a message, except under CI=true, where they fail.
+# sourcing the env file that `testbed/up.sh` prints); tests that need S3 read
+# ZSNAP_TEST_S3_* (set by sourcing the env file `testbed/s3/start.sh` prints). Without
+# them they are skipped with a message, except under CI=true, where they fail.
 #
 # Environment: FUZZ_SECONDS (per fuzz target, default 20; 0 skips fuzzing),
 # PROPTEST_CASES (default 10000), ZSNAP_BUILD_CACHE (a directory outside the checkout
