@@ -128,6 +128,16 @@ pub enum Cmd {
         #[arg(long, value_name = "SPAN", default_value = "15m")]
         step: String,
     },
+    /// Back up datasets' send streams to a directory or an S3-compatible store.
+    Backup(crate::backup::BackupArgs),
+    /// List, verify, delete and prune the backups in a store.
+    Backups {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::backup::BackupsCmd,
+    },
+    /// Restore a dataset from a store (the chain to a point, checked, by guid).
+    Restore(crate::backup::RestoreArgs),
     /// Work with the config file.
     Config {
         /// What to do with it.

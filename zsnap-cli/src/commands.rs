@@ -84,9 +84,55 @@ pub fn execute(req: &Request, out: &mut dyn Write) -> Result<u8, Failure> {
             };
             crate::status::check(req, &config, out)
         }
+        Command::Backup(args) => with_one_backend(req, args.dry_run, out, |b, out| {
+            crate::backup::backup(req, args, b, out)
+        }),
+        Command::Backups(cmd) => crate::backup::backups(req, cmd, out),
+        Command::Restore(args) => with_one_backend(req, args.save.is_some(), out, |b, out| {
+            crate::backup::restore_cmd(req, args, b, out)
+        }),
         Command::Simulate { days, step } => {
             let config = load_config(&req.config)?;
             crate::simulate::simulate(req, &config, *days, *step, out)
+        }
+    }
+}
+
+/// Runs `f` with the one backend `--backend` names (this machine, a host over ssh, or
+/// a fake pool's state file, saved afterwards unless `read_only`), for commands that
+/// work on datasets given on the command line.
+fn with_one_backend(
+    req: &Request,
+    read_only: bool,
+    out: &mut dyn Write,
+    f: impl FnOnce(&mut dyn zsnap_exec::apply::Backends, &mut dyn Write) -> Result<u8, Failure>,
+) -> Result<u8, Failure> {
+    let config = crate::backup::optional_config(&req.config)?;
+    let ssh_config = config.as_ref().and_then(|c| c.paths.ssh_config.clone());
+    match &req.backend {
+        BackendSpec::Local => {
+            let mut z = zsnap_exec::cli::CliZfs::local();
+            f(&mut OneBackend(&mut z), out)
+        }
+        BackendSpec::Ssh(host) => {
+            let mut z = crate::backends::ssh_backend(host, ssh_config.as_deref())?;
+            f(&mut OneBackend(&mut z), out)
+        }
+        BackendSpec::Fake(path) => {
+            let mut z = zsnap_exec::fake::FakeZfs::load(path)
+                .with_context(|| format!("load the fake pool state {}", path.display()))
+                .map_err(|e| {
+                    Failure::usage(e).with_hint(
+                        "create it first, e.g. with `zsnap --backend fake:FILE snapshot` and a config",
+                    )
+                })?;
+            z.set_now(req.now);
+            let status = f(&mut OneBackend(&mut z), out)?;
+            if !read_only {
+                z.save(path)
+                    .with_context(|| format!("save the fake pool state {}", path.display()))?;
+            }
+            Ok(status)
         }
     }
 }
@@ -233,6 +279,8 @@ fn run_job(
         journal: g.journal.as_mut(),
         applied: &mut record,
     };
+    // The scheduled backups of `zsnap run`: (JSON, text, all succeeded).
+    let mut backups: Option<(serde_json::Value, String, bool)> = None;
     let outcome = if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
         engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?
@@ -248,6 +296,14 @@ fn run_job(
                     Source::Backends(&mut OneBackend(&mut z)),
                     &mut hooks,
                 )?;
+                if *job == Job::Run {
+                    backups = Some(crate::backup::run_scheduled(
+                        config,
+                        &mut OneBackend(&mut z),
+                        now,
+                        dry_run,
+                    )?);
+                }
                 if !dry_run {
                     z.save(path)
                         .with_context(|| format!("save the fake pool state {}", path.display()))?;
@@ -256,7 +312,7 @@ fn run_job(
             }
             BackendSpec::Local => {
                 let mut backends = real_backends(config, &Host::Local)?;
-                engine
+                let outcome = engine
                     .run(
                         job,
                         now,
@@ -264,11 +320,20 @@ fn run_job(
                         Source::Backends(&mut backends),
                         &mut hooks,
                     )
-                    .map_err(Failure::from_zfs)?
+                    .map_err(Failure::from_zfs)?;
+                if *job == Job::Run {
+                    backups = Some(crate::backup::run_scheduled(
+                        config,
+                        &mut backends,
+                        now,
+                        dry_run,
+                    )?);
+                }
+                outcome
             }
             BackendSpec::Ssh(host) => {
                 let mut backends = real_backends(config, host)?;
-                engine
+                let outcome = engine
                     .run(
                         job,
                         now,
@@ -276,7 +341,16 @@ fn run_job(
                         Source::Backends(&mut backends),
                         &mut hooks,
                     )
-                    .map_err(Failure::from_zfs)?
+                    .map_err(Failure::from_zfs)?;
+                if *job == Job::Run {
+                    backups = Some(crate::backup::run_scheduled(
+                        config,
+                        &mut backends,
+                        now,
+                        dry_run,
+                    )?);
+                }
+                outcome
             }
         }
     };
@@ -286,7 +360,13 @@ fn run_job(
         ));
     }
     render_outcome(req, &outcome, out)?;
-    let status = if !outcome.failed() {
+    let backups_failed = backups.as_ref().is_some_and(|(_, _, ok)| !ok);
+    if let Some((_, text, _)) = &backups {
+        if !req.json && (req.verbosity != Verbosity::Quiet || backups_failed) {
+            output::text(out, text)?;
+        }
+    }
+    let status = if !outcome.failed() && !backups_failed {
         exit::OK
     } else if outcome.did_something() {
         exit::PARTIAL

@@ -10,6 +10,7 @@
 pub mod args;
 pub mod audit;
 pub mod backends;
+pub mod backup;
 pub mod commands;
 pub mod engine;
 pub mod exit;

@@ -84,6 +84,12 @@ pub enum Command {
         /// The sanoid.conf.
         file: PathBuf,
     },
+    /// `zsnap backup`.
+    Backup(crate::backup::BackupArgs),
+    /// `zsnap backups …`.
+    Backups(crate::backup::BackupsCmd),
+    /// `zsnap restore`.
+    Restore(crate::backup::RestoreArgs),
     /// `zsnap completions SHELL`.
     Completions(clap_complete::Shell),
     /// `zsnap man`.
@@ -227,6 +233,9 @@ impl Request {
             Cmd::Import {
                 tool: ImportCmd::Sanoid { file },
             } => Command::ImportSanoid { file },
+            Cmd::Backup(a) => Command::Backup(a),
+            Cmd::Backups { command } => Command::Backups(command),
+            Cmd::Restore(a) => Command::Restore(a),
             Cmd::Completions { shell } => Command::Completions(shell),
             Cmd::Man => Command::Man,
         };

@@ -1,0 +1,940 @@
+//! `zsnap backup`, `zsnap backups …`, `zsnap restore`, and the scheduled backups of
+//! `zsnap run`: wiring of `zsnap_exec::backup` and rendering.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context as _};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use zsnap_core::backup::{
+    backup_due, parse_since, plan_backup_prune, BackupDue, BackupEntry, BackupId, BackupMode,
+    BackupRequest, BackupSchedule, Catalog, Compression, EntryState, Link, RestoreTarget, StoreUrl,
+};
+use zsnap_core::config::{BackupSpec, Config};
+use zsnap_core::naming::Label;
+use zsnap_core::retention::RetentionPolicy;
+use zsnap_core::{DatasetName, ShortName};
+use zsnap_exec::apply::{ApplyOptions, Backends, NoObserver};
+use zsnap_exec::backup::{
+    back_up, delete_objects, restore, save_entry, verify_entry, BackupOptions,
+};
+use zsnap_exec::store::{open_store, read_catalog, BackupStore, S3Settings};
+
+use crate::exit;
+use crate::failure::Failure;
+use crate::output;
+use crate::request::Request;
+
+/// S3 settings given on the command line (or, for a store a `[backups.NAME]` of the
+/// config names, taken from there).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct S3Flags {
+    /// S3 endpoint URL (default: `AWS_ENDPOINT_URL`, else AWS).
+    #[arg(long, value_name = "URL", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: `AWS_REGION`).
+    #[arg(long, value_name = "REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Allow a plain http:// endpoint.
+    #[arg(long, global = true)]
+    pub s3_allow_http: bool,
+}
+
+/// The S3 settings for `url`: the flags, else the config's `[backups.NAME]` with this
+/// store, else the environment (object_store reads `AWS_*` for anything unset).
+///
+/// # Errors
+/// An unreadable secret key file.
+pub fn s3_settings(
+    url: &StoreUrl,
+    flags: &S3Flags,
+    config: Option<&Config>,
+) -> anyhow::Result<S3Settings> {
+    let mut s = S3Settings::new();
+    if let Some(spec) = config.and_then(|c| c.backups.values().find(|b| &b.to == url)) {
+        s = from_spec(spec)?;
+    }
+    if let Some(e) = &flags.s3_endpoint {
+        s = s.with_endpoint(e.clone());
+    }
+    if let Some(r) = &flags.s3_region {
+        s = s.with_region(r.clone());
+    }
+    if flags.s3_allow_http {
+        s = s.with_allow_http(true);
+    }
+    Ok(s)
+}
+
+fn from_spec(spec: &BackupSpec) -> anyhow::Result<S3Settings> {
+    let mut s = S3Settings::new().with_allow_http(spec.s3.allow_http);
+    if let Some(e) = &spec.s3.endpoint {
+        s = s.with_endpoint(e.clone());
+    }
+    if let Some(r) = &spec.s3.region {
+        s = s.with_region(r.clone());
+    }
+    if let Some(id) = &spec.s3.access_key_id {
+        s = s.with_access_key_id(id.clone());
+    }
+    if let Some(path) = &spec.s3.secret_access_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read the secret key file {path}"))?;
+        let secret = text.lines().next().unwrap_or("").trim().to_owned();
+        if secret.is_empty() {
+            return Err(anyhow!("the secret key file {path} is empty"));
+        }
+        s = s.with_secret_access_key(secret);
+    }
+    Ok(s)
+}
+
+/// Opens a store.
+///
+/// # Errors
+/// A bad URL (usage) or a store that cannot be opened.
+pub fn open(
+    url: &str,
+    flags: &S3Flags,
+    config: Option<&Config>,
+    create: bool,
+) -> Result<(StoreUrl, Arc<dyn BackupStore>), Failure> {
+    let url: StoreUrl = url.parse().map_err(Failure::usage)?;
+    let settings = s3_settings(&url, flags, config).map_err(Failure::usage)?;
+    let store = open_store(&url, &settings, create)?;
+    Ok((url, Arc::from(store)))
+}
+
+/// The config when its file exists (ad-hoc backup commands work without one).
+///
+/// # Errors
+/// A config file that exists but is invalid.
+pub fn optional_config(path: &Path) -> Result<Option<Config>, Failure> {
+    if path.exists() {
+        crate::commands::load_config(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Arguments of `zsnap backup`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct BackupArgs {
+    /// The datasets to back up.
+    #[arg(value_name = "DATASET", required = true)]
+    pub datasets: Vec<String>,
+    /// The store: dir:/absolute/path or s3://bucket/prefix.
+    #[arg(long, value_name = "STORE")]
+    pub to: String,
+    /// An incremental from the newest snapshot already backed up in the store (found
+    /// by guid), or a full stream when there is none.
+    #[arg(long)]
+    pub auto_incremental: bool,
+    /// An incremental from this snapshot of the dataset (its name after `@`), which
+    /// must have a backup in the store. Wins over --auto-incremental.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub since: Option<String>,
+    /// Back up this existing snapshot instead of taking a new one.
+    #[arg(long, value_name = "NAME")]
+    pub snapshot: Option<String>,
+    /// The label of the snapshot taken.
+    #[arg(long, value_name = "LABEL", default_value = "backup")]
+    pub label: String,
+    /// Compress the stored stream: none or zstd.
+    #[arg(long, value_name = "ALGO", default_value = "none")]
+    pub compress: String,
+    /// Read the stream back after uploading and compare size and SHA-256 before
+    /// writing its sidecar.
+    #[arg(long)]
+    pub verify: bool,
+    /// Show the plan; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Flags,
+}
+
+/// `zsnap backups …`
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum BackupsCmd {
+    /// Every backup in a store with its chain, size and state.
+    List {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// Only this dataset.
+        #[arg(long, value_name = "DATASET")]
+        dataset: Option<String>,
+        /// Only backups of snapshots taken at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only backups of snapshots taken at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+    /// Re-read every complete backup (sizes, SHA-256) and check every chain.
+    Verify {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// Only this dataset.
+        #[arg(long, value_name = "DATASET")]
+        dataset: Option<String>,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+    /// Delete one backup (by its id, as `backups list` shows it).
+    Delete {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The backup's id.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Also delete the incrementals restored through it.
+        #[arg(long)]
+        with_dependents: bool,
+        /// Show what would go; delete nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+    /// Apply keep rules to a store's chains (a full stays while a kept incremental
+    /// needs it; unfinished uploads older than an hour go).
+    Prune {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// Keep rules, as in a policy's keep_last / keep (e.g. "last 7", "daily 14").
+        #[arg(long = "keep", value_name = "RULE", required = true)]
+        keep: Vec<String>,
+        /// Show what would go; delete nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+}
+
+/// Arguments of `zsnap restore`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct RestoreArgs {
+    /// The store.
+    #[arg(long, value_name = "STORE")]
+    pub from: String,
+    /// The dataset whose backups to restore.
+    #[arg(value_name = "DATASET")]
+    pub dataset: String,
+    /// The newest backup of a snapshot taken at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["snapshot", "latest"])]
+    pub at: Option<String>,
+    /// This snapshot (its name after `@`).
+    #[arg(long, value_name = "NAME", conflicts_with = "latest")]
+    pub snapshot: Option<String>,
+    /// The newest backup (the default).
+    #[arg(long)]
+    pub latest: bool,
+    /// The dataset to receive into (must not exist, or hold an earlier part of the same
+    /// chain: a restore that stopped continues).
+    #[arg(long, value_name = "TARGET", required_unless_present = "save")]
+    pub to: Option<String>,
+    /// Overwrite an existing target (zfs receive -F).
+    #[arg(long)]
+    pub force: bool,
+    /// Write the chosen backup's own stream (decompressed, checked) to FILE instead of
+    /// receiving; `zfs receive` can read it later.
+    #[arg(long, value_name = "FILE", conflicts_with = "to")]
+    pub save: Option<PathBuf>,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Flags,
+}
+
+fn dataset_arg(s: &str) -> Result<DatasetName, Failure> {
+    s.parse::<DatasetName>()
+        .with_context(|| format!("invalid dataset {s:?}"))
+        .map_err(Failure::usage)
+}
+
+fn time_arg(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| {
+            format!("invalid {flag} {s:?}; expected RFC 3339 such as 2026-11-23T15:00:00Z")
+        })
+        .map_err(Failure::usage)
+}
+
+fn catalog(store: &dyn BackupStore) -> Result<Catalog, Failure> {
+    let (_, catalog) = read_catalog(store)?;
+    Ok(catalog)
+}
+
+/// One backup done (or planned) by `zsnap backup` or `zsnap run`.
+#[derive(Debug, Serialize)]
+struct BackupResult {
+    dataset: DatasetName,
+    store: String,
+    stream: Option<String>,
+    plan: Vec<zsnap_core::Plan>,
+    ok: bool,
+    errors: Vec<String>,
+}
+
+/// Runs one backup request through `zsnap_exec::backup::back_up` on `backends`.
+fn run_one(
+    request: &BackupRequest,
+    backends: &mut dyn Backends,
+    store: &Arc<dyn BackupStore>,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    verify: bool,
+) -> BackupResult {
+    let mut result = BackupResult {
+        dataset: request.dataset.clone(),
+        store: request.store.to_string(),
+        stream: None,
+        plan: Vec::new(),
+        ok: false,
+        errors: Vec::new(),
+    };
+    let Some(backend) = backends.backend(&request.location) else {
+        result
+            .errors
+            .push(format!("no backend for {}", request.location));
+        return result;
+    };
+    let options = ApplyOptions::default().with_backup(BackupOptions::default().with_verify(verify));
+    match back_up(
+        request,
+        backend,
+        store,
+        catalog,
+        now,
+        dry_run,
+        &options,
+        &mut NoObserver,
+    ) {
+        Ok(run) => {
+            result.ok = run.is_success();
+            result.stream = run.stream.as_ref().map(ToString::to_string);
+            for report in &run.reports {
+                for (i, e) in report.failures() {
+                    let what = run
+                        .plans
+                        .iter()
+                        .flat_map(|p| p.steps.get(i))
+                        .next()
+                        .map_or("", |s| s.reason());
+                    result
+                        .errors
+                        .push(format!("step {} ({what}): {}", i + 1, chain(e)));
+                }
+            }
+            result.plan = run.plans;
+        }
+        Err(e) => result.errors.push(chain(&e)),
+    }
+    result
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn render_results(
+    req: &Request,
+    results: &[BackupResult],
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    if req.json {
+        output::json(out, &results)?;
+        return Ok(());
+    }
+    let mut s = String::new();
+    for r in results {
+        let what = r.stream.as_deref().unwrap_or("(snapshot first)");
+        if r.errors.is_empty() {
+            if r.plan.iter().all(|p| p.steps.is_empty()) {
+                s.push_str(&format!("{}: nothing to do\n", r.dataset));
+            } else {
+                s.push_str(&format!("{} → {}/{what}: ok\n", r.dataset, r.store));
+            }
+            if req.verbosity >= crate::request::Verbosity::Verbose(1)
+                || r.plan.iter().any(|p| p.steps.is_empty())
+            {
+                for p in &r.plan {
+                    s.push_str(&p.render());
+                }
+            }
+        } else {
+            s.push_str(&format!("{} → {}: FAILED\n", r.dataset, r.store));
+            for e in &r.errors {
+                s.push_str(&format!("  {e}\n"));
+            }
+        }
+    }
+    output::text(out, &s)?;
+    Ok(())
+}
+
+fn status_of(results: &[BackupResult]) -> u8 {
+    let failed = results
+        .iter()
+        .filter(|r| !r.ok && !r.errors.is_empty())
+        .count();
+    if failed == 0 {
+        exit::OK
+    } else if failed < results.len() {
+        exit::PARTIAL
+    } else {
+        exit::ERROR
+    }
+}
+
+/// `zsnap backup DATASET… --to STORE`.
+///
+/// # Errors
+/// Bad arguments (usage), an unusable store, or a backend that cannot be opened.
+pub fn backup(
+    req: &Request,
+    args: &BackupArgs,
+    backends: &mut dyn Backends,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    let config = optional_config(&req.config)?;
+    let datasets = args
+        .datasets
+        .iter()
+        .map(|d| dataset_arg(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let compression: Compression = args
+        .compress
+        .parse()
+        .context("invalid --compress")
+        .map_err(Failure::usage)?;
+    let label: Label = args
+        .label
+        .parse()
+        .context("invalid --label")
+        .map_err(Failure::usage)?;
+    let (url, store) = open(&args.to, &args.s3, config.as_ref(), !args.dry_run)?;
+    let catalog = catalog(&*store)?;
+    let mut results = Vec::new();
+    for dataset in datasets {
+        let since = args
+            .since
+            .as_deref()
+            .map(|s| parse_since(&dataset, s))
+            .transpose()
+            .context("invalid --since")
+            .map_err(Failure::usage)?;
+        let snapshot = args
+            .snapshot
+            .as_deref()
+            .map(|s| parse_since(&dataset, s).map_err(|e| anyhow!("invalid --snapshot: {e}")))
+            .transpose()
+            .map_err(Failure::usage)?;
+        let request = BackupRequest::new(
+            dataset.clone(),
+            url.clone(),
+            BackupMode::from_flags(since, args.auto_incremental),
+        )
+        .with_snapshot(snapshot)
+        .with_label(label.clone())
+        .with_compression(compression);
+        results.push(run_one(
+            &request,
+            backends,
+            &store,
+            &catalog,
+            req.now,
+            args.dry_run,
+            args.verify,
+        ));
+    }
+    render_results(req, &results, out)?;
+    Ok(status_of(&results))
+}
+
+/// The scheduled backups of `config` that are due at `now` (`zsnap run`): per
+/// `[backups.NAME]`, every dataset its source selects, backed up when
+/// [`backup_due`] says so; then the store's keep policy, if any. Returns the rendered
+/// text (or JSON value) and whether everything succeeded.
+///
+/// # Errors
+/// A store that cannot be opened or listed.
+pub fn run_scheduled(
+    config: &Config,
+    backends: &mut dyn Backends,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> anyhow::Result<(serde_json::Value, String, bool)> {
+    let mut all = Vec::new();
+    let mut text = String::new();
+    let mut ok = true;
+    for (name, spec) in &config.backups {
+        let Some(entry) = config.datasets.iter().find(|d| d.root == spec.source) else {
+            continue;
+        };
+        let settings = from_spec(spec)?;
+        let store: Arc<dyn BackupStore> = Arc::from(open_store(&spec.to, &settings, !dry_run)?);
+        let location = crate::backends::location(&entry.host);
+        let (_, catalog) = read_catalog(&*store)?;
+        let Some(backend) = backends.backend(&location) else {
+            continue;
+        };
+        let listed = backend
+            .list(std::slice::from_ref(&entry.root))
+            .with_context(|| format!("list {} for [backups.{name}]", entry.root))?;
+        let selected: Vec<DatasetName> = listed
+            .datasets
+            .keys()
+            .filter(|d| entry.selects(d))
+            .cloned()
+            .collect();
+        let schedule = BackupSchedule::new(spec.every, spec.full_every);
+        text.push_str(&format!("== backup {name} → {} ==\n", spec.to));
+        for dataset in selected {
+            match backup_due(&catalog, &dataset, &schedule, now) {
+                BackupDue::No { .. } => {}
+                BackupDue::Yes { mode, reason } => {
+                    let request = BackupRequest::new(dataset.clone(), spec.to.clone(), mode)
+                        .with_location(location.clone())
+                        .with_label(spec.label.clone())
+                        .with_compression(spec.compression);
+                    let r = run_one(
+                        &request,
+                        backends,
+                        &store,
+                        &catalog,
+                        now,
+                        dry_run,
+                        spec.verify,
+                    );
+                    if r.errors.is_empty() {
+                        text.push_str(&format!(
+                            "{dataset}: {} ({reason})\n",
+                            r.stream.as_deref().unwrap_or("snapshot first")
+                        ));
+                    } else {
+                        ok = false;
+                        text.push_str(&format!("{dataset}: FAILED\n"));
+                        for e in &r.errors {
+                            text.push_str(&format!("  {e}\n"));
+                        }
+                    }
+                    all.push(r);
+                }
+                _ => {}
+            }
+        }
+        if let Some(policy) = spec.policy.as_ref().and_then(|p| config.policies.get(p)) {
+            let (_, catalog) = read_catalog(&*store)?;
+            let policy: RetentionPolicy = policy.retention_policy();
+            let plan = plan_backup_prune(&catalog, &policy, now, policy_tz(config, spec));
+            if !plan.deletions.is_empty() {
+                text.push_str(&format!(
+                    "prune: {} object(s) to delete\n",
+                    plan.deletions.len()
+                ));
+                if !dry_run {
+                    let report = delete_objects(&*store, &plan.deletions);
+                    if let Some((key, e)) = report.failed {
+                        ok = false;
+                        text.push_str(&format!("  delete {key} failed: {}\n", chain(&e)));
+                    }
+                }
+            }
+        }
+    }
+    Ok((serde_json::to_value(&all)?, text, ok))
+}
+
+fn policy_tz(config: &Config, spec: &BackupSpec) -> chrono_tz::Tz {
+    spec.policy
+        .as_ref()
+        .and_then(|p| config.policies.get(p))
+        .map_or(chrono_tz::UTC, |p| p.timezone)
+}
+
+/// A row of `zsnap backups list`.
+#[derive(Debug, Serialize)]
+struct ListRow<'a> {
+    #[serde(flatten)]
+    entry: &'a BackupEntry,
+    dataset: &'a DatasetName,
+    snapshot: &'a ShortName,
+    created: DateTime<Utc>,
+}
+
+/// `zsnap backups …`
+///
+/// # Errors
+/// Bad arguments, an unusable store.
+pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u8, Failure> {
+    let config = optional_config(&req.config)?;
+    match cmd {
+        BackupsCmd::List {
+            from,
+            dataset,
+            since,
+            until,
+            s3,
+        } => {
+            let dataset = dataset.as_deref().map(dataset_arg).transpose()?;
+            let since = since
+                .as_deref()
+                .map(|s| time_arg("--since", s))
+                .transpose()?;
+            let until = until
+                .as_deref()
+                .map(|s| time_arg("--until", s))
+                .transpose()?;
+            let (_, store) = open(from, s3, config.as_ref(), false)?;
+            let catalog = catalog(&*store)?;
+            let mut rows = Vec::new();
+            for (name, backups) in &catalog.datasets {
+                if dataset.as_ref().is_some_and(|d| d != name) {
+                    continue;
+                }
+                for e in &backups.entries {
+                    let created = e.stream.created();
+                    if since.is_some_and(|t| created < t) || until.is_some_and(|t| created > t) {
+                        continue;
+                    }
+                    rows.push(ListRow {
+                        entry: e,
+                        dataset: name,
+                        snapshot: e.stream.snapshot(),
+                        created,
+                    });
+                }
+            }
+            if req.json {
+                output::json(out, &rows)?;
+                return Ok(exit::OK);
+            }
+            let mut table = vec![vec![
+                "DATASET".to_owned(),
+                "SNAPSHOT".to_owned(),
+                "KIND".to_owned(),
+                "SIZE".to_owned(),
+                "STATE".to_owned(),
+                "RESTORE".to_owned(),
+                "ID".to_owned(),
+            ]];
+            for r in &rows {
+                let e = r.entry;
+                let kind = match e.stream.parent() {
+                    None => "full".to_owned(),
+                    Some(p) => format!("inc from {p}"),
+                };
+                let state = match &e.state {
+                    EntryState::Complete => "complete".to_owned(),
+                    EntryState::Unfinished => "UNFINISHED".to_owned(),
+                    EntryState::Damaged { problem } => format!("DAMAGED: {problem}"),
+                    _ => "?".to_owned(),
+                };
+                let restore = match (&e.link, e.chain_len) {
+                    (Some(Link::Full), _) => "full".to_owned(),
+                    (Some(Link::Parent { .. }), Some(n)) => format!("{n} streams"),
+                    (Some(Link::Broken { parent, .. }), _) => format!("BROKEN (no {parent})"),
+                    _ => "-".to_owned(),
+                };
+                table.push(vec![
+                    r.dataset.to_string(),
+                    r.snapshot.to_string(),
+                    kind,
+                    e.size.to_string(),
+                    state,
+                    restore,
+                    e.id.to_string(),
+                ]);
+            }
+            output::text(out, &output::table(&table))?;
+            Ok(exit::OK)
+        }
+        BackupsCmd::Verify { from, dataset, s3 } => {
+            let dataset = dataset.as_deref().map(dataset_arg).transpose()?;
+            let (_, store) = open(from, s3, config.as_ref(), false)?;
+            let catalog = catalog(&*store)?;
+            let mut problems = Vec::new();
+            let mut checked = 0usize;
+            let mut bytes = 0u64;
+            for (name, backups) in &catalog.datasets {
+                if dataset.as_ref().is_some_and(|d| d != name) {
+                    continue;
+                }
+                for e in &backups.entries {
+                    match &e.state {
+                        EntryState::Complete => match verify_entry(&*store, e) {
+                            Ok(n) => {
+                                checked += 1;
+                                bytes += n;
+                            }
+                            Err(err) => problems.push(chain(&err)),
+                        },
+                        EntryState::Unfinished => {
+                            problems.push(format!("{}: unfinished (no sidecar)", e.id));
+                        }
+                        EntryState::Damaged { problem } => {
+                            problems.push(format!("{}: damaged: {problem}", e.id));
+                        }
+                        _ => {}
+                    }
+                    if let Some(Link::Broken { parent, guid }) = &e.link {
+                        problems.push(format!(
+                            "{}: broken chain: no restorable backup of its parent {parent} (guid {guid})",
+                            e.id
+                        ));
+                    }
+                }
+            }
+            #[derive(Serialize)]
+            struct Verified<'a> {
+                checked: usize,
+                bytes: u64,
+                problems: &'a [String],
+            }
+            if req.json {
+                output::json(
+                    out,
+                    &Verified {
+                        checked,
+                        bytes,
+                        problems: &problems,
+                    },
+                )?;
+            } else {
+                let mut s = format!("{checked} backup(s) checked, {bytes} bytes read\n");
+                for p in &problems {
+                    s.push_str(&format!("PROBLEM: {p}\n"));
+                }
+                if problems.is_empty() {
+                    s.push_str("every backup matches its sidecar and every chain is whole\n");
+                }
+                output::text(out, &s)?;
+            }
+            Ok(if problems.is_empty() {
+                exit::OK
+            } else {
+                exit::ERROR
+            })
+        }
+        BackupsCmd::Delete {
+            from,
+            id,
+            with_dependents,
+            dry_run,
+            s3,
+        } => {
+            let id: BackupId = id
+                .parse()
+                .with_context(|| format!("invalid backup id {id:?}"))
+                .map_err(Failure::usage)?;
+            let (_, store) = open(from, s3, config.as_ref(), false)?;
+            let catalog = catalog(&*store)?;
+            let plan = catalog
+                .plan_delete(&id, *with_dependents)
+                .map_err(|e| Failure::usage(anyhow::Error::new(e)))?;
+            let mut s = String::new();
+            for d in &plan.deletions {
+                s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
+            }
+            if !dry_run {
+                let report = delete_objects(&*store, &plan.deletions);
+                if let Some((key, e)) = report.failed {
+                    output::text(out, &s)?;
+                    return Err(Failure::from(
+                        anyhow::Error::new(e)
+                            .context(format!("delete {key}; the ones after it were left")),
+                    ));
+                }
+            }
+            if req.json {
+                output::json(
+                    out,
+                    &plan.deletions.iter().map(|d| &d.key).collect::<Vec<_>>(),
+                )?;
+            } else {
+                output::text(out, &s)?;
+            }
+            Ok(exit::OK)
+        }
+        BackupsCmd::Prune {
+            from,
+            keep,
+            dry_run,
+            s3,
+        } => {
+            let rules = keep
+                .iter()
+                .map(|r| r.parse())
+                .collect::<Result<Vec<_>, _>>()
+                .context("invalid --keep")
+                .map_err(Failure::usage)?;
+            let (_, store) = open(from, s3, config.as_ref(), false)?;
+            let catalog = catalog(&*store)?;
+            let plan = plan_backup_prune(
+                &catalog,
+                &RetentionPolicy::new(rules),
+                req.now,
+                chrono_tz::UTC,
+            );
+            if !dry_run {
+                let report = delete_objects(&*store, &plan.deletions);
+                if let Some((key, e)) = report.failed {
+                    return Err(Failure::from(
+                        anyhow::Error::new(e)
+                            .context(format!("delete {key}; the ones after it were left")),
+                    ));
+                }
+            }
+            if req.json {
+                output::json(out, &plan)?;
+            } else {
+                let mut s = String::new();
+                for d in &plan.deletions {
+                    s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
+                }
+                if plan.deletions.is_empty() {
+                    s.push_str("nothing to delete\n");
+                }
+                output::text(out, &s)?;
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// `zsnap restore`.
+///
+/// # Errors
+/// Bad arguments, an unusable store, a refused or failed restore.
+pub fn restore_cmd(
+    req: &Request,
+    args: &RestoreArgs,
+    backends: &mut dyn Backends,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    let config = optional_config(&req.config)?;
+    let dataset = dataset_arg(&args.dataset)?;
+    let point = match (&args.at, &args.snapshot) {
+        (Some(at), _) => RestoreTarget::At(time_arg("--at", at)?),
+        (None, Some(s)) => RestoreTarget::Snapshot(
+            parse_since(&dataset, s)
+                .map_err(|e| Failure::usage(anyhow!("invalid --snapshot: {e}")))?,
+        ),
+        (None, None) => RestoreTarget::Latest,
+    };
+    let (_, store) = open(&args.from, &args.s3, config.as_ref(), false)?;
+    let catalog = catalog(&*store)?;
+    if let Some(path) = &args.save {
+        let chain = zsnap_core::backup::resolve_restore(&catalog, &dataset, &point)
+            .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+        let entry = chain.last().expect("a resolved chain is not empty");
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("create a temporary file in {}", dir.display()))?;
+        let n = save_entry(&*store, entry, tmp.as_file_mut(), &mut |_| {})
+            .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+        tmp.as_file().sync_all().context("sync the saved stream")?;
+        tmp.persist(path)
+            .with_context(|| format!("save the stream as {}", path.display()))?;
+        let needs = chain.len() - 1;
+        output::text(
+            out,
+            &format!(
+                "saved {} ({n} bytes) as {}{}\n",
+                entry.id,
+                path.display(),
+                if needs == 0 {
+                    String::new()
+                } else {
+                    format!("; it is an incremental: receive the {needs} stream(s) before it first")
+                }
+            ),
+        )?;
+        return Ok(exit::OK);
+    }
+    let target = dataset_arg(
+        args.to
+            .as_deref()
+            .expect("clap requires --to without --save"),
+    )?;
+    let location = zsnap_core::Location::local();
+    let Some(backend) = backends.backend(&location) else {
+        return Err(Failure::from(anyhow!("no backend for the local host")));
+    };
+    let run = restore(
+        &*store,
+        &catalog,
+        &dataset,
+        &point,
+        &target,
+        backend,
+        args.force,
+        &mut |_, _| {},
+    )
+    .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+    if req.json {
+        #[derive(Serialize)]
+        struct Restored<'a> {
+            plan: &'a zsnap_core::backup::RestorePlan,
+            received: &'a [String],
+            bytes: u64,
+        }
+        output::json(
+            out,
+            &Restored {
+                plan: &run.plan,
+                received: &run.received,
+                bytes: run.bytes,
+            },
+        )?;
+    } else {
+        let mut s = String::new();
+        for n in &run.plan.notes {
+            s.push_str(&format!("{n}\n"));
+        }
+        for k in &run.received {
+            s.push_str(&format!("received {k}\n"));
+        }
+        let point = run
+            .plan
+            .chain
+            .last()
+            .map(|e| e.stream.snapshot().to_string());
+        s.push_str(&format!(
+            "{target} is at {} ({} stream(s), {} bytes received)\n",
+            point.unwrap_or_default(),
+            run.received.len(),
+            run.bytes
+        ));
+        output::text(out, &s)?;
+    }
+    Ok(exit::OK)
+}
