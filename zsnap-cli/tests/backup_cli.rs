@@ -1,0 +1,661 @@
+//! End-to-end tests of `zsnap backup`, `zsnap backups …`, `zsnap restore` and the
+//! scheduled backups of `zsnap run`, on the fake backend (its state persisted in a
+//! temporary directory between invocations) and a `dir:` store in the same directory.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The single-host example, with its paths moved next to the config (relative paths
+/// are resolved against the config's directory).
+fn example_config() -> String {
+    include_str!("../../examples/single-host.toml")
+        .replace("\"/var/log/zsnap/audit.jsonl\"", "\"audit.jsonl\"")
+        .replace("\"/var/lib/zsnap/journal\"", "\"journal\"")
+        .replace("\"/run/zsnap.lock\"", "\"zsnap.lock\"")
+}
+
+const T0: &str = "2026-11-23T09:00:00Z";
+const T1: &str = "2026-11-23T10:00:00Z";
+const T2: &str = "2026-11-23T12:00:00Z";
+const BETWEEN: &str = "2026-11-23T11:00:00Z";
+
+/// What one invocation printed, and its exit status.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn from(o: Output, env: &Env) -> Out {
+        Out {
+            code: o.status.code().expect("zsnap exited normally"),
+            stdout: env.redact(&String::from_utf8(o.stdout).unwrap()),
+            stderr: env.redact(&String::from_utf8(o.stderr).unwrap()),
+        }
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(config: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("zsnap.toml"), config).unwrap();
+        Env { dir }
+    }
+
+    /// A fake pool with tank/home and tank/projects, each with one hourly snapshot.
+    fn with_pool() -> Env {
+        let env = Env::new(&example_config());
+        env.ok(&["--now", T0, "snapshot", "--label", "hourly"]);
+        env
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("st.json")
+    }
+
+    /// `dir:` URL of a store in the temporary directory.
+    fn store(&self, name: &str) -> String {
+        format!("dir:{}", self.path(name).display())
+    }
+
+    /// The temporary directory replaced by `[TMP]`.
+    fn redact(&self, s: &str) -> String {
+        s.replace(&self.dir.path().display().to_string(), "[TMP]")
+    }
+
+    /// `zsnap --config … --backend fake:… ARGS`.
+    fn zsnap(&self, args: &[&str]) -> Out {
+        let o = Command::new(env!("CARGO_BIN_EXE_zsnap"))
+            .arg("--config")
+            .arg(self.path("zsnap.toml"))
+            .arg("--backend")
+            .arg(format!("fake:{}", self.state().display()))
+            .args(args)
+            .output()
+            .unwrap();
+        Out::from(o, self)
+    }
+
+    /// Runs and expects `code`; returns the output.
+    fn expect(&self, code: i32, args: &[&str]) -> Out {
+        let o = self.zsnap(args);
+        assert_eq!(
+            o.code, code,
+            "zsnap {args:?} exited {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
+            o.code, o.stdout, o.stderr
+        );
+        o
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.expect(0, args).stdout
+    }
+
+    /// The fake pool's state, as saved.
+    fn fake(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.state()).unwrap()).unwrap()
+    }
+
+    /// (name, guid) of every snapshot of `dataset` in the fake pool, or `None` when
+    /// the dataset does not exist.
+    fn snapshots(&self, dataset: &str) -> Option<BTreeSet<(String, u64)>> {
+        let state = self.fake();
+        let d = state["datasets"].get(dataset)?;
+        Some(
+            d["snapshots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap().to_owned(),
+                        s["guid"].as_u64().unwrap(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn guids(&self, dataset: &str, prefix: &str) -> BTreeSet<u64> {
+        self.snapshots(dataset)
+            .unwrap_or_else(|| panic!("{dataset} does not exist in the fake pool"))
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, g)| g)
+            .collect()
+    }
+
+    /// `backups list --json` of a store.
+    fn list(&self, store: &str) -> Vec<serde_json::Value> {
+        let text = self.ok(&["backups", "list", "--from", store, "--json"]);
+        serde_json::from_str::<serde_json::Value>(&text)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The files of a store directory, relative to it, sorted.
+    fn files(&self, store: &str) -> Vec<String> {
+        let root = self.path(store);
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+}
+
+/// A full backup at T1 (zstd, verified) and an incremental at T2 of tank/home.
+fn two_backups(env: &Env) -> String {
+    let store = env.store("store");
+    let full = env.ok(&[
+        "--now",
+        T1,
+        "backup",
+        "tank/home",
+        "--to",
+        &store,
+        "--compress",
+        "zstd",
+        "--verify",
+    ]);
+    // (A helper shared by several tests: insta allows an inline snapshot only once.)
+    assert_eq!(
+        full,
+        "tank/home → dir:[TMP]/store/tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst: ok\n"
+    );
+    let inc = env.ok(&[
+        "--now",
+        T2,
+        "backup",
+        "tank/home",
+        "--to",
+        &store,
+        "--auto-incremental",
+    ]);
+    assert_eq!(
+        inc,
+        "tank/home → dir:[TMP]/store/tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs: ok\n"
+    );
+    store
+}
+
+#[test]
+fn back_up_list_verify_and_restore() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+
+    let table = env.ok(&["backups", "list", "--from", &store]);
+    insta::assert_snapshot!(table, @"
+    DATASET    SNAPSHOT                       KIND                                    SIZE   STATE     RESTORE    ID
+    tank/home  zsnap_backup_20261123T100000Z  full                                    65802  complete  full       tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst
+    tank/home  zsnap_backup_20261123T120000Z  inc from zsnap_backup_20261123T100000Z  16657  complete  2 streams  tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs
+    ");
+
+    let entries = env.list(&store);
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    for e in &entries {
+        assert_eq!(e["state"]["state"], "complete", "{e:#}");
+        assert_eq!(e["dataset"], "tank/home");
+    }
+    assert_eq!(entries[0]["link"]["link"], "full");
+    assert_eq!(entries[0]["sidecar"]["compression"], "zstd");
+    assert_eq!(entries[1]["link"]["link"], "parent");
+    assert_eq!(entries[1]["link"]["id"], entries[0]["id"]);
+    assert_eq!(entries[1]["chain_len"], 2);
+    assert_eq!(
+        entries[1]["sidecar"]["parent"]["guid"],
+        entries[0]["sidecar"]["guid"]
+    );
+
+    let verified = env.ok(&["backups", "verify", "--from", &store]);
+    assert!(
+        verified.starts_with("2 backup(s) checked"),
+        "verify said: {verified}"
+    );
+    assert!(verified.contains("every backup matches its sidecar"));
+
+    // A restore of the newest backup receives both streams: the target holds exactly
+    // the backed-up snapshots, with their guids.
+    let source = env.guids("tank/home", "zsnap_backup_");
+    assert_eq!(source.len(), 2);
+    let restored = env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--to",
+        "tank/restored",
+    ]);
+    insta::assert_snapshot!(restored, @"
+    received tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst
+    received tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs
+    tank/restored is at zsnap_backup_20261123T120000Z (2 stream(s), 82450 bytes received)
+    ");
+    assert_eq!(env.guids("tank/restored", ""), source);
+
+    // Again: nothing to receive, nothing changes.
+    let again = env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--to",
+        "tank/restored",
+    ]);
+    assert!(again.contains("nothing to receive"), "{again}");
+    assert!(again.contains("(0 stream(s), 0 bytes received)"), "{again}");
+    assert_eq!(env.guids("tank/restored", ""), source);
+
+    // --at between the two: only the full one.
+    let first = env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--to",
+        "tank/early",
+        "--at",
+        BETWEEN,
+    ]);
+    assert!(first.contains("(1 stream(s),"), "{first}");
+    let first_guid: u64 = entries[0]["sidecar"]["guid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(env.guids("tank/early", ""), BTreeSet::from([first_guid]));
+}
+
+#[test]
+fn bad_stores_and_flags_are_usage_errors() {
+    let env = Env::with_pool();
+    let store = env.store("store");
+    let backup = |extra: &[&str]| {
+        let mut args = vec!["--now", T1, "backup", "tank/home"];
+        args.extend_from_slice(extra);
+        env.expect(2, &args).stderr
+    };
+    insta::assert_snapshot!(backup(&["--to", "dir:relative"]), @r#"error: invalid store "dir:relative": the path must be absolute (begin with '/')"#);
+    insta::assert_snapshot!(backup(&["--to", "dir:/a/../b"]), @r#"error: invalid store "dir:/a/../b": the path may not contain "." or ".." components (at byte 7)"#);
+    insta::assert_snapshot!(backup(&["--to", &store, "--since", "tank/projects@x"]), @r#"
+    error: invalid --since
+      caused by: --since "tank/projects@x" names a snapshot of tank/projects, but the backup is of tank/home; give the name of a snapshot of tank/home, without '@'
+    "#);
+    insta::assert_snapshot!(backup(&["--to", &store, "--compress", "lz4"]), @r#"
+    error: invalid --compress
+      caused by: unknown compression "lz4": expected "none" or "zstd"
+    "#);
+    // None of them took a snapshot or wrote to the store.
+    assert!(env.guids("tank/home", "zsnap_backup_").is_empty());
+    assert!(env.files("store").is_empty());
+}
+
+#[test]
+fn refused_restores_change_nothing() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+
+    // No backups of tank/projects: the restore fails (exit 1, it changed nothing).
+    let none = env.expect(
+        1,
+        &[
+            "restore",
+            "--from",
+            &store,
+            "tank/projects",
+            "--to",
+            "tank/x",
+        ],
+    );
+    insta::assert_snapshot!(none.stderr, @"error: the store has no complete backup of tank/projects");
+    assert!(env.snapshots("tank/x").is_none());
+
+    // Into an existing dataset with unrelated snapshots: refused, naming it.
+    let before = env.snapshots("tank/projects").unwrap();
+    let existing = env.expect(
+        1,
+        &[
+            "restore",
+            "--from",
+            &store,
+            "tank/home",
+            "--to",
+            "tank/projects",
+        ],
+    );
+    assert!(
+        existing.stderr.contains("tank/projects exists"),
+        "{}",
+        existing.stderr
+    );
+    insta::assert_snapshot!(existing.stderr, @"error: tank/projects exists with 1 snapshot(s) (e.g. zsnap_hourly_20261123T090000Z) none of which this restore has; a full stream cannot overwrite it: restore into a new dataset, or destroy it first (zfs destroy -r tank/projects)");
+    assert_eq!(env.snapshots("tank/projects").unwrap(), before);
+}
+
+#[test]
+fn deleting_a_full_needs_with_dependents() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+    let entries = env.list(&store);
+    let full = entries[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(env.files("store").len(), 4);
+
+    let refused = env.zsnap(&["backups", "delete", "--from", &store, &full]);
+    assert_ne!(refused.code, 0);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--with-dependents"),
+        "{}",
+        refused.stderr
+    );
+    insta::assert_snapshot!(refused.stderr, @"error: deleting tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst would leave 1 backup that could no longer be restored (tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs); delete them too with --with-dependents");
+    assert_eq!(env.files("store").len(), 4);
+
+    // -n shows the four objects and deletes none.
+    let dry = env.ok(&[
+        "backups",
+        "delete",
+        "--from",
+        &store,
+        &full,
+        "--with-dependents",
+        "-n",
+    ]);
+    assert_eq!(dry.lines().count(), 4, "{dry}");
+    assert_eq!(env.files("store").len(), 4);
+
+    let done = env.ok(&[
+        "backups",
+        "delete",
+        "--from",
+        &store,
+        &full,
+        "--with-dependents",
+    ]);
+    insta::assert_snapshot!(done, @"
+    delete tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs (restored through tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst, which is deleted)
+    delete tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs.json (restored through tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst, which is deleted)
+    delete tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst (deleted on request)
+    delete tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst.json (deleted on request)
+    ");
+    assert!(env.files("store").is_empty(), "{:?}", env.files("store"));
+    assert!(env.list(&store).is_empty());
+}
+
+#[test]
+fn prune_keeps_the_newest_chain() {
+    let env = Env::with_pool();
+    let store = env.store("store");
+    // Two chains: full + incremental, then full + incremental.
+    for (now, extra) in [
+        ("2026-11-23T10:00:00Z", None),
+        ("2026-11-23T11:00:00Z", Some("--auto-incremental")),
+        ("2026-11-23T12:00:00Z", None),
+        ("2026-11-23T13:00:00Z", Some("--auto-incremental")),
+    ] {
+        let mut args = vec!["--now", now, "backup", "tank/home", "--to", &store];
+        args.extend(extra);
+        env.ok(&args);
+    }
+    let all = env.files("store");
+    assert_eq!(all.len(), 8);
+
+    let dry = env.ok(&[
+        "--now",
+        "2026-11-23T14:00:00Z",
+        "backups",
+        "prune",
+        "--from",
+        &store,
+        "--keep",
+        "last 1",
+        "-n",
+    ]);
+    insta::assert_snapshot!(dry, @"
+    delete tank%2Fhome/20261123T110000Z_zsnap_backup_20261123T110000Z.inc-from-zsnap_backup_20261123T100000Z.zfs (no rule keeps its snapshot and no kept backup needs it)
+    delete tank%2Fhome/20261123T110000Z_zsnap_backup_20261123T110000Z.inc-from-zsnap_backup_20261123T100000Z.zfs.json (no rule keeps its snapshot and no kept backup needs it)
+    delete tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs (no rule keeps its snapshot and no kept backup needs it)
+    delete tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.json (no rule keeps its snapshot and no kept backup needs it)
+    ");
+    assert_eq!(dry.lines().count(), 4, "{dry}");
+    assert_eq!(env.files("store"), all, "-n deleted something");
+
+    let done = env.ok(&[
+        "--now",
+        "2026-11-23T14:00:00Z",
+        "backups",
+        "prune",
+        "--from",
+        &store,
+        "--keep",
+        "last 1",
+    ]);
+    assert_eq!(done, dry);
+    let left = env.list(&store);
+    let snapshots: Vec<&str> = left
+        .iter()
+        .map(|e| e["snapshot"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        snapshots,
+        [
+            "zsnap_backup_20261123T120000Z",
+            "zsnap_backup_20261123T130000Z"
+        ]
+    );
+    assert_eq!(env.files("store").len(), 4);
+    let verified = env.ok(&["backups", "verify", "--from", &store]);
+    assert!(
+        verified.starts_with("2 backup(s) checked"),
+        "verify said: {verified}"
+    );
+
+    // Pruning again finds nothing.
+    let again = env.ok(&[
+        "--now",
+        "2026-11-23T14:00:00Z",
+        "backups",
+        "prune",
+        "--from",
+        &store,
+        "--keep",
+        "last 1",
+    ]);
+    assert_eq!(again, "nothing to delete\n");
+}
+
+#[test]
+fn a_damaged_stream_fails_verify_and_restore() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+    let entries = env.list(&store);
+    let inc = entries[1]["id"].as_str().unwrap().to_owned();
+    let file = env.path("store").join(&inc);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+
+    let verify = env.expect(1, &["backups", "verify", "--from", &store]);
+    assert!(
+        verify.stdout.starts_with("1 backup(s) checked"),
+        "{}",
+        verify.stdout
+    );
+    let problem = verify
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("PROBLEM: "))
+        .unwrap_or_else(|| panic!("no PROBLEM line in {}", verify.stdout));
+    assert!(problem.contains(&inc), "{problem}");
+    assert!(problem.contains("corrupt"), "{problem}");
+
+    let restore = env.expect(
+        1,
+        &["restore", "--from", &store, "tank/home", "--to", "tank/new"],
+    );
+    assert!(restore.stderr.contains(&inc), "{}", restore.stderr);
+    assert!(
+        restore.stderr.contains("nothing was received"),
+        "{}",
+        restore.stderr
+    );
+    assert!(
+        env.snapshots("tank/new").is_none(),
+        "tank/new exists after a failed restore"
+    );
+
+    // The undamaged full alone still restores.
+    env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--to",
+        "tank/new",
+        "--at",
+        BETWEEN,
+    ]);
+    assert_eq!(env.guids("tank/new", "").len(), 1);
+}
+
+#[test]
+fn run_backs_up_once_per_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("dir:{}", dir.path().join("store").display());
+    let config = format!(
+        "{}\n[backups.usb]\nsource = \"tank/home\"\nto = \"{store}\"\nevery = \"1d\"\n",
+        example_config()
+    );
+    let env = Env { dir };
+    std::fs::write(env.path("zsnap.toml"), config).unwrap();
+
+    let first = env.ok(&["run", "--now", "2026-11-23T10:00:00Z"]);
+    assert!(
+        first.contains(
+            "tank/home: tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs"
+        ),
+        "{first}"
+    );
+    assert_eq!(env.list(&store).len(), 1);
+
+    // Later the same UTC day: not due.
+    let second = env.ok(&["run", "--now", "2026-11-23T20:00:00Z"]);
+    let after_header = second
+        .split_once("== backup usb")
+        .unwrap_or_else(|| panic!("no backup header in {second}"))
+        .1;
+    assert!(!after_header.contains("tank/home:"), "{second}");
+    assert_eq!(env.list(&store).len(), 1);
+
+    // The next day: an incremental on the first.
+    let third = env.ok(&["run", "--now", "2026-11-24T01:00:00Z"]);
+    assert!(
+        third.contains(".inc-from-zsnap_backup_20261123T100000Z.zfs"),
+        "{third}"
+    );
+    let entries = env.list(&store);
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    assert_eq!(entries[1]["sidecar"]["kind"], "incremental");
+    assert_eq!(entries[1]["link"]["id"], entries[0]["id"]);
+    assert_eq!(entries[1]["snapshot"], "zsnap_backup_20261124T010000Z");
+    env.ok(&["backups", "verify", "--from", &store]);
+}
+
+#[test]
+fn save_writes_the_stream_restore_would_receive() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+    // The same full snapshot, uncompressed, in a second store: its object is the raw
+    // stream.
+    let plain = env.store("plain");
+    env.ok(&[
+        "--now",
+        T2,
+        "backup",
+        "tank/home",
+        "--to",
+        &plain,
+        "--snapshot",
+        "zsnap_backup_20261123T100000Z",
+    ]);
+    let plain_entries = env.list(&plain);
+    assert_eq!(plain_entries.len(), 1);
+    let raw_full = std::fs::read(
+        env.path("plain")
+            .join(plain_entries[0]["id"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        raw_full.len() as u64,
+        plain_entries[0]["sidecar"]["size"].as_u64().unwrap()
+    );
+    let state_before = std::fs::read(env.state()).unwrap();
+
+    // The zstd full, saved: decompressed, it is the raw stream.
+    let saved = env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--at",
+        BETWEEN,
+        "--save",
+        &env.path("full.zfs").display().to_string(),
+    ]);
+    insta::assert_snapshot!(saved, @"saved tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst (65793 bytes) as [TMP]/full.zfs");
+    let full = std::fs::read(env.path("full.zfs")).unwrap();
+    assert!(!full.is_empty());
+    assert_eq!(full, raw_full);
+
+    // The uncompressed incremental: the object's bytes, its sidecar's size.
+    let saved = env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--save",
+        &env.path("inc.zfs").display().to_string(),
+    ]);
+    assert!(
+        saved.contains("receive the 1 stream(s) before it first"),
+        "{saved}"
+    );
+    let entries = env.list(&store);
+    let inc = std::fs::read(env.path("inc.zfs")).unwrap();
+    assert!(!inc.is_empty());
+    assert_eq!(
+        inc.len() as u64,
+        entries[1]["sidecar"]["size"].as_u64().unwrap()
+    );
+    assert_eq!(
+        inc,
+        std::fs::read(env.path("store").join(entries[1]["id"].as_str().unwrap())).unwrap()
+    );
+    // --save receives nothing: the fake pool is unchanged.
+    assert_eq!(std::fs::read(env.state()).unwrap(), state_before);
+}
