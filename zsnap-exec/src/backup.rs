@@ -983,6 +983,15 @@ pub enum RestoreRunError {
     /// The target's state forbids the restore.
     #[error(transparent)]
     Plan(#[from] zsnap_core::backup::RestorePlanError),
+    /// The partial state of an interrupted receive could not be discarded.
+    #[error("restore into {target}: discard the partial state of an interrupted receive")]
+    AbortPartial {
+        /// The target.
+        target: DatasetName,
+        /// The cause.
+        #[source]
+        source: crate::backend::AbortReceiveError,
+    },
     /// A stream of the chain failed its check before anything was received.
     #[error("restore into {target}: a stream of the chain failed its check; nothing was received")]
     Verify {
@@ -1041,6 +1050,14 @@ pub fn restore(
         }
     };
     let plan = zsnap_core::backup::plan_restore(chain, target, existing.as_ref(), force)?;
+    if plan.abort_partial {
+        backend
+            .abort_receive(target)
+            .map_err(|source| RestoreRunError::AbortPartial {
+                target: target.clone(),
+                source,
+            })?;
+    }
     for entry in plan.remaining() {
         verify_entry(store, entry).map_err(|source| RestoreRunError::Verify {
             target: target.clone(),

@@ -1298,7 +1298,7 @@ fn interrupted_restore(options: RecvOptions) -> Result<(), String> {
     }
     let target = ds("tank/restored");
     let chain = resolve_restore(&bed.catalog(), &home(), &RestoreTarget::Latest).expect("resolved");
-    let request = ReceiveRequest::new(target.clone(), options);
+    let request = ReceiveRequest::new(target.clone(), options.clone());
     let nth = bed.z.calls(FaultOp::Receive) + 2;
     bed.z.inject(Fault::at_byte(
         FaultOp::Receive,
@@ -1318,6 +1318,16 @@ fn interrupted_restore(options: RecvOptions) -> Result<(), String> {
     // Run again: the plan continues after s1.
     let plan = plan_restore(chain, &target, Some(&now), false).map_err(|e| e.to_string())?;
     assert_eq!(plan.done, 1, "{:?}", plan.notes);
+    assert_eq!(
+        plan.abort_partial, options.resumable,
+        "only a resumable receive leaves partial state: {:?}",
+        plan.notes
+    );
+    if plan.abort_partial {
+        bed.z
+            .abort_receive(&target)
+            .map_err(|e| format!("abort the partial receive: {e}"))?;
+    }
     for e in plan.remaining() {
         receive_entry(&*bed.store, e, &mut bed.z, &request, None).map_err(|e| {
             let mut text = e.to_string();
@@ -1352,8 +1362,7 @@ fn a_restore_killed_mid_stream_continues_when_received_without_resume_state() {
 /// state a killed `zfs receive -s` leaves must be aborted before the stream is received
 /// again.
 #[test]
-#[ignore = "bug: plan_restore ignores the target's receive_resume_token; after a `zfs receive -s` killed mid-stream it plans to continue, and the receive is refused (partially-complete state) instead of the plan aborting that state first"]
-fn a_restore_killed_mid_stream_continues_when_received_with_resume_state() {
+fn a_restore_killed_mid_stream_discards_the_partial_state_and_continues() {
     interrupted_restore(RecvOptions::safe()).expect("continued");
 }
 

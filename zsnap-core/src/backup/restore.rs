@@ -361,6 +361,10 @@ pub struct RestorePlan {
     pub done: usize,
     /// `zfs receive -F` for the first stream received (only with `force`).
     pub rollback: bool,
+    /// The target holds the partial state of an interrupted `zfs receive -s`: discard
+    /// it first (`zfs receive -A`). A stored stream cannot resume (that needs a live
+    /// `zfs send -t`), and discarding loses nothing that was committed.
+    pub abort_partial: bool,
     /// What the plan found, for the user.
     pub notes: Vec<String>,
 }
@@ -468,12 +472,19 @@ pub fn plan_restore(
         chain: Vec::new(),
         done: 0,
         rollback: false,
+        abort_partial: false,
         notes: Vec::new(),
     };
     let Some(ds) = existing else {
         plan.chain = chain;
         return Ok(plan);
     };
+    if ds.props.receive_resume_token.is_some() {
+        plan.abort_partial = true;
+        plan.notes.push(format!(
+            "{target} holds the partial state of an interrupted receive: discarded first (zfs receive -A)"
+        ));
+    }
     // The last stream of the chain whose snapshot the target has, by guid.
     let held = chain.iter().rposition(|e| {
         e.guid()
