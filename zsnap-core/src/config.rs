@@ -45,9 +45,9 @@ mod suggest;
 
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host, HostError,
-    Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec,
-    Thresholds,
+    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host,
+    HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
+    TargetAddressError, TargetSpec, Thresholds,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 
