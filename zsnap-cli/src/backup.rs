@@ -281,14 +281,20 @@ fn catalog(store: &dyn BackupStore) -> Result<Catalog, Failure> {
 }
 
 /// One backup done (or planned) by `zsnap backup` or `zsnap run`.
-#[derive(Debug, Serialize)]
-struct BackupResult {
-    dataset: DatasetName,
-    store: String,
-    stream: Option<String>,
-    plan: Vec<zsnap_core::Plan>,
-    ok: bool,
-    errors: Vec<String>,
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupResult {
+    /// The dataset.
+    pub dataset: DatasetName,
+    /// The store.
+    pub store: String,
+    /// The stream object's key (`None` when only its snapshot was planned).
+    pub stream: Option<String>,
+    /// The plans made: the snapshot's, then the send's.
+    pub plan: Vec<zsnap_core::Plan>,
+    /// Every applied step succeeded.
+    pub ok: bool,
+    /// What failed, with causes.
+    pub errors: Vec<String>,
 }
 
 /// Runs one backup request through `zsnap_exec::backup::back_up` on `backends`.
@@ -476,105 +482,156 @@ pub fn backup(
     Ok(status_of(&results))
 }
 
+/// What the scheduled backups of one `zsnap run` did (`backups` in its JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledBackups {
+    /// Per `[backups.NAME]` in the config.
+    pub stores: Vec<ScheduledStore>,
+    /// The text rendering.
+    #[serde(skip)]
+    pub text: String,
+}
+
+impl ScheduledBackups {
+    /// Whether every backup and deletion succeeded.
+    pub fn ok(&self) -> bool {
+        self.stores
+            .iter()
+            .all(|s| s.error.is_none() && s.backups.iter().all(|b| b.errors.is_empty()))
+    }
+}
+
+/// One `[backups.NAME]` of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledStore {
+    /// The name.
+    pub name: String,
+    /// The store.
+    pub store: String,
+    /// The backups that were due.
+    pub backups: Vec<BackupResult>,
+    /// Keys deleted by the store's keep policy (or, in a dry run, that would be).
+    pub pruned: Vec<String>,
+    /// What stopped this entry (store unreachable, listing failed, a deletion failed).
+    pub error: Option<String>,
+}
+
 /// The scheduled backups of `config` that are due at `now` (`zsnap run`): per
 /// `[backups.NAME]`, every dataset its source selects, backed up when
-/// [`backup_due`] says so; then the store's keep policy, if any. Returns the rendered
-/// text (or JSON value) and whether everything succeeded.
-///
-/// # Errors
-/// A store that cannot be opened or listed.
+/// [`backup_due`] says so; then the store's keep policy, if any. A store that fails
+/// is reported and the others still run.
 pub fn run_scheduled(
     config: &Config,
     backends: &mut dyn Backends,
     now: DateTime<Utc>,
     dry_run: bool,
-) -> anyhow::Result<(serde_json::Value, String, bool)> {
-    let mut all = Vec::new();
-    let mut text = String::new();
-    let mut ok = true;
+) -> ScheduledBackups {
+    let mut all = ScheduledBackups {
+        stores: Vec::new(),
+        text: String::new(),
+    };
     for (name, spec) in &config.backups {
-        let Some(entry) = config.datasets.iter().find(|d| d.root == spec.source) else {
-            continue;
+        let mut one = ScheduledStore {
+            name: name.clone(),
+            store: spec.to.to_string(),
+            backups: Vec::new(),
+            pruned: Vec::new(),
+            error: None,
         };
-        let settings = from_spec(spec)?;
-        let store: Arc<dyn BackupStore> = Arc::from(open_store(&spec.to, &settings, !dry_run)?);
-        let location = crate::backends::location(&entry.host);
-        let (_, catalog) = read_catalog(&*store)?;
-        let Some(backend) = backends.backend(&location) else {
-            continue;
-        };
-        let listed = backend
-            .list(std::slice::from_ref(&entry.root))
-            .with_context(|| format!("list {} for [backups.{name}]", entry.root))?;
-        let selected: Vec<DatasetName> = listed
-            .datasets
-            .keys()
-            .filter(|d| entry.selects(d))
-            .cloned()
-            .collect();
-        let schedule = BackupSchedule::new(spec.every, spec.full_every);
-        text.push_str(&format!("== backup {name} → {} ==\n", spec.to));
-        for dataset in selected {
-            match backup_due(&catalog, &dataset, &schedule, now) {
-                BackupDue::No { .. } => {}
-                BackupDue::Yes { mode, reason } => {
-                    let request = BackupRequest::new(dataset.clone(), spec.to.clone(), mode)
-                        .with_location(location.clone())
-                        .with_label(spec.label.clone())
-                        .with_compression(spec.compression);
-                    let r = run_one(
-                        &request,
-                        backends,
-                        &store,
-                        &catalog,
-                        now,
-                        dry_run,
-                        spec.verify,
-                    );
-                    if r.errors.is_empty() {
-                        text.push_str(&format!(
-                            "{dataset}: {} ({reason})\n",
-                            r.stream.as_deref().unwrap_or("snapshot first")
-                        ));
-                    } else {
-                        ok = false;
-                        text.push_str(&format!("{dataset}: FAILED\n"));
-                        for e in &r.errors {
-                            text.push_str(&format!("  {e}\n"));
-                        }
-                    }
-                    all.push(r);
+        all.text
+            .push_str(&format!("== backup {name} → {} ==\n", spec.to));
+        if let Err(e) = scheduled_one(config, spec, backends, now, dry_run, &mut one) {
+            one.error = Some(format!("{e:#}"));
+        }
+        for r in &one.backups {
+            let what = r.stream.as_deref().unwrap_or("snapshot first");
+            if r.errors.is_empty() {
+                all.text.push_str(&format!("{}: {what}\n", r.dataset));
+            } else {
+                all.text.push_str(&format!("{}: FAILED\n", r.dataset));
+                for e in &r.errors {
+                    all.text.push_str(&format!("  {e}\n"));
                 }
-                _ => {}
             }
         }
-        if let Some(policy) = spec.policy.as_ref().and_then(|p| config.policies.get(p)) {
-            let (_, catalog) = read_catalog(&*store)?;
-            let policy: RetentionPolicy = policy.retention_policy();
-            let plan = plan_backup_prune(&catalog, &policy, now, policy_tz(config, spec));
-            if !plan.deletions.is_empty() {
-                text.push_str(&format!(
-                    "prune: {} object(s) to delete\n",
-                    plan.deletions.len()
-                ));
-                if !dry_run {
-                    let report = delete_objects(&*store, &plan.deletions);
-                    if let Some((key, e)) = report.failed {
-                        ok = false;
-                        text.push_str(&format!("  delete {key} failed: {}\n", chain(&e)));
-                    }
-                }
+        if !one.pruned.is_empty() {
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            all.text
+                .push_str(&format!("prune: {verb} {} object(s)\n", one.pruned.len()));
+        }
+        if let Some(e) = &one.error {
+            all.text.push_str(&format!("error: {e}\n"));
+        }
+        if one.backups.is_empty() && one.pruned.is_empty() && one.error.is_none() {
+            all.text.push_str("nothing due\n");
+        }
+        all.stores.push(one);
+    }
+    all
+}
+
+fn scheduled_one(
+    config: &Config,
+    spec: &BackupSpec,
+    backends: &mut dyn Backends,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    one: &mut ScheduledStore,
+) -> anyhow::Result<()> {
+    let entry = config
+        .datasets
+        .iter()
+        .find(|d| d.root == spec.source)
+        .ok_or_else(|| anyhow!("no [[datasets]] entry has the root {}", spec.source))?;
+    let settings = from_spec(spec)?;
+    let store: Arc<dyn BackupStore> = Arc::from(open_store(&spec.to, &settings, !dry_run)?);
+    let location = crate::backends::location(&entry.host);
+    let (_, catalog) = read_catalog(&*store)?;
+    let backend = backends
+        .backend(&location)
+        .ok_or_else(|| anyhow!("no backend for {}", entry.host))?;
+    let listed = backend
+        .list(std::slice::from_ref(&entry.root))
+        .with_context(|| format!("list {}", entry.root))?;
+    let selected: Vec<DatasetName> = listed
+        .datasets
+        .keys()
+        .filter(|d| entry.selects(d))
+        .cloned()
+        .collect();
+    let schedule = BackupSchedule::new(spec.every, spec.full_every);
+    for dataset in selected {
+        if let BackupDue::Yes { mode, .. } = backup_due(&catalog, &dataset, &schedule, now) {
+            let request = BackupRequest::new(dataset.clone(), spec.to.clone(), mode)
+                .with_location(location.clone())
+                .with_label(spec.label.clone())
+                .with_compression(spec.compression);
+            one.backups.push(run_one(
+                &request,
+                backends,
+                &store,
+                &catalog,
+                now,
+                dry_run,
+                spec.verify,
+            ));
+        }
+    }
+    if let Some(policy) = spec.policy.as_ref().and_then(|p| config.policies.get(p)) {
+        let (_, catalog) = read_catalog(&*store)?;
+        let plan = plan_backup_prune(&catalog, &policy.retention_policy(), now, policy.timezone);
+        if dry_run {
+            one.pruned = plan.deletions.iter().map(|d| d.key.clone()).collect();
+        } else {
+            let report = delete_objects(&*store, &plan.deletions);
+            one.pruned = report.deleted;
+            if let Some((key, e)) = report.failed {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("delete {key}; the deletions after it were left")));
             }
         }
     }
-    Ok((serde_json::to_value(&all)?, text, ok))
-}
-
-fn policy_tz(config: &Config, spec: &BackupSpec) -> chrono_tz::Tz {
-    spec.policy
-        .as_ref()
-        .and_then(|p| config.policies.get(p))
-        .map_or(chrono_tz::UTC, |p| p.timezone)
+    Ok(())
 }
 
 /// A row of `zsnap backups list`.

@@ -279,8 +279,8 @@ fn run_job(
         journal: g.journal.as_mut(),
         applied: &mut record,
     };
-    // The scheduled backups of `zsnap run`: (JSON, text, all succeeded).
-    let mut backups: Option<(serde_json::Value, String, bool)> = None;
+    // The scheduled backups of `zsnap run`.
+    let mut backups: Option<crate::backup::ScheduledBackups> = None;
     let outcome = if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
         engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?
@@ -296,13 +296,13 @@ fn run_job(
                     Source::Backends(&mut OneBackend(&mut z)),
                     &mut hooks,
                 )?;
-                if *job == Job::Run {
+                if *job == Job::Run && !config.backups.is_empty() {
                     backups = Some(crate::backup::run_scheduled(
                         config,
                         &mut OneBackend(&mut z),
                         now,
                         dry_run,
-                    )?);
+                    ));
                 }
                 if !dry_run {
                     z.save(path)
@@ -321,13 +321,13 @@ fn run_job(
                         &mut hooks,
                     )
                     .map_err(Failure::from_zfs)?;
-                if *job == Job::Run {
+                if *job == Job::Run && !config.backups.is_empty() {
                     backups = Some(crate::backup::run_scheduled(
                         config,
                         &mut backends,
                         now,
                         dry_run,
-                    )?);
+                    ));
                 }
                 outcome
             }
@@ -342,13 +342,13 @@ fn run_job(
                         &mut hooks,
                     )
                     .map_err(Failure::from_zfs)?;
-                if *job == Job::Run {
+                if *job == Job::Run && !config.backups.is_empty() {
                     backups = Some(crate::backup::run_scheduled(
                         config,
                         &mut backends,
                         now,
                         dry_run,
-                    )?);
+                    ));
                 }
                 outcome
             }
@@ -359,14 +359,10 @@ fn run_job(
             e.context("the changes were made but could not all be logged"),
         ));
     }
+    let mut outcome = outcome;
+    outcome.backups = backups;
     render_outcome(req, &outcome, out)?;
-    let backups_failed = backups.as_ref().is_some_and(|(_, _, ok)| !ok);
-    if let Some((_, text, _)) = &backups {
-        if !req.json && (req.verbosity != Verbosity::Quiet || backups_failed) {
-            output::text(out, text)?;
-        }
-    }
-    let status = if !outcome.failed() && !backups_failed {
+    let status = if !outcome.failed() {
         exit::OK
     } else if outcome.did_something() {
         exit::PARTIAL
@@ -437,6 +433,9 @@ fn render_outcome(req: &Request, outcome: &Outcome, out: &mut dyn Write) -> Resu
             }
         }
         s.push('\n');
+    }
+    if let Some(b) = &outcome.backups {
+        s.push_str(&b.text);
     }
     output::text(out, &s)?;
     Ok(())

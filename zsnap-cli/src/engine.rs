@@ -111,17 +111,24 @@ pub struct Outcome {
     pub dry_run: bool,
     /// The phases, in order.
     pub phases: Vec<Phase>,
+    /// The scheduled backups (`zsnap run` with `[backups.NAME]` in the config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<crate::backup::ScheduledBackups>,
 }
 
 impl Outcome {
     /// Whether any phase failed.
     pub fn failed(&self) -> bool {
-        self.phases.iter().any(Phase::failed)
+        self.phases.iter().any(Phase::failed) || self.backups.as_ref().is_some_and(|b| !b.ok())
     }
 
     /// Whether any phase changed something.
     pub fn did_something(&self) -> bool {
         self.phases.iter().any(Phase::did_something)
+            || self
+                .backups
+                .as_ref()
+                .is_some_and(|b| b.stores.iter().any(|s| s.backups.iter().any(|r| r.ok)))
     }
 }
 
@@ -573,6 +580,7 @@ impl<'c> Engine<'c> {
             now,
             dry_run,
             phases,
+            backups: None,
         })
     }
 }

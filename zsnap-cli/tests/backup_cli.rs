@@ -584,6 +584,20 @@ fn run_backs_up_once_per_day() {
     assert_eq!(entries[1]["link"]["id"], entries[0]["id"]);
     assert_eq!(entries[1]["snapshot"], "zsnap_backup_20261124T010000Z");
     env.ok(&["backups", "verify", "--from", &store]);
+
+    // The JSON of a run carries the backups it made.
+    let fourth = env.ok(&["--json", "run", "--now", "2026-11-25T01:00:00Z"]);
+    let v: serde_json::Value = serde_json::from_str(&fourth).expect("run --json is JSON");
+    let stores = v["backups"]["stores"].as_array().expect("backups.stores");
+    assert_eq!(stores.len(), 1, "{fourth}");
+    assert_eq!(stores[0]["name"], "usb");
+    let made = stores[0]["backups"].as_array().expect("backups");
+    assert_eq!(made.len(), 1, "{fourth}");
+    assert_eq!(made[0]["ok"], true);
+    assert!(made[0]["stream"]
+        .as_str()
+        .is_some_and(|k| k.contains("inc-from-zsnap_backup_20261124T010000Z")));
+    assert_eq!(env.list(&store).len(), 3);
 }
 
 #[test]
