@@ -11,7 +11,7 @@
 //!   for tests and simulations ([`ObjectStoreBackup::in_memory`]).
 //!
 //! [`read_catalog`] lists a store, reads its sidecars and builds the
-//! [`Catalog`](zsnap_core::backup::Catalog) that every backup decision starts from.
+//! [`Catalog`] that every backup decision starts from.
 //!
 //! # Keys
 //! A key is a `/`-separated path relative to the store's root, used verbatim as the
