@@ -297,7 +297,14 @@ pub struct BackupResult {
     pub errors: Vec<String>,
 }
 
+/// Called with every applied plan of a backup (for the audit log).
+pub type Recorder<'a> = &'a mut dyn FnMut(&crate::engine::Phase);
+
 /// Runs one backup request through `zsnap_exec::backup::back_up` on `backends`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one backup's inputs; a struct would only rename them"
+)]
 fn run_one(
     request: &BackupRequest,
     backends: &mut dyn Backends,
@@ -306,6 +313,7 @@ fn run_one(
     now: DateTime<Utc>,
     dry_run: bool,
     verify: bool,
+    record: Recorder<'_>,
 ) -> BackupResult {
     let mut result = BackupResult {
         dataset: request.dataset.clone(),
@@ -334,6 +342,16 @@ fn run_one(
     ) {
         Ok(run) => {
             result.ok = run.is_success();
+            for (plan, report) in run.plans.iter().zip(&run.reports) {
+                record(&crate::engine::Phase {
+                    phase: crate::engine::PhaseKind::Backup {
+                        store: request.store.to_string(),
+                    },
+                    plan: plan.clone(),
+                    results: Some(crate::engine::results(report)),
+                    error: None,
+                });
+            }
             result.stream = run.stream.as_ref().map(ToString::to_string);
             for report in &run.reports {
                 for (i, e) in report.failures() {
@@ -445,6 +463,20 @@ pub fn backup(
         .map_err(Failure::usage)?;
     let (url, store) = open(&args.to, &args.s3, config.as_ref(), !args.dry_run)?;
     let catalog = catalog(&*store)?;
+    // With a config, a backup takes the run lock and logs its changes like any run.
+    let mut guards = match &config {
+        Some(c) => Some(crate::commands::guards(req, c, args.dry_run)?),
+        None => None,
+    };
+    let mut audit_error: Option<anyhow::Error> = None;
+    let now = req.now;
+    let mut record = |phase: &crate::engine::Phase| {
+        if let Some(a) = guards.as_mut().and_then(|g| g.audit.as_mut()) {
+            if let Err(e) = a.record(now, "backup", phase) {
+                audit_error.get_or_insert(e);
+            }
+        }
+    };
     let mut results = Vec::new();
     for dataset in datasets {
         let since = args
@@ -476,6 +508,13 @@ pub fn backup(
             req.now,
             args.dry_run,
             args.verify,
+            &mut record,
+        ));
+    }
+    if let Some(e) = audit_error {
+        render_results(req, &results, out)?;
+        return Err(Failure::from(
+            e.context("the backups were made but could not all be logged"),
         ));
     }
     render_results(req, &results, out)?;
@@ -525,6 +564,7 @@ pub fn run_scheduled(
     backends: &mut dyn Backends,
     now: DateTime<Utc>,
     dry_run: bool,
+    record: Recorder<'_>,
 ) -> ScheduledBackups {
     let mut all = ScheduledBackups {
         stores: Vec::new(),
@@ -540,7 +580,7 @@ pub fn run_scheduled(
         };
         all.text
             .push_str(&format!("== backup {name} → {} ==\n", spec.to));
-        if let Err(e) = scheduled_one(config, spec, backends, now, dry_run, &mut one) {
+        if let Err(e) = scheduled_one(config, spec, backends, now, dry_run, &mut one, record) {
             one.error = Some(format!("{e:#}"));
         }
         for r in &one.backups {
@@ -577,6 +617,7 @@ fn scheduled_one(
     now: DateTime<Utc>,
     dry_run: bool,
     one: &mut ScheduledStore,
+    record: Recorder<'_>,
 ) -> anyhow::Result<()> {
     let entry = config
         .datasets
@@ -614,6 +655,7 @@ fn scheduled_one(
                 now,
                 dry_run,
                 spec.verify,
+                &mut *record,
             ));
         }
     }

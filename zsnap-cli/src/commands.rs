@@ -205,13 +205,19 @@ fn lock_failure(e: LockError) -> Failure {
 }
 
 /// What the changing commands set up around the engine: lock, journal, audit log.
-struct RunGuards {
+pub struct RunGuards {
     _lock: Option<Lock>,
     journal: Option<Journal>,
-    audit: Option<AuditLog>,
+    /// The audit log (none in a dry run).
+    pub audit: Option<AuditLog>,
 }
 
-fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards, Failure> {
+/// Takes the run lock and opens the journal and audit log of `config` (nothing for a
+/// dry run or a saved listing).
+///
+/// # Errors
+/// The lock is held, or a path cannot be created or opened.
+pub fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards, Failure> {
     if dry_run || req.inventory.is_some() {
         return Ok(RunGuards {
             _lock: None,
@@ -302,6 +308,7 @@ fn run_job(
                         &mut OneBackend(&mut z),
                         now,
                         dry_run,
+                        &mut record,
                     ));
                 }
                 if !dry_run {
@@ -327,6 +334,7 @@ fn run_job(
                         &mut backends,
                         now,
                         dry_run,
+                        &mut record,
                     ));
                 }
                 outcome
@@ -348,6 +356,7 @@ fn run_job(
                         &mut backends,
                         now,
                         dry_run,
+                        &mut record,
                     ));
                 }
                 outcome

@@ -43,6 +43,11 @@ pub enum PhaseKind {
         /// Where.
         location: Location,
     },
+    /// Back up a dataset to a store (its snapshot, stream and bookmarks).
+    Backup {
+        /// The store's URL.
+        store: String,
+    },
 }
 
 impl std::fmt::Display for PhaseKind {
@@ -51,6 +56,7 @@ impl std::fmt::Display for PhaseKind {
             PhaseKind::Snapshot { location } => write!(f, "snapshot at {location}"),
             PhaseKind::Replicate { target } => write!(f, "replicate to {target}"),
             PhaseKind::Prune { location } => write!(f, "prune at {location}"),
+            PhaseKind::Backup { store } => write!(f, "backup to {store}"),
         }
     }
 }
@@ -167,7 +173,8 @@ pub struct Hooks<'a> {
     pub applied: &'a mut dyn FnMut(&Phase),
 }
 
-fn results(report: &Report) -> Vec<StepResult> {
+/// The results of an applied plan, step by step.
+pub fn results(report: &Report) -> Vec<StepResult> {
     report
         .steps
         .iter()
@@ -442,6 +449,9 @@ impl<'c> Engine<'c> {
             PhaseKind::Replicate { target } => self.plan_replicate(target, invs, tokens, now),
             PhaseKind::Prune { location: loc } => crate::prune::plan(self, loc, invs, now)
                 .with_context(|| format!("plan pruning at {loc}")),
+            PhaseKind::Backup { store } => Err(anyhow::anyhow!(
+                "backups to {store} are planned by zsnap backup and the scheduled backups of zsnap run, not by the engine's phases"
+            )),
         }
     }
 

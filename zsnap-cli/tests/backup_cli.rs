@@ -232,6 +232,41 @@ fn back_up_list_verify_and_restore() {
         entries[0]["sidecar"]["guid"]
     );
 
+    // Every change the backups made is in the audit log: the snapshot each took, the
+    // stream, the bookmark and the release of the older bookmark.
+    let audit = std::fs::read_to_string(env.path("audit.jsonl")).expect("the audit log");
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an audit line is JSON"))
+        .filter(|l: &serde_json::Value| l["command"] == "backup")
+        .collect();
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["result"], "done", "{l}");
+            assert!(
+                l["phase"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("backup to dir:")),
+                "{l}"
+            );
+            l["step"]["step"].as_str().unwrap_or("?").to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "snapshot",
+            "backup",
+            "bookmark",
+            "snapshot",
+            "backup",
+            "bookmark",
+            "destroy_bookmark"
+        ],
+        "{audit}"
+    );
+
     let verified = env.ok(&["backups", "verify", "--from", &store]);
     assert!(
         verified.starts_with("2 backup(s) checked"),
