@@ -455,3 +455,106 @@ fn s3_store_backup_destroy_restore_zstd() {
     }
     s.done();
 }
+
+#[test]
+fn encrypted_source_is_backed_up_raw_and_restores_encrypted() {
+    let Some(g) = guest("encrypted_source_is_backed_up_raw_and_restores_encrypted") else {
+        return;
+    };
+    let s = Scenario::new(g, "backup-enc", "");
+    let key = format!("/root/k-{}", s.id);
+    let ds = format!("{}/secret", s.src);
+    let restored = format!("{}/restored", s.src);
+    g.ok(&format!(
+        "od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > {k} && \
+         zfs create -o encryption=aes-256-gcm -o keyformat=hex -o keylocation=file://{k} {d}",
+        k = quote(&key),
+        d = quote(&ds)
+    ));
+    // A plaintext marker: a stream that is not raw carries it in the clear.
+    let marker = format!("zsnap-plaintext-marker-{}", s.id);
+    g.ok(&format!(
+        "for i in $(seq 1 2000); do echo {m}; done > /{d}/marker.txt && \
+         dd if=/dev/urandom of=/{d}/blob bs=64k count=16 status=none",
+        m = quote(&marker),
+        d = ds
+    ));
+    let (t1, _) = snapshot(g, &ds, "s1", None);
+    let hashes = tree_hashes(g, &format!("/{ds}"));
+    let host = Host::new(g, &ds, |d| Store::Dir(d.join("store")));
+    host.ok(
+        "backup",
+        &["backup", &ds, "--to", "@store", "--snapshot", "s1"],
+    );
+    g.ok(&format!("echo more >> /{ds}/marker.txt"));
+    snapshot(g, &ds, "s2", Some(t1));
+    host.ok(
+        "incremental backup",
+        &[
+            "backup",
+            &ds,
+            "--to",
+            "@store",
+            "--snapshot",
+            "s2",
+            "--auto-incremental",
+        ],
+    );
+
+    let list = host.ok(
+        "backups list",
+        &["--json", "backups", "list", "--from", "@store"],
+    );
+    let rows = list.json();
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let Store::Dir(root) = &host.store else {
+        unreachable!("a directory store")
+    };
+    for r in rows {
+        assert_eq!(
+            r["sidecar"]["raw"], true,
+            "an encrypted source is sent raw: {r}"
+        );
+        let id = r["id"].as_str().expect("an id");
+        let bytes = std::fs::read(root.join(id)).expect("the stream object");
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "the stored stream {id} holds the plaintext: it is not encrypted at rest"
+        );
+    }
+
+    // Restore s1 (the key stays unloaded: the backup restores encrypted), then load
+    // the key and compare the files.
+    host.ok(
+        "restore",
+        &[
+            "restore",
+            "--from",
+            "@store",
+            &ds,
+            "--snapshot",
+            "s1",
+            "--to",
+            &restored,
+        ],
+    );
+    let prop = |p: &str| {
+        g.ok(&format!("zfs get -H -o value {p} {}", quote(&restored)))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(prop("encryption"), "aes-256-gcm");
+    assert_eq!(prop("keystatus"), "unavailable");
+    assert_eq!(prop("encryptionroot"), restored);
+    assert_eq!(snapshots(g, &restored), ["s1"]);
+    g.ok(&format!(
+        "zfs load-key -L file://{k} {r}",
+        k = quote(&key),
+        r = quote(&restored)
+    ));
+    mount(g, &restored);
+    assert_eq!(tree_hashes(g, &format!("/{restored}")), hashes);
+    g.ok(&format!("rm -f {}", quote(&key)));
+    s.done();
+}
