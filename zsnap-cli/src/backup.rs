@@ -107,6 +107,17 @@ pub fn open(
     Ok((url, Arc::from(store)))
 }
 
+/// The naming scheme of the policy that manages `dataset` on `host` (so a backup's
+/// snapshot is named like the dataset's other snapshots, with the policy's prefix).
+fn naming_for(
+    config: &Config,
+    host: &zsnap_core::config::Host,
+    dataset: &DatasetName,
+) -> Option<zsnap_core::naming::NamingScheme> {
+    let entry = config.entry_for(host, dataset)?;
+    config.policy(&entry.policy).map(|p| p.naming())
+}
+
 /// The config when its file exists (ad-hoc backup commands work without one).
 ///
 /// # Errors
@@ -500,6 +511,13 @@ pub fn backup(
         .with_snapshot(snapshot)
         .with_label(label.clone())
         .with_compression(compression);
+        let request = match config
+            .as_ref()
+            .and_then(|c| naming_for(c, &zsnap_core::config::Host::Local, &dataset))
+        {
+            Some(naming) => request.with_naming(naming),
+            None => request,
+        };
         results.push(run_one(
             &request,
             backends,
@@ -643,10 +661,13 @@ fn scheduled_one(
     let schedule = BackupSchedule::new(spec.every, spec.full_every);
     for dataset in selected {
         if let BackupDue::Yes { mode, .. } = backup_due(&catalog, &dataset, &schedule, now) {
-            let request = BackupRequest::new(dataset.clone(), spec.to.clone(), mode)
+            let mut request = BackupRequest::new(dataset.clone(), spec.to.clone(), mode)
                 .with_location(location.clone())
                 .with_label(spec.label.clone())
                 .with_compression(spec.compression);
+            if let Some(naming) = naming_for(config, &entry.host, &dataset) {
+                request = request.with_naming(naming);
+            }
             one.backups.push(run_one(
                 &request,
                 backends,

@@ -708,3 +708,23 @@ fn save_writes_the_stream_restore_would_receive() {
     // --save receives nothing: the fake pool is unchanged.
     assert_eq!(std::fs::read(env.state()).unwrap(), state_before);
 }
+
+#[test]
+fn a_backup_snapshot_is_named_by_the_datasets_policy() {
+    // The policy of tank/home names its snapshots with the prefix "auto".
+    let config = example_config().replacen("prefix = \"zsnap\"", "prefix = \"auto\"", 1);
+    assert!(
+        config.contains("prefix = \"auto\""),
+        "the example sets a prefix"
+    );
+    let env = Env::new(&config);
+    env.ok(&["--now", T0, "snapshot", "--label", "hourly"]);
+    let store = env.store("store");
+    let out = env.ok(&["--now", T1, "backup", "tank/home", "--to", &store]);
+    assert!(
+        out.contains("_auto_backup_20261123T100000Z.full.zfs"),
+        "the backup's snapshot follows the policy's naming: {out}"
+    );
+    let entries = env.list(&store);
+    assert_eq!(entries[0]["snapshot"], "auto_backup_20261123T100000Z");
+}

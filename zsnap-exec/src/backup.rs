@@ -7,13 +7,13 @@
 //! ```
 //!
 //! # Why a restore cannot apply a damaged stream
-//! Every stream of a chain is read and checked (size and SHA-256 against its sidecar)
-//! before the first byte goes to `zfs receive` ([`verify_entry`]). While receiving,
-//! the bytes are hashed again and the last [`HOLD_BACK`] bytes of the stream are kept
-//! back until the whole object has been read and its digest matched: a `zfs receive`
-//! only commits a snapshot after the stream's END record, which lies in those last
-//! bytes, so an object that changed in between (or a read that failed half-way) makes
-//! the receive fail with nothing committed.
+//! While receiving, the bytes of each stream are hashed and the last [`HOLD_BACK`]
+//! bytes are kept back until the whole object has been read and its size and digest
+//! matched the sidecar: a `zfs receive` only commits a snapshot after the stream's END
+//! record, which lies in those last bytes, so a damaged object (or a read that failed
+//! half-way) makes the receive fail with nothing committed. Before the first stream of
+//! a chain is received, every later one is read and checked ([`verify_entry`]), so a
+//! damaged stream anywhere leaves the target untouched — not half-restored.
 
 use std::io::{self, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -992,7 +992,7 @@ pub enum RestoreRunError {
         #[source]
         source: crate::backend::AbortReceiveError,
     },
-    /// A stream of the chain failed its check before anything was received.
+    /// A later stream of the chain failed its check before anything was received.
     #[error("restore into {target}: a stream of the chain failed its check; nothing was received")]
     Verify {
         /// The target.
@@ -1017,8 +1017,8 @@ pub enum RestoreRunError {
 /// Restores `dataset` from the store at `point` into `target` on `backend`: resolves
 /// the chain by guid, plans against the target as it is
 /// ([`zsnap_core::backup::plan_restore`]: continues a restore that stopped, refuses to
-/// overwrite without `force`), checks every stream still to receive against its
-/// sidecar, then receives them in order.
+/// overwrite without `force`), checks every stream after the first against its sidecar,
+/// then receives them in order, each checked again as it streams (see the module docs).
 ///
 /// `progress` gets (stream index in the chain, bytes of that stream so far).
 ///
@@ -1058,7 +1058,12 @@ pub fn restore(
                 source,
             })?;
     }
-    for entry in plan.remaining() {
+    // Every stream after the first is checked before anything is received. The first
+    // needs no pass of its own: it is checked as it streams, and its tail (with the END
+    // record without which `zfs receive` commits nothing) is held back until its
+    // digest matched. So a damaged stream anywhere in the chain leaves the target as it
+    // was, and a restore of a single stream reads it once.
+    for entry in plan.remaining().iter().skip(1) {
         verify_entry(store, entry).map_err(|source| RestoreRunError::Verify {
             target: target.clone(),
             source,
