@@ -995,9 +995,11 @@ impl ZfsBackend for CliZfs {
             return p.finish(recv_err, Some(total), copy_error);
         }
 
-        // Bytes pass through zsnap: from the stream into the receiver's stdin.
+        // Bytes pass through zsnap: from the stream into the receiver's stdin. A large
+        // pipe keeps the receiver fed while zsnap reads and checks the next chunk.
         let (pipe_r, mut pipe_w) =
             os_pipe::pipe().map_err(|e| cmd_err(spawn_error(&program, e), None))?;
+        enlarge_pipe(&pipe_w);
         let right = recv
             .stdin_file(pipe_r)
             .stdout_null()
