@@ -584,6 +584,26 @@ pub fn run_scheduled(
     dry_run: bool,
     record: Recorder<'_>,
 ) -> ScheduledBackups {
+    let mut open = |spec: &BackupSpec| -> anyhow::Result<Arc<dyn BackupStore>> {
+        let settings = from_spec(spec)?;
+        Ok(Arc::from(open_store(&spec.to, &settings, !dry_run)?))
+    };
+    run_scheduled_in(config, backends, now, dry_run, record, &mut open)
+}
+
+/// Opens the store of a `[backups.NAME]`.
+pub type StoreOpener<'a> = &'a mut dyn FnMut(&BackupSpec) -> anyhow::Result<Arc<dyn BackupStore>>;
+
+/// [`run_scheduled`] with the stores `open` gives (`zsnap simulate` keeps them in
+/// memory).
+pub fn run_scheduled_in(
+    config: &Config,
+    backends: &mut dyn Backends,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    record: Recorder<'_>,
+    open: StoreOpener<'_>,
+) -> ScheduledBackups {
     let mut all = ScheduledBackups {
         stores: Vec::new(),
         text: String::new(),
@@ -598,7 +618,12 @@ pub fn run_scheduled(
         };
         all.text
             .push_str(&format!("== backup {name} → {} ==\n", spec.to));
-        if let Err(e) = scheduled_one(config, spec, backends, now, dry_run, &mut one, record) {
+        let result = open(spec).and_then(|store| {
+            scheduled_one(
+                config, spec, &store, backends, now, dry_run, &mut one, record,
+            )
+        });
+        if let Err(e) = result {
             one.error = Some(format!("{e:#}"));
         }
         for r in &one.backups {
@@ -628,9 +653,14 @@ pub fn run_scheduled(
     all
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one scheduled backup's inputs; a struct would only rename them"
+)]
 fn scheduled_one(
     config: &Config,
     spec: &BackupSpec,
+    store: &Arc<dyn BackupStore>,
     backends: &mut dyn Backends,
     now: DateTime<Utc>,
     dry_run: bool,
@@ -642,10 +672,8 @@ fn scheduled_one(
         .iter()
         .find(|d| d.root == spec.source)
         .ok_or_else(|| anyhow!("no [[datasets]] entry has the root {}", spec.source))?;
-    let settings = from_spec(spec)?;
-    let store: Arc<dyn BackupStore> = Arc::from(open_store(&spec.to, &settings, !dry_run)?);
     let location = crate::backends::location(&entry.host);
-    let (_, catalog) = read_catalog(&*store)?;
+    let (_, catalog) = read_catalog(&**store)?;
     let backend = backends
         .backend(&location)
         .ok_or_else(|| anyhow!("no backend for {}", entry.host))?;
@@ -671,7 +699,7 @@ fn scheduled_one(
             one.backups.push(run_one(
                 &request,
                 backends,
-                &store,
+                store,
                 &catalog,
                 now,
                 dry_run,
@@ -681,12 +709,12 @@ fn scheduled_one(
         }
     }
     if let Some(policy) = spec.policy.as_ref().and_then(|p| config.policies.get(p)) {
-        let (_, catalog) = read_catalog(&*store)?;
+        let (_, catalog) = read_catalog(&**store)?;
         let plan = plan_backup_prune(&catalog, &policy.retention_policy(), now, policy.timezone);
         if dry_run {
             one.pruned = plan.deletions.iter().map(|d| d.key.clone()).collect();
         } else {
-            let report = delete_objects(&*store, &plan.deletions);
+            let report = delete_objects(&**store, &plan.deletions);
             one.pruned = report.deleted;
             if let Some((key, e)) = report.failed {
                 return Err(anyhow::Error::new(e)

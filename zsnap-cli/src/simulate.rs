@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
-use zsnap_core::config::Config;
+use zsnap_core::config::{BackupSpec, Config};
 use zsnap_core::duration::Span;
 use zsnap_core::policy::resolve_policies;
 use zsnap_core::{Location, Step, Verdict};
 use zsnap_exec::apply::{Observer, OneBackend};
+use zsnap_exec::store::{read_catalog, BackupStore, ObjectStoreBackup};
 
 use crate::backends::{fresh_fake, location};
 use crate::engine::{Engine, Hooks, Outcome, Source};
@@ -97,8 +99,35 @@ pub struct Simulation {
     pub timeline: Vec<Period>,
     /// What exists at the end.
     pub datasets: Vec<DatasetSummary>,
+    /// What each `[backups.NAME]` store holds at the end (in memory during the
+    /// simulation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<StoreSummary>,
     /// Phases that failed during the simulation (first few).
     pub errors: Vec<String>,
+}
+
+/// One dataset's backups in one store at the end of a simulation.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreSummary {
+    /// The `[backups.NAME]`.
+    pub name: String,
+    /// The store.
+    pub store: String,
+    /// The dataset.
+    pub dataset: String,
+    /// Complete backups.
+    pub backups: usize,
+    /// Of which full streams (one per chain).
+    pub fulls: usize,
+    /// Restorable points: the snapshot time of the oldest and the newest.
+    pub oldest: Option<DateTime<Utc>>,
+    /// See `oldest`.
+    pub newest: Option<DateTime<Utc>>,
+    /// Backups taken during the simulation, and deleted by the store's keep policy.
+    pub taken: usize,
+    /// See `taken`.
+    pub deleted: usize,
 }
 
 fn count(outcome: &Outcome) -> (usize, usize, usize) {
@@ -150,6 +179,10 @@ pub fn run(
     let mut t = start;
     let mut observer = Silent;
     let mut noop = |_: &crate::engine::Phase| {};
+    // The stores of [backups.NAME], in memory, and per (name, dataset) the backups
+    // taken and the objects deleted.
+    let mut stores: BTreeMap<String, Arc<dyn BackupStore>> = BTreeMap::new();
+    let mut taken_backups: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     while t < end {
         z.set_now(t);
         let mut hooks = Hooks {
@@ -165,6 +198,53 @@ pub fn run(
             &mut hooks,
         )?;
         runs += 1;
+        if !config.backups.is_empty() {
+            let mut open = |spec: &BackupSpec| -> anyhow::Result<Arc<dyn BackupStore>> {
+                let key = spec.to.to_string();
+                Ok(Arc::clone(stores.entry(key).or_insert_with(|| {
+                    Arc::new(ObjectStoreBackup::in_memory(spec.to.clone()))
+                })))
+            };
+            let mut skip = |_: &crate::engine::Phase| {};
+            let done = crate::backup::run_scheduled_in(
+                config,
+                &mut OneBackend(&mut z),
+                t,
+                false,
+                &mut skip,
+                &mut open,
+            );
+            for st in &done.stores {
+                if let Some(e) = &st.error {
+                    if errors.len() < 5 {
+                        errors.push(format!("{t}: backup {}: {e}", st.name));
+                    }
+                }
+                for b in &st.backups {
+                    let e = taken_backups
+                        .entry((st.name.clone(), b.dataset.to_string()))
+                        .or_default();
+                    if b.errors.is_empty() {
+                        e.0 += 1;
+                    } else if errors.len() < 5 {
+                        errors.push(format!(
+                            "{t}: backup of {}: {}",
+                            b.dataset,
+                            b.errors.join("; ")
+                        ));
+                    }
+                }
+                // Sidecar keys do not parse as stream names: one count per backup.
+                for key in &st.pruned {
+                    if let Ok(name) = key.parse::<zsnap_core::backup::StreamName>() {
+                        taken_backups
+                            .entry((st.name.clone(), name.dataset().to_string()))
+                            .or_default()
+                            .1 += 1;
+                    }
+                }
+            }
+        }
         for p in outcome.phases.iter().filter(|p| p.failed()) {
             if errors.len() < 5 {
                 let why = p
@@ -320,6 +400,34 @@ pub fn run(
             snapshots,
         });
     }
+    let mut backups = Vec::new();
+    for (name, spec) in &config.backups {
+        let Some(store) = stores.get(&spec.to.to_string()) else {
+            continue;
+        };
+        let (_, catalog) = read_catalog(&**store)?;
+        for (dataset, d) in &catalog.datasets {
+            let restorable: Vec<_> = d.entries.iter().filter(|e| e.is_restorable()).collect();
+            let (taken, deleted) = taken_backups
+                .get(&(name.clone(), dataset.to_string()))
+                .copied()
+                .unwrap_or_default();
+            backups.push(StoreSummary {
+                name: name.clone(),
+                store: spec.to.to_string(),
+                dataset: dataset.to_string(),
+                backups: d.entries.iter().filter(|e| e.is_complete()).count(),
+                fulls: restorable
+                    .iter()
+                    .filter(|e| e.stream.parent().is_none())
+                    .count(),
+                oldest: restorable.iter().map(|e| e.stream.created()).min(),
+                newest: restorable.iter().map(|e| e.stream.created()).max(),
+                taken,
+                deleted,
+            });
+        }
+    }
     Ok(Simulation {
         start,
         end,
@@ -327,6 +435,7 @@ pub fn run(
         runs,
         timeline,
         datasets,
+        backups,
         errors,
     })
 }
@@ -421,6 +530,35 @@ pub fn simulate(
         ]);
     }
     s.push_str(&output::table(&rows));
+    if !sim.backups.is_empty() {
+        s.push_str("\nBackups in the stores at the end (in memory):\n\n");
+        let mut rows = vec![vec![
+            "BACKUP".to_owned(),
+            "DATASET".to_owned(),
+            "TAKEN".to_owned(),
+            "DELETED".to_owned(),
+            "KEPT".to_owned(),
+            "CHAINS".to_owned(),
+            "OLDEST".to_owned(),
+            "NEWEST".to_owned(),
+        ]];
+        let when = |t: Option<DateTime<Utc>>| {
+            t.map_or_else(|| "-".to_owned(), |t| t.format("%m-%d %H:%M").to_string())
+        };
+        for b in &sim.backups {
+            rows.push(vec![
+                b.name.clone(),
+                b.dataset.clone(),
+                b.taken.to_string(),
+                b.deleted.to_string(),
+                b.backups.to_string(),
+                b.fulls.to_string(),
+                when(b.oldest),
+                when(b.newest),
+            ]);
+        }
+        s.push_str(&output::table(&rows));
+    }
     if !sim.errors.is_empty() {
         s.push_str("\nProblems during the simulation:\n");
         for e in &sim.errors {

@@ -728,3 +728,56 @@ fn a_backup_snapshot_is_named_by_the_datasets_policy() {
     let entries = env.list(&store);
     assert_eq!(entries[0]["snapshot"], "auto_backup_20261123T100000Z");
 }
+
+#[test]
+fn simulate_runs_the_scheduled_backups_on_in_memory_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("backups.toml");
+    std::fs::write(&config, include_str!("../../examples/backups.toml")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zsnap"))
+        .args(["--config"])
+        .arg(&config)
+        .args([
+            "--json",
+            "--now",
+            "2026-11-23T00:00:00Z",
+            "simulate",
+            "--days",
+            "20",
+            "--step",
+            "1h",
+        ])
+        .output()
+        .expect("zsnap runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(v["errors"], serde_json::json!([]), "{stdout}");
+    let backups = v["backups"].as_array().expect("backups");
+    let by_name = |n: &str| {
+        backups
+            .iter()
+            .find(|b| b["name"] == n)
+            .unwrap_or_else(|| panic!("no {n} in {backups:?}"))
+    };
+    // Both stores back up tank/home once a day (the same snapshot: the second reuses
+    // the one the first took), 20 days.
+    for name in ["usb", "offsite"] {
+        let b = by_name(name);
+        assert_eq!(b["dataset"], "tank/home");
+        assert_eq!(b["taken"], 20, "{b}");
+        let kept = b["backups"].as_u64().unwrap();
+        let deleted = b["deleted"].as_u64().unwrap();
+        assert_eq!(kept + deleted, 20, "{b}");
+        assert_eq!(b["newest"], "2026-12-12T00:00:00Z", "{b}");
+    }
+    // A new chain every 7 days off-site (days 0, 7, 14); one chain on the USB disk
+    // (full_every = 30d).
+    assert_eq!(by_name("offsite")["fulls"], 3);
+    assert_eq!(by_name("usb")["fulls"], 1);
+}

@@ -729,3 +729,50 @@ proptest! {
         }
     }
 }
+
+// ---- plan_backup: a new snapshot whose name is taken -----------------------------
+
+#[test]
+fn a_snapshot_zsnap_took_this_second_is_reused_and_a_foreign_one_refused() {
+    use zsnap_core::backup::{
+        plan_backup, BackupMode, BackupPlan, BackupPlanError, BackupRequest, Catalog,
+    };
+    let now = t(5);
+    let name = zsnap_core::naming::NamingScheme::default()
+        .name(&"backup".parse().expect("a label"), now)
+        .expect("a name");
+    let with = |managed: Option<&str>| {
+        let mut ds = Dataset::new(dsn("tank/home"), DatasetKind::Filesystem, Guid(1));
+        let mut s = Snapshot::new(name.clone(), Guid(77), 10, now);
+        s.managed = managed.map(str::to_owned);
+        ds.insert_snapshot(s);
+        ds
+    };
+    let request = BackupRequest::new(
+        dsn("tank/home"),
+        "dir:/backup".parse().expect("a store"),
+        BackupMode::AutoIncremental,
+    );
+    // Taken by zsnap (a backup of the same instant to another store): backed up.
+    let ds = with(Some("yes"));
+    match plan_backup(&request, &ds, &Catalog::default(), now) {
+        Ok(BackupPlan::Send { stream, plan }) => {
+            assert_eq!(stream.snapshot(), &name);
+            assert!(
+                plan.notes[0].message.contains("taken already this second"),
+                "{:?}",
+                plan.notes
+            );
+        }
+        other => panic!("the snapshot is reused: {other:?}"),
+    }
+    // Someone else's snapshot under that name: refused, never adopted.
+    for managed in [None, Some("no")] {
+        let ds = with(managed);
+        let e = plan_backup(&request, &ds, &Catalog::default(), now);
+        assert!(
+            matches!(e, Err(BackupPlanError::NewSnapshotExists { .. })),
+            "{e:?}"
+        );
+    }
+}

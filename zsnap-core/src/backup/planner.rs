@@ -286,7 +286,7 @@ pub enum BackupPlanError {
         #[source]
         source: NameError,
     },
-    /// The name a new snapshot would get is taken.
+    /// The name a new snapshot would get is taken by a snapshot zsnap does not manage.
     #[error("snapshot {snapshot} exists already; back it up with --snapshot {}", .snapshot.short())]
     NewSnapshotExists {
         /// The snapshot.
@@ -457,7 +457,20 @@ pub fn plan_backup(
             source: e,
         }
     })?;
-    if source.snapshot(&short).is_some() {
+    if let Some(existing) = source.snapshot(&short) {
+        // The same name and label at the same second: zsnap took it already in this run
+        // (for a backup of this dataset to another store). Back that one up.
+        if existing.managed.as_deref() == Some("yes") {
+            let (mut plan, stream) = plan_send(request, source, catalog, existing, now)?;
+            plan.notes.insert(
+                0,
+                Note::new(
+                    Some(source.name.clone()),
+                    format!("{name} was taken already this second by zsnap (a backup to another store): backed up as it is"),
+                ),
+            );
+            return Ok(BackupPlan::Send { plan, stream });
+        }
         return Err(BackupPlanError::NewSnapshotExists { snapshot: name });
     }
     // Check everything else against the dataset as it will be once the snapshot exists:
