@@ -82,6 +82,9 @@ pub struct Status {
     pub datasets: Vec<DatasetStatus>,
     /// Replication state.
     pub targets: Vec<TargetStatus>,
+    /// Backups in the `[backups.NAME]` stores.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<crate::backup::BackupStatus>,
 }
 
 fn inventories(
@@ -229,6 +232,7 @@ pub fn compute(
         now,
         datasets,
         targets,
+        backups: Vec::new(),
     })
 }
 
@@ -246,7 +250,8 @@ fn when(t: Option<DateTime<Utc>>) -> String {
 pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, Failure> {
     let engine = Engine::new(config);
     let invs = inventories(req, config, &engine)?;
-    let st = compute(&engine, &invs, req.now)?;
+    let mut st = compute(&engine, &invs, req.now)?;
+    st.backups = crate::backup::backup_status(config, &invs, req.now);
     if req.json {
         output::json(out, &st)?;
         return Ok(exit::OK);
@@ -315,6 +320,43 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
         }
         s.push_str(&output::table(&rows));
     }
+    if !st.backups.is_empty() {
+        s.push('\n');
+        let mut rows = vec![vec![
+            "BACKUP".to_owned(),
+            "DATASET".to_owned(),
+            "RESTORABLE".to_owned(),
+            "NEWEST".to_owned(),
+            "AGE".to_owned(),
+            "PROBLEMS".to_owned(),
+        ]];
+        for b in &st.backups {
+            let mut problems = Vec::new();
+            if let Some(e) = &b.error {
+                problems.push(e.clone());
+            }
+            if b.unfinished > 0 {
+                problems.push(format!("{} unfinished", b.unfinished));
+            }
+            if b.damaged > 0 {
+                problems.push(format!("{} damaged or broken", b.damaged));
+            }
+            rows.push(vec![
+                b.name.clone(),
+                b.dataset.clone().unwrap_or_else(|| "-".into()),
+                b.restorable.to_string(),
+                when(b.newest),
+                b.age_seconds
+                    .map_or("-".into(), |s| output::age(chrono::TimeDelta::seconds(s))),
+                if problems.is_empty() {
+                    "-".into()
+                } else {
+                    problems.join(", ")
+                },
+            ]);
+        }
+        s.push_str(&output::table(&rows));
+    }
     output::text(out, &s)?;
     Ok(exit::OK)
 }
@@ -337,14 +379,17 @@ pub fn nominal(p: Period) -> Span {
 /// Only output failures: everything else is reported as UNKNOWN.
 pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, Failure> {
     let engine = Engine::new(config);
-    let st =
-        match inventories(req, config, &engine).and_then(|i| Ok(compute(&engine, &i, req.now)?)) {
-            Ok(st) => st,
-            Err(f) => {
-                output::text(out, &format!("ZSNAP UNKNOWN - {:#}\n", f.error))?;
-                return Ok(exit::NAGIOS_UNKNOWN);
-            }
-        };
+    let st = match inventories(req, config, &engine).and_then(|i| {
+        let mut st = compute(&engine, &i, req.now)?;
+        st.backups = crate::backup::backup_status(config, &i, req.now);
+        Ok(st)
+    }) {
+        Ok(st) => st,
+        Err(f) => {
+            output::text(out, &format!("ZSNAP UNKNOWN - {:#}\n", f.error))?;
+            return Ok(exit::NAGIOS_UNKNOWN);
+        }
+    };
     let mut crit = Vec::new();
     let mut warn = Vec::new();
     let mut checked = 0;
@@ -412,6 +457,44 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
                     }
                 }
             }
+        }
+    }
+    // Backups: no restorable backup, or the newest older than 2 (warn) or 4 (crit)
+    // periods; an unreadable store is critical, damaged backups a warning.
+    for b in &st.backups {
+        checked += 1;
+        let what = format!("backup {}", b.name);
+        let Some(dataset) = &b.dataset else {
+            crit.push(format!(
+                "{what}: cannot read {}: {}",
+                b.store,
+                b.error.as_deref().unwrap_or("unknown")
+            ));
+            continue;
+        };
+        match b.age_seconds {
+            None => crit.push(format!("{dataset} has no restorable backup in {what}")),
+            Some(age) => {
+                let age_u = u64::try_from(age).unwrap_or(0);
+                let said = output::age(chrono::TimeDelta::seconds(age));
+                if age_u > 4 * b.every_seconds {
+                    crit.push(format!(
+                        "{dataset} {what} is {said} old (crit {})",
+                        Span::from_secs(4 * b.every_seconds)
+                    ));
+                } else if age_u > 2 * b.every_seconds {
+                    warn.push(format!(
+                        "{dataset} {what} is {said} old (warn {})",
+                        Span::from_secs(2 * b.every_seconds)
+                    ));
+                }
+            }
+        }
+        if b.damaged > 0 {
+            warn.push(format!(
+                "{dataset} has {} damaged or broken backup(s) in {what}",
+                b.damaged
+            ));
         }
     }
     let (word, code, items) = if !crit.is_empty() {

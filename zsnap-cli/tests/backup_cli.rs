@@ -781,3 +781,56 @@ fn simulate_runs_the_scheduled_backups_on_in_memory_stores() {
     assert_eq!(by_name("offsite")["fulls"], 3);
     assert_eq!(by_name("usb")["fulls"], 1);
 }
+
+#[test]
+fn status_and_check_watch_the_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = format!("dir:{}", store_dir.display());
+    let config = format!(
+        "{}\n[backups.usb]\nsource = \"tank/home\"\nto = \"{store}\"\nevery = \"1d\"\n",
+        example_config()
+    );
+    let env = Env { dir };
+    std::fs::write(env.path("zsnap.toml"), config).unwrap();
+    // No store yet: check says so, critically.
+    let o = env.expect(2, &["check", "--now", "2026-11-23T09:00:00Z"]);
+    assert!(o.stdout.contains("backup usb: cannot read"), "{}", o.stdout);
+
+    env.ok(&["run", "--now", "2026-11-23T10:00:00Z"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "status", "--now", "2026-11-23T11:00:00Z"]))
+            .expect("status --json");
+    let b = &v["backups"];
+    let home = b
+        .as_array()
+        .expect("backups")
+        .iter()
+        .find(|b| b["dataset"] == "tank/home")
+        .unwrap_or_else(|| panic!("tank/home in {b}"));
+    assert_eq!(home["restorable"], 1, "{home}");
+    assert_eq!(home["newest"], "2026-11-23T10:00:00Z");
+    assert_eq!(home["age_seconds"], 3600);
+    let text = env.ok(&["status", "--now", "2026-11-23T11:00:00Z"]);
+    assert!(text.contains("BACKUP"), "{text}");
+
+    // Fresh, then older than two periods (warning), then four (critical); the
+    // snapshots' own checks (not run meanwhile) fail too, so only the backup part of
+    // the line is compared.
+    let fresh = env.zsnap(&["check", "--now", "2026-11-23T11:00:00Z"]);
+    assert!(!fresh.stdout.contains("backup usb"), "{}", fresh.stdout);
+    let o = env.zsnap(&["check", "--now", "2026-11-26T11:00:00Z"]);
+    assert!(
+        o.stdout
+            .contains("tank/home backup usb is 3d1h old (warn 2d)"),
+        "{}",
+        o.stdout
+    );
+    let o = env.expect(2, &["check", "--now", "2026-11-28T11:00:00Z"]);
+    assert!(
+        o.stdout
+            .contains("tank/home backup usb is 5d1h old (crit 4d)"),
+        "{}",
+        o.stdout
+    );
+}
