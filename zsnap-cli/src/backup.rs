@@ -255,8 +255,9 @@ pub struct RestoreArgs {
     /// The newest backup (the default).
     #[arg(long)]
     pub latest: bool,
-    /// The dataset to receive into (must not exist, or hold an earlier part of the same
-    /// chain: a restore that stopped continues).
+    /// The dataset to receive into: `pool/path` (on --backend's host) or
+    /// `ssh://[user@]host[:port]/pool/path`. It must not exist, or hold an earlier part
+    /// of the same chain (a restore that stopped continues).
     #[arg(long, value_name = "TARGET", required_unless_present = "save")]
     pub to: Option<String>,
     /// Overwrite an existing target (zfs receive -F).
@@ -1028,14 +1029,37 @@ pub fn restore_cmd(
         )?;
         return Ok(exit::OK);
     }
-    let target = dataset_arg(
-        args.to
-            .as_deref()
-            .expect("clap requires --to without --save"),
-    )?;
-    let location = zsnap_core::Location::local();
-    let Some(backend) = backends.backend(&location) else {
-        return Err(Failure::from(anyhow!("no backend for the local host")));
+    let to = args
+        .to
+        .as_deref()
+        .expect("clap requires --to without --save");
+    // `pool/path` on --backend's host, or `ssh://[user@]host[:port]/pool/path`.
+    let address: zsnap_core::config::TargetAddress = to
+        .parse()
+        .with_context(|| format!("invalid --to {to:?}"))
+        .map_err(Failure::usage)?;
+    let zsnap_core::config::TargetAddress::Dataset {
+        host,
+        dataset: target,
+    } = address
+    else {
+        return Err(Failure::usage(anyhow!(
+            "invalid --to {to:?}: not a dataset"
+        )));
+    };
+    let mut remote;
+    let backend: &mut dyn zsnap_exec::ZfsBackend = match &host {
+        zsnap_core::config::Host::Local => {
+            let Some(b) = backends.backend(&zsnap_core::Location::local()) else {
+                return Err(Failure::from(anyhow!("no backend for the local host")));
+            };
+            b
+        }
+        other => {
+            let ssh_config = config.as_ref().and_then(|c| c.paths.ssh_config.clone());
+            remote = crate::backends::ssh_backend(other, ssh_config.as_deref())?;
+            &mut remote
+        }
     };
     let run = restore(
         &*store,

@@ -555,6 +555,32 @@ fn encrypted_source_is_backed_up_raw_and_restores_encrypted() {
     ));
     mount(g, &restored);
     assert_eq!(tree_hashes(g, &format!("/{restored}")), hashes);
+
+    // The same backup restored to a host named in --to (ssh://), with zsnap's own
+    // backend left local: only the target's host runs zfs.
+    let elsewhere = format!("{}/elsewhere", s.src);
+    let out = Command::new(env!("CARGO_BIN_EXE_zsnap"))
+        .current_dir(host.dir.path())
+        .args([
+            "--config",
+            "zsnap.toml",
+            "--backend",
+            "local",
+            "restore",
+            "--from",
+        ])
+        .arg(host.store.url())
+        .args([ds.as_str(), "--snapshot", "s2", "--to"])
+        .arg(format!("ssh://root@{}/{elsewhere}", g.host))
+        .output()
+        .expect("zsnap starts");
+    assert!(
+        out.status.success(),
+        "restore --to ssh://…: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(snapshots(g, &elsewhere), ["s1", "s2"]);
     g.ok(&format!("rm -f {}", quote(&key)));
     s.done();
 }
