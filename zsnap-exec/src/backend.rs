@@ -848,8 +848,10 @@ impl SendError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvError {
-    /// `zfs receive` failed (whatever the sender did).
-    #[error("receive into {target}")]
+    /// `zfs receive` failed (whatever the sender did). The message names the sender's
+    /// failure too, when there was one: it is often the cause (the receiver only saw
+    /// the stream end early).
+    #[error("receive into {target}{}", sender_note(.sender.as_deref()))]
     Command {
         /// The target dataset.
         target: DatasetName,
@@ -877,6 +879,22 @@ pub enum RecvError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `; the sender failed too: …` with the sender's error and its causes.
+fn sender_note(sender: Option<&SendError>) -> String {
+    let Some(e) = sender else {
+        return String::new();
+    };
+    let mut s = format!(" (the sender failed too: {e}");
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s.push(')');
+    s
 }
 
 impl RecvError {

@@ -212,7 +212,8 @@ fn transfers_run_as_pipelines_or_through_zsnap_with_progress() {
     assert_eq!(got, [g1, g2]);
 }
 
-fn killed_mid_stream(with_progress: bool, fault: Fault) {
+/// Returns whether the error named a failed sender.
+fn killed_mid_stream(with_progress: bool, fault: Fault) -> bool {
     let mut bed = ShimBed::unboxed("killed", false);
     let a = child(&bed.src(), "a");
     let t = child(&bed.dst(), "a");
@@ -241,6 +242,19 @@ fn killed_mid_stream(with_progress: bool, fault: Fault) {
         )
         .unwrap_err();
     assert!(err.failure().is_some(), "{err}");
+    // When both sides failed, the message names the sender's failure too.
+    let sender_named = match &err {
+        zsnap_exec::backend::RecvError::Command {
+            sender: Some(sender),
+            ..
+        } => {
+            let text = err.to_string();
+            assert!(text.contains("the sender failed too"), "{text}");
+            assert!(text.contains(&sender.to_string()), "{text}");
+            true
+        }
+        _ => false,
+    };
     let dst = bed.dst();
     let token = list(&mut bed, &dst)
         .dataset(&t)
@@ -264,14 +278,18 @@ fn killed_mid_stream(with_progress: bool, fault: Fault) {
         .expect("resumed");
     let tinv = list(&mut bed, &t);
     assert_eq!(tinv.dataset(&t).expect("received").snapshots[0].guid, g1);
+    sender_named
 }
 
 #[test]
 fn a_sender_killed_mid_stream_leaves_a_token_and_resumes() {
     for with_progress in [false, true] {
-        killed_mid_stream(
-            with_progress,
-            Fault::at_byte(FaultOp::Send, 1, 5000, FaultEffect::Killed),
+        assert!(
+            killed_mid_stream(
+                with_progress,
+                Fault::at_byte(FaultOp::Send, 1, 5000, FaultEffect::Killed),
+            ),
+            "a killed sender is named in the receive's error"
         );
         killed_mid_stream(
             with_progress,
