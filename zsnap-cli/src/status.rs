@@ -361,6 +361,10 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
     Ok(exit::OK)
 }
 
+/// How far in the future a snapshot may be dated before `zsnap check` warns (clocks of
+/// hosts over ssh drift a little).
+const FUTURE_SLACK_SECONDS: i64 = 300;
+
 /// The length of one period, for default thresholds.
 pub fn nominal(p: Period) -> Span {
     Span::from_secs(match p {
@@ -415,6 +419,15 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
             checked += 1;
             match l.age_seconds {
                 None => crit.push(format!("{} has no {} snapshot", d.dataset, l.label)),
+                // Dated in the future (the clock was set back, or was ahead when it was
+                // taken): the schedule takes no snapshot of this label until then.
+                Some(age) if age < -FUTURE_SLACK_SECONDS => warn.push(format!(
+                    "{} {} is dated {} in the future: no {} snapshot is taken until then (was the clock ahead?)",
+                    d.dataset,
+                    l.label,
+                    output::age(chrono::TimeDelta::seconds(-age)),
+                    l.label
+                )),
                 Some(age) => {
                     let age_u = u64::try_from(age).unwrap_or(0);
                     let said = output::age(chrono::TimeDelta::seconds(age));

@@ -255,6 +255,11 @@ fn check_uses_nagios_codes() {
     let (c, line) = code(5);
     assert_eq!(c, 2, "{line}");
     insta::assert_snapshot!(line, @r#"ZSNAP CRITICAL - tank/home hourly is 5h old (crit 3h)"#);
+    // A snapshot dated in the future (the clock was ahead when it was taken) stops
+    // the schedule of its label until then: check says so.
+    let (c, line) = code(-3);
+    assert_eq!(c, 1, "{line}");
+    insta::assert_snapshot!(line, @"ZSNAP WARNING - tank/home daily is dated 3h in the future: no daily snapshot is taken until then (was the clock ahead?); tank/home hourly is dated 3h in the future: no hourly snapshot is taken until then (was the clock ahead?)");
     let broken = Env::new("[policies]\n");
     let o = broken.zsnap(&["check"]);
     assert_eq!(o.status.code(), Some(3));
