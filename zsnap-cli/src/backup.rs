@@ -326,6 +326,7 @@ fn run_one(
     dry_run: bool,
     verify: bool,
     record: Recorder<'_>,
+    observer: &mut dyn zsnap_exec::apply::Observer,
 ) -> BackupResult {
     let mut result = BackupResult {
         dataset: request.dataset.clone(),
@@ -343,14 +344,7 @@ fn run_one(
     };
     let options = ApplyOptions::default().with_backup(BackupOptions::default().with_verify(verify));
     match back_up(
-        request,
-        backend,
-        store,
-        catalog,
-        now,
-        dry_run,
-        &options,
-        &mut NoObserver,
+        request, backend, store, catalog, now, dry_run, &options, observer,
     ) {
         Ok(run) => {
             result.ok = run.is_success();
@@ -489,6 +483,7 @@ pub fn backup(
             }
         }
     };
+    let mut progress = crate::output::Progress::new(req.verbosity);
     let mut results = Vec::new();
     for dataset in datasets {
         let since = args
@@ -528,6 +523,7 @@ pub fn backup(
             args.dry_run,
             args.verify,
             &mut record,
+            &mut progress,
         ));
     }
     if let Some(e) = audit_error {
@@ -706,6 +702,7 @@ fn scheduled_one(
                 dry_run,
                 spec.verify,
                 &mut *record,
+                &mut NoObserver,
             ));
         }
     }

@@ -110,31 +110,48 @@ impl Progress {
     }
 }
 
+/// What a step that moves a stream moves: `source -> destination`, and how many bytes
+/// are expected when that is known.
+fn moving(step: &Step) -> Option<(String, Option<u64>)> {
+    match step {
+        Step::Transfer(t) => Some((format!("{} -> {}", t.source, t.target), t.estimated_bytes)),
+        Step::Backup(b) => Some((
+            format!("{} -> {}", b.dataset, b.store.url_of(&b.stream.key())),
+            None,
+        )),
+        _ => None,
+    }
+}
+
 impl Observer for Progress {
     fn step_started(&mut self, index: usize, step: &Step) {
         let quiet = self.verbosity == Verbosity::Quiet;
-        match step {
-            Step::Transfer(t) if self.terminal && !quiet => {
-                let bar = match t.estimated_bytes {
-                    Some(n) => ProgressBar::new(n),
-                    None => ProgressBar::new_spinner(),
+        match moving(step) {
+            Some((what, estimate)) if self.terminal && !quiet => {
+                let (bar, template) = match estimate {
+                    Some(n) => (
+                        ProgressBar::new(n),
+                        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    ),
+                    None => (
+                        ProgressBar::new_spinner(),
+                        "{spinner} {msg} {bytes} {bytes_per_sec}",
+                    ),
                 };
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    ProgressStyle::with_template(template)
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
-                bar.set_message(format!("{} -> {}", t.source, t.target));
+                bar.set_message(what);
                 self.bar = Some(bar);
             }
-            Step::Transfer(t) if !quiet => {
-                self.say(&format!(
-                    "transfer {} -> {}: {}",
-                    t.source,
-                    t.target,
-                    step.reason()
-                ));
+            Some((what, _)) if !quiet => {
+                let verb = if matches!(step, Step::Backup(_)) {
+                    "backup"
+                } else {
+                    "transfer"
+                };
+                self.say(&format!("{verb} {what}: {}", step.reason()));
             }
             _ if self.verbose() => self.say(&format!("[{}] {}", index + 1, step.reason())),
             _ => {}
@@ -151,18 +168,18 @@ impl Observer for Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        match step {
-            Step::Transfer(t) if self.verbosity > Verbosity::Quiet => {
+        match moving(step) {
+            Some((what, _)) if self.verbosity > Verbosity::Quiet => {
                 let bytes = match outcome {
                     StepOutcome::Done { bytes: Some(b) } => format!(" ({b} bytes)"),
                     _ => String::new(),
                 };
-                self.say(&format!(
-                    "transfer {} -> {}: {}{bytes}",
-                    t.source,
-                    t.target,
-                    outcome.word()
-                ));
+                let verb = if matches!(step, Step::Backup(_)) {
+                    "backup"
+                } else {
+                    "transfer"
+                };
+                self.say(&format!("{verb} {what}: {}{bytes}", outcome.word()));
             }
             _ if self.verbose() => self.say(&format!("[{}] {}", index + 1, outcome.word())),
             _ => {}
