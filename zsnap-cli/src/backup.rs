@@ -1058,6 +1058,10 @@ pub fn restore_cmd(
             &mut remote
         }
     };
+    let total = zsnap_core::backup::resolve_restore(&catalog, &dataset, &point)
+        .map(|c| c.len())
+        .unwrap_or(0);
+    let mut progress = crate::output::RestoreProgress::new(req.verbosity);
     let run = restore(
         &*store,
         &catalog,
@@ -1066,9 +1070,10 @@ pub fn restore_cmd(
         &target,
         backend,
         args.force,
-        &mut |_, _| {},
-    )
-    .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+        &mut |index, bytes| progress.update(index, total, bytes),
+    );
+    drop(progress);
+    let run = run.map_err(|e| Failure::from(anyhow::Error::new(e)))?;
     if req.json {
         #[derive(Serialize)]
         struct Restored<'a> {

@@ -82,6 +82,53 @@ pub fn age(d: chrono::TimeDelta) -> String {
     out
 }
 
+/// A spinner on stderr for a restore, when stderr is a terminal and not `-q`: the
+/// stream being received (its place in the chain) and its bytes so far.
+pub struct RestoreProgress {
+    bar: Option<(usize, ProgressBar)>,
+    show: bool,
+}
+
+impl RestoreProgress {
+    /// A reporter at this verbosity.
+    pub fn new(verbosity: Verbosity) -> Self {
+        RestoreProgress {
+            bar: None,
+            show: verbosity != Verbosity::Quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Stream `index` of the chain (`total` streams) has moved `bytes`.
+    pub fn update(&mut self, index: usize, total: usize, bytes: u64) {
+        if !self.show {
+            return;
+        }
+        if self.bar.as_ref().is_none_or(|(i, _)| *i != index) {
+            if let Some((_, old)) = self.bar.take() {
+                old.finish_and_clear();
+            }
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(format!("receive stream {} of {total}", index + 1));
+            self.bar = Some((index, bar));
+        }
+        if let Some((_, bar)) = &self.bar {
+            bar.set_position(bytes);
+        }
+    }
+}
+
+impl Drop for RestoreProgress {
+    fn drop(&mut self) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Reports progress on stderr: on a terminal, a bar per transfer (bytes, rate, ETA);
 /// otherwise a plain line when a transfer starts and ends. With `-v`, a line per step.
 pub struct Progress {
