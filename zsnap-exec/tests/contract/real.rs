@@ -78,16 +78,30 @@ impl RealBed {
             remote.push(' ');
             remote.push_str(&quote(w));
         }
-        let out = std::process::Command::new("ssh")
-            .args(["-o", "BatchMode=yes", "-F"])
-            .arg(&self.config)
-            .args(["--", &self.host, &remote])
-            .output()
-            .expect("ssh runs");
-        if !out.status.success() {
-            eprintln!("{remote}: {}", String::from_utf8_lossy(&out.stderr));
+        // The guest's dropbear now and then closes a new session without running it or
+        // sending an exit status (ssh exits 255 and says nothing, mkj/dropbear#173):
+        // such a session ran nothing, so it is tried again.
+        for attempt in 1..=3 {
+            let out = std::process::Command::new("ssh")
+                .args(["-o", "BatchMode=yes", "-F"])
+                .arg(&self.config)
+                .args(["--", &self.host, &remote])
+                .output()
+                .expect("ssh runs");
+            if out.status.code() == Some(255) && out.stderr.is_empty() && attempt < 3 {
+                eprintln!("{remote}: the session closed without an exit status; again");
+                continue;
+            }
+            if !out.status.success() {
+                eprintln!(
+                    "{remote}: exited {:?}: {}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            return out.status.success();
         }
-        out.status.success()
+        false
     }
 
     pub fn sh(&self, argv: &[&str]) {
