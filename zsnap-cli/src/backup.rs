@@ -22,6 +22,7 @@ use zsnap_exec::backup::{
 };
 use zsnap_exec::store::{open_store, read_catalog, BackupStore, S3Settings};
 
+use crate::engine::error_chain;
 use crate::exit;
 use crate::failure::Failure;
 use crate::output;
@@ -369,26 +370,14 @@ fn run_one(
                         .map_or("", |s| s.reason());
                     result
                         .errors
-                        .push(format!("step {} ({what}): {}", i + 1, chain(e)));
+                        .push(format!("step {} ({what}): {}", i + 1, error_chain(e)));
                 }
             }
             result.plan = run.plans;
         }
-        Err(e) => result.errors.push(chain(&e)),
+        Err(e) => result.errors.push(error_chain(&e)),
     }
     result
-}
-
-/// An error with its causes, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn render_results(
@@ -712,15 +701,24 @@ fn scheduled_one(
         if dry_run {
             one.pruned = plan.deletions.iter().map(|d| d.key.clone()).collect();
         } else {
-            let report = delete_objects(&**store, &plan.deletions);
-            one.pruned = report.deleted;
-            if let Some((key, e)) = report.failed {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("delete {key}; the deletions after it were left")));
-            }
+            one.pruned = delete_in_order(&**store, &plan.deletions)?;
         }
     }
     Ok(())
+}
+
+/// Deletes `deletions` in their order (safe to interrupt), stopping at the first
+/// failure; returns the keys deleted.
+fn delete_in_order(
+    store: &dyn BackupStore,
+    deletions: &[zsnap_core::backup::Deletion],
+) -> anyhow::Result<Vec<String>> {
+    let report = delete_objects(store, deletions);
+    match report.failed {
+        None => Ok(report.deleted),
+        Some((key, e)) => Err(anyhow::Error::new(e)
+            .context(format!("delete {key}; the deletions after it were left"))),
+    }
 }
 
 /// A row of `zsnap backups list`.
@@ -838,7 +836,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                                 checked += 1;
                                 bytes += n;
                             }
-                            Err(err) => problems.push(chain(&err)),
+                            Err(err) => problems.push(error_chain(&err)),
                         },
                         EntryState::Unfinished => {
                             problems.push(format!("{}: unfinished (no sidecar)", e.id));
@@ -908,13 +906,9 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
             }
             if !dry_run {
-                let report = delete_objects(&*store, &plan.deletions);
-                if let Some((key, e)) = report.failed {
+                if let Err(e) = delete_in_order(&*store, &plan.deletions) {
                     output::text(out, &s)?;
-                    return Err(Failure::from(
-                        anyhow::Error::new(e)
-                            .context(format!("delete {key}; the ones after it were left")),
-                    ));
+                    return Err(Failure::from(e));
                 }
             }
             if req.json {
@@ -948,13 +942,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 chrono_tz::UTC,
             );
             if !dry_run {
-                let report = delete_objects(&*store, &plan.deletions);
-                if let Some((key, e)) = report.failed {
-                    return Err(Failure::from(
-                        anyhow::Error::new(e)
-                            .context(format!("delete {key}; the ones after it were left")),
-                    ));
-                }
+                delete_in_order(&*store, &plan.deletions)?;
             }
             if req.json {
                 output::json(out, &plan)?;

@@ -302,23 +302,26 @@ fn run_job(
                     Source::Backends(&mut OneBackend(&mut z)),
                     &mut hooks,
                 )?;
-                if *job == Job::Run && !config.backups.is_empty() {
-                    backups = Some(crate::backup::run_scheduled(
-                        config,
-                        &mut OneBackend(&mut z),
-                        now,
-                        dry_run,
-                        &mut record,
-                    ));
-                }
+                backups = scheduled_backups(
+                    job,
+                    config,
+                    &mut OneBackend(&mut z),
+                    now,
+                    dry_run,
+                    &mut record,
+                );
                 if !dry_run {
                     z.save(path)
                         .with_context(|| format!("save the fake pool state {}", path.display()))?;
                 }
                 outcome
             }
-            BackendSpec::Local => {
-                let mut backends = real_backends(config, &Host::Local)?;
+            BackendSpec::Local | BackendSpec::Ssh(_) => {
+                let host = match &req.backend {
+                    BackendSpec::Ssh(host) => host.clone(),
+                    _ => Host::Local,
+                };
+                let mut backends = real_backends(config, &host)?;
                 let outcome = engine
                     .run(
                         job,
@@ -328,37 +331,7 @@ fn run_job(
                         &mut hooks,
                     )
                     .map_err(Failure::from_zfs)?;
-                if *job == Job::Run && !config.backups.is_empty() {
-                    backups = Some(crate::backup::run_scheduled(
-                        config,
-                        &mut backends,
-                        now,
-                        dry_run,
-                        &mut record,
-                    ));
-                }
-                outcome
-            }
-            BackendSpec::Ssh(host) => {
-                let mut backends = real_backends(config, host)?;
-                let outcome = engine
-                    .run(
-                        job,
-                        now,
-                        dry_run,
-                        Source::Backends(&mut backends),
-                        &mut hooks,
-                    )
-                    .map_err(Failure::from_zfs)?;
-                if *job == Job::Run && !config.backups.is_empty() {
-                    backups = Some(crate::backup::run_scheduled(
-                        config,
-                        &mut backends,
-                        now,
-                        dry_run,
-                        &mut record,
-                    ));
-                }
+                backups = scheduled_backups(job, config, &mut backends, now, dry_run, &mut record);
                 outcome
             }
         }
@@ -382,6 +355,20 @@ fn run_job(
     // allocation at a time would only make it end later.
     std::mem::forget(outcome);
     Ok(status)
+}
+
+/// The scheduled backups of a `zsnap run` (none for other jobs, or without
+/// `[backups.NAME]` in the config).
+fn scheduled_backups(
+    job: &Job,
+    config: &Config,
+    backends: &mut dyn zsnap_exec::apply::Backends,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+    record: crate::backup::Recorder<'_>,
+) -> Option<crate::backup::ScheduledBackups> {
+    (*job == Job::Run && !config.backups.is_empty())
+        .then(|| crate::backup::run_scheduled(config, backends, now, dry_run, record))
 }
 
 /// Reads a saved `zfs list` output.

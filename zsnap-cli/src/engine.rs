@@ -189,17 +189,7 @@ pub fn results(report: &Report) -> Vec<StepResult> {
         .collect()
 }
 
-/// An error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use zsnap_exec::failure::error_chain;
 
 impl<'c> Engine<'c> {
     /// An engine for `config`.

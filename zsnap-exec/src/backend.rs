@@ -886,15 +886,10 @@ fn sender_note(sender: Option<&SendError>) -> String {
     let Some(e) = sender else {
         return String::new();
     };
-    let mut s = format!(" (the sender failed too: {e}");
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s.push(')');
-    s
+    format!(
+        " (the sender failed too: {})",
+        crate::failure::error_chain(e)
+    )
 }
 
 impl RecvError {

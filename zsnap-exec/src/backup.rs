@@ -385,17 +385,9 @@ pub fn run_backup(
 
 /// Reads a whole object, returning its size and SHA-256.
 fn read_digest(store: &dyn BackupStore, key: &str) -> Result<(u64, Sha256), StoreError> {
-    let reader = store.open(key)?;
-    let mut hashing = HashingReader::new(reader);
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        match hashing.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(StoreError::new(store.url(), StoreOp::Read, Some(key), e)),
-        }
-    }
+    let mut hashing = HashingReader::new(store.open(key)?);
+    copy(&mut hashing, &mut io::sink(), &mut |_| {})
+        .map_err(|e| StoreError::from_io(store.url(), StoreOp::Read, Some(key), e))?;
     Ok((hashing.bytes, hashing.digest()))
 }
 
@@ -444,22 +436,21 @@ pub fn verify_entry(store: &dyn BackupStore, entry: &BackupEntry) -> Result<u64,
     if size != sidecar.size || digest != sidecar.sha256 {
         return Err(VerifyError::Mismatch {
             key,
-            problem: mismatch(sidecar, size, digest),
+            problem: mismatch((sidecar.size, sidecar.sha256), size, digest),
         });
     }
     Ok(size)
 }
 
-fn mismatch(sidecar: &Sidecar, size: u64, digest: Sha256) -> String {
-    if size == sidecar.size {
+/// How the bytes read (`size`, `digest`) differ from what the sidecar says.
+fn mismatch((want_size, want_digest): (u64, Sha256), size: u64, digest: Sha256) -> String {
+    if size == want_size {
         format!(
-            "SHA-256 is {digest}, the sidecar says {} (same size, {size} bytes): the object is corrupt",
-            sidecar.sha256
+            "SHA-256 is {digest}, the sidecar says {want_digest} (same size, {size} bytes): the object is corrupt"
         )
     } else {
         format!(
-            "{size} bytes read, the sidecar says {}: the object is truncated or replaced",
-            sidecar.size
+            "{size} bytes read, the sidecar says {want_size}: the object is truncated or replaced"
         )
     }
 }
@@ -539,11 +530,7 @@ impl StoredStream {
                 .finish()
                 .map_err(|e| self.fail(format!("read {}: {e}", self.key)))?;
             if (size, digest) != self.expected {
-                let problem = if size == self.expected.0 {
-                    format!("SHA-256 is {digest}, the sidecar says {}", self.expected.1)
-                } else {
-                    format!("{size} bytes read, the sidecar says {}", self.expected.0)
-                };
+                let problem = mismatch(self.expected, size, digest);
                 return Err(self.fail(format!("{}: {problem}", self.key)));
             }
             self.ended = true;
@@ -628,7 +615,7 @@ pub fn open_stream(
         Compression::Zstd => Body::Zstd(Box::new(zstd::Decoder::new(raw).map_err(|e| {
             VerifyError::Store {
                 key: key.clone(),
-                source: StoreError::new(store.url(), StoreOp::Read, Some(&key), e),
+                source: StoreError::from_io(store.url(), StoreOp::Read, Some(&key), e),
             }
         })?)),
         _ => Body::Plain(raw),
@@ -777,7 +764,7 @@ pub fn save_entry(
         }),
         (Err(e), Ok(())) => Err(VerifyError::Store {
             key: key.clone(),
-            source: StoreError::new(store.url(), StoreOp::Read, Some(&key), e),
+            source: StoreError::from_io(store.url(), StoreOp::Read, Some(&key), e),
         }),
         (Ok(n), Ok(())) => Ok(n),
     }

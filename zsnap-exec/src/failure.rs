@@ -285,6 +285,18 @@ pub fn classify(exit: Exit, stderr: &str) -> FailureKind {
     }
 }
 
+/// An error and each of its causes on one line, joined by ": ".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,18 +134,6 @@ fn now() -> DateTime<Utc> {
     DateTime::<Utc>::from(std::time::SystemTime::now())
 }
 
-/// The error, then each cause, joined by ": ".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 impl Journal {
     /// Opens `path` for appending, creating it.
     ///
@@ -230,7 +218,7 @@ impl Journal {
                 left.extend(report.skipped.iter().map(|s| s.name.clone()));
             }
             StepOutcome::Failed { error: e, .. } => {
-                error = Some(chain(e));
+                error = Some(crate::failure::error_chain(e));
                 kind = e.failure().map(|f| f.kind);
             }
             StepOutcome::Skipped { .. } => {}
