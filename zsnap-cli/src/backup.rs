@@ -1046,9 +1046,6 @@ pub fn restore_cmd(
             &mut remote
         }
     };
-    let total = zsnap_core::backup::resolve_restore(&catalog, &dataset, &point)
-        .map(|c| c.len())
-        .unwrap_or(0);
     let mut progress = crate::output::RestoreProgress::new(req.verbosity);
     let run = restore(
         &*store,
@@ -1058,7 +1055,7 @@ pub fn restore_cmd(
         &target,
         backend,
         args.force,
-        &mut |index, bytes| progress.update(index, total, bytes),
+        &mut |index, total, bytes| progress.update(index, total, bytes),
     );
     drop(progress);
     let run = run.map_err(|e| Failure::from(anyhow::Error::new(e)))?;

@@ -1007,7 +1007,8 @@ pub enum RestoreRunError {
 /// overwrite without `force`), checks every stream after the first against its sidecar,
 /// then receives them in order, each checked again as it streams (see the module docs).
 ///
-/// `progress` gets (stream index in the chain, bytes of that stream so far).
+/// `progress` gets (stream index in the chain, streams in the chain, bytes of that
+/// stream so far).
 ///
 /// # Errors
 /// See [`RestoreRunError`].
@@ -1023,7 +1024,7 @@ pub fn restore(
     target: &DatasetName,
     backend: &mut dyn ZfsBackend,
     force: bool,
-    progress: &mut dyn FnMut(usize, u64),
+    progress: &mut dyn FnMut(usize, usize, u64),
 ) -> Result<RestoreRun, RestoreRunError> {
     let chain = zsnap_core::backup::resolve_restore(catalog, dataset, point)?;
     let existing = match backend.list(std::slice::from_ref(target)) {
@@ -1071,7 +1072,8 @@ pub fn restore(
         options.resumable = false;
         let request = ReceiveRequest::new(target.clone(), options);
         let index = run.plan.done + i;
-        let mut each = |bytes| progress(index, bytes);
+        let total = run.plan.chain.len();
+        let mut each = |bytes| progress(index, total, bytes);
         let outcome =
             receive_entry(store, entry, backend, &request, Some(&mut each)).map_err(|source| {
                 RestoreRunError::Receive {
