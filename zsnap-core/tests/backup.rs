@@ -2,9 +2,18 @@
 //! prune, delete and restore decisions on hand-built stores (every user-facing error
 //! message as an inline snapshot).
 
+#[allow(
+    dead_code,
+    reason = "each test file uses a part of the shared builders"
+)]
+mod common {
+    pub mod store;
+}
+
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{TimeDelta, TimeZone, Utc};
+use common::store::{dsn, short, sidecar, t, Store};
 use zsnap_core::backup::{
     backup_bookmark_name, parse_since, plan_backup, plan_backup_prune, resolve_restore, BackupId,
     BackupMode, BackupPlan, BackupPlanError, BackupProtection, BackupRequest, BackupVerdict,
@@ -13,21 +22,8 @@ use zsnap_core::backup::{
 };
 use zsnap_core::retention::RetentionPolicy;
 use zsnap_core::{
-    Bookmark, Dataset, DatasetKind, DatasetName, Guid, Inventory, Location, Plan, SendBase,
-    ShortName, Snapshot, Step,
+    Bookmark, Dataset, DatasetKind, Guid, Inventory, Location, Plan, SendBase, Snapshot, Step,
 };
-
-fn t(hours: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap() + TimeDelta::hours(hours)
-}
-
-fn short(s: &str) -> ShortName {
-    s.parse().unwrap()
-}
-
-fn dsn(s: &str) -> DatasetName {
-    s.parse().unwrap()
-}
 
 /// The message of an error and of all its causes, as a CLI prints it.
 fn chain(e: &dyn std::error::Error) -> String {
@@ -39,78 +35,6 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     s
-}
-
-/// The sidecar of a backup of `dataset@snap` (guid and createtxg `n`, created at hour
-/// `n`), full or incremental from `parent` (name, guid).
-fn sidecar(dataset: &str, snap: &str, n: u64, parent: Option<(&str, u64)>) -> Sidecar {
-    let kind = match parent {
-        None => StreamKind::Full,
-        Some((p, _)) => StreamKind::Incremental { parent: short(p) },
-    };
-    let name = StreamName::new(
-        dsn(dataset),
-        short(snap),
-        t(n as i64),
-        kind,
-        Compression::None,
-    )
-    .unwrap();
-    Sidecar::new(
-        &name,
-        Guid(n),
-        n,
-        parent.map(|(_, g)| Guid(g)),
-        false,
-        1000 + n,
-        Sha256::from_bytes([n as u8; 32]),
-        "0.1.0",
-    )
-    .unwrap()
-}
-
-/// A store being filled: objects and sidecar bytes.
-#[derive(Default)]
-struct Store {
-    objects: Vec<StoreObject>,
-    sidecars: BTreeMap<String, Vec<u8>>,
-}
-
-impl Store {
-    /// A complete backup; returns its id.
-    fn put(&mut self, sc: &Sidecar) -> BackupId {
-        let name = sc.stream_name().unwrap();
-        self.objects
-            .push(StoreObject::new(name.key(), sc.size, t(100)));
-        self.objects
-            .push(StoreObject::new(name.sidecar_key(), 300, t(100)));
-        self.sidecars
-            .insert(name.sidecar_key(), sc.to_json().into_bytes());
-        BackupId::from(&name)
-    }
-
-    /// A stream without sidecar, last written at `written`.
-    fn put_unfinished(&mut self, sc: &Sidecar, written: DateTime<Utc>) -> BackupId {
-        let name = sc.stream_name().unwrap();
-        self.objects.push(StoreObject::new(name.key(), 5, written));
-        BackupId::from(&name)
-    }
-
-    /// Any object with these bytes (listed as a sidecar when its key is one).
-    fn put_raw(&mut self, key: &str, bytes: &[u8]) {
-        self.objects
-            .push(StoreObject::new(key, bytes.len() as u64, t(100)));
-        self.sidecars.insert(key.to_owned(), bytes.to_vec());
-    }
-
-    fn remove(&mut self, key: &str) {
-        self.objects.retain(|o| o.key != key);
-        self.sidecars.remove(key);
-    }
-
-    fn catalog(&self) -> Catalog {
-        Catalog::build(&self.objects, &self.sidecars)
-    }
 }
 
 // ---------------------------------------------------------------------------------

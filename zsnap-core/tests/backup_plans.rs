@@ -10,93 +10,25 @@
 //! - a backup is not due exactly when some restorable backup (by a naive oracle of
 //!   restorability) was taken in the current period or later.
 
-use std::collections::{BTreeMap, BTreeSet};
+#[allow(
+    dead_code,
+    reason = "each test file uses a part of the shared builders"
+)]
+mod common {
+    pub mod store;
+}
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use common::store::{dsn, short, sidecar, sidecar_at, t, Store};
 use proptest::prelude::*;
 use zsnap_core::backup::{
     backup_due, plan_restore, resolve_restore, BackupDue, BackupEntry, BackupMode, BackupSchedule,
-    Catalog, Compression, RestorePlanError, RestoreTarget, Sha256, Sidecar, StoreObject,
-    StreamKind, StreamName,
+    Compression, RestorePlanError, RestoreTarget, Sha256, Sidecar, StreamKind, StreamName,
 };
 use zsnap_core::duration::Span;
-use zsnap_core::{Dataset, DatasetKind, DatasetName, Guid, ShortName, Snapshot};
-
-fn t(hours: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap() + TimeDelta::hours(hours)
-}
-
-fn short(s: &str) -> ShortName {
-    s.parse().unwrap()
-}
-
-fn dsn(s: &str) -> DatasetName {
-    s.parse().unwrap()
-}
-
-/// The sidecar of a backup of `dataset@snap` (guid and createtxg `n`, created at hour
-/// `n`), full or incremental from `parent` (name, guid).
-fn sidecar(dataset: &str, snap: &str, n: u64, parent: Option<(&str, u64)>) -> Sidecar {
-    sidecar_at(dataset, snap, n, n, t(n as i64), parent)
-}
-
-/// Like [`sidecar`], with guid, createtxg and creation given separately.
-fn sidecar_at(
-    dataset: &str,
-    snap: &str,
-    guid: u64,
-    createtxg: u64,
-    created: DateTime<Utc>,
-    parent: Option<(&str, u64)>,
-) -> Sidecar {
-    let kind = match parent {
-        None => StreamKind::Full,
-        Some((p, _)) => StreamKind::Incremental { parent: short(p) },
-    };
-    let name =
-        StreamName::new(dsn(dataset), short(snap), created, kind, Compression::None).unwrap();
-    Sidecar::new(
-        &name,
-        Guid(guid),
-        createtxg,
-        parent.map(|(_, g)| Guid(g)),
-        false,
-        1000 + guid,
-        Sha256::from_bytes([guid as u8; 32]),
-        "0.1.0",
-    )
-    .unwrap()
-}
-
-/// A store being filled: objects and sidecar bytes.
-#[derive(Default)]
-struct Store {
-    objects: Vec<StoreObject>,
-    sidecars: BTreeMap<String, Vec<u8>>,
-}
-
-impl Store {
-    /// A complete backup.
-    fn put(&mut self, sc: &Sidecar) {
-        let name = sc.stream_name().unwrap();
-        self.objects
-            .push(StoreObject::new(name.key(), sc.size, t(100)));
-        self.objects
-            .push(StoreObject::new(name.sidecar_key(), 300, t(100)));
-        self.sidecars
-            .insert(name.sidecar_key(), sc.to_json().into_bytes());
-    }
-
-    /// A stream without sidecar: an upload that did not finish.
-    fn put_unfinished(&mut self, sc: &Sidecar) {
-        let name = sc.stream_name().unwrap();
-        self.objects.push(StoreObject::new(name.key(), 5, t(100)));
-    }
-
-    fn catalog(&self) -> Catalog {
-        Catalog::build(&self.objects, &self.sidecars)
-    }
-}
+use zsnap_core::{Dataset, DatasetKind, Guid, ShortName, Snapshot};
 
 // ---------------------------------------------------------------------------------
 // plan_restore
@@ -360,12 +292,15 @@ fn an_old_full_starts_a_new_chain() {
 #[test]
 fn an_unfinished_backup_does_not_count() {
     let mut s = Store::default();
-    s.put_unfinished(&sidecar("tank/home", C, 3, None));
+    s.put_unfinished(&sidecar("tank/home", C, 3, None), t(100));
     assert_eq!(yes(&due(&s, &daily(None), t(15))).0, BackupMode::Full);
     // With a restorable backup yesterday, an unfinished one today leaves it due.
     let mut s = Store::default();
     s.put(&sidecar("tank/home", A, 1, None));
-    s.put_unfinished(&sidecar_at("tank/home", C, 3, 3, t(27), Some((A, 1))));
+    s.put_unfinished(
+        &sidecar_at("tank/home", C, 3, 3, t(27), Some((A, 1))),
+        t(100),
+    );
     assert_eq!(
         yes(&due(&s, &daily(None), t(30))).0,
         BackupMode::AutoIncremental
@@ -515,7 +450,7 @@ impl History {
             if m.complete {
                 s.put(&m.sidecar);
             } else {
-                s.put_unfinished(&m.sidecar);
+                s.put_unfinished(&m.sidecar, t(100));
             }
         }
         s
