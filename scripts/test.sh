@@ -28,6 +28,15 @@ bench_target=$(in_cache bench-target)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
+# The tools this script runs, installed when missing, so it works alone on a fresh
+# machine (`.ci/run` only adds the real-OpenZFS testbed and the S3 server).
+step "tools"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if [ "$FUZZ_SECONDS" != 0 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "installing cargo-fuzz (once)"
+    cargo install cargo-fuzz --locked --quiet
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)

@@ -156,8 +156,14 @@ pub enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page zsnap(1) (roff), or write every page, one per subcommand
+    /// (zsnap-snapshot(1), zsnap-backups-list(1), …), into a directory.
+    Man {
+        /// Write zsnap.1 and every subcommand's page into this directory (e.g.
+        /// /usr/local/share/man/man1) instead of printing zsnap(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `zsnap config …`

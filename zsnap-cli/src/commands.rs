@@ -29,10 +29,18 @@ pub fn execute(req: &Request, out: &mut dyn Write) -> Result<u8, Failure> {
             clap_complete::generate(*shell, &mut cmd, "zsnap", out);
             Ok(exit::OK)
         }
-        Command::Man => {
-            clap_mangen::Man::new(crate::args::command())
-                .render(out)
-                .context("write the man page")?;
+        Command::Man(None) => {
+            let page = crate::man::root_page().context("render the man page")?;
+            output::text(out, &page.roff)?;
+            Ok(exit::OK)
+        }
+        Command::Man(Some(dir)) => {
+            for page in crate::man::pages().context("render the man pages")? {
+                let path = dir.join(&page.file_name);
+                std::fs::write(&path, &page.roff)
+                    .with_context(|| format!("write {}", path.display()))?;
+                output::text(out, &format!("{}\n", path.display()))?;
+            }
             Ok(exit::OK)
         }
         Command::ImportSanoid { file } => import(req, file, out),

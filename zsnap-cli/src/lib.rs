@@ -15,6 +15,7 @@ pub mod commands;
 pub mod engine;
 pub mod exit;
 pub mod failure;
+pub mod man;
 pub mod output;
 pub mod prune;
 pub mod request;

@@ -92,8 +92,8 @@ pub enum Command {
     Restore(crate::backup::RestoreArgs),
     /// `zsnap completions SHELL`.
     Completions(clap_complete::Shell),
-    /// `zsnap man`.
-    Man,
+    /// `zsnap man [--dir DIR]`.
+    Man(Option<std::path::PathBuf>),
 }
 
 /// Everything a command needs, parsed.
@@ -237,7 +237,7 @@ impl Request {
             Cmd::Backups { command } => Command::Backups(command),
             Cmd::Restore(a) => Command::Restore(a),
             Cmd::Completions { shell } => Command::Completions(shell),
-            Cmd::Man => Command::Man,
+            Cmd::Man { dir } => Command::Man(dir),
         };
         Ok(Request {
             config: args.config,
