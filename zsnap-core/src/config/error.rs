@@ -224,6 +224,40 @@ pub enum ConfigProblem {
         /// The critical threshold.
         crit: String,
     },
+    /// A keep rule names a label no snapshot of the policy can carry.
+    #[error("`{path}` names label `{label}`, which policy `{policy}` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing{}", Expected { suggestion, allowed: known })]
+    UnknownLabel {
+        /// Where the label is named.
+        path: String,
+        /// The label.
+        label: String,
+        /// The policy.
+        policy: String,
+        /// The closest known label, if one is close.
+        suggestion: Option<String>,
+        /// Every label the policy knows.
+        known: Vec<String>,
+    },
+    /// A scheduled label no rule keeps, in a policy that prunes.
+    #[error("policy `{policy}` schedules label `{label}` but no keep rule keeps it, so every `{label}` snapshot would be destroyed by the next prune{}; add a rule for it (e.g. `keep_counts = {{ {label} = 24 }}`), or list it in `keep_none = [\"{label}\"]` if that is meant", DidYouMean(suggestion))]
+    UnkeptLabel {
+        /// The policy.
+        policy: String,
+        /// The label.
+        label: String,
+        /// A label a rule keeps whose name is close (the probable typo).
+        suggestion: Option<String>,
+    },
+    /// A count of 0 for a label the policy schedules.
+    #[error("`{path}` = 0 keeps no `{label}` snapshot although policy `{policy}` schedules them, so each would be destroyed by the next prune; give a count above 0, or list the label in `keep_none = [\"{label}\"]` if that is meant")]
+    ZeroCount {
+        /// Where.
+        path: String,
+        /// The label.
+        label: String,
+        /// The policy.
+        policy: String,
+    },
     /// Nothing to manage.
     #[error("no [[datasets]] table, so there is nothing to manage; add one with `root = \"POOL/DATASET\"` and `policy = \"NAME\"`")]
     NoDatasets,
