@@ -713,3 +713,103 @@ fn backups() {
        |      ^^^^^^^^^^^^^^^^^
     "#);
 }
+
+/// `[[datasets]]` using policy `p`, after `policy`.
+fn p_used(policy: &str) -> String {
+    format!("{policy}\n[[datasets]]\nroot = \"tank/home\"\npolicy = \"p\"\n")
+}
+
+/// Issue 12, item 2: a keep rule that keeps nothing by mistake is a config error with
+/// its place and a "did you mean", unless `keep_none` says it is meant.
+#[test]
+fn keep_rules_that_keep_nothing_by_mistake() {
+    // typo
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_counts = { hourlyy = 5 }\n")), @r#"
+        error: `policies.p.keep_counts.hourlyy` names label `hourlyy`, which policy `p` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing; did you mean `hourly`?
+         --> zsnap.toml:3:17
+          |
+        3 | keep_counts = { hourlyy = 5 }
+          |                 ^^^^^^^
+        "#);
+    // dayly
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\", dayly = \"daily\" }\nkeep_counts = { hourly = 24, daily = 7 }\n")), @r#"
+        error: policy `p` schedules label `dayly` but no keep rule keeps it, so every `dayly` snapshot would be destroyed by the next prune; did you mean `daily` (which a rule keeps)?
+         --> zsnap.toml:2:33
+          |
+        2 | snapshot = { hourly = "hourly", dayly = "daily" }
+          |                                 ^^^^^
+        "#);
+    // dayly_only_sched
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\", dayly = \"daily\" }\nkeep_counts = { hourly = 24 }\n")), @r#"
+        error: policy `p` schedules label `dayly` but no keep rule keeps it, so every `dayly` snapshot would be destroyed by the next prune; add a rule for it (e.g. `keep_counts = { dayly = 24 }`), or list it in `keep_none = ["dayly"]` if that is meant
+         --> zsnap.toml:2:33
+          |
+        2 | snapshot = { hourly = "hourly", dayly = "daily" }
+          |                                 ^^^^^
+        "#);
+    // keep_empty
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep = {}\n")), @r#"
+        error: invalid `policies.p.keep`: keeps nothing (no calendar count above 0), so every snapshot but the newest would be destroyed; give a count such as `keep = { daily = 7 }`, or remove it
+         --> zsnap.toml:3:8
+          |
+        3 | keep = {}
+          |        ^^
+        "#);
+    // keep_last0
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 0\n")), @r#"
+        error: invalid `policies.p.keep_last`: keep_last = 0 keeps nothing, so every snapshot but the newest would be destroyed; give a count above 0, or remove it
+         --> zsnap.toml:3:13
+          |
+        3 | keep_last = 0
+          |             ^
+        "#);
+    // zero
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nkeep_counts = { hourly = 0, daily = 7 }\n")), @r#"
+        error: `policies.p.keep_counts.hourly` = 0 keeps no `hourly` snapshot although policy `p` schedules them, so each would be destroyed by the next prune; give a count above 0, or list the label in `keep_none = ["hourly"]` if that is meant
+         --> zsnap.toml:3:17
+          |
+        3 | keep_counts = { hourly = 0, daily = 7 }
+          |                 ^^^^^^
+        "#);
+    // sanoid_zero
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nadopt = [\"sanoid\"]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nsanoid = { hourly = 0, daily = 7 }\n")), @r#"
+        error: `policies.p.sanoid.hourly` = 0 keeps no `hourly` snapshot although policy `p` schedules them, so each would be destroyed by the next prune; give a count above 0, or list the label in `keep_none = ["hourly"]` if that is meant
+         --> zsnap.toml:4:21
+          |
+        4 | sanoid = { hourly = 0, daily = 7 }
+          |                     ^
+        "#);
+    // unknown_keep_none
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 3\nkeep_none = [\"hourlt\"]\n")), @r#"
+        error: `policies.p.keep_none[1]` names label `hourlt`, which policy `p` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing; did you mean `hourly`?
+         --> zsnap.toml:4:14
+          |
+        4 | keep_none = ["hourlt"]
+          |              ^^^^^^^^
+        "#);
+    // on_demand_bad
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\non_demand = { pre-upgrade = \"soon\" }\nkeep_last = 3\n")), @r#"
+        error: invalid `policies.p.on_demand.pre-upgrade`: "soon" is not a duration: a unit without a number; expected e.g. "90s", "15m", "1h30m", "7d" or "2w"
+         --> zsnap.toml:3:29
+          |
+        3 | on_demand = { pre-upgrade = "soon" }
+          |                             ^^^^^^
+        "#);
+    // on_demand_sched
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\non_demand = { hourly = \"1d\" }\nkeep_last = 3\n")), @r#"
+        error: invalid `policies.p.on_demand.hourly`: label `hourly` is scheduled in `policies.p.snapshot`; a label is either scheduled or taken on demand
+         --> zsnap.toml:3:15
+          |
+        3 | on_demand = { hourly = "1d" }
+          |               ^^^^^^
+        "#);
+    // Meant: a zero count or sanoid's deliberate 0 listed in keep_none, and keep
+    // rules naming declared on-demand labels.
+    for ok in [
+        "[policies.p]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nkeep_counts = { hourly = 0, daily = 7 }\nkeep_none = [\"hourly\"]\n",
+        "[policies.p]\nadopt = [\"sanoid\"]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nsanoid = { hourly = 0, daily = 7 }\nkeep_none = [\"hourly\"]\n",
+        "[policies.p]\nsnapshot = { hourly = \"hourly\" }\non_demand = { pre-upgrade = \"30d\", manual = \"never\" }\nkeep_counts = { hourly = 24, pre-upgrade = 3 }\n",
+    ] {
+        Config::from_toml(&p_used(ok), "zsnap.toml").unwrap();
+    }
+}

@@ -124,6 +124,25 @@ impl fmt::Display for Expected<'_> {
     }
 }
 
+/// What to do about a scheduled label no rule keeps.
+struct UnkeptFix<'a> {
+    label: &'a str,
+    suggestion: &'a Option<String>,
+}
+
+impl fmt::Display for UnkeptFix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = self.label;
+        match self.suggestion {
+            Some(s) => write!(f, "did you mean `{s}` (which a rule keeps)?"),
+            None => write!(
+                f,
+                "add a rule for it (e.g. `keep_counts = {{ {label} = 24 }}`), or list it in `keep_none = [\"{label}\"]` if that is meant"
+            ),
+        }
+    }
+}
+
 /// The specific problem, with what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -239,7 +258,7 @@ pub enum ConfigProblem {
         known: Vec<String>,
     },
     /// A scheduled label no rule keeps, in a policy that prunes.
-    #[error("policy `{policy}` schedules label `{label}` but no keep rule keeps it, so every `{label}` snapshot would be destroyed by the next prune{}; add a rule for it (e.g. `keep_counts = {{ {label} = 24 }}`), or list it in `keep_none = [\"{label}\"]` if that is meant", DidYouMean(suggestion))]
+    #[error("policy `{policy}` schedules label `{label}` but no keep rule keeps it, so every `{label}` snapshot would be destroyed by the next prune; {}", UnkeptFix { label, suggestion })]
     UnkeptLabel {
         /// The policy.
         policy: String,

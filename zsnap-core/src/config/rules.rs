@@ -133,6 +133,17 @@ fn label_count(policy: &PolicySpec, label: &str) -> Option<u32> {
     }
 }
 
+/// Whether some rule of `policy` keeps snapshots of `label`.
+fn keeps(policy: &PolicySpec, label: &str) -> bool {
+    agnostic_rule_keeps(policy, label) || label_count(policy, label).is_some_and(|n| n > 0)
+}
+
+/// Whether `label` is one of the usual words (a calendar period or a sanoid or
+/// zfs-auto-snapshot type), so rather the right spelling than a typo.
+fn is_common(label: &str) -> bool {
+    tool_labels("sanoid").contains(&label) || tool_labels("zfs-auto-snapshot").contains(&label)
+}
+
 /// Runs the checks of the module docs on every policy, in file order.
 pub(crate) fn check_keep_rules(
     cx: &Cx<'_>,
@@ -164,6 +175,27 @@ pub(crate) fn check_keep_rules(
         };
         for (label, span) in &sp.keep_counts {
             if !known.contains(label.as_str()) {
+                // `snapshot = { dayly = … }` with `keep_counts = { daily = 7 }`: the
+                // common word is probably right and the scheduled label the typo.
+                let near = closest(label.as_str(), policy.snapshot.keys().map(|l| l.as_str()));
+                if let Some(near) = near.filter(|n| is_common(label.as_str()) && !is_common(n)) {
+                    if let Some((_, sched_span)) =
+                        sp.snapshot.iter().find(|(l, _)| l.as_str() == near)
+                    {
+                        if policy.prune && !keeps(policy, &near) {
+                            return Err(ConfigError::at(
+                                cx.file,
+                                cx.text,
+                                sched_span.clone(),
+                                ConfigProblem::UnkeptLabel {
+                                    policy: name.clone(),
+                                    label: near,
+                                    suggestion: Some(label.to_string()),
+                                },
+                            ));
+                        }
+                    }
+                }
                 return Err(unknown(
                     format!("policies.{name}.keep_counts.{label}"),
                     label.as_str(),
