@@ -424,7 +424,7 @@ fn invalid_values() {
           |                 ^^^^
         "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"tank/home/backup\"\npolicy = \"standard\"\n")), @r#"
-        error: invalid `targets.nas.to`: tank/home/backup overlaps the managed datasets under tank/home; a target must lie outside every [[datasets]] selection
+        error: invalid `targets.nas.to`: tank/home/backup overlaps the source datasets under tank/home on local; a target must lie outside every [[datasets]] root
           --> zsnap.toml:11:6
            |
         11 | to = "tank/home/backup"
@@ -812,4 +812,79 @@ fn keep_rules_that_keep_nothing_by_mistake() {
     ] {
         Config::from_toml(&p_used(ok), "zsnap.toml").unwrap();
     }
+}
+
+const TWO_TARGETS: &str = "[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 3\n\n[policies.archive]\nkeep_last = 100\n\n[policies.mirror]\nkeep_last = 1\n\n[[datasets]]\nroot = \"tank/home\"\nrecursive = true\npolicy = \"p\"\n";
+
+/// Issue 12, item 7: two targets writing into one dataset (or one inside the other),
+/// and a target inside a source root, are config errors naming both places.
+#[test]
+fn overlapping_targets() {
+    let targets = |a: &str, b: &str| {
+        format!("{TWO_TARGETS}\n[targets.archive]\nto = \"{a}\"\npolicy = \"archive\"\n\n[targets.mirror]\nto = \"{b}\"\npolicy = \"mirror\"\n")
+    };
+    insta::assert_snapshot!(err(&targets("bak/a", "bak/a")), @r#"
+        error: target `mirror` writes to bak/a, which overlaps target `archive` at bak/a: each would prune the other's history by its own policy; give each target its own dataset
+          --> zsnap.toml:21:6
+           |
+        21 | to = "bak/a"
+           |      ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&targets("bak/a", "bak/a/x")), @r#"
+        error: target `mirror` writes to bak/a/x, which overlaps target `archive` at bak/a: each would prune the other's history by its own policy; give each target its own dataset
+          --> zsnap.toml:21:6
+           |
+        21 | to = "bak/a/x"
+           |      ^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 3\n\n[[datasets]]\nroot = \"tank/home\"\npolicy = \"p\"\n\n[targets.t]\nto = \"tank/home/copy\"\npolicy = \"p\"\n"), @r#"
+        error: invalid `targets.t.to`: tank/home/copy overlaps the source datasets under tank/home on local; a target must lie outside every [[datasets]] root
+          --> zsnap.toml:10:6
+           |
+        10 | to = "tank/home/copy"
+           |      ^^^^^^^^^^^^^^^^
+        "#);
+    // The same path on another host, and siblings, are fine.
+    Config::from_toml(&targets("bak/a", "ssh://nas/bak/a"), "zsnap.toml").unwrap();
+    Config::from_toml(&targets("bak/a", "bak/ab"), "zsnap.toml").unwrap();
+}
+
+/// Issue 12, item 11: a root (or the target dataset it lands on) whose snapshot names
+/// would exceed ZFS's 255 bytes is refused by config check, with the length.
+#[test]
+fn snapshot_names_over_zfs_limits() {
+    let config = |root: &str, to: &str| {
+        format!("[policies.p]\nsnapshot = {{ hourly = \"hourly\" }}\non_demand = {{ pre-upgrade = \"30d\" }}\nkeep_last = 3\n\n[[datasets]]\nroot = \"{root}\"\npolicy = \"p\"\n\n[targets.t]\nto = \"{to}\"\npolicy = \"p\"\n")
+    };
+    let message = |text: &str| {
+        Config::from_toml(text, "zsnap.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    // tank/ + 226 bytes: 231 + "@zsnap_pre-upgrade_" (19) + 16 = 266 bytes.
+    let long = format!("tank/{}", "d".repeat(226));
+    let m = message(&config(&long, "bak/x"));
+    assert!(
+        m.starts_with(
+            "zsnap.toml:7:8: `datasets[1].root`: the `pre-upgrade` snapshots of tank/ddd"
+        ),
+        "{m}"
+    );
+    assert!(m.ends_with("would have names of 266 bytes, over ZFS's limit of 255, so they could never be taken; use a shorter dataset path, prefix or label"), "{m}");
+    let m = message(&config("tank/home", &format!("bak/{}", "d".repeat(230))));
+    assert!(
+        m.starts_with("zsnap.toml:11:6: `targets.t.to`: the `pre-upgrade` snapshots of bak/ddd"),
+        "{m}"
+    );
+    // Exactly 255 bytes fits: 220 + 19 + 16.
+    Config::from_toml(
+        &config(&format!("tank/{}", "d".repeat(215)), "bak/x"),
+        "zsnap.toml",
+    )
+    .unwrap();
+    assert!(Config::from_toml(
+        &config(&format!("tank/{}", "d".repeat(216)), "bak/x"),
+        "zsnap.toml"
+    )
+    .is_err());
 }

@@ -243,6 +243,32 @@ pub enum ConfigProblem {
         /// The critical threshold.
         crit: String,
     },
+    /// A dataset whose snapshot names would be too long for ZFS.
+    #[error("`{path}`: the `{label}` snapshots of {dataset} would have names of {length} bytes, over ZFS's limit of {limit}, so they could never be taken; use a shorter dataset path, prefix or label")]
+    NameTooLong {
+        /// Where the dataset is named.
+        path: String,
+        /// The dataset.
+        dataset: String,
+        /// The longest label.
+        label: String,
+        /// The length of its snapshot names.
+        length: usize,
+        /// The longest name ZFS accepts.
+        limit: usize,
+    },
+    /// Two targets write into one dataset, or one into the other's.
+    #[error("target `{second}` writes to {second_to}, which overlaps target `{first}` at {first_to}: each would prune the other's history by its own policy; give each target its own dataset")]
+    TargetOverlap {
+        /// The earlier target.
+        first: String,
+        /// Where it writes.
+        first_to: String,
+        /// The later target.
+        second: String,
+        /// Where it writes.
+        second_to: String,
+    },
     /// A keep rule names a label no snapshot of the policy can carry.
     #[error("`{path}` names label `{label}`, which policy `{policy}` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing{}", Expected { suggestion, allowed: known })]
     UnknownLabel {

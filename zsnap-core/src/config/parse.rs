@@ -410,11 +410,22 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
     check_overlaps(cx, &datasets)?;
 
     let mut targets = BTreeMap::new();
+    let mut target_spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
     if let Some(v) = root.get("targets") {
         let t = cx.table(v, "[targets]".to_owned(), "targets.".to_owned(), &[])?;
+        let mut placed: Vec<(&str, &TargetSpec)> = Vec::new();
+        let mut parsed = Vec::new();
         for (name, _, tv) in &t.entries {
             let target = parse_target(cx, name, tv, &datasets, &check_policy)?;
-            targets.insert((*name).to_owned(), target);
+            parsed.push((*name, tv, target));
+        }
+        for (name, tv, target) in &parsed {
+            check_target_overlap(cx, name, tv, target, &placed)?;
+            placed.push((name, target));
+        }
+        for (name, tv, target) in parsed {
+            target_spans.insert(name.to_owned(), value_span(cx, &tv.span(), "to"));
+            targets.insert(name.to_owned(), target);
         }
     }
 
@@ -427,8 +438,21 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
         }
     }
 
+    let root_spans: Vec<Range<usize>> = datasets
+        .iter()
+        .map(|(_, span)| value_span(cx, span, "root"))
+        .collect();
     let datasets: Vec<DatasetEntry> = datasets.into_iter().map(|(d, _)| d).collect();
     super::rules::check_keep_rules(cx, &policies, &policy_spans, &datasets, &targets, &backups)?;
+    super::rules::check_name_lengths(
+        cx,
+        &policies,
+        &datasets,
+        &root_spans,
+        &targets,
+        &target_spans,
+        &backups,
+    )?;
 
     Ok(Config {
         paths,
@@ -993,13 +1017,16 @@ fn parse_target(
     {
         let TargetAddress::Dataset { host, dataset } = &to;
         for (d, _) in datasets {
-            if &d.host == host && (d.selects(dataset) || dataset.is_ancestor_of(&d.root)) {
+            // Inside a source root (unless excluded from it), or containing one: the
+            // source's policy and the target's would both prune it.
+            let inside = d.root.contains(dataset) && !d.exclude.iter().any(|e| e.contains(dataset));
+            if &d.host == host && (inside || dataset.is_ancestor_of(&d.root)) {
                 return Err(cx.invalid(
                     to_v.span(),
                     &tp,
                     format!(
-                        "{dataset} overlaps the managed datasets under {}; a target must lie outside every [[datasets]] selection",
-                        d.root
+                        "{to} overlaps the source datasets under {} on {}; a target must lie outside every [[datasets]] root",
+                        d.root, d.host
                     ),
                 ));
             }
@@ -1072,6 +1099,70 @@ fn parse_target(
         cursor,
         exclude_properties,
     })
+}
+
+/// The span of the value of `key` in the table at `table` (found in the text, as the
+/// first `key =` inside it), or the table's span.
+fn value_span(cx: &Cx<'_>, table: &Range<usize>, key: &str) -> Range<usize> {
+    // The span of an array-of-tables item may cover only its header: read on from its
+    // start to the next table header.
+    let body = cx.text.get(table.start..).unwrap_or("");
+    let mut offset = 0;
+    for (i, line) in body.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if i > 0 && trimmed.starts_with('[') {
+            break;
+        }
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if let Some(value) = rest.trim_start().strip_prefix('=') {
+                let value = value.trim_start();
+                let start = table.start + offset + (line.len() - value.len());
+                let len = value.trim_end().len();
+                return start..start + len;
+            }
+        }
+        offset += line.len();
+    }
+    table.clone()
+}
+
+/// Two targets on one host writing into one dataset, or one inside the other, would
+/// prune each other's history by their own policies.
+fn check_target_overlap(
+    cx: &Cx<'_>,
+    name: &str,
+    v: &Value<'_>,
+    target: &TargetSpec,
+    earlier: &[(&str, &TargetSpec)],
+) -> Result<()> {
+    let TargetAddress::Dataset { host, dataset } = &target.to;
+    for (other_name, other) in earlier {
+        let TargetAddress::Dataset {
+            host: other_host,
+            dataset: other_dataset,
+        } = &other.to;
+        if other_host == host
+            && (other_dataset.contains(dataset) || dataset.contains(other_dataset))
+        {
+            let span = match v.get_ref() {
+                DeValue::Table(t) => t
+                    .iter()
+                    .find(|(k, _)| k.get_ref().as_ref() == "to")
+                    .map_or(v.span(), |(_, tv)| tv.span()),
+                _ => v.span(),
+            };
+            return Err(cx.err(
+                span,
+                ConfigProblem::TargetOverlap {
+                    first: (*other_name).to_owned(),
+                    first_to: other.to.to_string(),
+                    second: name.to_owned(),
+                    second_to: target.to.to_string(),
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `source` of a target or backup: a `[[datasets]]` root, optional when there is

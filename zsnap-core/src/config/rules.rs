@@ -282,3 +282,89 @@ pub(crate) fn check_keep_rules(
     }
     Ok(())
 }
+
+/// The length of the timestamp in zsnap's names (`20261123T150000Z`).
+const TIMESTAMP_LEN: usize = 16;
+
+/// The longest label each dataset entry's snapshots may carry: its policy's scheduled
+/// and on-demand labels and the labels of the backups taken of it.
+fn longest_label(
+    entry: &DatasetEntry,
+    policies: &BTreeMap<String, PolicySpec>,
+    backups: &BTreeMap<String, BackupSpec>,
+) -> Option<(String, String)> {
+    let policy = policies.get(&entry.policy)?;
+    let labels = policy
+        .snapshot
+        .keys()
+        .chain(policy.on_demand.keys())
+        .map(|l| l.as_str())
+        .chain(
+            backups
+                .values()
+                .filter(|b| b.source.contains(&entry.root))
+                .map(|b| b.label.as_str()),
+        );
+    let longest = labels.max_by_key(|l| l.len())?;
+    Some((policy.prefix.clone(), longest.to_owned()))
+}
+
+/// OpenZFS refuses names of 256 bytes or more (`ZFS_MAX_DATASET_NAME_LEN` counts the
+/// NUL): every root, and every target dataset a root lands on, must leave room for
+/// `@<prefix>_<label>_<timestamp>` with the longest label its policy takes.
+pub(crate) fn check_name_lengths(
+    cx: &Cx<'_>,
+    policies: &BTreeMap<String, PolicySpec>,
+    datasets: &[DatasetEntry],
+    root_spans: &[std::ops::Range<usize>],
+    targets: &BTreeMap<String, TargetSpec>,
+    target_spans: &BTreeMap<String, std::ops::Range<usize>>,
+    backups: &BTreeMap<String, BackupSpec>,
+) -> Result<(), ConfigError> {
+    let too_long = |dataset: String, path: String, prefix: &str, label: &str, span| {
+        let name = format!("{dataset}@{prefix}_{label}_{}", "0".repeat(TIMESTAMP_LEN));
+        if name.len() <= crate::names::MAX_NAME_LEN {
+            return Ok(());
+        }
+        Err(ConfigError::at(
+            cx.file,
+            cx.text,
+            span,
+            ConfigProblem::NameTooLong {
+                path,
+                dataset,
+                label: label.to_owned(),
+                length: name.len(),
+                limit: crate::names::MAX_NAME_LEN,
+            },
+        ))
+    };
+    for (i, (entry, span)) in datasets.iter().zip(root_spans).enumerate() {
+        if let Some((prefix, label)) = longest_label(entry, policies, backups) {
+            too_long(
+                entry.root.to_string(),
+                format!("datasets[{}].root", i + 1),
+                &prefix,
+                &label,
+                span.clone(),
+            )?;
+        }
+    }
+    for (name, t) in targets {
+        let TargetAddress::Dataset { dataset, .. } = &t.to;
+        for entry in under(datasets, &t.source) {
+            let Some((prefix, label)) = longest_label(entry, policies, backups) else {
+                continue;
+            };
+            let rel = &entry.root.as_str()[t.source.as_str().len()..];
+            too_long(
+                format!("{dataset}{rel}"),
+                format!("targets.{name}.to"),
+                &prefix,
+                &label,
+                target_spans.get(name).cloned().unwrap_or(0..0),
+            )?;
+        }
+    }
+    Ok(())
+}
