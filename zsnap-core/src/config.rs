@@ -40,13 +40,14 @@ mod convert;
 mod error;
 mod model;
 mod parse;
+mod rules;
 mod sanoid;
 mod suggest;
 
 pub use error::{ConfigError, ConfigProblem};
 pub use model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host,
-    HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
+    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
+    Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
     TargetAddressError, TargetSpec, Thresholds,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};

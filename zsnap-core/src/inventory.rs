@@ -24,6 +24,12 @@ use crate::names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 /// pruned.
 pub const MANAGED_PROPERTY: &str = "zsnap:managed";
 
+/// The user property holding when a snapshot expires, set when it is taken with an
+/// expiry (`zsnap snapshot --label L --expire-in 30d`): a UTC time in RFC 3339 form,
+/// such as `2026-12-31T02:05:00Z`. Until then no rule destroys the snapshot; after
+/// it, an on-demand snapshot no rule keeps is destroyed.
+pub const EXPIRES_PROPERTY: &str = "zsnap:expires";
+
 /// A ZFS guid: the identity of a snapshot across pools (names can be renamed, guids not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -98,6 +104,9 @@ pub struct Snapshot {
     pub hidden_clones: Vec<String>,
     /// Value of [`MANAGED_PROPERTY`], if set.
     pub managed: Option<String>,
+    /// Value of [`EXPIRES_PROPERTY`], if set (verbatim; see [`Snapshot::expiry`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     /// `used` in bytes, when listed.
     pub used: Option<u64>,
 }
@@ -114,8 +123,20 @@ impl Snapshot {
             clones: Vec::new(),
             hidden_clones: Vec::new(),
             managed: None,
+            expires: None,
             used: None,
         }
+    }
+
+    /// When it expires: `None` without [`EXPIRES_PROPERTY`], `Some(Err(value))` when the
+    /// value is not an RFC 3339 time.
+    pub fn expiry(&self) -> Option<Result<DateTime<Utc>, &str>> {
+        let v = self.expires.as_deref()?;
+        Some(
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| v),
+        )
     }
 
     /// Whether ZFS would refuse to destroy it right now (held or cloned).

@@ -41,7 +41,7 @@ pub use backup::{
 pub use config::{Config, ConfigError};
 pub use inventory::{
     Bookmark, Dataset, DatasetKind, DatasetProps, Guid, Inventory, InventoryError, Snapshot,
-    MANAGED_PROPERTY,
+    EXPIRES_PROPERTY, MANAGED_PROPERTY,
 };
 pub use names::{BookmarkName, DatasetName, NameError, NameProblem, ShortName, SnapshotName};
 pub use naming::{

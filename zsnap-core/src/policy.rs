@@ -29,12 +29,13 @@
 //! the property but whose name no longer parses (say the prefix changed) is unmanaged
 //! until the policy adopts it, e.g. with [`Recognizer::Zsnap`] and the old prefix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::duration::Span;
 use crate::inventory::{Dataset, Inventory, Snapshot};
 use crate::names::DatasetName;
 use crate::naming::{Label, NamingScheme, Recognizer};
@@ -66,6 +67,17 @@ pub struct Policy {
     /// retention), recognized by name.
     #[serde(default)]
     pub adopt: Vec<Recognizer>,
+    /// Labels declared as taken on demand (`zsnap snapshot --label L`), each with the
+    /// expiry a new snapshot of it gets (`None`: it never expires). Declaring a label
+    /// lets keep rules name it; undeclared labels are on demand too (see
+    /// [`Policy::is_on_demand`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_demand: BTreeMap<Label, Option<Span>>,
+    /// Labels that other schedules take under this policy without being in
+    /// [`schedule`](Self::schedule): the label of the `[backups.*]` of its datasets.
+    /// Snapshots of these labels are not on demand.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub also_scheduled: BTreeSet<Label>,
 }
 
 fn utc_zone() -> Tz {
@@ -130,7 +142,44 @@ impl Policy {
             timezone,
             naming: NamingScheme::default(),
             adopt: Vec::new(),
+            on_demand: BTreeMap::new(),
+            also_scheduled: BTreeSet::new(),
         }
+    }
+
+    /// The same policy declaring these on-demand labels, each with its default expiry.
+    #[must_use]
+    pub fn with_on_demand(mut self, on_demand: BTreeMap<Label, Option<Span>>) -> Self {
+        self.on_demand = on_demand;
+        self
+    }
+
+    /// The same policy with these labels counted as scheduled (taken by backups).
+    #[must_use]
+    pub fn with_also_scheduled(mut self, labels: BTreeSet<Label>) -> Self {
+        self.also_scheduled = labels;
+        self
+    }
+
+    /// Whether `label` is taken on a schedule under this policy: in its `snapshot`
+    /// table or in [`also_scheduled`](Self::also_scheduled).
+    pub fn is_scheduled(&self, label: &str) -> bool {
+        self.schedule
+            .labels()
+            .iter()
+            .any(|l| l.label().as_str() == label)
+            || self.also_scheduled.iter().any(|l| l.as_str() == label)
+    }
+
+    /// Whether a zsnap snapshot of `label` was taken on demand, as this policy sees it:
+    /// the label is not scheduled. A policy that takes no snapshots at all (no schedule,
+    /// nothing declared on demand: one that only prunes, say a replication target's)
+    /// cannot tell and judges every label by its rules.
+    pub fn is_on_demand(&self, label: &str) -> bool {
+        let takes_snapshots = !self.schedule.labels().is_empty()
+            || !self.also_scheduled.is_empty()
+            || !self.on_demand.is_empty();
+        takes_snapshots && !self.is_scheduled(label)
     }
 
     /// The same policy with another naming scheme.

@@ -5,8 +5,24 @@
 //! [`crate::policy`]), [`plan_prune`]:
 //! 1. classifies every snapshot with [`Policy::classify`]: managed (zsnap took it),
 //!    adopted (a recognizer of the policy reads its name) or unmanaged;
-//! 2. evaluates the policy's retention on the managed and adopted ones (oldest first, by
-//!    createtxg) at `now` in the policy's time zone;
+//! 2. sets aside the snapshots the rules do not judge, and keeps them with their
+//!    reason:
+//!    - **on-demand snapshots**: zsnap's snapshots whose label the policy does not
+//!      schedule ([`Policy::is_on_demand`]; `zsnap snapshot --label pre-upgrade`, or any
+//!      other front-end). Label-agnostic rules (`last N`, calendar buckets, the grid,
+//!      `newer than`, regexes) never destroy them; a rule naming their label
+//!      ([`RetentionPolicy::names_label`](crate::retention::RetentionPolicy::names_label):
+//!      per-label counts, sanoid's types, `last N (label L)`) judges them like any
+//!      other. Otherwise one is kept until its expiry ([`Snapshot::expiry`]) has
+//!      passed, and then destroyed in a step of its own (`expired at …`); without an
+//!      expiry it is kept until destroyed by hand;
+//!    - with sanoid's rule, sanoid snapshots of a type sanoid has no settings for
+//!      (`autosnap_…_bogusly`): sanoid 2.x prunes only the types of its config, so
+//!      they are kept;
+//!
+//!    and evaluates the policy's retention on the other managed and adopted ones
+//!    (oldest first, by createtxg) at `now` in the policy's time zone. A snapshot with
+//!    an expiry still ahead is kept at least until then, whatever its label;
 //! 3. applies the **safety rules**, which no policy can switch off. It never destroys:
 //!    - a snapshot with user holds (`userrefs > 0`),
 //!    - a snapshot with clones, visible or hidden (an interrupted receive's `%recv`),
@@ -44,7 +60,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::inventory::{Dataset, Guid, Inventory, Snapshot};
+use crate::inventory::{Dataset, Guid, Inventory, Snapshot, EXPIRES_PROPERTY};
 use crate::names::DatasetName;
 use crate::plan::{
     Decision, DestroyStep, KeepReason, Location, Note, Plan, Protection, SnapshotRef, Step, Verdict,
@@ -299,6 +315,81 @@ fn arg_len(dataset: &DatasetName, names_len: usize, count: usize) -> usize {
     dataset.as_str().len() + 1 + names_len + count.saturating_sub(1)
 }
 
+/// How a snapshot's own circumstances (rather than the policy's rules) decide it.
+enum Exempt {
+    /// Judged by the rules like any other.
+    No,
+    /// Kept whatever the rules say, for this reason; not a candidate of the rules.
+    Keep(KeepReason),
+    /// Taken on demand, no rule names its label and its expiry has passed: destroyed,
+    /// with this reason.
+    Expired(String),
+}
+
+/// `2026-12-31T02:05:00Z`.
+fn utc_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Whether `snap` escapes the policy's rules (see the module docs): an on-demand
+/// snapshot no label rule names, or a sanoid snapshot of a type sanoid has no
+/// settings for.
+fn exemption(policy: &Policy, snap: &Snapshot, own: &Ownership, now: DateTime<Utc>) -> Exempt {
+    match own {
+        Ownership::Managed { label, .. }
+            if policy.is_on_demand(label.as_str())
+                && !policy.retention.names_label(label.as_str()) =>
+        {
+            match snap.expiry() {
+                None => Exempt::Keep(KeepReason::new(
+                    format!(
+                        "taken on demand (label {:?} is not scheduled)",
+                        label.as_str()
+                    ),
+                    "kept until destroyed by hand or expired",
+                )),
+                Some(Err(value)) => Exempt::Keep(KeepReason::new(
+                    format!(
+                        "taken on demand (label {:?} is not scheduled)",
+                        label.as_str()
+                    ),
+                    format!("kept: its {EXPIRES_PROPERTY} value {value:?} is not a time"),
+                )),
+                Some(Ok(t)) if t > now => Exempt::Keep(KeepReason::new(
+                    "expiry set when taken",
+                    format!("kept until {}", utc_text(t)),
+                )),
+                Some(Ok(t)) => Exempt::Expired(format!(
+                    "taken on demand (label {:?} is not scheduled); expired at {}",
+                    label.as_str(),
+                    utc_text(t)
+                )),
+            }
+        }
+        Ownership::Adopted {
+            label: Some(label),
+            tool: "sanoid",
+            ..
+        } if policy.retention.has_sanoid() && !SANOID_TYPES.contains(&label.as_str()) => {
+            Exempt::Keep(KeepReason::new(
+                format!("sanoid type {label:?}"),
+                "sanoid has no settings for it and never prunes it",
+            ))
+        }
+        _ => Exempt::No,
+    }
+}
+
+/// The snapshot types sanoid 2.x has settings for (and so prunes).
+const SANOID_TYPES: [&str; 6] = [
+    "frequently",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "yearly",
+];
+
 fn prune_dataset(
     req: &PruneRequest<'_>,
     ds: &Dataset,
@@ -308,12 +399,19 @@ fn prune_dataset(
     plan: &mut Plan,
 ) {
     let owns: Vec<Ownership> = ds.snapshots.iter().map(|s| policy.classify(s)).collect();
-    let candidates: Vec<Candidate<'_>> = ds
+    let exempt: Vec<Exempt> = ds
         .snapshots
         .iter()
         .zip(&owns)
-        .filter(|(_, o)| o.is_owned())
-        .map(|(s, o)| Candidate::new(&s.name, s.guid, s.createtxg, s.creation, o.label()))
+        .map(|(s, o)| exemption(policy, s, o, now))
+        .collect();
+    let judged = |o: &Ownership, e: &Exempt| o.is_owned() && matches!(e, Exempt::No);
+    let candidates: Vec<Candidate<'_>> = ds
+        .snapshots
+        .iter()
+        .zip(owns.iter().zip(&exempt))
+        .filter(|(_, (o, e))| judged(o, e))
+        .map(|(s, (o, _))| Candidate::new(&s.name, s.guid, s.createtxg, s.creation, o.label()))
         .collect();
     let mut kept = evaluate(&policy.retention, &candidates, now, policy.timezone).into_iter();
     drop(candidates);
@@ -321,13 +419,30 @@ fn prune_dataset(
     let newest_txg = ds.snapshots.iter().map(|s| s.createtxg).max();
     let common: &[(String, Guid)] = req.protected.get(&ds.name).map_or(&[], Vec::as_slice);
     let mut doomed: Vec<&Snapshot> = Vec::new();
-    for (snap, own) in ds.snapshots.iter().zip(&owns) {
-        let reasons: Vec<KeepReason> = if own.is_owned() {
+    let mut expired: Vec<(&Snapshot, String)> = Vec::new();
+    for ((snap, own), ex) in ds.snapshots.iter().zip(&owns).zip(exempt) {
+        let mut reasons: Vec<KeepReason> = if judged(own, &ex) {
             kept.next()
-                .expect("evaluate returns one entry per candidate, and each owned snapshot is one")
+                .expect("evaluate returns one entry per candidate, and each judged snapshot is one")
         } else {
             Vec::new()
         };
+        let mut expired_reason = None;
+        match ex {
+            Exempt::No => {
+                // A scheduled snapshot taken with an expiry stays at least until then.
+                if let Some(Ok(t)) = snap.expiry().filter(|_| own.is_owned()) {
+                    if t > now {
+                        reasons.push(KeepReason::new(
+                            "expiry set when taken",
+                            format!("kept until {}", utc_text(t)),
+                        ));
+                    }
+                }
+            }
+            Exempt::Keep(r) => reasons.push(r),
+            Exempt::Expired(why) => expired_reason = Some(why),
+        }
         let protections = protections(snap, own, Some(snap.createtxg) == newest_txg, common);
         let verdict = if !protections.is_empty() {
             Verdict::Protect {
@@ -337,7 +452,10 @@ fn prune_dataset(
         } else if !reasons.is_empty() {
             Verdict::Keep { reasons }
         } else {
-            doomed.push(snap);
+            match expired_reason {
+                Some(why) => expired.push((snap, why)),
+                None => doomed.push(snap),
+            }
             Verdict::Destroy
         };
         plan.decisions.push(Decision::new(
@@ -347,6 +465,15 @@ fn prune_dataset(
             snap.creation,
             verdict,
         ));
+    }
+    // Expiries are rare and each has its own time: one step (and reason) per snapshot.
+    for (snap, why) in expired {
+        plan.steps.push(Step::Destroy(DestroyStep::new(
+            req.location.clone(),
+            ds.name.clone(),
+            vec![SnapshotRef::new(snap.name.clone(), snap.guid)],
+            why,
+        )));
     }
     // Snapshots are listed by createtxg, so `doomed` is oldest first already.
     let reason = format!("no rule of policy {policy_name:?} keeps them");

@@ -424,7 +424,7 @@ fn invalid_values() {
           |                 ^^^^
         "#);
     insta::assert_snapshot!(err(&with_dataset("[targets.nas]\nto = \"tank/home/backup\"\npolicy = \"standard\"\n")), @r#"
-        error: invalid `targets.nas.to`: tank/home/backup overlaps the managed datasets under tank/home; a target must lie outside every [[datasets]] selection
+        error: invalid `targets.nas.to`: tank/home/backup overlaps the source datasets under tank/home on local; a target must lie outside every [[datasets]] root
           --> zsnap.toml:11:6
            |
         11 | to = "tank/home/backup"
@@ -712,4 +712,179 @@ fn backups() {
     11 | to = "file:///mnt/usb"
        |      ^^^^^^^^^^^^^^^^^
     "#);
+}
+
+/// `[[datasets]]` using policy `p`, after `policy`.
+fn p_used(policy: &str) -> String {
+    format!("{policy}\n[[datasets]]\nroot = \"tank/home\"\npolicy = \"p\"\n")
+}
+
+/// Issue 12, item 2: a keep rule that keeps nothing by mistake is a config error with
+/// its place and a "did you mean", unless `keep_none` says it is meant.
+#[test]
+fn keep_rules_that_keep_nothing_by_mistake() {
+    // typo
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_counts = { hourlyy = 5 }\n")), @r#"
+        error: `policies.p.keep_counts.hourlyy` names label `hourlyy`, which policy `p` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing; did you mean `hourly`?
+         --> zsnap.toml:3:17
+          |
+        3 | keep_counts = { hourlyy = 5 }
+          |                 ^^^^^^^
+        "#);
+    // dayly
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\", dayly = \"daily\" }\nkeep_counts = { hourly = 24, daily = 7 }\n")), @r#"
+        error: policy `p` schedules label `dayly` but no keep rule keeps it, so every `dayly` snapshot would be destroyed by the next prune; did you mean `daily` (which a rule keeps)?
+         --> zsnap.toml:2:33
+          |
+        2 | snapshot = { hourly = "hourly", dayly = "daily" }
+          |                                 ^^^^^
+        "#);
+    // dayly_only_sched
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\", dayly = \"daily\" }\nkeep_counts = { hourly = 24 }\n")), @r#"
+        error: policy `p` schedules label `dayly` but no keep rule keeps it, so every `dayly` snapshot would be destroyed by the next prune; add a rule for it (e.g. `keep_counts = { dayly = 24 }`), or list it in `keep_none = ["dayly"]` if that is meant
+         --> zsnap.toml:2:33
+          |
+        2 | snapshot = { hourly = "hourly", dayly = "daily" }
+          |                                 ^^^^^
+        "#);
+    // keep_empty
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep = {}\n")), @r#"
+        error: invalid `policies.p.keep`: keeps nothing (no calendar count above 0), so every snapshot but the newest would be destroyed; give a count such as `keep = { daily = 7 }`, or remove it
+         --> zsnap.toml:3:8
+          |
+        3 | keep = {}
+          |        ^^
+        "#);
+    // keep_last0
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 0\n")), @r#"
+        error: invalid `policies.p.keep_last`: keep_last = 0 keeps nothing, so every snapshot but the newest would be destroyed; give a count above 0, or remove it
+         --> zsnap.toml:3:13
+          |
+        3 | keep_last = 0
+          |             ^
+        "#);
+    // zero
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nkeep_counts = { hourly = 0, daily = 7 }\n")), @r#"
+        error: `policies.p.keep_counts.hourly` = 0 keeps no `hourly` snapshot although policy `p` schedules them, so each would be destroyed by the next prune; give a count above 0, or list the label in `keep_none = ["hourly"]` if that is meant
+         --> zsnap.toml:3:17
+          |
+        3 | keep_counts = { hourly = 0, daily = 7 }
+          |                 ^^^^^^
+        "#);
+    // sanoid_zero
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nadopt = [\"sanoid\"]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nsanoid = { hourly = 0, daily = 7 }\n")), @r#"
+        error: `policies.p.sanoid.hourly` = 0 keeps no `hourly` snapshot although policy `p` schedules them, so each would be destroyed by the next prune; give a count above 0, or list the label in `keep_none = ["hourly"]` if that is meant
+         --> zsnap.toml:4:21
+          |
+        4 | sanoid = { hourly = 0, daily = 7 }
+          |                     ^
+        "#);
+    // unknown_keep_none
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 3\nkeep_none = [\"hourlt\"]\n")), @r#"
+        error: `policies.p.keep_none[1]` names label `hourlt`, which policy `p` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing; did you mean `hourly`?
+         --> zsnap.toml:4:14
+          |
+        4 | keep_none = ["hourlt"]
+          |              ^^^^^^^^
+        "#);
+    // on_demand_bad
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\non_demand = { pre-upgrade = \"soon\" }\nkeep_last = 3\n")), @r#"
+        error: invalid `policies.p.on_demand.pre-upgrade`: "soon" is not a duration: a unit without a number; expected e.g. "90s", "15m", "1h30m", "7d" or "2w"
+         --> zsnap.toml:3:29
+          |
+        3 | on_demand = { pre-upgrade = "soon" }
+          |                             ^^^^^^
+        "#);
+    // on_demand_sched
+    insta::assert_snapshot!(err(&p_used("[policies.p]\nsnapshot = { hourly = \"hourly\" }\non_demand = { hourly = \"1d\" }\nkeep_last = 3\n")), @r#"
+        error: invalid `policies.p.on_demand.hourly`: label `hourly` is scheduled in `policies.p.snapshot`; a label is either scheduled or taken on demand
+         --> zsnap.toml:3:15
+          |
+        3 | on_demand = { hourly = "1d" }
+          |               ^^^^^^
+        "#);
+    // Meant: a zero count or sanoid's deliberate 0 listed in keep_none, and keep
+    // rules naming declared on-demand labels.
+    for ok in [
+        "[policies.p]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nkeep_counts = { hourly = 0, daily = 7 }\nkeep_none = [\"hourly\"]\n",
+        "[policies.p]\nadopt = [\"sanoid\"]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nsanoid = { hourly = 0, daily = 7 }\nkeep_none = [\"hourly\"]\n",
+        "[policies.p]\nsnapshot = { hourly = \"hourly\" }\non_demand = { pre-upgrade = \"30d\", manual = \"never\" }\nkeep_counts = { hourly = 24, pre-upgrade = 3 }\n",
+    ] {
+        Config::from_toml(&p_used(ok), "zsnap.toml").unwrap();
+    }
+}
+
+const TWO_TARGETS: &str = "[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 3\n\n[policies.archive]\nkeep_last = 100\n\n[policies.mirror]\nkeep_last = 1\n\n[[datasets]]\nroot = \"tank/home\"\nrecursive = true\npolicy = \"p\"\n";
+
+/// Issue 12, item 7: two targets writing into one dataset (or one inside the other),
+/// and a target inside a source root, are config errors naming both places.
+#[test]
+fn overlapping_targets() {
+    let targets = |a: &str, b: &str| {
+        format!("{TWO_TARGETS}\n[targets.archive]\nto = \"{a}\"\npolicy = \"archive\"\n\n[targets.mirror]\nto = \"{b}\"\npolicy = \"mirror\"\n")
+    };
+    insta::assert_snapshot!(err(&targets("bak/a", "bak/a")), @r#"
+        error: target `mirror` writes to bak/a, which overlaps target `archive` at bak/a: each would prune the other's history by its own policy; give each target its own dataset
+          --> zsnap.toml:21:6
+           |
+        21 | to = "bak/a"
+           |      ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&targets("bak/a", "bak/a/x")), @r#"
+        error: target `mirror` writes to bak/a/x, which overlaps target `archive` at bak/a: each would prune the other's history by its own policy; give each target its own dataset
+          --> zsnap.toml:21:6
+           |
+        21 | to = "bak/a/x"
+           |      ^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err("[policies.p]\nsnapshot = { hourly = \"hourly\" }\nkeep_last = 3\n\n[[datasets]]\nroot = \"tank/home\"\npolicy = \"p\"\n\n[targets.t]\nto = \"tank/home/copy\"\npolicy = \"p\"\n"), @r#"
+        error: invalid `targets.t.to`: tank/home/copy overlaps the source datasets under tank/home on local; a target must lie outside every [[datasets]] root
+          --> zsnap.toml:10:6
+           |
+        10 | to = "tank/home/copy"
+           |      ^^^^^^^^^^^^^^^^
+        "#);
+    // The same path on another host, and siblings, are fine.
+    Config::from_toml(&targets("bak/a", "ssh://nas/bak/a"), "zsnap.toml").unwrap();
+    Config::from_toml(&targets("bak/a", "bak/ab"), "zsnap.toml").unwrap();
+}
+
+/// Issue 12, item 11: a root (or the target dataset it lands on) whose snapshot names
+/// would exceed ZFS's 255 bytes is refused by config check, with the length.
+#[test]
+fn snapshot_names_over_zfs_limits() {
+    let config = |root: &str, to: &str| {
+        format!("[policies.p]\nsnapshot = {{ hourly = \"hourly\" }}\non_demand = {{ pre-upgrade = \"30d\" }}\nkeep_last = 3\n\n[[datasets]]\nroot = \"{root}\"\npolicy = \"p\"\n\n[targets.t]\nto = \"{to}\"\npolicy = \"p\"\n")
+    };
+    let message = |text: &str| {
+        Config::from_toml(text, "zsnap.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    // tank/ + 226 bytes: 231 + "@zsnap_pre-upgrade_" (19) + 16 = 266 bytes.
+    let long = format!("tank/{}", "d".repeat(226));
+    let m = message(&config(&long, "bak/x"));
+    assert!(
+        m.starts_with(
+            "zsnap.toml:7:8: `datasets[1].root`: the `pre-upgrade` snapshots of tank/ddd"
+        ),
+        "{m}"
+    );
+    assert!(m.ends_with("would have names of 266 bytes, over ZFS's limit of 255, so they could never be taken; use a shorter dataset path, prefix or label"), "{m}");
+    let m = message(&config("tank/home", &format!("bak/{}", "d".repeat(230))));
+    assert!(
+        m.starts_with("zsnap.toml:11:6: `targets.t.to`: the `pre-upgrade` snapshots of bak/ddd"),
+        "{m}"
+    );
+    // Exactly 255 bytes fits: 220 + 19 + 16.
+    Config::from_toml(
+        &config(&format!("tank/{}", "d".repeat(215)), "bak/x"),
+        "zsnap.toml",
+    )
+    .unwrap();
+    assert!(Config::from_toml(
+        &config(&format!("tank/{}", "d".repeat(216)), "bak/x"),
+        "zsnap.toml"
+    )
+    .is_err());
 }

@@ -436,3 +436,192 @@ fn a_failed_root_is_noted_and_left_alone() {
       tank/a: the listing of tank failed; not pruned
     ");
 }
+
+/// A policy scheduling `hourly` with these keep rules.
+fn hourly_policy(rules: &[&str]) -> Policy {
+    use zsnap_core::schedule::{LabelSchedule, Period, Schedule};
+    let schedule = Schedule::new(vec![LabelSchedule::new(
+        "hourly".parse().unwrap(),
+        Period::Hourly,
+    )])
+    .unwrap();
+    let mut p = policy(rules, chrono_tz::UTC);
+    p.schedule = schedule;
+    p
+}
+
+/// The reasons of the decision on `name`, as text (empty when destroyed).
+fn reasons_of(plan: &Plan, name: &str) -> Vec<String> {
+    let d = plan
+        .decisions
+        .iter()
+        .find(|d| d.snapshot.to_string() == name)
+        .unwrap();
+    match &d.verdict {
+        Verdict::Keep { reasons } | Verdict::Protect { reasons, .. } => {
+            reasons.iter().map(ToString::to_string).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Issue 12, item 1: `zsnap snapshot --label pre-upgrade` at 02:05 survived the timer's
+/// prune at 02:15 on no policy: label-agnostic rules never destroy an on-demand
+/// snapshot; it is kept, with the reason, until destroyed by hand or expired.
+#[test]
+fn an_on_demand_snapshot_survives_label_agnostic_rules() {
+    let mut b = Builder::new();
+    b.dataset("tank/home");
+    for h in 0..2 {
+        b.zsnap("tank/home", "hourly", utc(2026, 11, 23, h));
+    }
+    b.snap(
+        "tank/home",
+        "zsnap_pre-upgrade_20261123T020500Z",
+        Utc.with_ymd_and_hms(2026, 11, 23, 2, 5, 0).unwrap(),
+        true,
+    );
+    b.zsnap(
+        "tank/home",
+        "hourly",
+        Utc.with_ymd_and_hms(2026, 11, 23, 2, 10, 0).unwrap(),
+    );
+    let inv = b.done();
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 2, 15, 0).unwrap();
+    let selections = [DatasetSelection::new(ds("tank/home"), "p")];
+    for rules in [
+        &["last 1"][..],
+        &["calendar hourly = 1"],
+        &["labels hourly = 1"],
+        &["grid 1x1h(keep=all)"],
+        &["newer than 1m"],
+        &["regex ^zsnap_"],
+    ] {
+        let policies = BTreeMap::from([("p".to_owned(), hourly_policy(rules))]);
+        let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+        let plan = plan_prune(&req, now);
+        let gone = destroyed(&plan);
+        assert!(
+            !gone.iter().any(|n| n.contains("pre-upgrade")),
+            "{rules:?} destroyed {gone:?}"
+        );
+        assert_eq!(
+            reasons_of(&plan, "tank/home@zsnap_pre-upgrade_20261123T020500Z"),
+            ["taken on demand (label \"pre-upgrade\" is not scheduled) [kept until destroyed by hand or expired]"],
+            "{rules:?}"
+        );
+        assert_converges(&req, &plan, now);
+    }
+
+    // A rule naming the label decides for it.
+    let policies = BTreeMap::from([(
+        "p".to_owned(),
+        hourly_policy(&["labels hourly = 5, pre-upgrade = 0"]),
+    )]);
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+    let plan = plan_prune(&req, now);
+    assert_eq!(
+        destroyed(&plan),
+        ["tank/home@zsnap_pre-upgrade_20261123T020500Z"]
+    );
+}
+
+/// Issue 12, item 1: an on-demand snapshot with an expiry is kept until then and
+/// destroyed after it (in a step saying so); a scheduled one is kept at least until
+/// its expiry.
+#[test]
+fn expiries_keep_until_and_then_let_go() {
+    let mut b = Builder::new();
+    b.dataset("tank/home");
+    let manual = "zsnap_pre-upgrade_20261123T020500Z";
+    b.snap(
+        "tank/home",
+        manual,
+        Utc.with_ymd_and_hms(2026, 11, 23, 2, 5, 0).unwrap(),
+        true,
+    );
+    b.edit("tank/home", manual, |s| {
+        s.expires = Some("2026-12-23T02:05:00Z".to_owned());
+    });
+    b.zsnap("tank/home", "hourly", utc(2026, 11, 23, 3));
+    b.edit("tank/home", "zsnap_hourly_20261123T030000Z", |s| {
+        s.expires = Some("2026-11-30T00:00:00Z".to_owned());
+    });
+    b.zsnap("tank/home", "hourly", utc(2026, 11, 23, 4));
+    let inv = b.done();
+    let selections = [DatasetSelection::new(ds("tank/home"), "p")];
+    let policies = BTreeMap::from([("p".to_owned(), hourly_policy(&["last 1"]))]);
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+
+    let before = plan_prune(&req, utc(2026, 11, 24, 0));
+    assert!(destroyed(&before).is_empty());
+    assert_eq!(
+        reasons_of(&before, &format!("tank/home@{manual}")),
+        ["expiry set when taken [kept until 2026-12-23T02:05:00Z]"]
+    );
+    assert_eq!(
+        reasons_of(&before, "tank/home@zsnap_hourly_20261123T030000Z"),
+        ["expiry set when taken [kept until 2026-11-30T00:00:00Z]"]
+    );
+
+    let after = plan_prune(&req, utc(2026, 12, 24, 0));
+    assert_eq!(
+        destroyed(&after),
+        [
+            format!("tank/home@{manual}"),
+            "tank/home@zsnap_hourly_20261123T030000Z".to_owned()
+        ]
+    );
+    let Step::Destroy(first) = &after.steps[0] else {
+        panic!("a destroy step")
+    };
+    assert_eq!(
+        first.reason,
+        "taken on demand (label \"pre-upgrade\" is not scheduled); expired at 2026-12-23T02:05:00Z"
+    );
+}
+
+/// Issue 12, item 3: sanoid 2.x prunes only the types its config has settings for
+/// (`prune_snapshots` walks the config's `*ly` keys), so an imported sanoid policy
+/// keeps `autosnap_…_bogusly`.
+#[test]
+fn sanoid_mode_keeps_types_sanoid_has_no_settings_for() {
+    let mut b = Builder::new();
+    b.dataset("tank/ds");
+    b.snap(
+        "tank/ds",
+        "autosnap_2025-04-28_00:00:10_bogusly",
+        utc(2025, 4, 28, 0),
+        false,
+    );
+    b.snap(
+        "tank/ds",
+        "autosnap_2025-04-28_00:00:11_daily",
+        utc(2025, 4, 28, 1),
+        false,
+    );
+    b.snap(
+        "tank/ds",
+        "autosnap_2025-04-29_00:00:11_daily",
+        utc(2025, 4, 29, 0),
+        false,
+    );
+    let inv = b.done();
+    let selections = [DatasetSelection::new(ds("tank/ds"), "p")];
+    let p = policy(
+        &["sanoid daily = 1, hourly = 0, monthly = 0"],
+        chrono_tz::UTC,
+    )
+    .with_adopt(vec![Recognizer::sanoid()]);
+    let policies = BTreeMap::from([("p".to_owned(), p)]);
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+    let plan = plan_prune(&req, utc(2026, 1, 1, 0));
+    assert_eq!(
+        destroyed(&plan),
+        ["tank/ds@autosnap_2025-04-28_00:00:11_daily"]
+    );
+    assert_eq!(
+        reasons_of(&plan, "tank/ds@autosnap_2025-04-28_00:00:10_bogusly"),
+        ["sanoid type \"bogusly\" [sanoid has no settings for it and never prunes it]"]
+    );
+}

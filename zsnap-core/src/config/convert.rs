@@ -4,10 +4,10 @@
 //! Every conversion here is infallible: the parser already checked each value with the
 //! same constructors, so a failure would be a bug (the `expect`s say which invariant).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAddress, TargetSpec};
-use crate::naming::{NamingScheme, Recognizer};
+use crate::naming::{Label, NamingScheme, Recognizer};
 use crate::policy::{DatasetSelection, Policy};
 use crate::replicate::{Cursor, DatasetMapping, ReplicationOptions};
 use crate::retention::{Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
@@ -19,10 +19,30 @@ fn usize_of(n: u32) -> usize {
 
 impl Config {
     /// Every policy, converted ([`PolicySpec::to_policy`]).
+    ///
+    /// The label of each `[backups.*]` counts as scheduled for the policy of the
+    /// datasets it backs up ([`Policy::also_scheduled`]), so its snapshots are not taken
+    /// for on-demand ones.
     pub fn core_policies(&self) -> BTreeMap<String, Policy> {
+        let mut backup_labels: BTreeMap<&str, BTreeSet<Label>> = BTreeMap::new();
+        for b in self.backups.values() {
+            for e in self
+                .datasets
+                .iter()
+                .filter(|e| e.root == b.source || b.source.is_ancestor_of(&e.root))
+            {
+                backup_labels
+                    .entry(e.policy.as_str())
+                    .or_default()
+                    .insert(b.label.clone());
+            }
+        }
         self.policies
             .iter()
-            .map(|(name, p)| (name.clone(), p.to_policy()))
+            .map(|(name, p)| {
+                let also = backup_labels.remove(name.as_str()).unwrap_or_default();
+                (name.clone(), p.to_policy().with_also_scheduled(also))
+            })
             .collect()
     }
 
@@ -64,6 +84,12 @@ impl PolicySpec {
         Policy::new(self.schedule(), self.retention_policy(), self.timezone)
             .with_naming(self.naming())
             .with_adopt(self.recognizers())
+            .with_on_demand(
+                self.on_demand
+                    .iter()
+                    .map(|(l, e)| (l.clone(), e.span()))
+                    .collect(),
+            )
     }
 
     /// The keep rules as a [`RetentionPolicy`], in a fixed order: calendar, last,

@@ -124,6 +124,25 @@ impl fmt::Display for Expected<'_> {
     }
 }
 
+/// What to do about a scheduled label no rule keeps.
+struct UnkeptFix<'a> {
+    label: &'a str,
+    suggestion: &'a Option<String>,
+}
+
+impl fmt::Display for UnkeptFix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = self.label;
+        match self.suggestion {
+            Some(s) => write!(f, "did you mean `{s}` (which a rule keeps)?"),
+            None => write!(
+                f,
+                "add a rule for it (e.g. `keep_counts = {{ {label} = 24 }}`), or list it in `keep_none = [\"{label}\"]` if that is meant"
+            ),
+        }
+    }
+}
+
 /// The specific problem, with what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -223,6 +242,66 @@ pub enum ConfigProblem {
         warn: String,
         /// The critical threshold.
         crit: String,
+    },
+    /// A dataset whose snapshot names would be too long for ZFS.
+    #[error("`{path}`: the `{label}` snapshots of {dataset} would have names of {length} bytes, over ZFS's limit of {limit}, so they could never be taken; use a shorter dataset path, prefix or label")]
+    NameTooLong {
+        /// Where the dataset is named.
+        path: String,
+        /// The dataset.
+        dataset: String,
+        /// The longest label.
+        label: String,
+        /// The length of its snapshot names.
+        length: usize,
+        /// The longest name ZFS accepts.
+        limit: usize,
+    },
+    /// Two targets write into one dataset, or one into the other's.
+    #[error("target `{second}` writes to {second_to}, which overlaps target `{first}` at {first_to}: each would prune the other's history by its own policy; give each target its own dataset")]
+    TargetOverlap {
+        /// The earlier target.
+        first: String,
+        /// Where it writes.
+        first_to: String,
+        /// The later target.
+        second: String,
+        /// Where it writes.
+        second_to: String,
+    },
+    /// A keep rule names a label no snapshot of the policy can carry.
+    #[error("`{path}` names label `{label}`, which policy `{policy}` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing{}", Expected { suggestion, allowed: known })]
+    UnknownLabel {
+        /// Where the label is named.
+        path: String,
+        /// The label.
+        label: String,
+        /// The policy.
+        policy: String,
+        /// The closest known label, if one is close.
+        suggestion: Option<String>,
+        /// Every label the policy knows.
+        known: Vec<String>,
+    },
+    /// A scheduled label no rule keeps, in a policy that prunes.
+    #[error("policy `{policy}` schedules label `{label}` but no keep rule keeps it, so every `{label}` snapshot would be destroyed by the next prune; {}", UnkeptFix { label, suggestion })]
+    UnkeptLabel {
+        /// The policy.
+        policy: String,
+        /// The label.
+        label: String,
+        /// A label a rule keeps whose name is close (the probable typo).
+        suggestion: Option<String>,
+    },
+    /// A count of 0 for a label the policy schedules.
+    #[error("`{path}` = 0 keeps no `{label}` snapshot although policy `{policy}` schedules them, so each would be destroyed by the next prune; give a count above 0, or list the label in `keep_none = [\"{label}\"]` if that is meant")]
+    ZeroCount {
+        /// Where.
+        path: String,
+        /// The label.
+        label: String,
+        /// The policy.
+        policy: String,
     },
     /// Nothing to manage.
     #[error("no [[datasets]] table, so there is nothing to manage; add one with `root = \"POOL/DATASET\"` and `policy = \"NAME\"`")]

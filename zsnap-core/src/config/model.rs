@@ -516,9 +516,58 @@ pub struct PolicySpec {
     /// for policies that only prune (e.g. on a replication target).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub snapshot: BTreeMap<Label, Period>,
+    /// Labels taken on demand (`zsnap snapshot --label L`), each with the expiry a new
+    /// snapshot of it gets (`on_demand = { pre-upgrade = "30d", manual = "never" }`).
+    /// Declaring a label lets keep rules name it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_demand: BTreeMap<Label, Expiry>,
+    /// Labels taken on purpose that no rule keeps (`keep_none = ["hourly"]`): taken only
+    /// to be replicated, say, or sanoid's deliberate `hourly = 0`. Without this, a
+    /// scheduled label no rule keeps is a config error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep_none: Vec<Label>,
     /// Keep rules.
     #[serde(flatten)]
     pub retention: RetentionSpec,
+}
+
+/// How long an on-demand snapshot is kept when nothing else keeps it: `"never"`
+/// expires, or a duration from when it is taken (`"30d"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "a snapshot either expires after a span or never"
+)]
+pub enum Expiry {
+    /// Kept until destroyed by hand.
+    Never,
+    /// Expires this long after it is taken.
+    After(Span),
+}
+
+impl Expiry {
+    /// The span, or `None` for [`Expiry::Never`].
+    pub fn span(self) -> Option<Span> {
+        match self {
+            Expiry::Never => None,
+            Expiry::After(s) => Some(s),
+        }
+    }
+}
+
+impl fmt::Display for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expiry::Never => f.write_str("never"),
+            Expiry::After(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl Serialize for Expiry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// How a target protects the newest snapshot it shares with its source, so source

@@ -12,8 +12,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Host,
-    Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec, Thresholds,
+    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
+    Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
+    Thresholds,
 };
 use super::suggest::closest;
 use crate::duration::Span;
@@ -281,12 +282,14 @@ const DATASET_KEYS: [&str; 6] = [
     "exclude",
     "policy",
 ];
-const POLICY_KEYS: [&str; 13] = [
+const POLICY_KEYS: [&str; 15] = [
     "timezone",
     "prefix",
     "adopt",
     "prune",
     "snapshot",
+    "on_demand",
+    "keep_none",
     "keep",
     "keep_last",
     "keep_newer_than",
@@ -358,12 +361,12 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
     };
 
     let mut policies = BTreeMap::new();
-    let mut policy_spans = BTreeMap::new();
+    let mut policy_spans: Vec<(String, PolicySpans)> = Vec::new();
     if let Some(v) = root.get("policies") {
         let t = cx.table(v, "[policies]".to_owned(), "policies.".to_owned(), &[])?;
-        for (name, key_span, pv) in &t.entries {
-            let policy = parse_policy(cx, name, pv)?;
-            policy_spans.insert((*name).to_owned(), key_span.clone());
+        for (name, _, pv) in &t.entries {
+            let (policy, spans) = parse_policy(cx, name, pv)?;
+            policy_spans.push(((*name).to_owned(), spans));
             policies.insert((*name).to_owned(), policy);
         }
     }
@@ -407,11 +410,22 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
     check_overlaps(cx, &datasets)?;
 
     let mut targets = BTreeMap::new();
+    let mut target_spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
     if let Some(v) = root.get("targets") {
         let t = cx.table(v, "[targets]".to_owned(), "targets.".to_owned(), &[])?;
+        let mut placed: Vec<(&str, &TargetSpec)> = Vec::new();
+        let mut parsed = Vec::new();
         for (name, _, tv) in &t.entries {
             let target = parse_target(cx, name, tv, &datasets, &check_policy)?;
-            targets.insert((*name).to_owned(), target);
+            parsed.push((*name, tv, target));
+        }
+        for (name, tv, target) in &parsed {
+            check_target_overlap(cx, name, tv, target, &placed)?;
+            placed.push((name, target));
+        }
+        for (name, tv, target) in parsed {
+            target_spans.insert(name.to_owned(), value_span(cx, &tv.span(), "to"));
+            targets.insert(name.to_owned(), target);
         }
     }
 
@@ -424,10 +438,26 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
         }
     }
 
+    let root_spans: Vec<Range<usize>> = datasets
+        .iter()
+        .map(|(_, span)| value_span(cx, span, "root"))
+        .collect();
+    let datasets: Vec<DatasetEntry> = datasets.into_iter().map(|(d, _)| d).collect();
+    super::rules::check_keep_rules(cx, &policies, &policy_spans, &datasets, &targets, &backups)?;
+    super::rules::check_name_lengths(
+        cx,
+        &policies,
+        &datasets,
+        &root_spans,
+        &targets,
+        &target_spans,
+        &backups,
+    )?;
+
     Ok(Config {
         paths,
         check,
-        datasets: datasets.into_iter().map(|(d, _)| d).collect(),
+        datasets,
         policies,
         targets,
         backups,
@@ -655,7 +685,22 @@ fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<Period> {
     }
 }
 
-fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
+/// Where the label-naming parts of a policy are, for the checks that need the whole
+/// config ([`super::rules`]).
+pub(crate) struct PolicySpans {
+    /// The policy's table.
+    pub(crate) table: Range<usize>,
+    /// Each key of `snapshot`.
+    pub(crate) snapshot: Vec<(Label, Range<usize>)>,
+    /// Each key of `keep_counts`.
+    pub(crate) keep_counts: Vec<(Label, Range<usize>)>,
+    /// Each count written in `sanoid` (type, span of the value, count).
+    pub(crate) sanoid: Vec<(&'static str, Range<usize>, u32)>,
+    /// Each item of `keep_none`.
+    pub(crate) keep_none: Vec<(Label, Range<usize>)>,
+}
+
+fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, PolicySpans)> {
     let prefix_path = format!("policies.{name}.");
     let t = cx.table(v, format!("[policies.{name}]"), prefix_path, &POLICY_KEYS)?;
     let timezone = match t.get("timezone") {
@@ -698,6 +743,7 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
         None => true,
     };
     let mut snapshot = BTreeMap::new();
+    let mut snapshot_spans = Vec::new();
     if let Some(sv) = t.get("snapshot") {
         let st = cx.table(
             sv,
@@ -708,10 +754,57 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
         for (label, key_span, pv) in &st.entries {
             let p = st.path(label);
             let label = check_label(cx, key_span.clone(), label, &p)?;
+            snapshot_spans.push((label.clone(), key_span.clone()));
             snapshot.insert(label, parse_period(cx, pv, &p)?);
         }
     }
-    let retention = parse_retention(cx, &t)?;
+    let mut on_demand = BTreeMap::new();
+    if let Some(ov) = t.get("on_demand") {
+        let ot = cx.table(
+            ov,
+            format!("`policies.{name}.on_demand`"),
+            format!("policies.{name}.on_demand."),
+            &[],
+        )?;
+        for (label, key_span, ev) in &ot.entries {
+            let p = ot.path(label);
+            let label = check_label(cx, key_span.clone(), label, &p)?;
+            if snapshot.contains_key(&label) {
+                return Err(cx.invalid(
+                    key_span.clone(),
+                    &p,
+                    format!("label `{label}` is scheduled in `policies.{name}.snapshot`; a label is either scheduled or taken on demand"),
+                ));
+            }
+            let expiry = match cx.string(ev, &p, "\"30d\" or \"never\"")? {
+                "never" => Expiry::Never,
+                _ => {
+                    let span = cx.span_value(ev, &p)?;
+                    if span.seconds() == 0 {
+                        return Err(cx.invalid(
+                            ev.span(),
+                            &p,
+                            "an expiry of 0 would let the next run destroy the snapshot; give a duration such as \"30d\", or \"never\"",
+                        ));
+                    }
+                    Expiry::After(span)
+                }
+            };
+            on_demand.insert(label, expiry);
+        }
+    }
+    let mut keep_none = Vec::new();
+    let mut keep_none_spans = Vec::new();
+    if let Some(kv) = t.get("keep_none") {
+        let p = t.path("keep_none");
+        for (i, (label, item)) in cx.strings(kv, &p, "\"hourly\"")?.into_iter().enumerate() {
+            let ip = format!("{p}[{}]", i + 1);
+            let label = check_label(cx, item.span(), label, &ip)?;
+            keep_none_spans.push((label.clone(), item.span()));
+            keep_none.push(label);
+        }
+    }
+    let (retention, keep_counts_spans, sanoid_spans) = parse_retention(cx, &t)?;
     if prune && !retention.has_rules() {
         return Err(cx.err(
             t.span.clone(),
@@ -733,14 +826,26 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<PolicySpec> {
             ));
         }
     }
-    Ok(PolicySpec {
-        timezone,
-        prefix,
-        adopt,
-        prune,
-        snapshot,
-        retention,
-    })
+    let spans = PolicySpans {
+        table: t.span.clone(),
+        snapshot: snapshot_spans,
+        keep_counts: keep_counts_spans,
+        sanoid: sanoid_spans,
+        keep_none: keep_none_spans,
+    };
+    Ok((
+        PolicySpec {
+            timezone,
+            prefix,
+            adopt,
+            prune,
+            snapshot,
+            on_demand,
+            keep_none,
+            retention,
+        },
+        spans,
+    ))
 }
 
 fn parse_timezone(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<chrono_tz::Tz> {
@@ -768,8 +873,18 @@ fn parse_timezone(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<chrono_tz::T
     }
 }
 
-fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
+/// The keep rules, the span of each `keep_counts` key, and each count written in
+/// `sanoid`.
+type RetentionParts = (
+    RetentionSpec,
+    Vec<(Label, Range<usize>)>,
+    Vec<(&'static str, Range<usize>, u32)>,
+);
+
+fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionParts> {
     let mut r = RetentionSpec::default();
+    let mut keep_counts_spans = Vec::new();
+    let mut sanoid_spans = Vec::new();
     if let Some(kv) = t.get("keep") {
         let kp = t.path("keep");
         let kt = cx.table(kv, format!("`{kp}`"), format!("{kp}."), &KEEP_KEYS)?;
@@ -779,10 +894,29 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
                 .expect("the key was checked against KEEP_KEYS, which are the adjectives");
             keep.set(unit, cx.count(v, &kt.path(key))?);
         }
+        if CalendarUnit::ALL
+            .iter()
+            .all(|u| keep.count(*u).unwrap_or(0) == 0)
+        {
+            return Err(cx.invalid(
+                kv.span(),
+                &kp,
+                "keeps nothing (no calendar count above 0), so every snapshot but the newest would be destroyed; give a count such as `keep = { daily = 7 }`, or remove it",
+            ));
+        }
         r.keep = Some(keep);
     }
     if let Some(v) = t.get("keep_last") {
-        r.keep_last = Some(cx.count(v, &t.path("keep_last"))?);
+        let p = t.path("keep_last");
+        let n = cx.count(v, &p)?;
+        if n == 0 {
+            return Err(cx.invalid(
+                v.span(),
+                &p,
+                "keep_last = 0 keeps nothing, so every snapshot but the newest would be destroyed; give a count above 0, or remove it",
+            ));
+        }
+        r.keep_last = Some(n);
     }
     if let Some(v) = t.get("keep_newer_than") {
         r.keep_newer_than = Some(cx.span_value(v, &t.path("keep_newer_than"))?);
@@ -801,13 +935,13 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
         let mut s = SanoidKeep::default();
         for (key, _, v) in &st.entries {
             let kp = st.path(key);
-            match *key {
-                "frequently" => s.frequently = cx.count(v, &kp)?,
-                "hourly" => s.hourly = cx.count(v, &kp)?,
-                "daily" => s.daily = cx.count(v, &kp)?,
-                "weekly" => s.weekly = cx.count(v, &kp)?,
-                "monthly" => s.monthly = cx.count(v, &kp)?,
-                "yearly" => s.yearly = cx.count(v, &kp)?,
+            let (ty, slot) = match *key {
+                "frequently" => ("frequently", &mut s.frequently),
+                "hourly" => ("hourly", &mut s.hourly),
+                "daily" => ("daily", &mut s.daily),
+                "weekly" => ("weekly", &mut s.weekly),
+                "monthly" => ("monthly", &mut s.monthly),
+                "yearly" => ("yearly", &mut s.yearly),
                 _ => {
                     let span = cx.span_value(v, &kp)?;
                     if span.seconds() < 60 || span.seconds() % 60 != 0 {
@@ -818,8 +952,12 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
                         ));
                     }
                     s.frequent_period = span;
+                    continue;
                 }
-            }
+            };
+            let n = cx.count(v, &kp)?;
+            *slot = n;
+            sanoid_spans.push((ty, v.span(), n));
         }
         r.sanoid = Some(s);
     }
@@ -829,6 +967,7 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
         for (label, key_span, lv) in &kt.entries {
             let lp = kt.path(label);
             let label = check_label(cx, key_span.clone(), label, &lp)?;
+            keep_counts_spans.push((label.clone(), key_span.clone()));
             r.keep_counts.insert(label, cx.count(lv, &lp)?);
         }
     }
@@ -844,7 +983,7 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionSpec> {
     if let Some(v) = t.get("keep_oldest") {
         r.keep_oldest = cx.boolean(v, &t.path("keep_oldest"))?;
     }
-    Ok(r)
+    Ok((r, keep_counts_spans, sanoid_spans))
 }
 
 fn parse_target(
@@ -878,13 +1017,16 @@ fn parse_target(
     {
         let TargetAddress::Dataset { host, dataset } = &to;
         for (d, _) in datasets {
-            if &d.host == host && (d.selects(dataset) || dataset.is_ancestor_of(&d.root)) {
+            // Inside a source root (unless excluded from it), or containing one: the
+            // source's policy and the target's would both prune it.
+            let inside = d.root.contains(dataset) && !d.exclude.iter().any(|e| e.contains(dataset));
+            if &d.host == host && (inside || dataset.is_ancestor_of(&d.root)) {
                 return Err(cx.invalid(
                     to_v.span(),
                     &tp,
                     format!(
-                        "{dataset} overlaps the managed datasets under {}; a target must lie outside every [[datasets]] selection",
-                        d.root
+                        "{to} overlaps the source datasets under {} on {}; a target must lie outside every [[datasets]] root",
+                        d.root, d.host
                     ),
                 ));
             }
@@ -957,6 +1099,70 @@ fn parse_target(
         cursor,
         exclude_properties,
     })
+}
+
+/// The span of the value of `key` in the table at `table` (found in the text, as the
+/// first `key =` inside it), or the table's span.
+fn value_span(cx: &Cx<'_>, table: &Range<usize>, key: &str) -> Range<usize> {
+    // The span of an array-of-tables item may cover only its header: read on from its
+    // start to the next table header.
+    let body = cx.text.get(table.start..).unwrap_or("");
+    let mut offset = 0;
+    for (i, line) in body.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if i > 0 && trimmed.starts_with('[') {
+            break;
+        }
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if let Some(value) = rest.trim_start().strip_prefix('=') {
+                let value = value.trim_start();
+                let start = table.start + offset + (line.len() - value.len());
+                let len = value.trim_end().len();
+                return start..start + len;
+            }
+        }
+        offset += line.len();
+    }
+    table.clone()
+}
+
+/// Two targets on one host writing into one dataset, or one inside the other, would
+/// prune each other's history by their own policies.
+fn check_target_overlap(
+    cx: &Cx<'_>,
+    name: &str,
+    v: &Value<'_>,
+    target: &TargetSpec,
+    earlier: &[(&str, &TargetSpec)],
+) -> Result<()> {
+    let TargetAddress::Dataset { host, dataset } = &target.to;
+    for (other_name, other) in earlier {
+        let TargetAddress::Dataset {
+            host: other_host,
+            dataset: other_dataset,
+        } = &other.to;
+        if other_host == host
+            && (other_dataset.contains(dataset) || dataset.contains(other_dataset))
+        {
+            let span = match v.get_ref() {
+                DeValue::Table(t) => t
+                    .iter()
+                    .find(|(k, _)| k.get_ref().as_ref() == "to")
+                    .map_or(v.span(), |(_, tv)| tv.span()),
+                _ => v.span(),
+            };
+            return Err(cx.err(
+                span,
+                ConfigProblem::TargetOverlap {
+                    first: (*other_name).to_owned(),
+                    first_to: other.to.to_string(),
+                    second: name.to_owned(),
+                    second_to: target.to.to_string(),
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `source` of a target or backup: a `[[datasets]]` root, optional when there is

@@ -343,6 +343,8 @@ fn policy_for(v: &Values) -> PolicySpec {
         adopt: vec!["sanoid".to_owned()],
         prune: v.autoprune,
         snapshot,
+        on_demand: BTreeMap::new(),
+        keep_none: Vec::new(),
         retention: RetentionSpec {
             sanoid: v.autoprune.then_some(keep),
             ..RetentionSpec::default()

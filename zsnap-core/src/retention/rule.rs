@@ -100,6 +100,23 @@ impl RetentionPolicy {
         }
     }
 
+    /// Whether a rule names `label` and so judges its snapshots: per-label counts with
+    /// an entry for it, `last N (label L)`, or sanoid's rule when `label` is one of
+    /// sanoid's types.
+    pub fn names_label(&self, label: &str) -> bool {
+        self.rules.iter().any(|r| match r {
+            KeepRule::LabelCounts(map) => map.contains_key(label),
+            KeepRule::Last { label: Some(l), .. } => l == label,
+            KeepRule::Sanoid(c) => c.types().iter().any(|(t, _, _)| *t == label),
+            _ => false,
+        })
+    }
+
+    /// Whether one of the rules is sanoid's.
+    pub fn has_sanoid(&self) -> bool {
+        self.rules.iter().any(|r| matches!(r, KeepRule::Sanoid(_)))
+    }
+
     /// The same policy, keeping (or not) the oldest candidate as well.
     #[must_use]
     pub fn with_keep_oldest(mut self, keep_oldest: bool) -> Self {
