@@ -36,6 +36,7 @@ pub mod journal;
 pub mod lock;
 pub mod quote;
 pub mod replicate;
+pub mod safe_fs;
 pub mod send_info;
 pub mod store;
 pub mod throttle;
