@@ -127,6 +127,11 @@ fn with_one_backend(
                     )
                 })?;
             z.set_now(req.now);
+            if !read_only {
+                // Like a pool, the state keeps each change as it happens, even if the
+                // command fails or zsnap is killed before it ends.
+                z.persist_to(path);
+            }
             let status = f(&mut OneBackend(&mut z), out)?;
             if !read_only {
                 z.save(path)
@@ -295,6 +300,10 @@ fn run_job(
             BackendSpec::Fake(path) => {
                 let (mut z, _fresh) = load_fake(path, config, now)?;
                 z.set_now(now);
+                if !dry_run {
+                    // Each change is kept as it happens, as a pool would.
+                    z.persist_to(path);
+                }
                 let outcome = engine.run(
                     job,
                     now,
