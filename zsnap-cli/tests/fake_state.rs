@@ -26,15 +26,55 @@ root = "tank/b"
 policy = "standard"
 "#;
 
+const REPLICATED: &str = r#"
+[paths]
+audit_log = "audit.jsonl"
+journal_dir = "journal"
+lock_file = "zsnap.lock"
+
+[policies.standard]
+snapshot = { hourly = "hourly" }
+keep_counts = { hourly = 6 }
+
+[[datasets]]
+root = "tank/home"
+policy = "standard"
+
+[targets.backup]
+to = "backup/home"
+policy = "standard"
+"#;
+
 struct Env {
     dir: tempfile::TempDir,
 }
 
 impl Env {
     fn new() -> Env {
+        Env::with(CONFIG)
+    }
+
+    fn with(config: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("zsnap.toml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("zsnap.toml"), config).unwrap();
         Env { dir }
+    }
+
+    /// Snapshots of `dataset` carrying the hold `tag`.
+    fn held(&self, dataset: &str, tag: &str) -> Vec<String> {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.state()).unwrap()).unwrap();
+        state["datasets"][dataset]["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["holds"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|t| t == tag))
+            })
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     fn state(&self) -> PathBuf {
@@ -146,4 +186,27 @@ fn kill_9_at_any_moment_leaves_a_parseable_state() {
     let o = env.zsnap(&["run", "--now", &at(10)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(env.snapshots("tank/a").len(), 2);
+}
+
+#[test]
+fn a_cursor_hold_whose_release_failed_is_released_by_the_next_run() {
+    let env = Env::with(REPLICATED);
+    let o = env.zsnap(&["run", "--now", &at(0)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(env.held("tank/home", "zsnap:backup").len(), 1);
+    // The next run moves the cursor; releasing the old one fails.
+    env.inject("release", 1, "permission_denied");
+    let o = env.zsnap(&["run", "--now", &at(1)]);
+    assert!(!o.status.success(), "the failed release is reported");
+    assert_eq!(
+        env.held("tank/home", "zsnap:backup").len(),
+        2,
+        "the old cursor kept its hold"
+    );
+    // The run after releases every cursor hold but the current one.
+    let o = env.zsnap(&["run", "--now", &at(2)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let held = env.held("tank/home", "zsnap:backup");
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].contains("20261123T020000Z"), "{held:?}");
 }
