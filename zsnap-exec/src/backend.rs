@@ -849,7 +849,7 @@ pub enum SendError {
         /// The source dataset.
         dataset: DatasetName,
         /// What the token names.
-        named: SnapshotName,
+        named: Box<SnapshotName>,
         /// Its guid.
         named_guid: Guid,
         /// The snapshot the plan resumes (`dataset@name (guid G)`), when it knows it.

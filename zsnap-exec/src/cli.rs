@@ -336,7 +336,7 @@ impl CliZfs {
         } else {
             Err(SendError::ResumeMismatch {
                 dataset: dataset.clone(),
-                named: named.clone(),
+                named: Box::new(named.clone()),
                 named_guid: decoded.toguid,
                 expected: snapshot
                     .map(|s| format!("{} (guid {})", dataset.snapshot(&s.name), s.guid)),
