@@ -1,7 +1,7 @@
 //! The audit log: one JSON object per line for every step zsnap applied — when, which
 //! command, the step (as in `--json` plans), and how it ended. Appended, never rewritten.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zsnap_core::Step;
+use zsnap_exec::safe_fs;
 
 use crate::engine::Phase;
 
@@ -30,22 +31,18 @@ struct Line<'a> {
 }
 
 impl AuditLog {
-    /// Opens (creating it and its directory if needed) the log at `path`.
+    /// Opens (creating it `0600` and its directory `0700` if needed) the log at `path`,
+    /// never through a link and only in a directory others cannot write (see
+    /// [`zsnap_exec::safe_fs`]).
     ///
     /// # Errors
-    /// When the file cannot be opened for appending.
+    /// When the directory is unsafe, the path is a link or not a plain file, or the file
+    /// cannot be opened for appending.
     pub fn open(path: &Path) -> anyhow::Result<AuditLog> {
         if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("create the audit log directory {}", dir.display()))?;
-            }
+            safe_fs::create_dir_all(dir).context("create the audit log directory")?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("open the audit log {}", path.display()))?;
+        let file = safe_fs::open_append(path).context("open the audit log")?;
         Ok(AuditLog {
             path: path.to_owned(),
             file,
@@ -84,5 +81,24 @@ impl AuditLog {
         self.file
             .write_all(&buf)
             .with_context(|| format!("write the audit log {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let secret = dir.path().join("shadow");
+        std::fs::write(&secret, "root:$6$secret-hash\n").expect("writable");
+        let link = dir.path().join("audit.jsonl");
+        std::os::unix::fs::symlink(&secret, &link).expect("a link");
+        let err = AuditLog::open(&link).err().expect("refused");
+        let chain = format!("{err:#}");
+        assert!(chain.contains("symbolic link"), "{chain}");
+        assert!(!chain.contains("hash"), "{chain}");
+        assert!(AuditLog::open(&dir.path().join("new/audit.jsonl")).is_ok());
     }
 }

@@ -135,6 +135,11 @@ fn with_one_backend(
                     )
                 })?;
             z.set_now(req.now);
+            if !read_only {
+                // Like a pool, the state keeps each change as it happens, even if the
+                // command fails or zsnap is killed before it ends.
+                z.persist_to(path);
+            }
             let status = f(&mut OneBackend(&mut z), out)?;
             if !read_only {
                 z.save(path)
@@ -199,17 +204,18 @@ fn import(req: &Request, file: &Path, out: &mut dyn Write) -> Result<u8, Failure
 }
 
 fn lock_failure(e: LockError) -> Failure {
-    let hint = match &e {
+    match &e {
         LockError::Held { pid, .. } => {
-            format!("another zsnap (process {pid}) is running; try again when it ends")
+            let hint = match pid {
+                Some(pid) => {
+                    format!("another zsnap (process {pid}) is running; try again when it ends")
+                }
+                None => "another zsnap is running; try again when it ends".to_owned(),
+            };
+            Failure::from(e).with_status(exit::LOCKED).with_hint(hint)
         }
-        LockError::Stale { path, .. } => format!(
-            "a zsnap run died holding the lock; if no zsnap is running, remove {}",
-            path.display()
-        ),
-        _ => "check the lock_file path in [paths]".to_owned(),
-    };
-    Failure::from(e).with_status(exit::LOCKED).with_hint(hint)
+        _ => Failure::from(e).with_hint("check the lock_file path in [paths]"),
+    }
 }
 
 /// What the changing commands set up around the engine: lock, journal, audit log.
@@ -235,12 +241,11 @@ pub fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards
     }
     let lock_path = resolve(&req.config, &config.paths.lock_file);
     if let Some(dir) = lock_path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        zsnap_exec::safe_fs::create_dir_all(dir).context("create the lock's directory")?;
     }
     let lock = Lock::acquire(&lock_path).map_err(lock_failure)?;
     let journal_dir = resolve(&req.config, &config.paths.journal_dir);
-    std::fs::create_dir_all(&journal_dir)
-        .with_context(|| format!("create the journal directory {}", journal_dir.display()))?;
+    zsnap_exec::safe_fs::create_dir_all(&journal_dir).context("create the journal directory")?;
     let journal_path = journal_dir.join(format!(
         "{}-{}.jsonl",
         req.now.format("%Y%m%dT%H%M%SZ"),
@@ -303,6 +308,10 @@ fn run_job(
             BackendSpec::Fake(path) => {
                 let (mut z, _fresh) = load_fake(path, config, now)?;
                 z.set_now(now);
+                if !dry_run {
+                    // Each change is kept as it happens, as a pool would.
+                    z.persist_to(path);
+                }
                 let outcome = engine.run(
                     job,
                     now,

@@ -146,6 +146,10 @@ pub struct Tokens {
     pub resume_guids: BTreeMap<DatasetName, zsnap_core::Guid>,
     /// Target datasets whose token can never be resumed (abort and start afresh).
     pub stale: std::collections::BTreeSet<DatasetName>,
+    /// Guids of the source snapshots carrying this target's cursor hold (`None`: not
+    /// asked, or the listing failed), so the planner releases every one but the current
+    /// cursor, including a hold whose `zfs release` failed in an earlier run.
+    pub cursor_holds: Option<std::collections::BTreeSet<zsnap_core::Guid>>,
 }
 
 /// Where the inventories come from.
@@ -378,6 +382,14 @@ impl<'c> Engine<'c> {
         let Some(dst) = invs.get(&location(host)) else {
             return out;
         };
+        if let (Some(source), Some(src), Some(mapping)) = (
+            backends.backend(&location(&entry.host)),
+            invs.get(&location(&entry.host)),
+            t.mapping(entry),
+        ) {
+            out.cursor_holds =
+                zsnap_exec::replicate::cursor_holds_of(source, src, &[mapping], target);
+        }
         let pending: Vec<(DatasetName, String)> = dst
             .subtree(dataset)
             .filter_map(|d| {
@@ -497,6 +509,7 @@ impl<'c> Engine<'c> {
         req.options.prune_target = true;
         req.resume_guids = tokens.resume_guids.clone();
         req.stale_tokens = tokens.stale.clone();
+        req.cursor_holds = tokens.cursor_holds.clone();
         plan_replication(&req, now).with_context(|| format!("plan replication to {target}"))
     }
 

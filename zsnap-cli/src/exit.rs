@@ -6,7 +6,7 @@
 //! | 1 | error: the command failed and changed nothing, or stopped before its first change |
 //! | 2 | usage or config error: bad flags, a config that does not parse or validate |
 //! | 3 | partial failure: some steps were done, some failed (see the output and the journal) |
-//! | 4 | another zsnap run holds the lock (or left a stale one) |
+//! | 4 | another zsnap run holds the lock (a dead run never blocks: it is a kernel lock) |
 //!
 //! `zsnap check` uses the Nagios plugin codes instead: 0 OK, 1 WARNING, 2 CRITICAL,
 //! 3 UNKNOWN (including a config it cannot read).

@@ -584,3 +584,36 @@ fn status_and_check_report_real_snapshots_and_lag() {
     }
     s.done();
 }
+
+#[test]
+fn leaked_cursor_hold_is_released_by_the_next_run() {
+    let Some(g) = guest("leaked_cursor_hold_is_released_by_the_next_run") else {
+        return;
+    };
+    let s = Scenario::new(g, "leak", "");
+    let target = format!("{}/copy", s.dst);
+    s.config(&replication_config(&s.src, false, &target));
+    s.checked_ok(&at(0), "run");
+    s.checked_ok(&at(1), "run");
+    // A run whose `zfs release` of the old cursor failed leaves this behind.
+    let old = format!("{}@zsnap_hourly_{}", s.src, stamp(0));
+    let _ = g.sh(&format!("zfs hold zsnap:copy {}", quote(&old)));
+    let hold_tags = |snap: &str| -> Vec<String> {
+        g.ok(&format!("zfs holds -H {} 2>/dev/null || true", quote(snap)))
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1).map(str::to_owned))
+            .collect()
+    };
+    s.checked_ok(&at(2), "run");
+    let inv = s.list();
+    let held: Vec<String> = names(&inv, &s.src)
+        .into_iter()
+        .filter(|n| hold_tags(&format!("{}@{n}", s.src)).contains(&"zsnap:copy".to_owned()))
+        .collect();
+    assert_eq!(
+        held,
+        [format!("zsnap_hourly_{}", stamp(2))],
+        "only the current cursor keeps the target's hold"
+    );
+    s.done();
+}

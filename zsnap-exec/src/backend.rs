@@ -832,6 +832,29 @@ pub enum SendError {
         #[source]
         source: std::io::Error,
     },
+    /// The resume token (which the target supplies) could not be decoded on the source:
+    /// the resume is not run.
+    #[error("resume the send from {dataset}: the target's resume token cannot be checked")]
+    ResumeToken {
+        /// The source dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: Box<ResumeTokenError>,
+    },
+    /// The resume token names another snapshot than the one the plan resumes: the
+    /// resume is not run.
+    #[error("resume the send from {dataset}: the target's resume token names {named} (guid {named_guid}), not {}", expected.as_deref().unwrap_or("a snapshot of this dataset"))]
+    ResumeMismatch {
+        /// The source dataset.
+        dataset: DatasetName,
+        /// What the token names.
+        named: Box<SnapshotName>,
+        /// Its guid.
+        named_guid: Guid,
+        /// The snapshot the plan resumes (`dataset@name (guid G)`), when it knows it.
+        expected: Option<String>,
+    },
 }
 
 impl SendError {
@@ -839,7 +862,14 @@ impl SendError {
     pub fn failure(&self) -> Option<&ZfsFailure> {
         match self {
             SendError::Command { source, .. } => source.failure(),
-            SendError::Unsupported { .. } | SendError::Stream { .. } => None,
+            // A stale token is classified by `zfs send -nvP -t`'s own failure.
+            SendError::ResumeToken { source, .. } => match &**source {
+                ResumeTokenError::Command { source, .. } => source.failure(),
+                _ => None,
+            },
+            SendError::Unsupported { .. }
+            | SendError::Stream { .. }
+            | SendError::ResumeMismatch { .. } => None,
         }
     }
 }

@@ -312,6 +312,38 @@ impl CliZfs {
         Ok(map)
     }
 
+    /// `zfs send -t TOKEN` sends whatever the token names, and the token comes from the
+    /// target (another host, maybe another owner): decode it on the source first and
+    /// refuse a token that does not decode or that names another dataset, or another
+    /// snapshot than the plan's, than `dataset`.
+    fn check_resume(
+        &self,
+        dataset: &DatasetName,
+        token: &str,
+        snapshot: Option<&SnapshotRef>,
+    ) -> Result<(), SendError> {
+        let decoded = self
+            .resume_token(token)
+            .map_err(|source| SendError::ResumeToken {
+                dataset: dataset.clone(),
+                source: Box::new(source),
+            })?;
+        let named = &decoded.toname;
+        let same = named.dataset() == dataset
+            && snapshot.is_none_or(|s| s.guid == decoded.toguid && &s.name == named.short());
+        if same {
+            Ok(())
+        } else {
+            Err(SendError::ResumeMismatch {
+                dataset: dataset.clone(),
+                named: Box::new(named.clone()),
+                named_guid: decoded.toguid,
+                expected: snapshot
+                    .map(|s| format!("{} (guid {})", dataset.snapshot(&s.name), s.guid)),
+            })
+        }
+    }
+
     fn receive_argv(request: &ReceiveRequest) -> Vec<String> {
         let o = &request.options;
         let mut argv = vec!["receive".to_owned()];
@@ -943,6 +975,9 @@ impl ZfsBackend for CliZfs {
 
     fn send(&self, request: &SendRequest) -> Result<Box<dyn SendStream>, SendError> {
         let ds = &request.dataset;
+        if let zsnap_core::SendSpec::Resume { token, snapshot } = &request.spec {
+            self.check_resume(ds, token, snapshot.as_ref())?;
+        }
         let argv = send_argv(request, false).map_err(|e| SendError::Unsupported {
             dataset: ds.clone(),
             problem: e.to_string(),
@@ -1177,6 +1212,78 @@ mod tests {
             writer.join().expect("joined").is_err(),
             "the writer sees the pipe close"
         );
+    }
+
+    /// A `zfs` that answers like a real one for resumes: `send -nvP -t TOKEN` decodes
+    /// the token (`good` names `src/a@s`, `other` names `other/secret@s`, anything else
+    /// is corrupt), and every invocation is logged. Real `zfs send -t` sends whatever
+    /// the token names, whatever the caller meant.
+    fn resume_double(dir: &std::path::Path) -> (String, PathBuf) {
+        let log = dir.join("log");
+        let script = dir.join("zfs");
+        std::fs::write(
+            &script,
+            format!(
+                r#"#!/bin/sh
+echo "$*" >> '{log}'
+case "$*" in
+  "send -n -v -P -t good") printf 'resume token contents:\nnvlist version: 0\n\ttoguid = 0x10\n\ttoname = src/a@s\n';;
+  "send -n -v -P -t other") printf 'resume token contents:\nnvlist version: 0\n\ttoguid = 0x20\n\ttoname = other/secret@s\n';;
+  "send -n -v -P -t "*) echo "cannot resume send: resume token is corrupt (invalid format)" >&2; exit 255;;
+  *) printf 'stream';;
+esac
+"#,
+                log = log.display()
+            ),
+        )
+        .expect("writable");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        (script.display().to_string(), log)
+    }
+
+    #[test]
+    fn a_resume_token_is_checked_before_zfs_send_runs_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (zfs, log) = resume_double(dir.path());
+        let z = CliZfs::local().with_zfs_program(zfs);
+        let a: DatasetName = "src/a".parse().expect("valid");
+        let resume = |token: &str, snapshot: Option<SnapshotRef>| {
+            SendRequest::new(
+                a.clone(),
+                zsnap_core::SendSpec::Resume {
+                    token: token.to_owned(),
+                    snapshot,
+                },
+                false,
+            )
+        };
+        let shown = |e: SendError| crate::failure::error_chain(&e);
+        let other = z.send(&resume("other", None)).err().expect("refused");
+        insta::assert_snapshot!(shown(other), @"resume the send from src/a: the target's resume token names other/secret@s (guid 32), not a snapshot of this dataset");
+        let planned = SnapshotRef::new("s".parse().expect("valid"), Guid(0x99));
+        let wrong_guid = z
+            .send(&resume("good", Some(planned)))
+            .err()
+            .expect("refused");
+        insta::assert_snapshot!(shown(wrong_guid), @"resume the send from src/a: the target's resume token names src/a@s (guid 16), not src/a@s (guid 153)");
+        let corrupt = z.send(&resume("garbage", None)).err().expect("refused");
+        let text = shown(corrupt);
+        assert!(text.starts_with("resume the send from src/a: the target's resume token cannot be checked: decode resume token garbage"), "{text}");
+        let log_text = std::fs::read_to_string(&log).expect("logged");
+        assert!(
+            log_text.lines().all(|l| l.starts_with("send -n -v -P -t ")),
+            "no zfs send -t ran: {log_text}"
+        );
+        // A token that names the planned snapshot is sent.
+        let planned = SnapshotRef::new("s".parse().expect("valid"), Guid(0x10));
+        let mut stream = z.send(&resume("good", Some(planned))).expect("checked");
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).expect("read");
+        assert_eq!(bytes, b"stream");
+        stream.finish().expect("sent");
+        let log_text = std::fs::read_to_string(&log).expect("logged");
+        assert!(log_text.lines().any(|l| l == "send -t good"), "{log_text}");
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub enum Record {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
+    /// The file is not safe to use (a link, not a plain file, in a directory others can
+    /// write) or cannot be opened.
+    #[error("open the journal")]
+    Open(#[source] crate::safe_fs::SafeFsError),
     /// The file could not be opened, written or synced.
     #[error("write the journal {path}")]
     Write {
@@ -135,19 +139,14 @@ fn now() -> DateTime<Utc> {
 }
 
 impl Journal {
-    /// Opens `path` for appending, creating it.
+    /// Opens `path` for appending, creating it `0600`: never through a link, and only in
+    /// a directory others cannot write (see [`crate::safe_fs`]).
     ///
     /// # Errors
-    /// When it cannot be opened.
+    /// When the directory is unsafe, the path is a link or not a plain file, or it
+    /// cannot be opened.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| JournalError::Write {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = crate::safe_fs::open_append(path).map_err(JournalError::Open)?;
         Ok(Journal {
             out: Out::File(file),
             path: path.to_owned(),
@@ -244,16 +243,13 @@ impl Journal {
         })
     }
 
-    /// Reads every record of a journal file. A last line without its newline (torn by a
-    /// crash) is ignored.
+    /// Reads every record of a journal file (never through a link). A last line without
+    /// its newline (torn by a crash) is ignored.
     ///
     /// # Errors
     /// When the file cannot be read, or a complete line is not a record.
     pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
-        let file = File::open(path).map_err(|source| JournalError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file = crate::safe_fs::open_read(path).map_err(JournalError::Open)?;
         let mut reader = std::io::BufReader::new(file);
         let mut out = Vec::new();
         let mut line = String::new();
@@ -299,4 +295,39 @@ pub fn unfinished(records: &[Record]) -> Vec<usize> {
         }
     }
     open
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn links_and_shared_directories_are_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let secret = dir.path().join("shadow");
+        std::fs::write(&secret, "root:$6$secret-hash\n").expect("writable");
+        let link = dir.path().join("run.jsonl");
+        std::os::unix::fs::symlink(&secret, &link).expect("a link");
+        for err in [
+            Journal::open(&link).unwrap_err(),
+            Journal::read(&link).unwrap_err(),
+        ] {
+            let chain = crate::failure::error_chain(&err);
+            assert!(chain.contains("symbolic link"), "{chain}");
+            assert!(!chain.contains("hash"), "{chain}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&secret).expect("kept"),
+            "root:$6$secret-hash\n"
+        );
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("a dir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = Journal::open(&shared.join("run.jsonl")).unwrap_err();
+        assert!(
+            crate::failure::error_chain(&err).contains("writable by other users"),
+            "{err}"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 //!   and saves its state as JSON for the simulator.
 //!
 //! [`apply::apply`] runs a [`zsnap_core::Plan`] step by step against backends, with
-//! progress events, a JSON-lines [`journal::Journal`] and a pid [`lock::Lock`];
+//! progress events, a JSON-lines [`journal::Journal`] and a kernel [`lock::Lock`];
 //! [`apply::apply_with`] adds a bandwidth limit ([`throttle`]), and
 //! [`apply::estimate_transfers`] fills transfer sizes from `zfs send -nvP`
 //! ([`send_info`]). [`replicate::run_replication`] is a whole replication run: list
@@ -36,6 +36,7 @@ pub mod journal;
 pub mod lock;
 pub mod quote;
 pub mod replicate;
+pub mod safe_fs;
 pub mod send_info;
 pub mod store;
 pub mod throttle;

@@ -1,49 +1,39 @@
-//! A lock file that makes two runs over the same datasets impossible at once.
+//! A kernel lock that makes two runs over the same datasets impossible at once.
 //!
-//! The file is created with `O_EXCL` and holds the holder's pid (and, on Linux, the
-//! process's start time, so a reused pid is not mistaken for the holder). A second
-//! [`Lock::acquire`] fails naming the holder. A lock whose holder is gone is *stale*: it
-//! is reported as [`LockError::Stale`], never taken over silently; the operator (or a
-//! caller that decided so) breaks it with [`Lock::acquire_breaking_stale`].
+//! The lock is `flock(2)` on a file ([`std::fs::File::try_lock`]): the kernel releases
+//! it when its holder exits, however it exits (`kill -9`, a crash, a power cut), so a
+//! dead holder never blocks a later run and there is no stale lock to break. The file
+//! itself stays (it is never removed: removing a locked file races with a process that
+//! just opened it); after locking, the holder writes its pid into it so a refused run can
+//! say who holds it. That pid is information only: an empty or garbled file is a free
+//! lock, not an error.
 //!
-//! Breaking is not atomic: between reading the stale file and removing it, another
-//! process could break it too and take the lock. The file is therefore removed only if
-//! it still has the stale content, and the new lock is created with `O_EXCL`, so at most
-//! one of two breakers wins; the window left is that of two operators breaking the same
-//! stale lock at the same instant.
+//! The file is opened through [`crate::safe_fs`]: never through a link, only in a
+//! directory others cannot write, and its content is never echoed beyond a pid.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
+
+use crate::safe_fs::{self, SafeFsError};
 
 /// Taking the lock failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
     /// Another live process holds it.
-    #[error("take the lock {path}: held by process {pid}")]
+    #[error("take the lock {path}: held by {}", holder(*pid))]
     Held {
         /// The lock file.
         path: PathBuf,
-        /// The holder.
-        pid: u32,
+        /// The holder, when it has already written its pid.
+        pid: Option<u32>,
     },
-    /// The process that took it is gone.
-    #[error("take the lock {path}: stale lock of process {pid}, which is no longer running (break it explicitly to go on)")]
-    Stale {
-        /// The lock file.
-        path: PathBuf,
-        /// The former holder.
-        pid: u32,
-    },
-    /// The file does not say who holds it.
-    #[error("take the lock {path}: unreadable lock file content {content:?}")]
-    Unreadable {
-        /// The lock file.
-        path: PathBuf,
-        /// What it holds (up to 256 bytes).
-        content: String,
-    },
-    /// The file could not be created, read or written.
+    /// The file is not safe to use (a link, in a directory others can write, …) or
+    /// cannot be opened.
+    #[error("take the lock")]
+    Open(#[source] SafeFsError),
+    /// The file could not be locked or written.
     #[error("take the lock {path}")]
     Io {
         /// The lock file.
@@ -54,92 +44,36 @@ pub enum LockError {
     },
 }
 
-/// A held lock; dropping it removes the file.
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".to_owned(),
+    }
+}
+
+/// A held lock; dropping it releases it (the file stays).
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
-    content: String,
+    file: File,
 }
 
-/// Who a lock file names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Holder {
-    pid: u32,
-    start: Option<u64>,
-}
-
-impl Holder {
-    fn me() -> Holder {
-        let pid = std::process::id();
-        Holder {
-            pid,
-            start: start_time(pid),
-        }
-    }
-
-    fn render(&self) -> String {
-        match self.start {
-            Some(s) => format!("{} {s}\n", self.pid),
-            None => format!("{}\n", self.pid),
-        }
-    }
-
-    fn parse(text: &str) -> Option<Holder> {
-        let mut words = text.split_whitespace();
-        let pid = words.next()?.parse().ok()?;
-        let start = match words.next() {
-            Some(w) => Some(w.parse().ok()?),
-            None => None,
-        };
-        if words.next().is_some() {
-            return None;
-        }
-        Some(Holder { pid, start })
-    }
-
-    /// Whether the named process still runs.
-    fn alive(&self) -> bool {
-        if Path::new("/proc/self").exists() {
-            if !Path::new(&format!("/proc/{}", self.pid)).exists() {
-                return false;
-            }
-            // Same pid, different start time: the pid was reused.
-            return match (self.start, start_time(self.pid)) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            };
-        }
-        // Without /proc, ask the kernel; a failure for lack of permission still means
-        // the process exists, so only a clear "no such process" counts as gone.
-        match std::process::Command::new("kill")
-            .args(["-0", &self.pid.to_string()])
-            .stderr(std::process::Stdio::piped())
-            .output()
-        {
-            Ok(out) => {
-                out.status.success()
-                    || !String::from_utf8_lossy(&out.stderr).contains("No such process")
-            }
-            Err(_) => true,
-        }
-    }
-}
-
-/// The start time of a process in clock ticks since boot (Linux `/proc/PID/stat`
-/// field 22), when known.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+/// The pid a lock file names, if it names one. Reads at most a few bytes: the file is
+/// never quoted.
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut buf = [0u8; 24];
+    file.rewind().ok()?;
+    let n = file.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 impl Lock {
-    /// Takes the lock at `path`.
+    /// Takes the lock at `path`, creating the file (`0600`) if needed. Never waits.
     ///
     /// # Errors
-    /// [`LockError::Held`] when a live process holds it, [`LockError::Stale`] when its
-    /// holder is gone, and the others when the file cannot be used.
+    /// [`LockError::Held`] when another process (or another [`Lock`] of this one) holds
+    /// it; [`LockError::Open`] when the path is a link, not a plain file, or in a
+    /// directory others can write; [`LockError::Io`] when locking fails otherwise.
     ///
     /// # Example
     /// ```
@@ -147,90 +81,34 @@ impl Lock {
     /// let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("zsnap.lock");
     /// let held = Lock::acquire(&path).unwrap();
-    /// assert!(matches!(Lock::acquire(&path), Err(LockError::Held { pid, .. }) if pid == std::process::id()));
+    /// assert!(matches!(Lock::acquire(&path), Err(LockError::Held { pid, .. }) if pid == Some(std::process::id())));
     /// drop(held);
     /// assert!(Lock::acquire(&path).is_ok());
     /// ```
     pub fn acquire(path: &Path) -> Result<Lock, LockError> {
-        Self::take(path, false)
-    }
-
-    /// Takes the lock at `path`, first removing it if its holder is gone.
-    ///
-    /// # Errors
-    /// As [`Lock::acquire`], except that a stale lock is broken.
-    pub fn acquire_breaking_stale(path: &Path) -> Result<Lock, LockError> {
-        Self::take(path, true)
-    }
-
-    fn take(path: &Path, break_stale: bool) -> Result<Lock, LockError> {
         let io = |source| LockError::Io {
             path: path.to_owned(),
             source,
         };
-        let content = Holder::me().render();
-        // Two attempts: the second after breaking a stale lock (or after the holder
-        // released it between our create and our read).
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut f) => {
-                    f.write_all(content.as_bytes()).map_err(io)?;
-                    f.sync_all().map_err(io)?;
-                    return Ok(Lock {
-                        path: path.to_owned(),
-                        content,
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io(e)),
-            }
-            let existing = match std::fs::read_to_string(path) {
-                Ok(s) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(e)),
-            };
-            let Some(holder) = Holder::parse(&existing) else {
-                return Err(LockError::Unreadable {
-                    path: path.to_owned(),
-                    content: existing.chars().take(256).collect(),
-                });
-            };
-            if holder.alive() {
+        let mut file = safe_fs::open_rw(path).map_err(LockError::Open)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(LockError::Held {
                     path: path.to_owned(),
-                    pid: holder.pid,
-                });
+                    pid: read_pid(&mut file),
+                })
             }
-            if !break_stale {
-                return Err(LockError::Stale {
-                    path: path.to_owned(),
-                    pid: holder.pid,
-                });
-            }
-            // Remove only what we judged stale.
-            if std::fs::read_to_string(path).ok().as_deref() == Some(existing.as_str()) {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(e)),
-                }
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let existing = std::fs::read_to_string(path).unwrap_or_default();
-        match Holder::parse(&existing) {
-            Some(h) => Err(LockError::Held {
-                path: path.to_owned(),
-                pid: h.pid,
-            }),
-            None => Err(LockError::Unreadable {
-                path: path.to_owned(),
-                content: existing.chars().take(256).collect(),
-            }),
-        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+            .map_err(io)?;
+        Ok(Lock {
+            path: path.to_owned(),
+            file,
+        })
     }
 
     /// The lock file.
@@ -241,11 +119,9 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        // Only remove the file if it is still ours (it may have been broken as stale
-        // by an operator and re-taken).
-        if std::fs::read_to_string(&self.path).ok().as_deref() == Some(self.content.as_str()) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        // Still holding it: clear the pid so nobody reads a finished run as the holder.
+        // Closing the file (right after) releases the lock.
+        let _ = self.file.set_len(0);
     }
 }
 
@@ -253,94 +129,147 @@ impl Drop for Lock {
 mod tests {
     use super::*;
 
-    /// A pid that is certainly not running: a child that has exited and been reaped.
-    fn dead_pid() -> u32 {
-        let mut child = std::process::Command::new("true")
+    /// The environment variable telling [`child_holds_the_lock`] which file to lock.
+    const HOLD_ENV: &str = "ZSNAP_LOCK_TEST_HOLD";
+
+    /// Not a test by itself: run in a child process by the tests below, it takes the
+    /// lock named by `HOLD_ENV` and holds it until killed.
+    #[test]
+    #[ignore = "a helper run in a child process"]
+    fn child_holds_the_lock() {
+        let Some(path) = std::env::var_os(HOLD_ENV) else {
+            return;
+        };
+        let _lock = Lock::acquire(Path::new(&path)).expect("the lock is free for the child");
+        std::thread::sleep(std::time::Duration::from_secs(300));
+    }
+
+    /// Starts a child process holding the lock at `path`, once it holds it.
+    fn holding_child(path: &Path) -> std::process::Child {
+        let exe = std::env::current_exe().expect("the test binary");
+        let child = std::process::Command::new(exe)
+            .args([
+                "lock::tests::child_holds_the_lock",
+                "--exact",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(HOLD_ENV, path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("true runs");
-        let pid = child.id();
-        child.wait().expect("reaped");
-        pid
+            .expect("the test binary runs");
+        let want = child.id().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read_to_string(path).unwrap_or_default().trim() != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never took the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
     }
 
     #[test]
-    fn second_acquire_names_the_holder() {
+    fn a_live_holder_blocks_and_a_killed_one_does_not() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("l");
-        let lock = Lock::acquire(&path).expect("free");
-        let err = Lock::acquire(&path).unwrap_err();
-        assert!(matches!(err, LockError::Held { pid, .. } if pid == std::process::id()));
-        let shown = err
-            .to_string()
-            .replace(&dir.path().display().to_string(), "<dir>");
-        insta::assert_snapshot!(shown.replace(&std::process::id().to_string(), "<pid>"), @"take the lock <dir>/l: held by process <pid>");
-        // Breaking only breaks stale locks.
-        assert!(matches!(
-            Lock::acquire_breaking_stale(&path),
-            Err(LockError::Held { .. })
-        ));
-        drop(lock);
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn stale_locks_are_reported_then_broken_on_request() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("l");
-        let pid = dead_pid();
-        std::fs::write(&path, format!("{pid}\n")).expect("writable");
+        let path = dir.path().join("zsnap.lock");
+        let mut child = holding_child(&path);
         let err = Lock::acquire(&path).unwrap_err();
         assert!(
-            matches!(err, LockError::Stale { pid: p, .. } if p == pid),
+            matches!(err, LockError::Held { pid: Some(p), .. } if p == child.id()),
             "{err}"
-        );
-        assert!(
-            path.exists(),
-            "a stale lock is not removed by a plain acquire"
         );
         let shown = err
             .to_string()
             .replace(&dir.path().display().to_string(), "<dir>")
-            .replace(&pid.to_string(), "<pid>");
-        insta::assert_snapshot!(shown, @"take the lock <dir>/l: stale lock of process <pid>, which is no longer running (break it explicitly to go on)");
-        let lock = Lock::acquire_breaking_stale(&path).expect("broken");
-        let content = std::fs::read_to_string(lock.path()).expect("readable");
-        assert!(
-            content.starts_with(&format!("{} ", std::process::id())),
-            "{content}"
+            .replace(&child.id().to_string(), "<pid>");
+        insta::assert_snapshot!(shown, @"take the lock <dir>/zsnap.lock: held by process <pid>");
+        // kill -9: nothing runs in the child to clean up, the kernel releases the lock.
+        child.kill().expect("killed");
+        child.wait().expect("reaped");
+        let lock = Lock::acquire(&path).expect("a dead holder never blocks");
+        assert_eq!(
+            std::fs::read_to_string(lock.path()).expect("readable"),
+            format!("{}\n", std::process::id())
         );
     }
 
     #[test]
-    fn reused_pid_with_another_start_time_is_stale() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("l");
-        let me = Holder::me();
-        let Some(start) = me.start else {
-            return; // no /proc here
-        };
-        std::fs::write(&path, format!("{} {}\n", me.pid, start + 1)).expect("writable");
-        assert!(matches!(Lock::acquire(&path), Err(LockError::Stale { .. })));
-    }
-
-    #[test]
-    fn garbage_is_reported_not_overwritten() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("l");
-        std::fs::write(&path, "not a pid").expect("writable");
-        for r in [Lock::acquire(&path), Lock::acquire_breaking_stale(&path)] {
-            assert!(matches!(r, Err(LockError::Unreadable { .. })));
-        }
-        assert_eq!(std::fs::read_to_string(&path).expect("kept"), "not a pid");
-    }
-
-    #[test]
-    fn drop_leaves_a_lock_that_is_no_longer_ours() {
+    fn second_acquire_names_the_holder_and_the_file_stays() {
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("l");
         let lock = Lock::acquire(&path).expect("free");
-        std::fs::write(&path, "1\n").expect("writable");
+        assert!(matches!(
+            Lock::acquire(&path),
+            Err(LockError::Held { pid: Some(p), .. }) if p == std::process::id()
+        ));
         drop(lock);
-        assert_eq!(std::fs::read_to_string(&path).expect("kept"), "1\n");
+        assert!(path.exists(), "the file is never removed");
+        assert!(Lock::acquire(&path).is_ok());
+    }
+
+    #[test]
+    fn garbage_or_empty_files_are_free_locks_and_never_echoed() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("l");
+        for content in ["", "not a pid", "root:$6$secret-hash:19000:0:99999:7:::\n"] {
+            std::fs::write(&path, content).expect("writable");
+            let lock = Lock::acquire(&path).expect("an unlocked file is a free lock");
+            // Held, with a file whose content is not a pid: no pid, nothing quoted.
+            std::fs::write(&path, content).expect("writable");
+            let err = Lock::acquire(&path).unwrap_err();
+            assert!(matches!(err, LockError::Held { pid: None, .. }), "{err}");
+            assert!(!err.to_string().contains("hash"), "{err}");
+            drop(lock);
+        }
+    }
+
+    #[test]
+    fn a_link_is_refused_without_reading_its_target() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let secret = dir.path().join("shadow");
+        std::fs::write(&secret, "root:$6$secret-hash").expect("writable");
+        let path = dir.path().join("zsnap.lock");
+        std::os::unix::fs::symlink(&secret, &path).expect("a link");
+        let err = Lock::acquire(&path).unwrap_err();
+        let chain = crate::failure::error_chain(&err);
+        assert!(!chain.contains("hash"), "{chain}");
+        assert!(chain.contains("symbolic link"), "{chain}");
+        assert_eq!(
+            std::fs::read_to_string(&secret).expect("kept"),
+            "root:$6$secret-hash"
+        );
+    }
+
+    #[test]
+    fn racing_acquirers_only_ever_see_held() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("l");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut taken = 0;
+                    for _ in 0..25 {
+                        match Lock::acquire(&path) {
+                            Ok(lock) => {
+                                taken += 1;
+                                drop(lock);
+                            }
+                            Err(LockError::Held { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    taken
+                })
+            })
+            .collect();
+        let taken: usize = threads
+            .into_iter()
+            .map(|t| t.join().expect("no panic"))
+            .sum();
+        assert!(taken > 0);
     }
 }

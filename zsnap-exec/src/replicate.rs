@@ -33,7 +33,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use zsnap_core::replicate::{
     cursor_bookmark_name, cursor_hold_tag, newest_common, plan_replication, CommonBase, Cursor,
-    ReplicationError, ReplicationRequest,
+    DatasetMapping, ReplicationError, ReplicationRequest,
 };
 use zsnap_core::{
     BookmarkStep, Dataset, DatasetName, Guid, HoldStep, Inventory, Location, Plan, SendSpec,
@@ -544,9 +544,12 @@ fn decode_tokens(
 
 /// The source datasets the mappings replicate.
 fn mapped_sources<'a>(req: &ReplicationRequest<'a>) -> Vec<&'a Dataset> {
-    let source: &'a Inventory = req.source;
+    sources_under(req.source, &req.mappings)
+}
+
+fn sources_under<'a>(source: &'a Inventory, mappings: &[DatasetMapping]) -> Vec<&'a Dataset> {
     let mut out = Vec::new();
-    for m in &req.mappings {
+    for m in mappings {
         if m.recursive {
             let root = m.source_root.as_str();
             out.extend(
@@ -564,12 +567,24 @@ fn mapped_sources<'a>(req: &ReplicationRequest<'a>) -> Vec<&'a Dataset> {
     out
 }
 
-/// The guids of the mapped source snapshots that carry this target's cursor hold, from
-/// one `zfs holds` of the snapshots that have any hold (none: no call). `None` when
-/// that fails: the planner then assumes what a completed run leaves.
 fn cursor_holds(sender: &dyn ZfsBackend, req: &ReplicationRequest<'_>) -> Option<BTreeSet<Guid>> {
+    cursor_holds_of(sender, req.source, &req.mappings, &req.target_name)
+}
+
+/// The guids of the source snapshots under `mappings` that carry the cursor hold of
+/// target `target_name` (`zsnap:<target>`), from one `zfs holds` of the snapshots that
+/// have any hold (none: no call): what [`ReplicationRequest::cursor_holds`] wants, so the
+/// planner releases every cursor hold but the current one, including one a failed
+/// `zfs release` left. `None` when that listing fails: the planner then assumes what a
+/// completed run leaves.
+pub fn cursor_holds_of(
+    sender: &dyn ZfsBackend,
+    source: &Inventory,
+    mappings: &[DatasetMapping],
+    target_name: &str,
+) -> Option<BTreeSet<Guid>> {
     let mut held: BTreeMap<SnapshotName, Guid> = BTreeMap::new();
-    for d in mapped_sources(req) {
+    for d in sources_under(source, mappings) {
         for s in d.snapshots.iter().filter(|s| s.userrefs > 0) {
             held.insert(d.snapshot_name(s), s.guid);
         }
@@ -578,7 +593,7 @@ fn cursor_holds(sender: &dyn ZfsBackend, req: &ReplicationRequest<'_>) -> Option
         return Some(BTreeSet::new());
     }
     let names: Vec<SnapshotName> = held.keys().cloned().collect();
-    let tag = cursor_hold_tag(&req.target_name);
+    let tag = cursor_hold_tag(target_name);
     let holds = sender.holds(&names).ok()?;
     Some(
         holds

@@ -54,6 +54,12 @@ pub enum FaultEffect {
     /// Garbage on stdout (a listing or property read becomes unreadable; a stream is
     /// corrupted from byte K on); harmless for commands whose stdout is not read.
     Garbage,
+    /// The process running zsnap dies here, as with `kill -9` of zsnap itself: before
+    /// the command (or, with `after`, once it is done), after the fake has persisted
+    /// what was done so far (see [`crate::fake::FakeZfs::persist_to`]). Nothing after it
+    /// runs. For fault tests of a whole process (the CLI with a state file); a library
+    /// test that injects it kills its own test binary.
+    Crash,
 }
 
 /// One injected fault.
@@ -113,7 +119,7 @@ impl Fault {
 /// (e.g. `create snapshot 'src/a@x'`).
 pub(crate) fn effect_failure(effect: FaultEffect, what: &str) -> ZfsFailure {
     match effect {
-        FaultEffect::Killed => ZfsFailure::new(Exit::Signal(9), ""),
+        FaultEffect::Killed | FaultEffect::Crash => ZfsFailure::new(Exit::Signal(9), ""),
         FaultEffect::SshDropped => ZfsFailure::new(
             Exit::Code(255),
             "client_loop: send disconnect: Broken pipe\n",

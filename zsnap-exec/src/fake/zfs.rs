@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use zsnap_core::{
@@ -85,6 +85,8 @@ pub struct FakeZfs {
     state: RefCell<State>,
     /// `zfs destroy` argument budget in bytes.
     destroy_budget: usize,
+    /// Where every change is saved as it happens, if anywhere.
+    persist: Option<PathBuf>,
 }
 
 fn failure(text: String) -> ZfsFailure {
@@ -115,6 +117,12 @@ fn after(fault: &Option<Fault>, what: &str) -> Result<(), ZfsFailure> {
     }
 }
 
+/// Ends this process at once, as `kill -9` would: no destructor, no final save.
+fn die() -> ! {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    std::process::abort()
+}
+
 fn epoch(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0)
         .single()
@@ -127,6 +135,7 @@ impl FakeZfs {
         FakeZfs {
             state: RefCell::new(State::new(seed, now)),
             destroy_budget: crate::cli::DEFAULT_DESTROY_BUDGET,
+            persist: None,
         }
     }
 
@@ -153,11 +162,12 @@ impl FakeZfs {
         Ok(FakeZfs {
             state: RefCell::new(state),
             destroy_budget: crate::cli::DEFAULT_DESTROY_BUDGET,
+            persist: None,
         })
     }
 
-    /// Writes the whole state as JSON (to a temporary file renamed over `path`, so a
-    /// crash leaves the old state or the new one).
+    /// Writes the whole state as JSON (to a synced temporary file renamed over `path`,
+    /// so a crash leaves the old state or the new one).
     ///
     /// # Errors
     /// When the file cannot be written.
@@ -168,11 +178,51 @@ impl FakeZfs {
         };
         let json = serde_json::to_vec_pretty(&*self.state.borrow())
             .expect("the fake's state always serializes");
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(io)?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         std::io::Write::write_all(&mut tmp, &json).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;
+        // The rename is durable once the directory is synced.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
         Ok(())
+    }
+
+    /// Saves the state to `path` after every command of the [`ZfsBackend`]
+    /// implementation that may change it (each batch of a destroy, each receive), failed
+    /// or not, the way a real pool keeps what a command did before it failed or zsnap was
+    /// killed. Each save is atomic ([`FakeZfs::save`]). A failed save is not reported
+    /// here: the caller's own final [`FakeZfs::save`] reports it.
+    pub fn persist_to(&mut self, path: &Path) {
+        self.persist = Some(path.to_owned());
+    }
+
+    /// Whether the next `op` call is planned to crash the process.
+    fn crash_due(&self, op: FaultOp) -> bool {
+        let st = self.state.borrow();
+        let next = st.calls.get(&op).copied().unwrap_or(0) + 1;
+        st.faults
+            .iter()
+            .any(|f| f.op == op && f.nth == next && f.effect == FaultEffect::Crash)
+    }
+
+    /// Runs one changing command, then persists what it did; dies where a
+    /// [`FaultEffect::Crash`] says so.
+    fn change<T>(&mut self, op: FaultOp, command: impl FnOnce(&mut Self) -> T) -> T {
+        let crash = self.crash_due(op);
+        let out = command(self);
+        if let Some(path) = &self.persist {
+            let _ = self.save(path);
+        }
+        if crash {
+            die();
+        }
+        out
     }
 
     /// The clock.
@@ -1555,7 +1605,7 @@ impl ZfsBackend for FakeZfs {
                 source,
             })?;
         }
-        self.cmd_snapshot(names, properties)
+        self.change(FaultOp::Snapshot, |z| z.cmd_snapshot(names, properties))
             .map_err(|f| SnapshotError::command(names, f.into()))
     }
 
@@ -1594,7 +1644,7 @@ impl ZfsBackend for FakeZfs {
         let userrefs = |n: &ShortName| holds.get(n).copied().unwrap_or(0);
         for chunk in split_batches(dataset, batch, self.destroy_budget) {
             destroy_with_retry(dataset, chunk, &mut report, &userrefs, &mut |names| {
-                self.cmd_destroy(dataset, names)
+                self.change(FaultOp::Destroy, |z| z.cmd_destroy(dataset, names))
                     .map_err(|f| AttemptError::from_failure(dataset, names, f))
             })?;
         }
@@ -1603,7 +1653,7 @@ impl ZfsBackend for FakeZfs {
 
     fn hold(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), HoldError> {
         HoldError::check_args(snapshot, tag)?;
-        self.cmd_hold(snapshot, tag)
+        self.change(FaultOp::Hold, |z| z.cmd_hold(snapshot, tag))
             .map_err(|f| HoldError::Command {
                 snapshot: snapshot.clone(),
                 tag: tag.to_owned(),
@@ -1613,7 +1663,7 @@ impl ZfsBackend for FakeZfs {
 
     fn release(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), ReleaseError> {
         ReleaseError::check_args(snapshot, tag)?;
-        self.cmd_release(snapshot, tag)
+        self.change(FaultOp::Release, |z| z.cmd_release(snapshot, tag))
             .map_err(|f| ReleaseError::Command {
                 snapshot: snapshot.clone(),
                 tag: tag.to_owned(),
@@ -1627,7 +1677,7 @@ impl ZfsBackend for FakeZfs {
         bookmark: &BookmarkName,
     ) -> Result<(), BookmarkError> {
         BookmarkError::check_args(snapshot, bookmark)?;
-        self.cmd_bookmark(snapshot, bookmark)
+        self.change(FaultOp::Bookmark, |z| z.cmd_bookmark(snapshot, bookmark))
             .map_err(|f| BookmarkError::Command {
                 snapshot: snapshot.clone(),
                 bookmark: bookmark.clone(),
@@ -1636,11 +1686,13 @@ impl ZfsBackend for FakeZfs {
     }
 
     fn destroy_bookmark(&mut self, bookmark: &BookmarkName) -> Result<(), DestroyBookmarkError> {
-        self.cmd_destroy_bookmark(bookmark)
-            .map_err(|f| DestroyBookmarkError::Command {
-                bookmark: bookmark.clone(),
-                source: f.into(),
-            })
+        self.change(FaultOp::DestroyBookmark, |z| {
+            z.cmd_destroy_bookmark(bookmark)
+        })
+        .map_err(|f| DestroyBookmarkError::Command {
+            bookmark: bookmark.clone(),
+            source: f.into(),
+        })
     }
 
     fn set_property(
@@ -1653,7 +1705,7 @@ impl ZfsBackend for FakeZfs {
             target: target.clone(),
             source,
         })?;
-        self.cmd_set(target, name, value)
+        self.change(FaultOp::SetProperty, |z| z.cmd_set(target, name, value))
             .map_err(|f| SetPropertyError::Command {
                 target: target.clone(),
                 name: name.to_owned(),
@@ -1710,7 +1762,7 @@ impl ZfsBackend for FakeZfs {
             }
         };
         let count = bytes.len() as u64;
-        match self.cmd_receive(request, &bytes) {
+        match self.change(FaultOp::Receive, |z| z.cmd_receive(request, &bytes)) {
             Err(f) => Err(RecvError::Command {
                 target: request.target.clone(),
                 sender: sender.map(Box::new),
@@ -1727,7 +1779,7 @@ impl ZfsBackend for FakeZfs {
     }
 
     fn abort_receive(&mut self, dataset: &DatasetName) -> Result<(), AbortReceiveError> {
-        self.cmd_abort_receive(dataset)
+        self.change(FaultOp::AbortReceive, |z| z.cmd_abort_receive(dataset))
             .map_err(|f| AbortReceiveError::Command {
                 dataset: dataset.clone(),
                 source: f.into(),
