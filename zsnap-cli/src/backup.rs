@@ -226,7 +226,9 @@ pub enum BackupsCmd {
         /// The store.
         #[arg(long, value_name = "STORE")]
         from: String,
-        /// Keep rules, as in a policy's keep_last / keep (e.g. "last 7", "daily 14").
+        /// Keep rules, one per flag (e.g. `--keep "last 7" --keep "calendar daily = 14"`):
+        /// `last N`, `calendar daily = N, …`, `labels LABEL = N, …`, `grid SPEC`,
+        /// `newer than DURATION`.
         #[arg(long = "keep", value_name = "RULE", required = true)]
         keep: Vec<String>,
         /// Show what would go; delete nothing.

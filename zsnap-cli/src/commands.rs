@@ -15,6 +15,7 @@ use crate::backends::{load_fake, real_backends};
 use crate::engine::{Engine, Hooks, Outcome, Phase, Source};
 use crate::exit;
 use crate::failure::Failure;
+use crate::last_run::{self, RunRecord};
 use crate::output::{self, Progress};
 use crate::request::{BackendSpec, Command, Job, Request, Verbosity};
 
@@ -84,11 +85,7 @@ pub fn execute(req: &Request, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Check => {
             let config = match load_config(&req.config) {
                 Ok(c) => c,
-                Err(f) => {
-                    let line = format!("ZSNAP UNKNOWN - {:#}\n", f.error);
-                    output::text(out, &line)?;
-                    return Ok(exit::NAGIOS_UNKNOWN);
-                }
+                Err(f) => return crate::status::unknown(req, &format!("{:#}", f.error), out),
             };
             crate::status::check(req, &config, out)
         }
@@ -224,6 +221,8 @@ pub struct RunGuards {
     journal: Option<Journal>,
     /// The audit log (none in a dry run).
     pub audit: Option<AuditLog>,
+    /// Where the outcome of the run is recorded for `zsnap check` (none in a dry run).
+    pub run_record: Option<PathBuf>,
 }
 
 /// Takes the run lock and opens the journal and audit log of `config` (nothing for a
@@ -237,6 +236,7 @@ pub fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards
             _lock: None,
             journal: None,
             audit: None,
+            run_record: None,
         });
     }
     let lock_path = resolve(&req.config, &config.paths.lock_file);
@@ -258,6 +258,7 @@ pub fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards
         _lock: Some(lock),
         journal: Some(journal),
         audit: Some(audit),
+        run_record: Some(last_run::path(&journal_dir)),
     })
 }
 
@@ -282,12 +283,67 @@ fn run_job(
     // runs (or takes the lock).
     engine.phases(job).map_err(Failure::usage)?;
     let mut g = guards(req, config, dry_run)?;
+    let command = job_name(job);
+    let record = g.run_record.clone();
+    if let Some(path) = &record {
+        last_run::write(path, command, RunRecord::started(req.now))
+            .context("record the start of this run for `zsnap check`")?;
+    }
+    let result = run_guarded(req, config, &engine, job, dry_run, &mut g, out);
+    if let Some(path) = &record {
+        let ended = match &result {
+            Ok((status, errors)) => RunRecord::started(req.now).ended(*status, errors.clone()),
+            Err(f) => RunRecord::started(req.now).ended(f.status, [format!("{:#}", f.error)]),
+        };
+        if let Err(e) = last_run::write(path, command, ended) {
+            // What the run did is reported either way; only `check` would miss it.
+            let status = match &result {
+                Ok((status, _)) => *status,
+                Err(f) => f.status,
+            };
+            let status = if status == exit::OK {
+                exit::PARTIAL
+            } else {
+                status
+            };
+            return Err(Failure::from(e.context(
+                "the run ended but its outcome could not be recorded for `zsnap check`",
+            ))
+            .with_status(status));
+        }
+    }
+    result.map(|(status, _)| status)
+}
+
+/// The exit status of a job's outcome: 0 when nothing failed, 3 when something failed
+/// and something was done, 1 when something failed and nothing was changed.
+pub fn job_status(outcome: &Outcome) -> u8 {
+    if !outcome.failed() {
+        exit::OK
+    } else if outcome.did_something() {
+        exit::PARTIAL
+    } else {
+        exit::ERROR
+    }
+}
+
+/// A job under its guards: its status and the errors `zsnap check` is to see.
+fn run_guarded(
+    req: &Request,
+    config: &Config,
+    engine: &Engine<'_>,
+    job: &Job,
+    dry_run: bool,
+    g: &mut RunGuards,
+    out: &mut dyn Write,
+) -> Result<(u8, Vec<String>), Failure> {
     let mut progress = Progress::new(req.verbosity);
     let mut audit_error: Option<anyhow::Error> = None;
     let command = job_name(job);
     let now = req.now;
+    let audit = &mut g.audit;
     let mut record = |phase: &Phase| {
-        if let Some(a) = g.audit.as_mut() {
+        if let Some(a) = audit.as_mut() {
             if let Err(e) = a.record(now, command, phase) {
                 audit_error.get_or_insert(e);
             }
@@ -300,6 +356,8 @@ fn run_job(
     };
     // The scheduled backups of `zsnap run`.
     let mut backups: Option<crate::backup::ScheduledBackups> = None;
+    // An error after the engine ran: whatever it did stays done.
+    let mut late: Option<anyhow::Error> = None;
     let outcome = if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
         engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?
@@ -318,20 +376,27 @@ fn run_job(
                     dry_run,
                     Source::Backends(&mut OneBackend(&mut z)),
                     &mut hooks,
-                )?;
-                backups = scheduled_backups(
-                    job,
-                    config,
-                    &mut OneBackend(&mut z),
-                    now,
-                    dry_run,
-                    &mut record,
                 );
-                if !dry_run {
-                    z.save(path)
-                        .with_context(|| format!("save the fake pool state {}", path.display()))?;
+                // What a failed run did is saved too: a real pool keeps it.
+                if outcome.is_ok() {
+                    backups = scheduled_backups(
+                        job,
+                        config,
+                        &mut OneBackend(&mut z),
+                        now,
+                        dry_run,
+                        &mut record,
+                    );
                 }
-                outcome
+                if !dry_run {
+                    if let Err(e) = z.save(path) {
+                        late = Some(
+                            anyhow::Error::new(e)
+                                .context(format!("save the fake pool state {}", path.display())),
+                        );
+                    }
+                }
+                outcome?
             }
             BackendSpec::Local | BackendSpec::Ssh(_) => {
                 let host = match &req.backend {
@@ -353,25 +418,37 @@ fn run_job(
             }
         }
     };
+    let mut outcome = outcome;
+    outcome.backups = backups;
+    let status = job_status(&outcome);
+    let errors = last_run::errors(&outcome);
+    // After the engine ran, a failure says what was done: 3 when something was.
+    let after = |e: anyhow::Error| {
+        let status = if outcome.did_something() {
+            exit::PARTIAL
+        } else {
+            exit::ERROR
+        };
+        Failure::from(e).with_status(status)
+    };
+    if let Some(e) = late {
+        return Err(after(e));
+    }
     if let Some(e) = audit_error {
-        return Err(Failure::from(
+        return Err(after(
             e.context("the changes were made but could not all be logged"),
         ));
     }
-    let mut outcome = outcome;
-    outcome.backups = backups;
-    render_outcome(req, &outcome, out)?;
-    let status = if !outcome.failed() {
-        exit::OK
-    } else if outcome.did_something() {
-        exit::PARTIAL
-    } else {
-        exit::ERROR
-    };
+    if let Err(f) = render_outcome(req, &outcome, out) {
+        if f.is_broken_pipe() {
+            return Err(f);
+        }
+        return Err(after(f.error));
+    }
     // The process ends right after this: freeing a plan with a million decisions one
     // allocation at a time would only make it end later.
     std::mem::forget(outcome);
-    Ok(status)
+    Ok((status, errors))
 }
 
 /// The scheduled backups of a `zsnap run` (none for other jobs, or without
@@ -417,8 +494,13 @@ fn render_outcome(req: &Request, outcome: &Outcome, out: &mut dyn Write) -> Resu
     for p in &outcome.phases {
         s.push_str(&format!("== {} ==\n", p.phase));
         if let Some(e) = &p.error {
-            s.push_str(&format!("error: {e}\n\n"));
-            continue;
+            s.push_str(&format!("error: {e}\n"));
+            // A phase planned in part (the roots it could list) still shows its plan
+            // and what it did.
+            if p.results.is_none() && p.plan.steps.is_empty() && p.plan.notes.is_empty() {
+                s.push('\n');
+                continue;
+            }
         }
         match &p.results {
             None => s.push_str(&p.plan.render()),

@@ -83,20 +83,22 @@ pub struct Phase {
     /// What applying it did (absent in a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<StepResult>>,
-    /// Why the phase could not be planned (the other phases still ran).
+    /// Why the phase could not be planned, or only in part (a root it needs could not
+    /// be listed: its datasets were left alone); the other phases still ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 impl Phase {
-    /// Whether a step failed or the phase could not be planned.
+    /// Whether a step failed or was done only in part (a destroy ZFS refused some
+    /// members of), or the phase could not be planned (or only in part).
     pub fn failed(&self) -> bool {
         self.error.is_some()
             || self
                 .results
                 .iter()
                 .flatten()
-                .any(|r| r.outcome == "failed" || r.outcome == "skipped")
+                .any(|r| matches!(r.outcome.as_str(), "failed" | "skipped" | "partial"))
     }
 
     /// Whether some step was done.
@@ -159,6 +161,26 @@ pub enum Source<'a> {
     /// A saved listing, for the `local` location; plans only. Taken (not copied) by the
     /// first listing, which matters for a million snapshots.
     Saved(&'a mut Option<Inventory>),
+}
+
+/// A root of a location whose listing failed.
+#[derive(Debug)]
+pub struct ListFailure {
+    /// Where.
+    pub location: Location,
+    /// The root (as in [`Engine::roots`]).
+    pub root: DatasetName,
+    /// Why, with context.
+    pub error: anyhow::Error,
+}
+
+/// What listing every location found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The inventory of each location (without the roots that failed).
+    pub invs: BTreeMap<Location, Inventory>,
+    /// The roots that could not be listed.
+    pub failed: Vec<ListFailure>,
 }
 
 /// The config, with its policies converted once.
@@ -241,9 +263,24 @@ impl<'c> Engine<'c> {
     /// its nearest existing ancestor.
     ///
     /// # Errors
-    /// A listing that fails for another reason.
+    /// The first root whose listing failed (see [`Engine::list_each`] for a run that
+    /// goes on without it).
     pub fn list(&self, source: &mut Source<'_>) -> anyhow::Result<BTreeMap<Location, Inventory>> {
-        let mut out = BTreeMap::new();
+        let listing = self.list_each(source)?;
+        match listing.failed.into_iter().next() {
+            Some(f) => Err(f.error),
+            None => Ok(listing.invs),
+        }
+    }
+
+    /// Lists every root of every location on its own: a root whose listing fails (a
+    /// pool exported, a host unreachable) is recorded in [`Listing::failed`] and left
+    /// out of the inventories, so the phases that do not need it still run.
+    ///
+    /// # Errors
+    /// Only a location without a backend (a bug in how the backends were opened).
+    pub fn list_each(&self, source: &mut Source<'_>) -> anyhow::Result<Listing> {
+        let mut out = Listing::default();
         for (loc, roots) in self.roots() {
             let inv = match source {
                 Source::Saved(saved) => {
@@ -282,8 +319,14 @@ impl<'c> Engine<'c> {
                                     at = at.parent().expect("checked just above");
                                 }
                                 Err(e) => {
-                                    return Err(anyhow::Error::new(e)
-                                        .context(format!("list the datasets at {loc}")))
+                                    out.failed.push(ListFailure {
+                                        location: loc.clone(),
+                                        root: root.clone(),
+                                        error: anyhow::Error::new(e).context(format!(
+                                            "list the datasets of {root} at {loc}"
+                                        )),
+                                    });
+                                    break;
                                 }
                             }
                         }
@@ -291,9 +334,87 @@ impl<'c> Engine<'c> {
                     inv
                 }
             };
-            out.insert(loc, inv);
+            out.invs.insert(loc, inv);
         }
         Ok(out)
+    }
+
+    /// The failed listings a phase needs: the roots of its datasets (for a snapshot or
+    /// prune phase, the sources at its location; for a replication, its source and its
+    /// target).
+    pub fn blocking<'l>(
+        &self,
+        phase: &PhaseKind,
+        failed: &'l [ListFailure],
+    ) -> Vec<&'l ListFailure> {
+        let overlaps = |f: &ListFailure, loc: &Location, ds: &DatasetName| {
+            &f.location == loc && (f.root.contains(ds) || ds.contains(&f.root))
+        };
+        let sources_at = |loc: &Location| -> Vec<&'l ListFailure> {
+            failed
+                .iter()
+                .filter(|f| {
+                    self.config
+                        .datasets
+                        .iter()
+                        .any(|e| overlaps(f, loc, &e.root) && &location(&e.host) == loc)
+                })
+                .collect()
+        };
+        match phase {
+            PhaseKind::Snapshot { location: loc } | PhaseKind::Prune { location: loc } => {
+                sources_at(loc)
+            }
+            PhaseKind::Replicate { target } => {
+                let Some(t) = self.config.targets.get(target) else {
+                    return Vec::new();
+                };
+                let src = self
+                    .config
+                    .datasets
+                    .iter()
+                    .find(|e| e.root == t.source)
+                    .map(|e| (location(&e.host), e.root.clone()));
+                let dst = match &t.to {
+                    TargetAddress::Dataset { host, dataset } => {
+                        Some((location(host), dataset.clone()))
+                    }
+                    _ => None,
+                };
+                failed
+                    .iter()
+                    .filter(|f| {
+                        [&src, &dst]
+                            .into_iter()
+                            .flatten()
+                            .any(|(loc, ds)| overlaps(f, loc, ds))
+                    })
+                    .collect()
+            }
+            PhaseKind::Backup { .. } => Vec::new(),
+        }
+    }
+
+    /// The dataset targets whose root could not be listed: nothing is known of what
+    /// they share with their source, so the source must not be pruned (see
+    /// [`crate::prune::plan`]).
+    pub fn unlisted_targets(&self, failed: &[ListFailure]) -> BTreeMap<String, String> {
+        self.config
+            .targets
+            .iter()
+            .filter_map(|(name, t)| {
+                let TargetAddress::Dataset { host, dataset } = &t.to else {
+                    return None;
+                };
+                let loc = location(host);
+                failed
+                    .iter()
+                    .find(|f| {
+                        f.location == loc && (f.root.contains(dataset) || dataset.contains(&f.root))
+                    })
+                    .map(|f| (name.clone(), format!("{:#}", f.error)))
+            })
+            .collect()
     }
 
     fn is_target_root(&self, loc: &Location, root: &DatasetName) -> bool {
@@ -427,6 +548,7 @@ impl<'c> Engine<'c> {
         job: &Job,
         invs: &BTreeMap<Location, Inventory>,
         tokens: &Tokens,
+        failed: &[ListFailure],
         now: DateTime<Utc>,
     ) -> anyhow::Result<Plan> {
         let empty = Inventory::new();
@@ -434,7 +556,14 @@ impl<'c> Engine<'c> {
         match phase {
             PhaseKind::Snapshot { location: loc } => {
                 let host = self.host_of(loc);
-                let selections = self.config.selections(&host);
+                let mut selections = self.config.selections(&host);
+                // The datasets under a root that could not be listed are not snapshotted
+                // (their phase reports why); the others are.
+                selections.retain(|s| {
+                    !failed.iter().any(|f| {
+                        &f.location == loc && (f.root.contains(&s.root) || s.root.contains(&f.root))
+                    })
+                });
                 let plan = match job {
                     Job::Snapshot { label: Some(label) } => plan_snapshot_on_demand(
                         inv_at(loc),
@@ -449,7 +578,7 @@ impl<'c> Engine<'c> {
                 plan.with_context(|| format!("plan the snapshots at {loc}"))
             }
             PhaseKind::Replicate { target } => self.plan_replicate(target, invs, tokens, now),
-            PhaseKind::Prune { location: loc } => crate::prune::plan(self, loc, invs, now)
+            PhaseKind::Prune { location: loc } => crate::prune::plan(self, loc, invs, failed, now)
                 .with_context(|| format!("plan pruning at {loc}")),
             PhaseKind::Backup { store } => Err(anyhow::anyhow!(
                 "backups to {store} are planned by zsnap backup and the scheduled backups of zsnap run, not by the engine's phases"
@@ -504,6 +633,7 @@ impl<'c> Engine<'c> {
         let mapping = t.mapping(entry).expect("a dataset target has a mapping");
         let mut req = ReplicationRequest::new(src_loc, src, dst_loc, target, dst, vec![mapping]);
         req.target_policy = self.policies.get(&t.policy);
+        req.target_policy_name = Some(t.policy.clone());
         req.source_policy = self.policies.get(&entry.policy);
         req.options = t.replication_options();
         req.options.prune_target = true;
@@ -528,7 +658,10 @@ impl<'c> Engine<'c> {
         hooks: &mut Hooks<'_>,
     ) -> anyhow::Result<Outcome> {
         let dry_run = dry_run || matches!(source, Source::Saved(_));
-        let mut invs = self.list(&mut source)?;
+        let Listing {
+            mut invs,
+            mut failed,
+        } = self.list_each(&mut source)?;
         let mut phases = Vec::new();
         let kinds = self.phases(job)?;
         let last = kinds.len().saturating_sub(1);
@@ -539,14 +672,45 @@ impl<'c> Engine<'c> {
                 }
                 _ => Tokens::default(),
             };
-            let plan = match self.plan_phase(&kind, job, &invs, &tokens, now) {
+            // A root this phase needs could not be listed: a replication stops there;
+            // a snapshot or prune phase goes on with the datasets it could list, and
+            // still fails, naming what it left alone.
+            let blocking = self.blocking(&kind, &failed);
+            let unlisted = (!blocking.is_empty()).then(|| {
+                blocking
+                    .iter()
+                    .map(|f| format!("{:#}", f.error))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            if let Some(e) = &unlisted {
+                if let Some(j) = hooks.journal.as_deref_mut() {
+                    // Best effort: the phase's error is also in the output and the
+                    // run's record, which `zsnap check` reads.
+                    let _ = j.write(&zsnap_exec::journal::Record::PhaseFailed {
+                        at: Utc::now(),
+                        phase: kind.to_string(),
+                        error: e.clone(),
+                    });
+                }
+            }
+            let planned = if unlisted.is_some() && matches!(kind, PhaseKind::Replicate { .. }) {
+                Err(anyhow!("cannot replicate without listing both sides"))
+            } else {
+                self.plan_phase(&kind, job, &invs, &tokens, &failed, now)
+            };
+            let plan = match planned {
                 Ok(p) => p,
                 Err(e) => {
+                    let error = match &unlisted {
+                        Some(u) => format!("{u}; {e:#}"),
+                        None => format!("{e:#}"),
+                    };
                     phases.push(Phase {
                         phase: kind,
                         plan: Plan::new(now),
                         results: None,
-                        error: Some(format!("{e:#}")),
+                        error: Some(error),
                     });
                     continue;
                 }
@@ -563,7 +727,7 @@ impl<'c> Engine<'c> {
                     phase: kind,
                     plan,
                     results: None,
-                    error: None,
+                    error: unlisted,
                 });
                 continue;
             }
@@ -581,12 +745,14 @@ impl<'c> Engine<'c> {
                 phase: kind,
                 plan,
                 results: Some(results(&report)),
-                error: None,
+                error: unlisted,
             };
             (hooks.applied)(&phase);
             phases.push(phase);
             if changed {
-                invs = self.list(&mut source)?;
+                // Never an error past this point: a root that fails now is one more
+                // failed listing for the phases after this one.
+                Listing { invs, failed } = self.list_each(&mut source)?;
             }
         }
         Ok(Outcome {

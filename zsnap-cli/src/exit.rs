@@ -5,11 +5,11 @@
 //! | 0 | success (also when stdout was closed early, e.g. by `head`) |
 //! | 1 | error: the command failed and changed nothing, or stopped before its first change |
 //! | 2 | usage or config error: bad flags, a config that does not parse or validate |
-//! | 3 | partial failure: some steps were done, some failed (see the output and the journal) |
-//! | 4 | another zsnap run holds the lock (a dead run never blocks: it is a kernel lock) |
+//! | 3 | partial failure: something was done and something failed (a step, a destroy done in part, a location that could not be listed, an error after a change) |
+//! | 4 | another zsnap run holds the lock (a kernel lock: a run that died never blocks the next) |
 //!
 //! `zsnap check` uses the Nagios plugin codes instead: 0 OK, 1 WARNING, 2 CRITICAL,
-//! 3 UNKNOWN (including a config it cannot read).
+//! 3 UNKNOWN (including bad arguments and a config it cannot read).
 
 use std::process::ExitCode;
 

@@ -77,6 +77,22 @@ impl Failure {
         })
     }
 
+    /// The failure as `--json` prints it on stdout: `{"error": {"message", "causes",
+    /// "hint", "exit_code"}}` (see docs/json.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut chain = self.error.chain();
+        let message = chain.next().map(ToString::to_string).unwrap_or_default();
+        let causes: Vec<String> = chain.map(ToString::to_string).collect();
+        serde_json::json!({
+            "error": {
+                "message": message,
+                "causes": causes,
+                "hint": self.hint,
+                "exit_code": self.status,
+            }
+        })
+    }
+
     /// The text for stderr: `error: …`, each cause on its own line, a config error with
     /// its source line, and the hint.
     pub fn render(&self) -> String {

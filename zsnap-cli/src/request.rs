@@ -13,6 +13,10 @@ use zsnap_core::naming::Label;
 use crate::args::{Args, Cmd, ConfigCmd, ImportCmd, JobArg};
 use crate::failure::Failure;
 
+/// The longest `zsnap simulate --days` (100 years): beyond it the virtual clock would
+/// leave the calendar zsnap names snapshots in.
+pub const MAX_SIMULATED_DAYS: u32 = 36_525;
+
 /// Where the config's local datasets live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendSpec {
@@ -223,6 +227,16 @@ impl Request {
                 if days == 0 {
                     return Err(Failure::usage(anyhow!(
                         "invalid --days 0: simulate at least one day"
+                    )));
+                }
+                if days > MAX_SIMULATED_DAYS {
+                    return Err(Failure::usage(anyhow!(
+                        "invalid --days {days}: simulate at most {MAX_SIMULATED_DAYS} days (100 years)"
+                    )));
+                }
+                if step.seconds() > u64::from(days) * 86_400 {
+                    return Err(Failure::usage(anyhow!(
+                        "invalid --step {step}: longer than the {days} simulated days"
                     )));
                 }
                 Command::Simulate { days, step }

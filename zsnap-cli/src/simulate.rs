@@ -170,7 +170,11 @@ pub fn run(
 ) -> anyhow::Result<Simulation> {
     let engine = Engine::new(config);
     let mut z = fresh_fake(config, start)?;
-    let end = start + TimeDelta::days(i64::from(days));
+    let end = start
+        .checked_add_signed(TimeDelta::days(i64::from(days)))
+        .ok_or_else(|| {
+            anyhow::anyhow!("{days} days after {start} are past the end of the calendar")
+        })?;
     let step_d = step.to_chrono();
     let bucket_days: i64 = if days > 62 { 7 } else { 1 };
     let mut timeline: Vec<Period> = Vec::new();
@@ -271,7 +275,8 @@ pub fn run(
         cur.taken += taken;
         cur.received += received;
         cur.destroyed += destroyed;
-        let next = t + step_d;
+        // Past the calendar's end is past `end` too.
+        let next = t.checked_add_signed(step_d).unwrap_or(end);
         let next_from_changes = next >= end
             || (next.date_naive() - start.date_naive()).num_days() / bucket_days
                 != (day - start.date_naive()).num_days() / bucket_days;
@@ -292,7 +297,7 @@ pub fn run(
         journal: None,
         applied: &mut noop2,
     };
-    let last_run = t - step_d;
+    let last_run = t.checked_sub_signed(step_d).unwrap_or(start);
     let mut last = engine.run(
         &Job::Replicate {
             targets: Vec::new(),

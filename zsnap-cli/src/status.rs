@@ -16,7 +16,7 @@ use zsnap_exec::apply::OneBackend;
 
 use crate::backends::{load_fake, location, real_backends};
 use crate::commands::read_inventory;
-use crate::engine::{Engine, Source};
+use crate::engine::{Engine, Listing, Source};
 use crate::exit;
 use crate::failure::Failure;
 use crate::output;
@@ -92,25 +92,97 @@ fn inventories(
     config: &Config,
     engine: &Engine<'_>,
 ) -> Result<BTreeMap<Location, Inventory>, Failure> {
+    let listing = listing(req, config, engine)?;
+    match listing.failed.into_iter().next() {
+        Some(f) => Err(Failure::from_zfs(f.error)),
+        None => Ok(listing.invs),
+    }
+}
+
+/// Every location listed root by root: what could be listed, and what could not.
+fn listing(req: &Request, config: &Config, engine: &Engine<'_>) -> Result<Listing, Failure> {
     if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
-        return Ok(engine.list(&mut Source::Saved(&mut saved))?);
+        return Ok(engine.list_each(&mut Source::Saved(&mut saved))?);
     }
     Ok(match &req.backend {
         BackendSpec::Fake(path) => {
             let (mut z, _) = load_fake(path, config, req.now)?;
-            engine.list(&mut Source::Backends(&mut OneBackend(&mut z)))?
+            engine.list_each(&mut Source::Backends(&mut OneBackend(&mut z)))?
         }
-        BackendSpec::Local => engine
-            .list(&mut Source::Backends(&mut real_backends(
-                config,
-                &Host::Local,
-            )?))
-            .map_err(Failure::from_zfs)?,
-        BackendSpec::Ssh(h) => engine
-            .list(&mut Source::Backends(&mut real_backends(config, h)?))
-            .map_err(Failure::from_zfs)?,
+        BackendSpec::Local => engine.list_each(&mut Source::Backends(&mut real_backends(
+            config,
+            &Host::Local,
+        )?))?,
+        BackendSpec::Ssh(h) => {
+            engine.list_each(&mut Source::Backends(&mut real_backends(config, h)?))?
+        }
     })
+}
+
+/// How long a run may go without ending before `zsnap check` warns: twice the shortest
+/// scheduled period (the timer's next runs find the lock held meanwhile), at least an
+/// hour; a day without schedules.
+pub fn run_stale_after(engine: &Engine<'_>) -> Span {
+    let shortest = engine
+        .policies()
+        .values()
+        .flat_map(|p| {
+            p.schedule
+                .labels()
+                .iter()
+                .map(|l| nominal(l.every()).seconds())
+        })
+        .min();
+    Span::from_secs(shortest.map_or(86_400, |s| (2 * s).max(3600)))
+}
+
+/// What the last run of each changing command says: a failed one is critical, one that
+/// failed in part or never ended a warning.
+fn last_runs(
+    req: &Request,
+    config: &Config,
+    engine: &Engine<'_>,
+    crit: &mut Vec<String>,
+    warn: &mut Vec<String>,
+) {
+    let dir = crate::commands::resolve(&req.config, &config.paths.journal_dir);
+    let path = crate::last_run::path(&dir);
+    let runs = match crate::last_run::read(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            warn.push(format!("cannot read the last runs' outcome: {e:#}"));
+            return;
+        }
+    };
+    let stale = run_stale_after(engine);
+    for (command, r) in &runs {
+        let first = r.errors.first().map_or("", String::as_str);
+        let more = match r.errors.len() {
+            0 | 1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        if r.failed() {
+            crit.push(format!(
+                "the last zsnap {command} ({}) failed: {first}{more}",
+                r.started.format("%Y-%m-%d %H:%M")
+            ));
+        } else if r.partial() {
+            warn.push(format!(
+                "the last zsnap {command} ({}) failed in part: {first}{more}",
+                r.started.format("%Y-%m-%d %H:%M")
+            ));
+        } else if r.status.is_none() {
+            let age = (req.now - r.started).num_seconds();
+            if u64::try_from(age).is_ok_and(|a| a > stale.seconds()) {
+                warn.push(format!(
+                    "zsnap {command} started {} ago (process {}) and has not ended: still running and holding the lock, or killed (warn {stale})",
+                    output::age(chrono::TimeDelta::seconds(age)),
+                    r.pid
+                ));
+            }
+        }
+    }
 }
 
 /// The status of every managed dataset and target.
@@ -383,19 +455,21 @@ pub fn nominal(p: Period) -> Span {
 /// Only output failures: everything else is reported as UNKNOWN.
 pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, Failure> {
     let engine = Engine::new(config);
-    let st = match inventories(req, config, &engine).and_then(|i| {
-        let mut st = compute(&engine, &i, req.now)?;
-        st.backups = crate::backup::backup_status(config, &i, req.now);
+    let mut crit = Vec::new();
+    let mut warn = Vec::new();
+    let st = match listing(req, config, &engine).and_then(|l| {
+        // A root that cannot be listed is critical; the rest is checked as usual.
+        for f in &l.failed {
+            crit.push(format!("{:#}", f.error));
+        }
+        let mut st = compute(&engine, &l.invs, req.now)?;
+        st.backups = crate::backup::backup_status(config, &l.invs, req.now);
         Ok(st)
     }) {
         Ok(st) => st,
-        Err(f) => {
-            output::text(out, &format!("ZSNAP UNKNOWN - {:#}\n", f.error))?;
-            return Ok(exit::NAGIOS_UNKNOWN);
-        }
+        Err(f) => return unknown(req, &format!("{:#}", f.error), out),
     };
-    let mut crit = Vec::new();
-    let mut warn = Vec::new();
+    last_runs(req, config, &engine, &mut crit, &mut warn);
     let mut checked = 0;
     for d in &st.datasets {
         let policy = &engine.policies()[&d.policy];
@@ -525,13 +599,25 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
     } else {
         format!("ZSNAP {word} - {}\n", items.join("; "))
     };
-    if req.json {
-        #[derive(Serialize)]
-        struct CheckJson<'a> {
-            status: &'a str,
-            code: u8,
-            message: &'a str,
-        }
+    print_check(req.json, word, code, &line, out)?;
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    status: &'a str,
+    code: u8,
+    message: &'a str,
+}
+
+fn print_check(
+    json: bool,
+    word: &str,
+    code: u8,
+    line: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if json {
         output::json(
             out,
             &CheckJson {
@@ -539,9 +625,27 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
                 code,
                 message: line.trim_end(),
             },
-        )?;
+        )
     } else {
-        output::text(out, &line)?;
+        output::text(out, line)
     }
-    Ok(code)
+}
+
+/// `zsnap check` could not check: `ZSNAP UNKNOWN - why` (as JSON with `--json`), exit
+/// status 3.
+///
+/// # Errors
+/// Only output failures.
+pub fn unknown(req: &Request, why: &str, out: &mut dyn Write) -> Result<u8, Failure> {
+    unknown_line(req.json, why, out)
+}
+
+/// [`unknown`] before a request exists (the arguments did not parse).
+///
+/// # Errors
+/// Only output failures.
+pub fn unknown_line(json: bool, why: &str, out: &mut dyn Write) -> Result<u8, Failure> {
+    let line = format!("ZSNAP UNKNOWN - {}\n", why.trim_end());
+    print_check(json, "UNKNOWN", exit::NAGIOS_UNKNOWN, &line, out)?;
+    Ok(exit::NAGIOS_UNKNOWN)
 }

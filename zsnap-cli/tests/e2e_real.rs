@@ -443,6 +443,70 @@ fn diverged_target_is_refused_and_nothing_destroyed() {
     s.done();
 }
 
+/// A target that cannot be listed (its host unreachable, or its pool gone) fails only
+/// its own replication: the snapshot is taken, the source keeps what might be the
+/// target's base, the run exits 3 and names the target; with the target back, the next
+/// run converges.
+#[test]
+fn an_unreachable_target_stops_only_its_own_phases() {
+    let Some(g) = guest("an_unreachable_target_stops_only_its_own_phases") else {
+        return;
+    };
+    let s = Scenario::on_host(g, "unreachable");
+    let target = format!("{}/copy", s.dst);
+    s.config(&replication_config(&s.src, false, &target));
+    s.checked_ok(&at(0), "run");
+    s.checked_ok(&at(1), "run");
+    assert_eq!(names(&s.list(), &s.src).len(), 2);
+
+    for (hour, to) in [
+        // Nothing listens on port 1: ssh fails to connect.
+        (2, format!("ssh://root@127.0.0.1:1/{target}")),
+        // A pool that does not exist (exported, or never imported).
+        (3, "zsnap-e2e-no-such-pool/copy".to_owned()),
+    ] {
+        s.config(&replication_config(&s.src, false, &to));
+        let c = s.checked_expect(&at(hour), "run", 3, &|_| {});
+        let out = c.run.json();
+        let phases = out["phases"].as_array().expect("phases");
+        let repl = phases
+            .iter()
+            .find(|p| p["phase"]["kind"] == "replicate")
+            .expect("a replicate phase");
+        let error = repl["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("copy"),
+            "the error names the target's dataset: {error}"
+        );
+        let snap = &phases[0];
+        assert_eq!(snap["results"][0]["outcome"], "done", "{out:#}");
+        let prune = phases
+            .iter()
+            .find(|p| p["phase"]["kind"] == "prune")
+            .expect("a prune phase");
+        assert!(
+            prune["plan"]["notes"]
+                .to_string()
+                .contains("target copy could not be listed"),
+            "{prune:#}"
+        );
+        assert_eq!(destroyed(&out), 0, "nothing destroyed: {out:#}");
+        assert!(
+            names(&c.after, &s.src).contains(&format!("zsnap_hourly_{}", stamp(hour))),
+            "the snapshot was taken"
+        );
+    }
+    // Kept: the base the target had (hour 1) and everything after it.
+    assert_eq!(names(&s.list(), &s.src).len(), 4);
+
+    s.config(&replication_config(&s.src, false, &target));
+    let c = s.checked_ok(&at(4), "run");
+    assert_eq!(transfers(&c.plan), ["incremental"]);
+    assert_eq!(names(&c.after, &s.src).len(), 2, "pruned again once listed");
+    assert_same_guids(&c.after, &s.src, &target);
+    s.done();
+}
+
 #[test]
 fn held_snapshot_is_left_alone_by_prune() {
     let Some(g) = guest("held_snapshot_is_left_alone_by_prune") else {

@@ -512,6 +512,12 @@ pub enum Protection {
     },
     /// zsnap did not create it and the policy does not adopt it.
     Unmanaged,
+    /// On a target: it is the newest snapshot the dataset shares with its source (by
+    /// guid), the base of the next incremental.
+    CommonWithSource {
+        /// The source's location.
+        source: String,
+    },
 }
 
 impl fmt::Display for Protection {
@@ -536,6 +542,9 @@ impl fmt::Display for Protection {
                 write!(f, "newest snapshot in common with target {target}")
             }
             Protection::Unmanaged => f.write_str("not managed by zsnap"),
+            Protection::CommonWithSource { source } => {
+                write!(f, "newest snapshot in common with the source at {source}")
+            }
         }
     }
 }

@@ -1097,7 +1097,7 @@ fn the_target_is_pruned_by_its_policy_in_the_same_plan() {
             destroy  zsnap_hourly_20261120T040000Z  2026-11-20T04:00:00Z
             keep     zsnap_hourly_20261120T060000Z  2026-11-20T06:00:00Z  kept: last 3 [#3 of 3]
             keep     zsnap_hourly_20261120T070000Z  2026-11-20T07:00:00Z  kept: last 3 [#2 of 3]
-            protect  zsnap_hourly_20261120T080000Z  2026-11-20T08:00:00Z  protected: newest snapshot of the dataset, newest snapshot in common with target src (source); kept: last 3 [#1 of 3]
+            protect  zsnap_hourly_20261120T080000Z  2026-11-20T08:00:00Z  protected: newest snapshot of the dataset, newest snapshot in common with the source at src; kept: last 3 [#1 of 3]
         "#);
     let invs = BTreeMap::from([(src_loc(), src.clone()), (dst_loc(), dst.clone())]);
     let after = plan.simulate_at(&invs).unwrap();
@@ -1124,14 +1124,24 @@ fn target_pruning_keeps_the_newest_common_snapshot() {
     let p = policy(&["regex nothing-matches-this"]);
     let mut req = request(&src, &dst);
     req.target_policy = Some(&p);
+    req.target_policy_name = Some("archive".to_owned());
     req.options.prune_target = true;
     let plan = plan_at_30h(&req);
     let invs = BTreeMap::from([(src_loc(), src.clone()), (dst_loc(), dst.clone())]);
     let after = plan.simulate_at(&invs).unwrap();
     assert_eq!(guids(&after[&dst_loc()], "backup/a"), [4]);
+    // On the target, the other side of the common snapshot is the source, and the
+    // reasons name the target's policy (not the target).
     assert!(plan.decisions.iter().any(|d| d.guid == Guid(4)
         && matches!(&d.verdict, zsnap_core::Verdict::Protect { protections, .. }
-            if protections.iter().any(|p| matches!(p, zsnap_core::Protection::CommonWithTarget { .. })))));
+            if protections.iter().any(|p| matches!(p, zsnap_core::Protection::CommonWithSource { .. })))));
+    let destroys: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, zsnap_core::Step::Destroy(_)))
+        .map(|s| s.reason())
+        .collect();
+    assert_eq!(destroys, [r#"no rule of policy "archive" keeps them"#]);
 }
 
 #[test]

@@ -64,6 +64,16 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         left: Vec<ShortName>,
     },
+    /// A phase of a job could not be planned, or only in part (a location or a root
+    /// whose listing failed); the other phases went on.
+    PhaseFailed {
+        /// When.
+        at: DateTime<Utc>,
+        /// The phase, as `zsnap` names it (`replicate to backup`).
+        phase: String,
+        /// Why, with its causes.
+        error: String,
+    },
     /// The run ended.
     RunFinished {
         /// When.

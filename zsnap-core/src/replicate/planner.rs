@@ -9,7 +9,7 @@ use crate::inventory::{Dataset, DatasetKind, Guid, Snapshot, MANAGED_PROPERTY};
 use crate::names::{DatasetName, ShortName};
 use crate::plan::{
     AbortReceiveStep, BookmarkStep, DestroyBookmarkStep, DestroyStep, HoldStep, Note, Plan,
-    RecvOptions, SendBase, SendSpec, SnapshotRef, Step, TransferStep,
+    Protection, RecvOptions, SendBase, SendSpec, SnapshotRef, Step, TransferStep, Verdict,
 };
 use crate::policy::{DatasetSelection, Ownership, MANAGED_VALUE};
 use crate::prune::{plan_prune, PruneRequest};
@@ -654,13 +654,19 @@ impl<'r, 'a> Planner<'r, 'a> {
         let target = after
             .remove(&req.target_location)
             .expect("simulate_at returns every location it was given");
+        let policy_name = req
+            .target_policy_name
+            .clone()
+            .unwrap_or_else(|| req.target_name.clone());
         let selections: Vec<DatasetSelection> = self
             .exists_after
             .iter()
             .filter(|d| !self.pending_resume.contains(*d) && target.dataset(d).is_some())
-            .map(|d| DatasetSelection::new(d.clone(), req.target_name.clone()))
+            .map(|d| DatasetSelection::new(d.clone(), policy_name.clone()))
             .collect();
-        let policies = BTreeMap::from([(req.target_name.clone(), policy.clone())]);
+        let policies = BTreeMap::from([(policy_name.clone(), policy.clone())]);
+        // The prune planner protects "common with target X"; on a target the other side
+        // is its source, which the decisions then say.
         let common_with = format!("{} (source)", req.source_location);
         let protected: BTreeMap<DatasetName, Vec<(String, Guid)>> = self
             .protected
@@ -669,7 +675,19 @@ impl<'r, 'a> Planner<'r, 'a> {
             .collect();
         let prune = PruneRequest::new(req.target_location.clone(), &target, &selections, &policies)
             .with_protected(&protected);
-        let pruned = plan_prune(&prune, self.plan_now());
+        let mut pruned = plan_prune(&prune, self.plan_now());
+        for d in &mut pruned.decisions {
+            if let Verdict::Protect { protections, .. } = &mut d.verdict {
+                for p in protections.iter_mut() {
+                    if matches!(p, Protection::CommonWithTarget { target } if *target == common_with)
+                    {
+                        *p = Protection::CommonWithSource {
+                            source: req.source_location.to_string(),
+                        };
+                    }
+                }
+            }
+        }
         self.plan.extend(pruned);
         Ok(())
     }

@@ -193,6 +193,9 @@ pub struct ReplicationRequest<'a> {
     /// [`ReplicationOptions::set_props`] sets it), so the target's own pruning owns what
     /// it received. [`ReplicationOptions::prune_target`] prunes with this policy.
     pub target_policy: Option<&'a Policy>,
+    /// The name of the target's policy, which the reasons of the target's pruning name
+    /// (`no rule of policy "archive" keeps them`); without it they name the target.
+    pub target_policy_name: Option<String>,
     /// Without a target policy, the target wants every source snapshot this policy owns
     /// (managed or adopted); without either, every source snapshot.
     pub source_policy: Option<&'a Policy>,
@@ -242,6 +245,7 @@ impl<'a> ReplicationRequest<'a> {
             target,
             mappings,
             target_policy: None,
+            target_policy_name: None,
             source_policy: None,
             filter: None,
             options: ReplicationOptions::default(),
