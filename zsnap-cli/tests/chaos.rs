@@ -947,7 +947,7 @@ fn converge(w: &mut World) -> Result<(), TestCaseError> {
     w.check("converge", again == after, || {
         format!(
             "a second fault-free run changed the pool:\n{}",
-            pool_diff(&after, &again)
+            pool_diff(&after, &again, "before", "after")
         )
     })?;
     holds_invariant(w, &again)?;
@@ -955,13 +955,14 @@ fn converge(w: &mut World) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn pool_diff(a: &Pool, b: &Pool) -> String {
+/// The datasets that differ, `a` labelled `la` and `b` labelled `lb`.
+fn pool_diff(a: &Pool, b: &Pool, la: &str, lb: &str) -> String {
     let mut s = String::new();
     let names: BTreeSet<&String> = a.datasets.keys().chain(b.datasets.keys()).collect();
     for n in names {
         let (x, y) = (a.datasets.get(n), b.datasets.get(n));
         if x != y {
-            let _ = writeln!(s, "  {n}:\n    before {x:?}\n    after  {y:?}");
+            let _ = writeln!(s, "  {n}:\n    {la}: {x:?}\n    {lb}: {y:?}");
         }
     }
     s
@@ -1221,7 +1222,8 @@ fn twin_invariant(w: &World) -> Result<(), TestCaseError> {
                 let (a, b) = (count(&ours, ds, label), count(&theirs, ds, label));
                 w.check("twin", a == b, || {
                     format!(
-                        "{ds} ends with {a} {label} snapshot(s), but {b} after the same commands without faults or kills\ntwin's commands:\n{}",
+                        "{ds} ends with {a} {label} snapshot(s), but {b} after the same commands without faults or kills\n{}twin's commands:\n{}",
+                        pool_diff(&ours, &theirs, "this case", "the twin"),
                         twin.log
                     )
                 })?;
