@@ -29,7 +29,7 @@
 //! change it). `ZSNAP_CHAOS_IGNORE` is a comma list of invariant names (as printed in
 //! failures: `plan`, `rules`, `on-demand`, `protected`, `last-common`, `journal`,
 //! `holds`, `converge`, `exit`, `lock`, `backups-list`, `backups-kept`, `backup-added`,
-//! `verify`, `restore`, `stored-stream`, `twin`) not to check, to look past a known failure for the next one; with `lock`
+//! `verify`, `restore`, `stored-stream`, `store-orphans`, `twin`) not to check, to look past a known failure for the next one; with `lock`
 //! ignored, a refused lock is removed and the command run again, as a person would.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -908,6 +908,28 @@ fn store_invariants(
     Ok(after)
 }
 
+/// Sidecars (`STREAM.json`) in the store directory whose stream is missing.
+fn orphan_sidecars(w: &World) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(w.store_dir()) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        let Ok(files) = std::fs::read_dir(d.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if let Some(stream) = name.strip_suffix(".json") {
+                if !d.path().join(stream).exists() {
+                    out.push(format!("{}/{name}", d.file_name().to_string_lossy()));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Replication holds sit only on the newest snapshot each source has in common with
 /// its target (a hold whose release failed is released by the next run).
 fn holds_invariant(w: &World, pool: &Pool) -> Result<(), TestCaseError> {
@@ -1162,6 +1184,23 @@ fn run_case(steps: &[Step]) -> Result<(), TestCaseError> {
                     "the fault-free backup added no complete backup".to_owned()
                 })?;
                 complete = listed;
+            }
+            if let Op::BackupsPrune(_) = step.op {
+                // The same prune, fault-free, finishes what the interrupted one began:
+                // no sidecar is left without its stream.
+                w.now += TimeDelta::seconds(1);
+                let now = w.now;
+                let out = w.zsnap(now, &args);
+                w.expect_ok(
+                    "converge",
+                    &out,
+                    "a fault-free backups prune after the interruption failed",
+                )?;
+                let orphans = orphan_sidecars(&w);
+                w.check("store-orphans", orphans.is_empty(), || {
+                    format!("sidecars without their stream after an interrupted backups prune and a fault-free one: {orphans:?}")
+                })?;
+                complete = w.backups()?;
             }
             let after = w.pool();
             pool_invariants(
