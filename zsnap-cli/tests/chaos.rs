@@ -26,11 +26,12 @@
 //!   instants without faults or kills.
 //!
 //! `ZSNAP_CHAOS_CASES` sets the number of cases (default 1000; `PROPTEST_CASES` does not
-//! change it). `ZSNAP_CHAOS_IGNORE` is a comma list of invariant names (as printed in
-//! failures: `plan`, `rules`, `on-demand`, `protected`, `last-common`, `journal`,
-//! `holds`, `converge`, `exit`, `lock`, `backups-list`, `backups-kept`, `backup-added`,
-//! `verify`, `restore`, `stored-stream`, `store-orphans`, `twin`) not to check, to look past a known failure for the next one; with `lock`
-//! ignored, a refused lock is removed and the command run again, as a person would.
+//! change it). `ZSNAP_CHAOS_IGNORE` is a comma list of invariant names not to check, to
+//! look past a known failure for the next one: `plan`, `rules`, `on-demand`,
+//! `protected`, `last-common`, `journal`, `holds`, `converge`, `exit`, `lock`,
+//! `backups-list`, `backups-kept`, `backup-added`, `verify`, `restore`, `stored-stream`,
+//! `store-orphans`, `twin` (each failure names its invariant). With `lock` ignored, a
+//! refused lock is removed and the command run again, as a person would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
