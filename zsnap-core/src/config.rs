@@ -44,7 +44,7 @@ mod rules;
 mod sanoid;
 mod suggest;
 
-pub use error::{ConfigError, ConfigProblem};
+pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
     BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
     Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,

@@ -340,30 +340,42 @@ fn exemption(policy: &Policy, snap: &Snapshot, own: &Ownership, now: DateTime<Ut
             if policy.is_on_demand(label.as_str())
                 && !policy.retention.names_label(label.as_str()) =>
         {
-            match snap.expiry() {
+            // The expiry set when it was taken, else the one its label is declared
+            // with (`on_demand = { pre-upgrade = "30d" }`), counted from its creation.
+            let declared = policy
+                .on_demand
+                .get(label)
+                .copied()
+                .flatten()
+                .and_then(|span| i64::try_from(span.seconds()).ok())
+                .and_then(chrono::TimeDelta::try_seconds)
+                .and_then(|d| snap.creation.checked_add_signed(d));
+            let (expiry, source) = match (snap.expiry(), declared) {
+                (Some(e), _) => (Some(e), "expiry set when taken".to_owned()),
+                (None, Some(t)) => (
+                    Some(Ok(t)),
+                    format!("on_demand expiry of label {:?}", label.as_str()),
+                ),
+                (None, None) => (None, String::new()),
+            };
+            let on_demand = format!(
+                "taken on demand (label {:?} is not scheduled)",
+                label.as_str()
+            );
+            match expiry {
                 None => Exempt::Keep(KeepReason::new(
-                    format!(
-                        "taken on demand (label {:?} is not scheduled)",
-                        label.as_str()
-                    ),
+                    on_demand,
                     "kept until destroyed by hand or expired",
                 )),
                 Some(Err(value)) => Exempt::Keep(KeepReason::new(
-                    format!(
-                        "taken on demand (label {:?} is not scheduled)",
-                        label.as_str()
-                    ),
+                    on_demand,
                     format!("kept: its {EXPIRES_PROPERTY} value {value:?} is not a time"),
                 )),
                 Some(Ok(t)) if t > now => Exempt::Keep(KeepReason::new(
-                    "expiry set when taken",
+                    source,
                     format!("kept until {}", utc_text(t)),
                 )),
-                Some(Ok(t)) => Exempt::Expired(format!(
-                    "taken on demand (label {:?} is not scheduled); expired at {}",
-                    label.as_str(),
-                    utc_text(t)
-                )),
+                Some(Ok(t)) => Exempt::Expired(format!("{on_demand}; expired at {}", utc_text(t))),
             }
         }
         Ownership::Adopted {
@@ -418,8 +430,7 @@ fn prune_dataset(
 
     let newest_txg = ds.snapshots.iter().map(|s| s.createtxg).max();
     let common: &[(String, Guid)] = req.protected.get(&ds.name).map_or(&[], Vec::as_slice);
-    let mut doomed: Vec<&Snapshot> = Vec::new();
-    let mut expired: Vec<(&Snapshot, String)> = Vec::new();
+    let mut doomed: Vec<(&Snapshot, Option<String>)> = Vec::new();
     for ((snap, own), ex) in ds.snapshots.iter().zip(&owns).zip(exempt) {
         let mut reasons: Vec<KeepReason> = if judged(own, &ex) {
             kept.next()
@@ -452,10 +463,7 @@ fn prune_dataset(
         } else if !reasons.is_empty() {
             Verdict::Keep { reasons }
         } else {
-            match expired_reason {
-                Some(why) => expired.push((snap, why)),
-                None => doomed.push(snap),
-            }
+            doomed.push((snap, expired_reason));
             Verdict::Destroy
         };
         plan.decisions.push(Decision::new(
@@ -466,43 +474,45 @@ fn prune_dataset(
             verdict,
         ));
     }
-    // Expiries are rare and each has its own time: one step (and reason) per snapshot.
-    for (snap, why) in expired {
-        plan.steps.push(Step::Destroy(DestroyStep::new(
-            req.location.clone(),
-            ds.name.clone(),
-            vec![SnapshotRef::new(snap.name.clone(), snap.guid)],
-            why,
-        )));
-    }
-    // Snapshots are listed by createtxg, so `doomed` is oldest first already.
+    // Snapshots are listed by createtxg, so `doomed` is oldest first already. Expiries
+    // are rare and each has its own time: an expired snapshot gets a step (and reason)
+    // of its own, in its place in that order.
     let reason = format!("no rule of policy {policy_name:?} keeps them");
     let mut batch: Vec<SnapshotRef> = Vec::new();
     let mut names_len = 0;
-    for snap in doomed {
+    let flush = |batch: &mut Vec<SnapshotRef>, plan: &mut Plan| {
+        if !batch.is_empty() {
+            plan.steps.push(Step::Destroy(DestroyStep::new(
+                req.location.clone(),
+                ds.name.clone(),
+                std::mem::take(batch),
+                reason.clone(),
+            )));
+        }
+    };
+    for (snap, why) in doomed {
+        if let Some(why) = why {
+            flush(&mut batch, plan);
+            names_len = 0;
+            plan.steps.push(Step::Destroy(DestroyStep::new(
+                req.location.clone(),
+                ds.name.clone(),
+                vec![SnapshotRef::new(snap.name.clone(), snap.guid)],
+                why,
+            )));
+            continue;
+        }
         let len = snap.name.as_str().len();
         if !batch.is_empty()
             && arg_len(&ds.name, names_len + len, batch.len() + 1) > req.destroy_arg_budget
         {
-            plan.steps.push(Step::Destroy(DestroyStep::new(
-                req.location.clone(),
-                ds.name.clone(),
-                std::mem::take(&mut batch),
-                reason.clone(),
-            )));
+            flush(&mut batch, plan);
             names_len = 0;
         }
         names_len += len;
         batch.push(SnapshotRef::new(snap.name.clone(), snap.guid));
     }
-    if !batch.is_empty() {
-        plan.steps.push(Step::Destroy(DestroyStep::new(
-            req.location.clone(),
-            ds.name.clone(),
-            batch,
-            reason,
-        )));
-    }
+    flush(&mut batch, plan);
 }
 
 /// The safety rules that keep `snap`, in a fixed order.

@@ -625,3 +625,36 @@ fn sanoid_mode_keeps_types_sanoid_has_no_settings_for() {
         ["sanoid type \"bogusly\" [sanoid has no settings for it and never prunes it]"]
     );
 }
+
+/// Issue 12, item 1: a label declared with `on_demand = { pre-upgrade = "30d" }` expires
+/// 30 days after its creation when the snapshot carries no expiry of its own.
+#[test]
+fn a_declared_on_demand_label_expires_after_its_span() {
+    use zsnap_core::duration::Span;
+    let mut b = Builder::new();
+    b.dataset("tank/home");
+    let manual = "zsnap_pre-upgrade_20261123T020500Z";
+    b.snap(
+        "tank/home",
+        manual,
+        Utc.with_ymd_and_hms(2026, 11, 23, 2, 5, 0).unwrap(),
+        true,
+    );
+    b.zsnap("tank/home", "hourly", utc(2026, 11, 23, 4));
+    let inv = b.done();
+    let selections = [DatasetSelection::new(ds("tank/home"), "p")];
+    let p = hourly_policy(&["last 1"]).with_on_demand(BTreeMap::from([(
+        "pre-upgrade".parse().unwrap(),
+        Some("30d".parse::<Span>().unwrap()),
+    )]));
+    let policies = BTreeMap::from([("p".to_owned(), p)]);
+    let req = PruneRequest::new(Location::local(), &inv, &selections, &policies);
+    let before = plan_prune(&req, utc(2026, 12, 1, 0));
+    assert!(destroyed(&before).is_empty());
+    assert_eq!(
+        reasons_of(&before, &format!("tank/home@{manual}")),
+        ["on_demand expiry of label \"pre-upgrade\" [kept until 2026-12-23T02:05:00Z]"]
+    );
+    let after = plan_prune(&req, utc(2026, 12, 24, 0));
+    assert_eq!(destroyed(&after), [format!("tank/home@{manual}")]);
+}

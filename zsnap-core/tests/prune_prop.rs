@@ -27,6 +27,8 @@ struct SnapSpec {
     userrefs: u64,
     cloned: bool,
     hidden: bool,
+    /// `zsnap:expires`, in hours after the first snapshot.
+    expires: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +53,9 @@ struct Case {
     budget: usize,
     /// Seconds from the first snapshot to `now`.
     now_after: i64,
+    /// Per policy, the labels it schedules (a bit per label of [`LABELS`]); with none
+    /// it takes no snapshots and nothing is on demand.
+    scheduled: [u8; 2],
 }
 
 fn snap_spec() -> impl Strategy<Value = SnapSpec> {
@@ -61,15 +66,19 @@ fn snap_spec() -> impl Strategy<Value = SnapSpec> {
         prop_oneof![8 => Just(0u64), 1 => 1u64..3],
         proptest::bool::weighted(0.08),
         proptest::bool::weighted(0.04),
+        proptest::option::weighted(0.2, 0i64..12 * 24),
     )
-        .prop_map(|(kind, label, gap, userrefs, cloned, hidden)| SnapSpec {
-            kind,
-            label,
-            gap,
-            userrefs,
-            cloned,
-            hidden,
-        })
+        .prop_map(
+            |(kind, label, gap, userrefs, cloned, hidden, expires)| SnapSpec {
+                kind,
+                label,
+                gap,
+                userrefs,
+                cloned,
+                hidden,
+                expires,
+            },
+        )
 }
 
 fn ds_spec() -> impl Strategy<Value = DsSpec> {
@@ -115,10 +124,23 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::option::weighted(0.2, 1usize..5),
         256usize..2000,
         0i64..10 * 86_400,
+        any::<[u8; 2]>().prop_map(|b| b.map(|x| x & 0b111)),
     )
         .prop_map(
-            |(datasets, rules, keep_oldest, berlin, adopt_sanoid, second, exclude, budget, now)| {
+            |(
+                datasets,
+                rules,
+                keep_oldest,
+                berlin,
+                adopt_sanoid,
+                second,
+                exclude,
+                budget,
+                now,
+                scheduled,
+            )| {
                 Case {
+                    scheduled,
                     datasets,
                     rules,
                     keep_oldest,
@@ -190,6 +212,10 @@ fn build(case: &Case) -> World {
             if s.hidden {
                 snap.hidden_clones = vec![format!("{name}/%recv")];
             }
+            if let Some(h) = s.expires {
+                let t = start() + Duration::hours(h);
+                snap.expires = Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
             ds.insert_snapshot(snap);
         }
         if let Some(p) = spec.protect {
@@ -218,8 +244,22 @@ fn build(case: &Case) -> World {
         } else {
             chrono_tz::UTC
         };
+        let schedule = zsnap_core::schedule::Schedule::new(
+            LABELS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| case.scheduled[k] & (1 << i) != 0)
+                .map(|(_, l)| {
+                    zsnap_core::schedule::LabelSchedule::new(
+                        l.parse().unwrap(),
+                        zsnap_core::schedule::Period::Hourly,
+                    )
+                })
+                .collect(),
+        )
+        .unwrap();
         let mut p = Policy::new(
-            Default::default(),
+            schedule,
             RetentionPolicy::new(rules).with_keep_oldest(case.keep_oldest[k]),
             tz,
         );
@@ -271,6 +311,36 @@ impl World {
     }
 }
 
+/// Whether `s` is an on-demand snapshot the rules do not judge, naively: zsnap's
+/// (managed, zsnap name), under a policy that schedules something but not its label,
+/// and no rule names the label.
+fn on_demand(policy: &Policy, s: &Snapshot) -> bool {
+    if s.managed.as_deref() != Some("yes") || !s.name.as_str().starts_with("zsnap_") {
+        return false;
+    }
+    let label = s.name.as_str().split('_').nth(1).unwrap();
+    let scheduled: Vec<&str> = policy
+        .schedule
+        .labels()
+        .iter()
+        .map(|l| l.label().as_str())
+        .collect();
+    let named = policy.retention.rules.iter().any(|r| {
+        let text = r.to_string();
+        (text.starts_with("labels ") && text.contains(&format!("{label} =")))
+            || text.contains(&format!("(label {label})"))
+            || text.starts_with("sanoid ")
+    });
+    !scheduled.is_empty() && !scheduled.contains(&label) && !named
+}
+
+/// The expiry of `s`, if any.
+fn expiry(s: &Snapshot) -> Option<DateTime<Utc>> {
+    s.expires
+        .as_deref()
+        .map(|e| DateTime::parse_from_rfc3339(e).unwrap().with_timezone(&Utc))
+}
+
 /// The candidates of `ds` under `policy` and the reasons `rules` give them, by guid.
 fn reasons(
     ds: &Dataset,
@@ -283,7 +353,7 @@ fn reasons(
         .snapshots
         .iter()
         .zip(&owns)
-        .filter(|(_, o)| o.is_owned())
+        .filter(|(s, o)| o.is_owned() && !on_demand(policy, s))
         .map(|(s, o)| Candidate::new(&s.name, s.guid, s.createtxg, s.creation, o.label()))
         .collect();
     let kept = evaluate(retention, &cands, now, policy.timezone);
@@ -312,7 +382,15 @@ fn oracle(world: &World, ds: &Dataset) -> BTreeSet<Guid> {
     ds.snapshots
         .iter()
         .filter(|s| {
-            kept.get(&s.guid) == Some(&0)
+            let expired = expiry(s).is_some_and(|t| t <= world.now);
+            let unexpired = expiry(s).is_some_and(|t| t > world.now);
+            let by_rules = if on_demand(policy, s) {
+                // Kept until an expiry passes; never by the label-agnostic rules.
+                expired
+            } else {
+                kept.get(&s.guid) == Some(&0) && !unexpired
+            };
+            by_rules
                 && s.userrefs == 0
                 && s.clones.is_empty()
                 && s.hidden_clones.is_empty()

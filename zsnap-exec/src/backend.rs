@@ -383,6 +383,15 @@ pub enum CommandError {
     /// It ran and failed.
     #[error(transparent)]
     Failed(#[from] ZfsFailure),
+    /// It wrote a line longer than zsnap reads (no `zfs` output line is that long):
+    /// it was stopped rather than held in memory.
+    #[error("run {program}: an output line is longer than {limit} bytes")]
+    LineTooLong {
+        /// The program.
+        program: String,
+        /// The bound ([`crate::cli::MAX_OUTPUT_LINE`]).
+        limit: usize,
+    },
 }
 
 impl CommandError {
@@ -390,7 +399,7 @@ impl CommandError {
     pub fn failure(&self) -> Option<&ZfsFailure> {
         match self {
             CommandError::Failed(f) => Some(f),
-            CommandError::Spawn { .. } => None,
+            CommandError::Spawn { .. } | CommandError::LineTooLong { .. } => None,
         }
     }
 }

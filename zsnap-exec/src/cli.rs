@@ -32,7 +32,7 @@ use crate::backend::{
     SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError,
     ZfsBackend,
 };
-use crate::failure::{Exit, ZfsFailure};
+use crate::failure::{read_stderr_bounded, Exit, ZfsFailure};
 use crate::holds::parse_holds;
 use crate::quote::remote_command;
 use crate::send_info::{
@@ -45,6 +45,56 @@ pub const DEFAULT_DESTROY_BUDGET: usize = 64 * 1024;
 
 /// The buffer size for bytes that pass through zsnap.
 pub const COPY_BUFFER: usize = 1024 * 1024;
+
+/// The longest line of `zfs` output zsnap reads (1 MiB; dataset names are at most
+/// 255 bytes, and a listing row is a few of them plus numbers). Longer means garbage or
+/// hostility: the process is stopped instead of its output held.
+pub const MAX_OUTPUT_LINE: usize = 1024 * 1024;
+
+enum LineError {
+    TooLong,
+    Io(std::io::Error),
+}
+
+/// Reads `r` to its end, failing as soon as one line (bytes between newlines) is longer
+/// than `limit`.
+fn read_lines_bounded(r: &mut impl Read, limit: usize) -> Result<Vec<u8>, LineError> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // Bytes of the current line read so far.
+    let mut open = 0usize;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        let chunk = &buf[..n];
+        let mut start = 0;
+        for i in memchr_all(chunk) {
+            if open + (i - start) > limit {
+                return Err(LineError::TooLong);
+            }
+            open = 0;
+            start = i + 1;
+        }
+        open += n - start;
+        if open > limit {
+            return Err(LineError::TooLong);
+        }
+        out.extend_from_slice(chunk);
+    }
+}
+
+/// Positions of the newlines in `chunk`.
+fn memchr_all(chunk: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    chunk
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i)
+}
 
 /// How to reach a host over ssh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,25 +294,55 @@ impl CliZfs {
     }
 
     /// Runs `zfs ARGV…`, returning its stdout whether or not it failed, and how it
-    /// failed.
+    /// failed. Its stderr is kept bounded ([`read_stderr_bounded`]); a stdout line longer
+    /// than [`MAX_OUTPUT_LINE`] stops it with [`CommandError::LineTooLong`].
     fn run_capture(&self, argv: &[String]) -> Result<(String, Option<ZfsFailure>), CommandError> {
         let (program, e) = self.expression(argv);
-        let out = e
+        let spawn = |source| CommandError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        let (stderr, stderr_w) = StderrCollector::new().map_err(spawn)?;
+        let mut reader = e
             .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
+            .stderr_file(stderr_w)
             .unchecked()
-            .run()
-            .map_err(|source| CommandError::Spawn { program, source })?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() {
+            .reader()
+            .map_err(spawn)?;
+        drop(e);
+        let stdout = match read_lines_bounded(&mut reader, MAX_OUTPUT_LINE) {
+            Ok(out) => out,
+            Err(LineError::TooLong) => {
+                let _ = reader.kill();
+                drop(reader);
+                // Not joined: a grandchild may still hold the pipe; the thread ends
+                // with it.
+                drop(stderr);
+                return Err(CommandError::LineTooLong {
+                    program,
+                    limit: MAX_OUTPUT_LINE,
+                });
+            }
+            Err(LineError::Io(source)) => {
+                let _ = reader.kill();
+                return Err(spawn(source));
+            }
+        };
+        let status = match reader.try_wait() {
+            Ok(Some(out)) => out.status,
+            Ok(None) => return Err(spawn(std::io::Error::other("zfs did not exit"))),
+            Err(source) => return Err(spawn(source)),
+        };
+        drop(reader);
+        let text = stderr.text();
+        let stdout = String::from_utf8_lossy(&stdout).into_owned();
+        if status.success() {
             Ok((stdout, None))
         } else {
-            let failure = ZfsFailure::new(
-                Exit::from_status(out.status),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
-            Ok((stdout, Some(failure)))
+            Ok((
+                stdout,
+                Some(ZfsFailure::new(Exit::from_status(status), text)),
+            ))
         }
     }
 
@@ -436,11 +516,7 @@ struct StderrCollector {
 impl StderrCollector {
     fn new() -> std::io::Result<(Self, os_pipe::PipeWriter)> {
         let (mut r, w) = os_pipe::pipe()?;
-        let thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        });
+        let thread = std::thread::spawn(move || read_stderr_bounded(&mut r));
         Ok((StderrCollector { thread }, w))
     }
 
@@ -1284,6 +1360,83 @@ esac
         stream.finish().expect("sent");
         let log_text = std::fs::read_to_string(&log).expect("logged");
         assert!(log_text.lines().any(|l| l == "send -t good"), "{log_text}");
+    }
+
+    fn script(dir: &std::path::Path, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("zfs");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("writable");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    }
+
+    #[test]
+    fn lines_longer_than_the_bound_are_refused_across_chunks() {
+        let ok = |data: &[u8], limit| read_lines_bounded(&mut &data[..], limit).is_ok();
+        assert!(ok(b"abc\nde\n", 3));
+        assert!(!ok(b"abc\nabcd\n", 3));
+        assert!(!ok(b"abcd", 3), "an unterminated last line counts");
+        let mut big = vec![b'a'; 200_000];
+        big.push(b'\n');
+        assert!(ok(&big, 200_000));
+        assert!(!ok(&big, 199_999));
+        // A chunked reader: 64 KiB reads split the line.
+        let mut r = std::io::BufReader::with_capacity(1000, &big[..]);
+        assert!(matches!(
+            read_lines_bounded(&mut r, 150_000),
+            Err(LineError::TooLong)
+        ));
+    }
+
+    #[test]
+    fn a_huge_listing_line_is_refused_not_held() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let zfs = script(
+            dir.path(),
+            "head -c 3000000 /dev/zero | tr '\\0' a; echo; sleep 30",
+        );
+        let z = CliZfs::local().with_zfs_program(zfs);
+        let started = std::time::Instant::now();
+        let err = z.list(&["tank".parse().expect("valid")]).unwrap_err();
+        let text = crate::failure::error_chain(&err);
+        assert!(
+            text.contains("an output line is longer than 1048576 bytes"),
+            "{text}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the process was stopped, not waited for"
+        );
+    }
+
+    #[test]
+    fn stderr_is_bounded_and_its_control_characters_escaped() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let zfs = script(
+            dir.path(),
+            "printf 'cannot open \\033[2J\\033]0;owned\\007' >&2; head -c 5000000 /dev/zero | tr '\\0' x >&2; echo ' the end' >&2; exit 1",
+        );
+        let z = CliZfs::local().with_zfs_program(zfs);
+        let err = z.list(&["tank".parse().expect("valid")]).unwrap_err();
+        let failure = err.failure().expect("zfs ran and failed").clone();
+        assert!(failure.stderr.len() < 2 * crate::failure::STDERR_KEEP + 100);
+        assert!(
+            failure.stderr.starts_with("cannot open \u{1b}[2J"),
+            "kept verbatim"
+        );
+        assert!(failure.stderr.contains("bytes of stderr not kept"));
+        assert!(failure.stderr.trim_end().ends_with("x the end"));
+        let shown = crate::failure::error_chain(&err);
+        assert!(
+            !shown.chars().any(|c| c.is_control() && c != '\n'),
+            "{:?}",
+            &shown[..200]
+        );
+        assert!(
+            shown.contains("cannot open \\u{1b}[2J\\u{1b}]0;owned\\u{7}"),
+            "{:?}",
+            &shown[..200]
+        );
     }
 
     #[test]

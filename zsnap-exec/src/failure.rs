@@ -118,6 +118,70 @@ impl fmt::Display for FailureKind {
     }
 }
 
+/// How much of a child's stderr is kept: its first and its last this many bytes.
+pub const STDERR_KEEP: usize = 32 * 1024;
+
+/// Reads a child's stderr to its end, keeping only the first and last [`STDERR_KEEP`]
+/// bytes (and saying how many were cut between them), so a process that writes without
+/// end cannot fill zsnap's memory. Lossy UTF-8.
+pub fn read_stderr_bounded(mut r: impl std::io::Read) -> String {
+    let mut head: Vec<u8> = Vec::new();
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut cut: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let mut chunk = &buf[..n];
+        let room = STDERR_KEEP.saturating_sub(head.len());
+        let (to_head, rest) = chunk.split_at(room.min(chunk.len()));
+        head.extend_from_slice(to_head);
+        chunk = rest;
+        tail.extend(chunk);
+        if tail.len() > STDERR_KEEP {
+            let over = tail.len() - STDERR_KEEP;
+            tail.drain(..over);
+            cut += over as u64;
+        }
+    }
+    let mut text = String::from_utf8_lossy(&head).into_owned();
+    if cut > 0 {
+        text.push_str(&format!("\n[… {cut} bytes of stderr not kept …]\n"));
+    }
+    text.push_str(&String::from_utf8_lossy(tail.make_contiguous()));
+    text
+}
+
+/// `text` with its control characters (escape sequences, carriage returns, bells; all
+/// but newline and tab) written as `\u{1b}`-style escapes, so that what a remote program
+/// wrote cannot move the cursor, recolour or rewrite a terminal. Used wherever a child's
+/// output is shown.
+///
+/// # Example
+/// ```
+/// use zsnap_exec::failure::escape_controls;
+/// assert_eq!(escape_controls("cannot open \u{1b}[2Jx\r\n"), "cannot open \\u{1b}[2Jx\\r\n");
+/// ```
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if bad(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A failed `zfs` (or `ssh`) run: its class, how it ended, and its stderr verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
@@ -132,7 +196,8 @@ pub struct ZfsFailure {
 
 impl fmt::Display for ZfsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.stderr.trim_end();
+        // What a remote host wrote reaches a terminal through this: no escape sequences.
+        let text = escape_controls(self.stderr.trim_end());
         if text.is_empty() {
             write!(f, "{} ({}, nothing on stderr)", self.kind, self.exit)
         } else {

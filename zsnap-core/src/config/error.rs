@@ -19,9 +19,13 @@ pub struct ConfigError {
     pub column: usize,
     /// Byte range in the file.
     pub span: Range<usize>,
-    /// The text of the line the error is on.
+    /// The text of the line the error is on, or of at most [`EXCERPT_CHARS`]
+    /// characters of it around the place (with `…` where it was cut), so that a huge
+    /// line is never quoted whole.
     pub source_line: String,
-    /// How many characters of that line the error covers (at least 1).
+    /// The 1-based column of the place within [`source_line`](Self::source_line).
+    pub excerpt_column: usize,
+    /// How many characters of that excerpt the error covers (at least 1).
     pub width: usize,
     /// What is wrong (boxed to keep `Result<_, ConfigError>` small).
     pub problem: Box<ConfigProblem>,
@@ -36,13 +40,20 @@ impl ConfigError {
         let line = text[..start].matches('\n').count() + 1;
         let column = text[line_start..start].chars().count() + 1;
         let end = floor_char_boundary(text, span.end.clamp(start, line_end));
+        let width = text[start..end].chars().count().max(1);
+        let (source_line, excerpt_column, width) = excerpt(
+            text[line_start..line_end].trim_end_matches('\r'),
+            column,
+            width,
+        );
         ConfigError {
             file: file.to_owned(),
             line,
             column,
             span: start..span.end.max(start).min(text.len()),
-            source_line: text[line_start..line_end].trim_end_matches('\r').to_owned(),
-            width: text[start..end].chars().count().max(1),
+            source_line,
+            excerpt_column,
+            width,
             problem: Box::new(problem),
         }
     }
@@ -65,10 +76,38 @@ impl ConfigError {
             line = self.line,
             column = self.column,
             src = self.source_line,
-            indent = " ".repeat(self.column - 1),
+            indent = " ".repeat(self.excerpt_column - 1),
             carets = "^".repeat(self.width.max(1)),
         )
     }
+}
+
+/// The most characters of a source line an error quotes.
+pub const EXCERPT_CHARS: usize = 120;
+
+/// `line` cut to at most [`EXCERPT_CHARS`] characters around `column` (1-based), with
+/// `…` where it was cut; the column and width within the excerpt.
+fn excerpt(line: &str, column: usize, width: usize) -> (String, usize, usize) {
+    let count = line.chars().count();
+    if count <= EXCERPT_CHARS {
+        return (line.to_owned(), column, width);
+    }
+    // Leave some context before the place, and as much of it as fits after.
+    let first = (column - 1)
+        .saturating_sub(EXCERPT_CHARS / 4)
+        .min(count - EXCERPT_CHARS);
+    let last = first + EXCERPT_CHARS;
+    let mut out: String = line.chars().skip(first).take(EXCERPT_CHARS).collect();
+    let mut col = column - first;
+    if first > 0 {
+        out.insert(0, '…');
+        col += 1;
+    }
+    if last < count {
+        out.push('…');
+    }
+    let room = out.chars().count() + 1 - col;
+    (out, col, width.min(room).max(1))
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -331,5 +370,44 @@ mod tests {
         2 |   bé = 2
           |     ^
         ");
+    }
+
+    /// Issue 12, item 12: a 32 MB line wrote 65 MB to stderr; an error quotes at most
+    /// 120 characters around the place.
+    #[test]
+    fn huge_lines_are_quoted_in_part() {
+        let long = "x".repeat(32 << 20);
+        let text = format!("a = \"{long}\" b\n");
+        let at = text.len() - 3;
+        let e = ConfigError::at(
+            "f.toml",
+            &text,
+            at..at + 1,
+            ConfigProblem::Syntax {
+                message: "x".into(),
+            },
+        );
+        assert_eq!(e.column, 32 * 1024 * 1024 + 7);
+        let snippet = e.snippet();
+        assert!(snippet.len() < 600, "{} bytes", snippet.len());
+        insta::assert_snapshot!(snippet, @r#"
+        error: invalid TOML: x
+         --> f.toml:1:33554439
+          |
+        1 | …xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" b
+          |                                                                                                                        ^
+        "#);
+        // In the middle of a long line: context on both sides.
+        let text = format!("{}y{}\n", "x".repeat(500), "x".repeat(500));
+        let e = ConfigError::at(
+            "f.toml",
+            &text,
+            500..501,
+            ConfigProblem::Syntax {
+                message: "x".into(),
+            },
+        );
+        assert_eq!(e.source_line.chars().count(), EXCERPT_CHARS + 2);
+        assert_eq!(e.source_line.chars().nth(e.excerpt_column - 1), Some('y'));
     }
 }

@@ -641,12 +641,17 @@ fn parse_dataset(
 /// Nested roots are fine (the most specific root wins, see [`crate::policy`]); the same
 /// root twice with different policies is ambiguous.
 fn check_overlaps(cx: &Cx<'_>, datasets: &[(DatasetEntry, Range<usize>)]) -> Result<()> {
+    // One pass with a map from (host, root) to the entries seen so far: linear in the
+    // number of entries (a config may list tens of thousands).
+    let mut seen: std::collections::HashMap<(&Host, &DatasetName), Vec<usize>> =
+        std::collections::HashMap::new();
     for (j, (b, b_span)) in datasets.iter().enumerate() {
-        for (i, (a, _)) in datasets[..j].iter().enumerate() {
+        let earlier = seen.entry((&b.host, &b.root)).or_default();
+        for &i in earlier.iter() {
+            let a = &datasets[i].0;
             let both_select_something =
                 a.selects(&a.root) && b.selects(&b.root) || a.recursive && b.recursive;
-            if a.host == b.host && a.root == b.root && a.policy != b.policy && both_select_something
-            {
+            if a.policy != b.policy && both_select_something {
                 return Err(cx.err(
                     b_span.clone(),
                     ConfigProblem::Overlap {
@@ -657,6 +662,7 @@ fn check_overlaps(cx: &Cx<'_>, datasets: &[(DatasetEntry, Range<usize>)]) -> Res
                 ));
             }
         }
+        earlier.push(j);
     }
     Ok(())
 }
