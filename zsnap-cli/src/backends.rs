@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
-use zsnap_core::config::{Config, Host, TargetAddress};
+use zsnap_core::config::{Config, Host, Paths, TargetAddress};
 use zsnap_core::{DatasetName, Location};
 use zsnap_exec::cli::{CliZfs, SshTarget};
 use zsnap_exec::fake::FakeZfs;
@@ -20,39 +20,53 @@ pub fn location(host: &Host) -> Location {
     Location(host.location_id())
 }
 
-/// A `zfs` over ssh to `host`.
+/// A `zfs` over ssh to `host` (or on this machine for [`Host::Local`]), with the
+/// default programs of [`Paths`] and the ssh client config `ssh_config`.
 ///
 /// # Errors
 /// A host or user ssh would misread, or no room for the connection socket.
 pub fn ssh_backend(host: &Host, ssh_config: Option<&str>) -> anyhow::Result<CliZfs> {
+    let mut paths = Paths::default();
+    paths.ssh_config = ssh_config.map(str::to_owned);
+    backend_for(host, &paths)
+}
+
+/// The real `zfs` at `host`: on this machine `paths.zfs`, over ssh (`paths.ssh`, with
+/// `paths.ssh_config`) `paths.remote_zfs`; never a program looked up in `PATH`.
+///
+/// # Errors
+/// A host or user ssh would misread, or no room for the connection socket.
+pub fn backend_for(host: &Host, paths: &Paths) -> anyhow::Result<CliZfs> {
     let Host::Ssh {
         user,
         host: name,
         port,
     } = host
     else {
-        return Ok(CliZfs::local());
+        return Ok(CliZfs::local().with_zfs_program(&paths.zfs));
     };
     let mut target = SshTarget::new(name)?;
     if let Some(u) = user {
         target = target.with_user(u)?;
     }
     target.port = *port;
-    target.config_file = ssh_config.map(std::path::PathBuf::from);
-    CliZfs::ssh(target).with_context(|| format!("prepare the ssh connection to {host}"))
+    target.config_file = paths.ssh_config.as_deref().map(std::path::PathBuf::from);
+    Ok(CliZfs::ssh(target)
+        .with_context(|| format!("prepare the ssh connection to {host}"))?
+        .with_zfs_program(&paths.remote_zfs)
+        .with_ssh_program(&paths.ssh))
 }
 
 /// Real backends for every location the config names; `local` is `local_host` (this
 /// machine, or the host given with `--backend ssh://…`).
 ///
 /// # Errors
-/// See [`ssh_backend`].
+/// See [`backend_for`].
 pub fn real_backends(
     config: &Config,
     local_host: &Host,
 ) -> anyhow::Result<BTreeMap<Location, Box<dyn ZfsBackend>>> {
     let mut map: BTreeMap<Location, Box<dyn ZfsBackend>> = BTreeMap::new();
-    let ssh_config = config.paths.ssh_config.as_deref();
     let mut hosts: Vec<Host> = config.datasets.iter().map(|d| d.host.clone()).collect();
     for t in config.targets.values() {
         if let TargetAddress::Dataset { host, .. } = &t.to {
@@ -65,8 +79,8 @@ pub fn real_backends(
             continue;
         }
         let backend: Box<dyn ZfsBackend> = match &h {
-            Host::Local => Box::new(ssh_backend(local_host, ssh_config)?),
-            other => Box::new(ssh_backend(other, ssh_config)?),
+            Host::Local => Box::new(backend_for(local_host, &config.paths)?),
+            other => Box::new(backend_for(other, &config.paths)?),
         };
         map.insert(loc, backend);
     }

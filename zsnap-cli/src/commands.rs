@@ -113,14 +113,14 @@ fn with_one_backend(
     f: impl FnOnce(&mut dyn zsnap_exec::apply::Backends, &mut dyn Write) -> Result<u8, Failure>,
 ) -> Result<u8, Failure> {
     let config = crate::backup::optional_config(&req.config)?;
-    let ssh_config = config.as_ref().and_then(|c| c.paths.ssh_config.clone());
+    let paths = config.map(|c| c.paths).unwrap_or_default();
     match &req.backend {
         BackendSpec::Local => {
-            let mut z = zsnap_exec::cli::CliZfs::local();
+            let mut z = crate::backends::backend_for(&Host::Local, &paths)?;
             f(&mut OneBackend(&mut z), out)
         }
         BackendSpec::Ssh(host) => {
-            let mut z = crate::backends::ssh_backend(host, ssh_config.as_deref())?;
+            let mut z = crate::backends::backend_for(host, &paths)?;
             f(&mut OneBackend(&mut z), out)
         }
         BackendSpec::Fake(path) => {

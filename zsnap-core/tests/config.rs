@@ -204,6 +204,9 @@ fn effective_config_makes_defaults_explicit() {
         audit_log = "/var/log/zsnap/audit.jsonl"
         journal_dir = "/var/lib/zsnap/journal"
         lock_file = "/run/zsnap.lock"
+        zfs = "/usr/sbin/zfs"
+        remote_zfs = "/usr/sbin/zfs"
+        ssh = "/usr/bin/ssh"
 
         [[datasets]]
         root = "tank"

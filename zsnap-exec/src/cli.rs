@@ -43,6 +43,13 @@ use crate::send_info::{
 /// Linux's `MAX_ARG_STRLEN` of 128 KiB, and over ssh the whole remote command is one).
 pub const DEFAULT_DESTROY_BUDGET: usize = 64 * 1024;
 
+/// The `zfs` [`CliZfs`] runs unless told otherwise, here and on remote hosts: an
+/// absolute path, because zsnap runs as root and a `PATH` lookup could find anyone's.
+pub const DEFAULT_ZFS: &str = "/usr/sbin/zfs";
+
+/// The `ssh` [`CliZfs`] runs unless told otherwise (absolute, see [`DEFAULT_ZFS`]).
+pub const DEFAULT_SSH: &str = "/usr/bin/ssh";
+
 /// The buffer size for bytes that pass through zsnap.
 pub const COPY_BUFFER: usize = 1024 * 1024;
 
@@ -194,8 +201,8 @@ impl CliZfs {
     pub fn local() -> Self {
         CliZfs {
             transport: Transport::Local,
-            zfs: "zfs".to_owned(),
-            ssh: "ssh".to_owned(),
+            zfs: DEFAULT_ZFS.to_owned(),
+            ssh: DEFAULT_SSH.to_owned(),
             env: Vec::new(),
             destroy_budget: DEFAULT_DESTROY_BUDGET,
         }
@@ -212,22 +219,22 @@ impl CliZfs {
                 target,
                 control_dir,
             },
-            zfs: "zfs".to_owned(),
-            ssh: "ssh".to_owned(),
+            zfs: DEFAULT_ZFS.to_owned(),
+            ssh: DEFAULT_SSH.to_owned(),
             env: Vec::new(),
             destroy_budget: DEFAULT_DESTROY_BUDGET,
         })
     }
 
-    /// Runs this program as `zfs` (a path, or a name looked up in `PATH`; on the remote
-    /// host when over ssh).
+    /// Runs this program as `zfs` (on the remote host when over ssh); by default
+    /// [`DEFAULT_ZFS`]. Give an absolute path: a bare name is looked up in `PATH`.
     #[must_use]
     pub fn with_zfs_program(mut self, program: impl Into<String>) -> Self {
         self.zfs = program.into();
         self
     }
 
-    /// Runs this program as `ssh`.
+    /// Runs this program as `ssh`; by default [`DEFAULT_SSH`].
     #[must_use]
     pub fn with_ssh_program(mut self, program: impl Into<String>) -> Self {
         self.ssh = program.into();
@@ -1228,13 +1235,13 @@ mod tests {
         t.config_file = Some(PathBuf::from("/etc/zsnap/ssh_config"));
         let z = CliZfs::ssh(t.with_user("zsnap").expect("valid")).expect("a temp dir");
         let (program, args) = z.command(&["list".to_owned(), "tank/a b".to_owned()]);
-        assert_eq!(program, "ssh");
+        assert_eq!(program, "/usr/bin/ssh");
         let dir = match &z.transport {
             Transport::Ssh { control_dir, .. } => control_dir.path().display().to_string(),
             Transport::Local => unreachable!("built over ssh"),
         };
         let shown = args.join(" ").replace(&dir, "<dir>");
-        insta::assert_snapshot!(shown, @"-o BatchMode=yes -o ControlMaster=auto -o ControlPath=<dir>/%C -o ControlPersist=60 -F /etc/zsnap/ssh_config -p 2222 -l zsnap -- backup-host LC_ALL=C 'zfs' 'list' 'tank/a b'");
+        insta::assert_snapshot!(shown, @"-o BatchMode=yes -o ControlMaster=auto -o ControlPath=<dir>/%C -o ControlPersist=60 -F /etc/zsnap/ssh_config -p 2222 -l zsnap -- backup-host LC_ALL=C '/usr/sbin/zfs' 'list' 'tank/a b'");
     }
 
     #[test]

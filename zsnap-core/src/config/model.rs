@@ -51,6 +51,12 @@ pub struct Paths {
     /// opens (`ssh -F FILE`): identity, known hosts, jump hosts, ciphers…
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh_config: Option<String>,
+    /// The `zfs` program on this machine: an absolute path, never looked up in `PATH`.
+    pub zfs: String,
+    /// The `zfs` program on hosts reached over ssh (absolute, on that host).
+    pub remote_zfs: String,
+    /// The `ssh` program (absolute).
+    pub ssh: String,
 }
 
 impl Default for Paths {
@@ -60,6 +66,9 @@ impl Default for Paths {
             journal_dir: "/var/lib/zsnap/journal".to_owned(),
             lock_file: "/run/zsnap.lock".to_owned(),
             ssh_config: None,
+            zfs: "/usr/sbin/zfs".to_owned(),
+            remote_zfs: "/usr/sbin/zfs".to_owned(),
+            ssh: "/usr/bin/ssh".to_owned(),
         }
     }
 }

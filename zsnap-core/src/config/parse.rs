@@ -271,7 +271,15 @@ impl<'t> Cx<'t> {
 const TOP_KEYS: [&str; 6] = [
     "paths", "check", "datasets", "policies", "targets", "backups",
 ];
-const PATH_KEYS: [&str; 4] = ["audit_log", "journal_dir", "lock_file", "ssh_config"];
+const PATH_KEYS: [&str; 7] = [
+    "audit_log",
+    "journal_dir",
+    "lock_file",
+    "ssh_config",
+    "zfs",
+    "remote_zfs",
+    "ssh",
+];
 const CHECK_KEYS: [&str; 2] = ["freshness", "replication_lag"];
 const THRESHOLD_KEYS: [&str; 2] = ["warn", "crit"];
 const DATASET_KEYS: [&str; 6] = [
@@ -477,6 +485,26 @@ fn parse_paths(cx: &Cx<'_>, v: &Value<'_>) -> Result<Paths> {
             "audit_log" => &mut paths.audit_log,
             "journal_dir" => &mut paths.journal_dir,
             "lock_file" => &mut paths.lock_file,
+            // zsnap runs as root: a program found through PATH could be anyone's.
+            "zfs" | "remote_zfs" | "ssh" => {
+                if !s.starts_with('/') {
+                    let example = if *key == "ssh" {
+                        "/usr/bin/ssh"
+                    } else {
+                        "/usr/sbin/zfs"
+                    };
+                    return Err(cx.invalid(
+                        v.span(),
+                        &path,
+                        format!("the program must be an absolute path (zsnap never looks programs up in PATH), as in \"{example}\""),
+                    ));
+                }
+                match *key {
+                    "zfs" => &mut paths.zfs,
+                    "remote_zfs" => &mut paths.remote_zfs,
+                    _ => &mut paths.ssh,
+                }
+            }
             _ => {
                 // ssh resolves a relative -F against its own working directory, not the
                 // config's: only an absolute path means the same thing everywhere.
