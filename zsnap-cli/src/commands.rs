@@ -336,6 +336,12 @@ fn run_job(
             }
         }
     };
+    // The store deletions of the scheduled backups are not plan steps: logged here.
+    if let (Some(a), Some(b)) = (g.audit.as_mut(), &backups) {
+        if let Err(e) = crate::backup::audit_scheduled(a, now, command, b) {
+            audit_error.get_or_insert(e);
+        }
+    }
     if let Some(e) = audit_error {
         return Err(Failure::from(
             e.context("the changes were made but could not all be logged"),

@@ -63,8 +63,19 @@ impl Env {
         self.path("st.json")
     }
 
-    /// `dir:` URL of a store in the temporary directory.
+    /// `dir:` URL of a store in the temporary directory, initialised (`backups init`)
+    /// if it was not.
     fn store(&self, name: &str) -> String {
+        let url = self.raw_store(name);
+        if !self.path(name).join("zsnap-store.json").exists() {
+            let out = self.ok(&["backups", "init", &url]);
+            assert!(out.starts_with("initialised the store dir:"), "{out}");
+        }
+        url
+    }
+
+    /// `dir:` URL of a place in the temporary directory, not initialised.
+    fn raw_store(&self, name: &str) -> String {
         format!("dir:{}", self.path(name).display())
     }
 
@@ -145,11 +156,12 @@ impl Env {
             .clone()
     }
 
-    /// The files of a store directory, relative to it, sorted.
+    /// The files of a store directory, relative to it, sorted (not its marker).
     fn files(&self, store: &str) -> Vec<String> {
         let root = self.path(store);
         let mut out = Vec::new();
         walk(&root, &root, &mut out);
+        out.retain(|f| f != "zsnap-store.json");
         out.sort();
         out
     }
@@ -290,6 +302,7 @@ fn back_up_list_verify_and_restore() {
     received tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst
     received tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs
     tank/restored is at zsnap_backup_20261123T120000Z (2 stream(s), 82450 bytes received)
+    tank/restored is not mounted (received with -u); mount it with: zfs mount tank/restored
     ");
     assert_eq!(env.guids("tank/restored", ""), source);
 
@@ -589,6 +602,17 @@ fn run_backs_up_once_per_day() {
     let env = Env { dir };
     std::fs::write(env.path("zsnap.toml"), config).unwrap();
 
+    // Not initialised (say, the disk is not mounted): the run takes its snapshots but
+    // backs nothing up, creates no directory, and says so (exit 3).
+    let refused = env.expect(3, &["run", "--now", "2026-11-23T09:00:00Z"]);
+    assert!(
+        refused.stdout.contains("is not an initialised zsnap store"),
+        "{}",
+        refused.stdout
+    );
+    assert!(!env.path("store").exists());
+    env.ok(&["backups", "init", &store]);
+
     let first = env.ok(&["run", "--now", "2026-11-23T10:00:00Z"]);
     assert!(
         first.contains(
@@ -797,6 +821,7 @@ fn status_and_check_watch_the_backups() {
     let o = env.expect(2, &["check", "--now", "2026-11-23T09:00:00Z"]);
     assert!(o.stdout.contains("backup usb: cannot read"), "{}", o.stdout);
 
+    env.ok(&["backups", "init", &store]);
     env.ok(&["run", "--now", "2026-11-23T10:00:00Z"]);
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["--json", "status", "--now", "2026-11-23T11:00:00Z"]))

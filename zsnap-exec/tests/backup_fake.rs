@@ -87,7 +87,7 @@ fn open(kind: Kind) -> (Arc<dyn BackupStore>, StoreUrl, Option<tempfile::TempDir
             let url: StoreUrl = format!("dir:{}", tmp.path().display())
                 .parse()
                 .expect("valid url");
-            let store = DirStore::open(&url, false).expect("opened");
+            let store = DirStore::open(&url).expect("opened");
             (Arc::new(store), url, Some(tmp))
         }
     }
@@ -1018,7 +1018,7 @@ fn deleting_a_full_with_its_dependents_removes_the_whole_chain() {
             other => panic!("{kind:?}: refused without dependents: {other:?}"),
         }
         let plan = catalog.plan_delete(&full, true).expect("planned");
-        let report = delete_objects(&*bed.store, &plan.deletions);
+        let report = delete_objects(&*bed.store, &plan.deletions, bed.z.now());
         assert!(report.failed.is_none(), "{kind:?}: {:?}", report.failed);
         let planned: Vec<&String> = plan.deletions.iter().map(|d| &d.key).collect();
         assert_eq!(report.deleted.iter().collect::<Vec<_>>(), planned);
@@ -1193,7 +1193,7 @@ fn run_history(ops: &[Op]) -> Result<(), TestCaseError> {
                 let rule: KeepRule = format!("last {n}").parse().expect("valid rule");
                 let policy = RetentionPolicy::new(vec![rule]);
                 let plan = plan_backup_prune(&catalog, &policy, z.now(), tz);
-                let report = delete_objects(&*store, &plan.deletions);
+                let report = delete_objects(&*store, &plan.deletions, z.now());
                 prop_assert!(report.failed.is_none(), "{:?}", report.failed);
             }
         }
