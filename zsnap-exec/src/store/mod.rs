@@ -61,6 +61,10 @@ pub const TEMP_PREFIX: &str = ".zsnap-tmp-";
 /// The most objects a listing holds (see the module docs).
 pub const MAX_LISTED_OBJECTS: usize = 1_000_000;
 
+/// The most sidecar bytes [`read_catalog`] holds at once (a sidecar is some 600 bytes:
+/// far more than [`MAX_LISTED_OBJECTS`] of them).
+pub const MAX_CATALOG_SIDECAR_BYTES: usize = 1 << 30;
+
 /// How many sidecars [`read_catalog`] reads at the same time.
 pub const CATALOG_READERS: usize = 8;
 
@@ -628,6 +632,7 @@ pub fn read_catalog(store: &dyn BackupStore) -> Result<(Vec<StoreObject>, Catalo
     let keys = Catalog::sidecar_keys(&objects);
     let next = AtomicUsize::new(0);
     let sidecars: Mutex<BTreeMap<String, Vec<u8>>> = Mutex::new(BTreeMap::new());
+    let held = AtomicUsize::new(0);
     let failure: Mutex<Option<StoreError>> = Mutex::new(None);
     let readers = CATALOG_READERS.min(keys.len());
     std::thread::scope(|scope| {
@@ -640,6 +645,21 @@ pub fn read_catalog(store: &dyn BackupStore) -> Result<(Vec<StoreObject>, Catalo
                 }
                 match store.get(key, MAX_SIDECAR_BYTES) {
                     Ok(bytes) => {
+                        let total = held.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+                        if total > MAX_CATALOG_SIDECAR_BYTES {
+                            let max = MAX_CATALOG_SIDECAR_BYTES;
+                            let problem = StoreProblem::TooLarge {
+                                size: total as u64,
+                                max,
+                            };
+                            lock(&failure).get_or_insert(StoreError::new(
+                                store.url(),
+                                StoreOp::List,
+                                None,
+                                problem,
+                            ));
+                            break;
+                        }
                         lock(&sidecars).insert(key.clone(), bytes);
                     }
                     Err(e) if skippable(&e) => {}
