@@ -514,6 +514,7 @@ fn encrypted_source_is_backed_up_raw_and_restores_encrypted() {
     let (t1, _) = snapshot(g, &ds, "s1", None);
     let hashes = tree_hashes(g, &format!("/{ds}"));
     let host = Host::new(g, &ds, |d| Store::Dir(d.join("store")));
+    host.ok("backups init", &["backups", "init", "@store"]);
     host.ok(
         "backup",
         &["backup", &ds, "--to", "@store", "--snapshot", "s1"],

@@ -349,6 +349,9 @@ pub enum OpenStoreProblem {
     /// The marker cannot be read.
     #[error("read its marker {STORE_MARKER_KEY}")]
     Marker(#[source] Box<StoreError>),
+    /// The marker cannot be written (`init`; for S3, does the bucket exist?).
+    #[error("write its marker {STORE_MARKER_KEY}")]
+    WriteMarker(#[source] Box<StoreError>),
     /// The marker cannot be used.
     #[error("unusable marker {STORE_MARKER_KEY}")]
     BadMarker(#[source] MarkerError),
@@ -572,7 +575,7 @@ pub fn init_store(
     let marker = StoreMarker::new(url, random_token(), now);
     store
         .put(STORE_MARKER_KEY, marker.to_json().as_bytes())
-        .map_err(|e| OpenStoreError::new(url, OpenStoreProblem::Marker(Box::new(e))))?;
+        .map_err(|e| OpenStoreError::new(url, OpenStoreProblem::WriteMarker(Box::new(e))))?;
     Ok(InitOutcome {
         store,
         marker,
