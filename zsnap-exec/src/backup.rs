@@ -441,7 +441,54 @@ pub fn verify_entry(store: &dyn BackupStore, entry: &BackupEntry) -> Result<u64,
             problem: mismatch((sidecar.size, sidecar.sha256), size, digest),
         });
     }
+    check_stream_header(store, entry, sidecar)?;
     Ok(size)
+}
+
+/// The most (decompressed) bytes read to find a stream's header.
+const HEADER_READ: u64 = 4096;
+
+/// Reads the start of the stream of `entry` and checks that the snapshot (and base)
+/// its header names are the sidecar's: a stream swapped in with a matching sidecar
+/// has the right size and digest, but not the right guids.
+fn check_stream_header(
+    store: &dyn BackupStore,
+    entry: &BackupEntry,
+    sidecar: &Sidecar,
+) -> Result<(), VerifyError> {
+    let key = entry.key().to_owned();
+    let read_err = |e: io::Error| VerifyError::Store {
+        key: key.clone(),
+        source: StoreError::from_io(store.url(), StoreOp::Read, Some(&key), e),
+    };
+    let reader = store.open(&key).map_err(|source| VerifyError::Store {
+        key: key.clone(),
+        source,
+    })?;
+    let mut head = Vec::new();
+    match sidecar.compression {
+        Compression::Zstd => zstd::Decoder::new(reader)
+            .and_then(|d| d.take(HEADER_READ).read_to_end(&mut head))
+            .map_err(read_err)?,
+        _ => reader
+            .take(HEADER_READ)
+            .read_to_end(&mut head)
+            .map_err(read_err)?,
+    };
+    let expected = (sidecar.guid, sidecar.parent.as_ref().map(|p| p.guid));
+    match stream_guids(&head) {
+        Ok(None) => Ok(()),
+        Ok(Some(found)) if found == expected => Ok(()),
+        Ok(Some((t, _))) => Err(VerifyError::Mismatch {
+            key,
+            problem: format!(
+                "the stream recreates the snapshot with guid {t}, but its sidecar says guid {}: \
+                 the stream was swapped or replaced",
+                expected.0
+            ),
+        }),
+        Err(problem) => Err(VerifyError::Mismatch { key, problem }),
+    }
 }
 
 /// How the bytes read (`size`, `digest`) differ from what the sidecar says.

@@ -1599,7 +1599,14 @@ fn a_swapped_stream_is_refused_before_zfs_receive_sees_it() {
         bed.store
             .put(&sidecar_key, sc.to_json().as_bytes())
             .expect("sidecar replaced");
-        assert!(entry_of(&bed.catalog(), "s1").is_complete());
+        let swapped = entry_of(&bed.catalog(), "s1");
+        assert!(swapped.is_complete());
+        // verify reads the stream's header too.
+        let verified = verify_entry(&*bed.store, &swapped).expect_err("verify fails");
+        assert!(
+            verified.to_string().contains(&g2.to_string()),
+            "{kind:?}: {verified}"
+        );
         let target = ds("tank/restored");
         let err = restore_run(
             &mut bed,
