@@ -30,6 +30,19 @@ struct Line<'a> {
     error: Option<&'a str>,
 }
 
+/// A line for a change that is not a step of a plan: an object of a backup store
+/// deleted, a stored stream received by a restore.
+#[derive(Serialize)]
+struct ChangeLine<'a, C: Serialize> {
+    time: DateTime<Utc>,
+    command: &'a str,
+    phase: &'a str,
+    change: &'a C,
+    result: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
 impl AuditLog {
     /// Opens (creating it `0600` and its directory `0700` if needed) the log at `path`,
     /// never through a link and only in a directory others cannot write (see
@@ -78,6 +91,35 @@ impl AuditLog {
             serde_json::to_writer(&mut buf, &line).context("serialize an audit line")?;
             buf.push(b'\n');
         }
+        self.file
+            .write_all(&buf)
+            .with_context(|| format!("write the audit log {}", self.path.display()))
+    }
+
+    /// Appends one line for a change that is not a plan step (`change` is what was
+    /// changed, e.g. a store and a key; `result` is `done` or `failed`).
+    ///
+    /// # Errors
+    /// When the log cannot be written.
+    pub fn record_change(
+        &mut self,
+        time: DateTime<Utc>,
+        command: &str,
+        phase: &str,
+        change: &impl Serialize,
+        result: &str,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let line = ChangeLine {
+            time,
+            command,
+            phase,
+            change,
+            result,
+            error,
+        };
+        let mut buf = serde_json::to_vec(&line).context("serialize an audit line")?;
+        buf.push(b'\n');
         self.file
             .write_all(&buf)
             .with_context(|| format!("write the audit log {}", self.path.display()))

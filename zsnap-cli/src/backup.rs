@@ -18,9 +18,12 @@ use zsnap_core::retention::RetentionPolicy;
 use zsnap_core::{DatasetName, ShortName};
 use zsnap_exec::apply::{ApplyOptions, Backends, NoObserver};
 use zsnap_exec::backup::{
-    back_up, delete_objects, restore, save_entry, verify_entry, BackupOptions,
+    back_up, delete_objects, restore, save_entry, verify_entry, BackupOptions, RestoreOptions,
+    RestoreRunError,
 };
-use zsnap_exec::store::{open_store, read_catalog, BackupStore, S3Settings};
+use zsnap_exec::store::{
+    init_store, open_initialised, read_catalog, BackupStore, OpenStoreProblem, S3Settings,
+};
 
 use crate::engine::error_chain;
 use crate::exit;
@@ -92,19 +95,27 @@ fn from_spec(spec: &BackupSpec) -> anyhow::Result<S3Settings> {
     Ok(s)
 }
 
-/// Opens a store.
+/// Opens an initialised store (see `zsnap backups init`).
 ///
 /// # Errors
-/// A bad URL (usage) or a store that cannot be opened.
+/// A bad URL (usage), a store that cannot be opened, or one without its marker (with
+/// the `init` command as the hint).
 pub fn open(
     url: &str,
     flags: &S3Flags,
     config: Option<&Config>,
-    create: bool,
 ) -> Result<(StoreUrl, Arc<dyn BackupStore>), Failure> {
     let url: StoreUrl = url.parse().map_err(Failure::usage)?;
     let settings = s3_settings(&url, flags, config).map_err(Failure::usage)?;
-    let store = open_store(&url, &settings, create)?;
+    let (store, _) = open_initialised(&url, &settings).map_err(|e| {
+        let hint = matches!(e.problem, OpenStoreProblem::NotInitialised { .. })
+            .then(|| format!("a new store is made once with: zsnap backups init {url}"));
+        let f = Failure::from(e);
+        match hint {
+            Some(h) => f.with_hint(h),
+            None => f,
+        }
+    })?;
     Ok((url, Arc::from(store)))
 }
 
@@ -172,6 +183,18 @@ pub struct BackupArgs {
 /// `zsnap backups …`
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum BackupsCmd {
+    /// Make a store once before its first backup: writes its marker. A directory
+    /// store's directory is made (only its last component; its parent must exist, so
+    /// an unmounted disk is not filled), an S3 bucket must exist. A store that already
+    /// has backups is adopted as it is.
+    Init {
+        /// The store: dir:/absolute/path or s3://bucket/prefix.
+        #[arg(value_name = "STORE")]
+        store: String,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
     /// Every backup in a store with its chain, size and state.
     List {
         /// The store.
@@ -263,9 +286,24 @@ pub struct RestoreArgs {
     /// of the same chain (a restore that stopped continues).
     #[arg(long, value_name = "TARGET", required_unless_present = "save")]
     pub to: Option<String>,
-    /// Overwrite an existing target (zfs receive -F).
+    /// Let the first receive roll the target back (zfs receive -F): it discards the
+    /// target's snapshots after the newest one it shares with this restore, or replaces
+    /// a target that has no snapshots. A target with snapshots of its own is never
+    /// overwritten: restore into a new dataset.
     #[arg(long)]
     pub force: bool,
+    /// Restore the newest restorable point even when the store records a newer backup
+    /// that cannot be restored (missing, damaged, on a broken chain). Without it,
+    /// --latest and --at refuse and name that backup.
+    #[arg(long)]
+    pub allow_older: bool,
+    /// Mount the restored dataset (at the mountpoint it inherits; the stream's own
+    /// mountpoint is never taken). By default it is received unmounted.
+    #[arg(long)]
+    pub mount: bool,
+    /// Show what would be received; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
     /// Write the chosen backup's own stream (decompressed, checked) to FILE instead of
     /// receiving; `zfs receive` can read it later.
     #[arg(long, value_name = "FILE", conflicts_with = "to")]
@@ -458,7 +496,7 @@ pub fn backup(
         .parse()
         .context("invalid --label")
         .map_err(Failure::usage)?;
-    let (url, store) = open(&args.to, &args.s3, config.as_ref(), !args.dry_run)?;
+    let (url, store) = open(&args.to, &args.s3, config.as_ref())?;
     let catalog = catalog(&*store)?;
     // With a config, a backup takes the run lock and logs its changes like any run.
     let mut guards = match &config {
@@ -546,6 +584,17 @@ impl ScheduledBackups {
     }
 }
 
+/// One deletion from a store tried by a run.
+#[derive(Debug, Clone)]
+pub struct DeletedObject {
+    /// The key.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
 /// One `[backups.NAME]` of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduledStore {
@@ -557,6 +606,9 @@ pub struct ScheduledStore {
     pub backups: Vec<BackupResult>,
     /// Keys deleted by the store's keep policy (or, in a dry run, that would be).
     pub pruned: Vec<String>,
+    /// Every deletion tried (none in a dry run), for the audit log.
+    #[serde(skip)]
+    pub deleted: Vec<DeletedObject>,
     /// What stopped this entry (store unreachable, listing failed, a deletion failed).
     pub error: Option<String>,
 }
@@ -574,7 +626,7 @@ pub fn run_scheduled(
 ) -> ScheduledBackups {
     let mut open = |spec: &BackupSpec| -> anyhow::Result<Arc<dyn BackupStore>> {
         let settings = from_spec(spec)?;
-        Ok(Arc::from(open_store(&spec.to, &settings, !dry_run)?))
+        Ok(Arc::from(open_initialised(&spec.to, &settings)?.0))
     };
     run_scheduled_in(config, backends, now, dry_run, record, &mut open)
 }
@@ -602,6 +654,7 @@ pub fn run_scheduled_in(
             store: spec.to.to_string(),
             backups: Vec::new(),
             pruned: Vec::new(),
+            deleted: Vec::new(),
             error: None,
         };
         all.text
@@ -703,24 +756,170 @@ fn scheduled_one(
         if dry_run {
             one.pruned = plan.deletions.iter().map(|d| d.key.clone()).collect();
         } else {
-            one.pruned = delete_in_order(&**store, &plan.deletions)?;
+            let mut tried = Vec::new();
+            let done = delete_in_order(&**store, &plan.deletions, now, &mut |c, e| {
+                tried.push(DeletedObject {
+                    key: c.key.to_owned(),
+                    reason: c.reason.to_owned(),
+                    error: e.map(str::to_owned),
+                });
+            });
+            one.deleted = tried;
+            one.pruned = done.keys;
+            if let Some(e) = done.error {
+                return Err(e);
+            }
         }
     }
     Ok(())
 }
 
+/// One object of a store deleted (or not), as the audit log records it.
+#[derive(Debug, Serialize)]
+struct StoreChange<'a> {
+    action: &'a str,
+    store: &'a str,
+    key: &'a str,
+    reason: &'a str,
+}
+
+/// What [`delete_in_order`] did.
+struct Deleted {
+    /// The keys deleted.
+    keys: Vec<String>,
+    /// What stopped it.
+    error: Option<anyhow::Error>,
+}
+
+impl Deleted {
+    /// The exit status: 0 when all went, 3 when some went before a failure (the store
+    /// changed), 1 when nothing went.
+    fn status(&self) -> u8 {
+        match (&self.error, self.keys.is_empty()) {
+            (None, _) => exit::OK,
+            (Some(_), false) => exit::PARTIAL,
+            (Some(_), true) => exit::ERROR,
+        }
+    }
+}
+
 /// Deletes `deletions` in their order (safe to interrupt), stopping at the first
-/// failure; returns the keys deleted.
+/// failure, and logs every deletion tried with `log` (key, reason, error).
 fn delete_in_order(
     store: &dyn BackupStore,
     deletions: &[zsnap_core::backup::Deletion],
-) -> anyhow::Result<Vec<String>> {
-    let report = delete_objects(store, deletions);
-    match report.failed {
-        None => Ok(report.deleted),
-        Some((key, e)) => Err(anyhow::Error::new(e)
-            .context(format!("delete {key}; the deletions after it were left"))),
+    now: DateTime<Utc>,
+    log: &mut dyn FnMut(&StoreChange<'_>, Option<&str>),
+) -> Deleted {
+    let report = delete_objects(store, deletions, now);
+    let url = store.url().to_string();
+    for key in &report.deleted {
+        let reason = deletions
+            .iter()
+            .find(|d| &d.key == key)
+            .map_or("", |d| d.reason.as_str());
+        let change = StoreChange {
+            action: "delete",
+            store: &url,
+            key,
+            reason,
+        };
+        log(&change, None);
     }
+    let error = report.failed.map(|(key, e)| {
+        let e = anyhow::Error::new(e);
+        let reason = deletions
+            .iter()
+            .find(|d| d.key == key)
+            .map_or("", |d| d.reason.as_str());
+        let change = StoreChange {
+            action: "delete",
+            store: &url,
+            key: &key,
+            reason,
+        };
+        log(&change, Some(&error_chain(e.as_ref())));
+        e.context(format!(
+            "delete {key}; the deletions after it were left (the next prune finishes them)"
+        ))
+    });
+    Deleted {
+        keys: report.deleted,
+        error,
+    }
+}
+
+/// An audit logger for store changes of `command`, into `guards`' log (nothing in a
+/// dry run or without a config); write errors are kept in `audit_error`.
+fn change_logger<'a>(
+    guards: &'a mut Option<crate::commands::RunGuards>,
+    now: DateTime<Utc>,
+    command: &'a str,
+    phase: &'a str,
+    audit_error: &'a mut Option<anyhow::Error>,
+) -> impl FnMut(&StoreChange<'_>, Option<&str>) + 'a {
+    move |change, error| {
+        if let Some(a) = guards.as_mut().and_then(|g| g.audit.as_mut()) {
+            let result = if error.is_some() { "failed" } else { "done" };
+            if let Err(e) = a.record_change(now, command, phase, change, result, error) {
+                audit_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Writes the audit lines of the store deletions of a `zsnap run`'s scheduled
+/// backups (the backups themselves are logged as phases while they run).
+///
+/// # Errors
+/// When the log cannot be written.
+pub fn audit_scheduled(
+    audit: &mut crate::audit::AuditLog,
+    now: DateTime<Utc>,
+    command: &str,
+    backups: &ScheduledBackups,
+) -> anyhow::Result<()> {
+    for st in &backups.stores {
+        let phase = format!("prune store {}", st.store);
+        for d in &st.deleted {
+            let change = StoreChange {
+                action: "delete",
+                store: &st.store,
+                key: &d.key,
+                reason: &d.reason,
+            };
+            let result = if d.error.is_some() { "failed" } else { "done" };
+            audit.record_change(now, command, &phase, &change, result, d.error.as_deref())?;
+        }
+    }
+    Ok(())
+}
+
+/// `--keep` as the README and `--help` write it: a calendar unit and a count may be
+/// given without `=` (`daily 14` means `daily = 14`).
+fn keep_rule_arg(rule: &str) -> Result<zsnap_core::retention::KeepRule, Failure> {
+    const UNITS: [&str; 5] = ["hourly", "daily", "weekly", "monthly", "yearly"];
+    let words: Vec<&str> = rule.split_whitespace().collect();
+    let text = match words.as_slice() {
+        [unit, n] if UNITS.contains(unit) && n.parse::<usize>().is_ok() => {
+            format!("{unit} = {n}")
+        }
+        _ => rule.to_owned(),
+    };
+    text.parse()
+        .context("invalid --keep")
+        .map_err(Failure::usage)
+}
+
+/// What an interrupted prune or delete left, when it left something.
+fn interrupted_note(catalog: &Catalog) -> Option<String> {
+    (!catalog.orphan_sidecars.is_empty()).then(|| {
+        format!(
+            "{} sidecar(s) left by an interrupted prune or delete (their streams are gone); \
+             the next `zsnap backups prune` (or run) finishes the deletion",
+            catalog.orphan_sidecars.len()
+        )
+    })
 }
 
 /// A row of `zsnap backups list`.
@@ -740,6 +939,42 @@ struct ListRow<'a> {
 pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u8, Failure> {
     let config = optional_config(&req.config)?;
     match cmd {
+        BackupsCmd::Init { store, s3 } => {
+            let url: StoreUrl = store.parse().map_err(Failure::usage)?;
+            let settings = s3_settings(&url, s3, config.as_ref()).map_err(Failure::usage)?;
+            let done = init_store(&url, &settings, req.now)?;
+            if req.json {
+                #[derive(Serialize)]
+                struct Initialised<'a> {
+                    store: String,
+                    created: bool,
+                    marker: &'a zsnap_core::backup::StoreMarker,
+                }
+                output::json(
+                    out,
+                    &Initialised {
+                        store: url.to_string(),
+                        created: done.created,
+                        marker: &done.marker,
+                    },
+                )?;
+            } else if done.created {
+                output::text(
+                    out,
+                    &format!("initialised the store {url} (id {})\n", done.marker.id),
+                )?;
+            } else {
+                output::text(
+                    out,
+                    &format!(
+                        "{url} is already a store (id {}, initialised {}); nothing changed\n",
+                        done.marker.id,
+                        done.marker.created.format("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                )?;
+            }
+            Ok(exit::OK)
+        }
         BackupsCmd::List {
             from,
             dataset,
@@ -756,7 +991,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 .as_deref()
                 .map(|s| time_arg("--until", s))
                 .transpose()?;
-            let (_, store) = open(from, s3, config.as_ref(), false)?;
+            let (_, store) = open(from, s3, config.as_ref())?;
             let catalog = catalog(&*store)?;
             let mut rows = Vec::new();
             for (name, backups) in &catalog.datasets {
@@ -799,6 +1034,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                     EntryState::Complete => "complete".to_owned(),
                     EntryState::Unfinished => "UNFINISHED".to_owned(),
                     EntryState::Damaged { problem } => format!("DAMAGED: {problem}"),
+                    EntryState::Missing => "MISSING: stream gone, sidecar left".to_owned(),
                     _ => "?".to_owned(),
                 };
                 let restore = match (&e.link, e.chain_len) {
@@ -817,12 +1053,16 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                     e.id.to_string(),
                 ]);
             }
-            output::text(out, &output::table(&table))?;
+            let mut text = output::table(&table);
+            if let Some(n) = interrupted_note(&catalog) {
+                text.push_str(&format!("note: {n}\n"));
+            }
+            output::text(out, &text)?;
             Ok(exit::OK)
         }
         BackupsCmd::Verify { from, dataset, s3 } => {
             let dataset = dataset.as_deref().map(dataset_arg).transpose()?;
-            let (_, store) = open(from, s3, config.as_ref(), false)?;
+            let (_, store) = open(from, s3, config.as_ref())?;
             let catalog = catalog(&*store)?;
             let mut problems = Vec::new();
             let mut checked = 0usize;
@@ -846,6 +1086,12 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                         EntryState::Damaged { problem } => {
                             problems.push(format!("{}: damaged: {problem}", e.id));
                         }
+                        EntryState::Missing => {
+                            problems.push(format!(
+                                "{}: MISSING: its sidecar is in the store but its stream is gone",
+                                e.id
+                            ));
+                        }
                         _ => {}
                     }
                     if let Some(Link::Broken { parent, guid }) = &e.link {
@@ -856,11 +1102,13 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                     }
                 }
             }
+            let notes = interrupted_note(&catalog).into_iter().collect::<Vec<_>>();
             #[derive(Serialize)]
             struct Verified<'a> {
                 checked: usize,
                 bytes: u64,
                 problems: &'a [String],
+                notes: &'a [String],
             }
             if req.json {
                 output::json(
@@ -869,12 +1117,16 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                         checked,
                         bytes,
                         problems: &problems,
+                        notes: &notes,
                     },
                 )?;
             } else {
                 let mut s = format!("{checked} backup(s) checked, {bytes} bytes read\n");
                 for p in &problems {
                     s.push_str(&format!("PROBLEM: {p}\n"));
+                }
+                for n in &notes {
+                    s.push_str(&format!("note: {n}\n"));
                 }
                 if problems.is_empty() {
                     s.push_str("every backup matches its sidecar and every chain is whole\n");
@@ -898,7 +1150,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 .parse()
                 .with_context(|| format!("invalid backup id {id:?}"))
                 .map_err(Failure::usage)?;
-            let (_, store) = open(from, s3, config.as_ref(), false)?;
+            let (_, store) = open(from, s3, config.as_ref())?;
             let catalog = catalog(&*store)?;
             let plan = catalog
                 .plan_delete(&id, *with_dependents)
@@ -907,12 +1159,23 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
             for d in &plan.deletions {
                 s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
             }
-            if !dry_run {
-                if let Err(e) = delete_in_order(&*store, &plan.deletions) {
-                    output::text(out, &s)?;
-                    return Err(Failure::from(e));
-                }
-            }
+            let mut guards = match &config {
+                Some(c) => Some(crate::commands::guards(req, c, *dry_run)?),
+                None => None,
+            };
+            let mut audit_error = None;
+            let done = if *dry_run {
+                None
+            } else {
+                let mut log = change_logger(
+                    &mut guards,
+                    req.now,
+                    "backups delete",
+                    "delete",
+                    &mut audit_error,
+                );
+                Some(delete_in_order(&*store, &plan.deletions, req.now, &mut log))
+            };
             if req.json {
                 output::json(
                     out,
@@ -921,7 +1184,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
             } else {
                 output::text(out, &s)?;
             }
-            Ok(exit::OK)
+            finish_deletions(done, audit_error)
         }
         BackupsCmd::Prune {
             from,
@@ -931,11 +1194,9 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
         } => {
             let rules = keep
                 .iter()
-                .map(|r| r.parse())
-                .collect::<Result<Vec<_>, _>>()
-                .context("invalid --keep")
-                .map_err(Failure::usage)?;
-            let (_, store) = open(from, s3, config.as_ref(), false)?;
+                .map(|r| keep_rule_arg(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (_, store) = open(from, s3, config.as_ref())?;
             let catalog = catalog(&*store)?;
             let plan = plan_backup_prune(
                 &catalog,
@@ -943,13 +1204,30 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 req.now,
                 chrono_tz::UTC,
             );
-            if !dry_run {
-                delete_in_order(&*store, &plan.deletions)?;
-            }
+            let mut guards = match &config {
+                Some(c) => Some(crate::commands::guards(req, c, *dry_run)?),
+                None => None,
+            };
+            let mut audit_error = None;
+            let done = if *dry_run {
+                None
+            } else {
+                let mut log = change_logger(
+                    &mut guards,
+                    req.now,
+                    "backups prune",
+                    "prune",
+                    &mut audit_error,
+                );
+                Some(delete_in_order(&*store, &plan.deletions, req.now, &mut log))
+            };
             if req.json {
                 output::json(out, &plan)?;
             } else {
                 let mut s = String::new();
+                for n in &plan.notes {
+                    s.push_str(&format!("note: {}\n", n.message));
+                }
                 for d in &plan.deletions {
                     s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
                 }
@@ -958,9 +1236,40 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 }
                 output::text(out, &s)?;
             }
-            Ok(exit::OK)
+            finish_deletions(done, audit_error)
         }
     }
+}
+
+/// The exit status of a deleting command, or its error: deletions that stopped
+/// half-way changed the store (exit 3, [`exit::PARTIAL`]); a failure before any
+/// deletion changed nothing (exit 1).
+fn finish_deletions(
+    done: Option<Deleted>,
+    audit_error: Option<anyhow::Error>,
+) -> Result<u8, Failure> {
+    let Some(done) = done else {
+        return Ok(exit::OK);
+    };
+    let status = done.status();
+    if let Some(e) = done.error {
+        let e = if status == exit::PARTIAL {
+            e.context(format!(
+                "{} object(s) were deleted before this failure",
+                done.keys.len()
+            ))
+        } else {
+            e
+        };
+        return Err(Failure::from(e).with_status(status));
+    }
+    if let Some(e) = audit_error {
+        return Err(Failure::from(
+            e.context("the objects were deleted but could not all be logged"),
+        )
+        .with_status(exit::PARTIAL));
+    }
+    Ok(status)
 }
 
 /// `zsnap restore`.
@@ -983,11 +1292,20 @@ pub fn restore_cmd(
         ),
         (None, None) => RestoreTarget::Latest,
     };
-    let (_, store) = open(&args.from, &args.s3, config.as_ref(), false)?;
+    let (_, store) = open(&args.from, &args.s3, config.as_ref())?;
     let catalog = catalog(&*store)?;
     if let Some(path) = &args.save {
-        let chain = zsnap_core::backup::resolve_restore(&catalog, &dataset, &point)
-            .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+        let chain =
+            zsnap_core::backup::resolve_restore_with(&catalog, &dataset, &point, args.allow_older)
+                .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+        if args.dry_run {
+            let entry = chain.last().expect("a resolved chain is not empty");
+            output::text(
+                out,
+                &format!("would save {} as {}\n", entry.id, path.display()),
+            )?;
+            return Ok(exit::OK);
+        }
         let entry = chain.last().expect("a resolved chain is not empty");
         let dir = path
             .parent()
@@ -1048,6 +1366,15 @@ pub fn restore_cmd(
             &mut remote
         }
     };
+    let mut guards = match &config {
+        Some(c) => Some(crate::commands::guards(req, c, args.dry_run)?),
+        None => None,
+    };
+    let options = RestoreOptions::default()
+        .with_force(args.force)
+        .with_allow_older(args.allow_older)
+        .with_mount(args.mount)
+        .with_dry_run(args.dry_run);
     let mut progress = crate::output::RestoreProgress::new(req.verbosity);
     let run = restore(
         &*store,
@@ -1056,17 +1383,80 @@ pub fn restore_cmd(
         &point,
         &target,
         backend,
-        args.force,
+        &options,
         &mut |index, total, bytes| progress.update(index, total, bytes),
     );
     drop(progress);
-    let run = run.map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+    let mut audit_error = None;
+    {
+        let url = store.url().to_string();
+        let target_text = target.to_string();
+        #[derive(Serialize)]
+        struct Received<'a> {
+            action: &'a str,
+            store: &'a str,
+            key: &'a str,
+            target: &'a str,
+        }
+        if let Some(a) = guards_audit(&mut guards) {
+            let received: Vec<String> = match &run {
+                Ok(r) if !args.dry_run => r.received.clone(),
+                _ => Vec::new(),
+            };
+            for key in &received {
+                let change = Received {
+                    action: "receive",
+                    store: &url,
+                    key,
+                    target: &target_text,
+                };
+                if let Err(e) =
+                    a.record_change(req.now, "restore", "restore", &change, "done", None)
+                {
+                    audit_error.get_or_insert(e);
+                }
+            }
+            if let Err(e) = &run {
+                let change = Received {
+                    action: "receive",
+                    store: &url,
+                    key: "",
+                    target: &target_text,
+                };
+                let msg = error_chain(e);
+                if let Err(e) =
+                    a.record_change(req.now, "restore", "restore", &change, "failed", Some(&msg))
+                {
+                    audit_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+    let run = match run {
+        Ok(run) => run,
+        Err(e) => {
+            // Streams received before the failure changed the target: exit 3.
+            let changed = matches!(
+                &e,
+                RestoreRunError::Receive { received, .. }
+                    | RestoreRunError::Damaged { received, .. } if *received > 0
+            ) || matches!(e, RestoreRunError::Arrived { .. });
+            let f = Failure::from(anyhow::Error::new(e));
+            return Err(if changed {
+                f.with_status(exit::PARTIAL)
+            } else {
+                f
+            });
+        }
+    };
     if req.json {
         #[derive(Serialize)]
         struct Restored<'a> {
             plan: &'a zsnap_core::backup::RestorePlan,
             received: &'a [String],
             bytes: u64,
+            dry_run: bool,
+            mounted: bool,
         }
         output::json(
             out,
@@ -1074,6 +1464,8 @@ pub fn restore_cmd(
                 plan: &run.plan,
                 received: &run.received,
                 bytes: run.bytes,
+                dry_run: args.dry_run,
+                mounted: !run.unmounted,
             },
         )?;
     } else {
@@ -1081,23 +1473,51 @@ pub fn restore_cmd(
         for n in &run.plan.notes {
             s.push_str(&format!("{n}\n"));
         }
-        for k in &run.received {
-            s.push_str(&format!("received {k}\n"));
-        }
         let point = run
             .plan
             .chain
             .last()
-            .map(|e| e.stream.snapshot().to_string());
-        s.push_str(&format!(
-            "{target} is at {} ({} stream(s), {} bytes received)\n",
-            point.unwrap_or_default(),
-            run.received.len(),
-            run.bytes
-        ));
+            .map(|e| e.stream.snapshot().to_string())
+            .unwrap_or_default();
+        if args.dry_run {
+            for e in run.plan.remaining() {
+                s.push_str(&format!("would receive {}\n", e.id));
+            }
+            s.push_str(&format!(
+                "{target} would be at {point} ({} stream(s) to receive); nothing was changed\n",
+                run.plan.remaining().len()
+            ));
+        } else {
+            for k in &run.received {
+                s.push_str(&format!("received {k}\n"));
+            }
+            s.push_str(&format!(
+                "{target} is at {point} ({} stream(s), {} bytes received)\n",
+                run.received.len(),
+                run.bytes
+            ));
+            if run.unmounted && !run.received.is_empty() {
+                s.push_str(&format!(
+                    "{target} is not mounted (received with -u); mount it with: zfs mount {target}\n"
+                ));
+            }
+        }
         output::text(out, &s)?;
     }
+    if let Some(e) = audit_error {
+        return Err(
+            Failure::from(e.context("the restore was made but could not be logged"))
+                .with_status(exit::PARTIAL),
+        );
+    }
     Ok(exit::OK)
+}
+
+/// The audit log of `guards`, if any.
+fn guards_audit(
+    guards: &mut Option<crate::commands::RunGuards>,
+) -> Option<&mut crate::audit::AuditLog> {
+    guards.as_mut().and_then(|g| g.audit.as_mut())
 }
 
 /// The state of one dataset's backups in one `[backups.NAME]` store (`zsnap status`,
@@ -1149,7 +1569,7 @@ pub fn backup_status(
             error: None,
         };
         let catalog = from_spec(spec)
-            .and_then(|s| Ok(open_store(&spec.to, &s, false)?))
+            .and_then(|s| Ok(open_initialised(&spec.to, &s)?.0))
             .and_then(|store| Ok(read_catalog(&*store)?.1));
         let catalog = match catalog {
             Ok(c) => c,

@@ -418,6 +418,12 @@ fn run_guarded(
             }
         }
     };
+    // The store deletions of the scheduled backups are not plan steps: logged here.
+    if let (Some(a), Some(b)) = (g.audit.as_mut(), &backups) {
+        if let Err(e) = crate::backup::audit_scheduled(a, now, command, b) {
+            audit_error.get_or_insert(e);
+        }
+    }
     let mut outcome = outcome;
     outcome.backups = backups;
     let status = job_status(&outcome);

@@ -63,8 +63,19 @@ impl Env {
         self.path("st.json")
     }
 
-    /// `dir:` URL of a store in the temporary directory.
+    /// `dir:` URL of a store in the temporary directory, initialised (`backups init`)
+    /// if it was not.
     fn store(&self, name: &str) -> String {
+        let url = self.raw_store(name);
+        if !self.path(name).join("zsnap-store.json").exists() {
+            let out = self.ok(&["backups", "init", &url]);
+            assert!(out.starts_with("initialised the store dir:"), "{out}");
+        }
+        url
+    }
+
+    /// `dir:` URL of a place in the temporary directory, not initialised.
+    fn raw_store(&self, name: &str) -> String {
         format!("dir:{}", self.path(name).display())
     }
 
@@ -145,11 +156,12 @@ impl Env {
             .clone()
     }
 
-    /// The files of a store directory, relative to it, sorted.
+    /// The files of a store directory, relative to it, sorted (not its marker).
     fn files(&self, store: &str) -> Vec<String> {
         let root = self.path(store);
         let mut out = Vec::new();
         walk(&root, &root, &mut out);
+        out.retain(|f| f != "zsnap-store.json");
         out.sort();
         out
     }
@@ -290,6 +302,7 @@ fn back_up_list_verify_and_restore() {
     received tank%2Fhome/20261123T100000Z_zsnap_backup_20261123T100000Z.full.zfs.zst
     received tank%2Fhome/20261123T120000Z_zsnap_backup_20261123T120000Z.inc-from-zsnap_backup_20261123T100000Z.zfs
     tank/restored is at zsnap_backup_20261123T120000Z (2 stream(s), 82450 bytes received)
+    tank/restored is not mounted (received with -u); mount it with: zfs mount tank/restored
     ");
     assert_eq!(env.guids("tank/restored", ""), source);
 
@@ -589,6 +602,17 @@ fn run_backs_up_once_per_day() {
     let env = Env { dir };
     std::fs::write(env.path("zsnap.toml"), config).unwrap();
 
+    // Not initialised (say, the disk is not mounted): the run takes its snapshots but
+    // backs nothing up, creates no directory, and says so (exit 3).
+    let refused = env.expect(3, &["run", "--now", "2026-11-23T09:00:00Z"]);
+    assert!(
+        refused.stdout.contains("is not an initialised zsnap store"),
+        "{}",
+        refused.stdout
+    );
+    assert!(!env.path("store").exists());
+    env.ok(&["backups", "init", &store]);
+
     let first = env.ok(&["run", "--now", "2026-11-23T10:00:00Z"]);
     assert!(
         first.contains(
@@ -797,6 +821,7 @@ fn status_and_check_watch_the_backups() {
     let o = env.expect(2, &["check", "--now", "2026-11-23T09:00:00Z"]);
     assert!(o.stdout.contains("backup usb: cannot read"), "{}", o.stdout);
 
+    env.ok(&["backups", "init", &store]);
     env.ok(&["run", "--now", "2026-11-23T10:00:00Z"]);
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["--json", "status", "--now", "2026-11-23T11:00:00Z"]))
@@ -833,4 +858,214 @@ fn status_and_check_watch_the_backups() {
         "{}",
         o.stdout
     );
+}
+
+/// The audit log's lines as JSON.
+fn audit(env: &Env) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(env.path("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_lost_backup_fails_verify_is_listed_and_stops_a_latest_restore() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+    let entries = env.list(&store);
+    let newest = entries[1]["id"].as_str().unwrap().to_owned();
+    // The newest stream is lost; its sidecar stays.
+    std::fs::remove_file(env.path("store").join(&newest)).unwrap();
+
+    let verify = env.expect(1, &["backups", "verify", "--from", &store]);
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("PROBLEM: {newest}: MISSING")),
+        "{}",
+        verify.stdout
+    );
+    assert!(!verify.stdout.contains("every backup matches"));
+
+    let listed = env.list(&store);
+    assert_eq!(listed.len(), 2, "the lost backup is still listed");
+    assert_eq!(listed[1]["id"], newest.as_str());
+    assert_eq!(listed[1]["state"]["state"], "missing");
+    let table = env.ok(&["backups", "list", "--from", &store]);
+    assert!(table.contains("MISSING"), "{table}");
+
+    // The latest restore does not silently restore the older point.
+    let refused = env.expect(
+        1,
+        &[
+            "restore",
+            "--from",
+            &store,
+            "tank/home",
+            "--to",
+            "tank/restored",
+        ],
+    );
+    assert!(refused.stderr.contains(&newest), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--allow-older"),
+        "{}",
+        refused.stderr
+    );
+    assert!(env.snapshots("tank/restored").is_none());
+    // Asked explicitly, it does.
+    let older = env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--to",
+        "tank/restored",
+        "--allow-older",
+    ]);
+    assert!(older.contains("(1 stream(s),"), "{older}");
+}
+
+#[test]
+fn an_interrupted_prune_is_reported_and_finished() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+    let entries = env.list(&store);
+    let newest = entries[1]["id"].as_str().unwrap().to_owned();
+    // What a prune killed between a stream and its sidecar leaves: its record, and the
+    // sidecar without the stream.
+    let record = env.path("store/zsnap-store.d");
+    std::fs::create_dir(&record).unwrap();
+    let keys = serde_json::json!({
+        "format": 1,
+        "started": "2026-11-23T13:00:00Z",
+        "keys": [newest.clone(), format!("{newest}.json")],
+    });
+    std::fs::write(
+        record.join("deleting-20261123T130000Z-ab.json"),
+        keys.to_string(),
+    )
+    .unwrap();
+    std::fs::remove_file(env.path("store").join(&newest)).unwrap();
+
+    let verify = env.ok(&["backups", "verify", "--from", &store]);
+    assert!(verify.contains("interrupted prune or delete"), "{verify}");
+    assert_eq!(env.list(&store).len(), 1);
+
+    let pruned = env.ok(&[
+        "--now",
+        "2026-11-23T14:00:00Z",
+        "backups",
+        "prune",
+        "--from",
+        &store,
+        "--keep",
+        "daily 14",
+    ]);
+    assert!(
+        pruned.contains(&format!("delete {newest}.json")),
+        "{pruned}"
+    );
+    assert_eq!(
+        env.files("store").len(),
+        2,
+        "only the full is left: {:?}",
+        env.files("store")
+    );
+    let verify = env.ok(&["backups", "verify", "--from", &store]);
+    assert!(verify.contains("every backup matches"), "{verify}");
+    // Every deletion is in the audit log.
+    let lines = audit(&env);
+    let deleted: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["command"] == "backups prune")
+        .map(|l| l["change"]["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        deleted.contains(&format!("{newest}.json").as_str()),
+        "{lines:?}"
+    );
+}
+
+#[test]
+#[expect(
+    clippy::print_stderr,
+    reason = "says why the test checked nothing where chattr is unavailable"
+)]
+fn a_deletion_cut_off_half_way_exits_3_and_is_audited() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+    let entries = env.list(&store);
+    let full = entries[0]["id"].as_str().unwrap().to_owned();
+    // The full's stream cannot be removed (immutable): the incremental goes first,
+    // then the deletion stops.
+    let locked = env.path("store").join(&full);
+    let immutable = Command::new("chattr").arg("+i").arg(&locked).status();
+    if !immutable.is_ok_and(|s| s.success()) {
+        eprintln!("chattr +i is not available here: the partial deletion is not tested");
+        return;
+    }
+    let out = env.zsnap(&[
+        "backups",
+        "delete",
+        "--from",
+        &store,
+        &full,
+        "--with-dependents",
+    ]);
+    let _ = Command::new("chattr").arg("-i").arg(&locked).status();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("2 object(s) were deleted"),
+        "{}",
+        out.stderr
+    );
+    let lines = audit(&env);
+    let results: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| l["command"] == "backups delete")
+        .map(|l| {
+            (
+                l["change"]["key"].as_str().unwrap(),
+                l["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(results.len(), 3, "{lines:?}");
+    assert_eq!(results[2], (full.as_str(), "failed"));
+}
+
+#[test]
+fn restores_are_audited_and_dry_runs_change_nothing() {
+    let env = Env::with_pool();
+    let store = two_backups(&env);
+    let dry = env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--to",
+        "tank/restored",
+        "-n",
+    ]);
+    assert!(dry.contains("would receive"), "{dry}");
+    assert!(env.snapshots("tank/restored").is_none());
+    assert!(audit(&env).iter().all(|l| l["command"] != "restore"));
+    env.ok(&[
+        "restore",
+        "--from",
+        &store,
+        "tank/home",
+        "--to",
+        "tank/restored",
+    ]);
+    let received: Vec<serde_json::Value> = audit(&env)
+        .into_iter()
+        .filter(|l| l["command"] == "restore")
+        .collect();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert!(received
+        .iter()
+        .all(|l| l["result"] == "done" && l["change"]["target"] == "tank/restored"));
 }

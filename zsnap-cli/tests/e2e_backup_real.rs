@@ -256,6 +256,20 @@ fn back_up_destroy_restore(
             "backup of {snap} names its stream and says ok: {r:?}"
         );
     };
+    // A store is made once: before `backups init` nothing uses it (a directory
+    // store's directory is not even created).
+    let refused = host.zsnap(&["backup", ds, "--to", "@store", "--snapshot", "s0"]);
+    assert!(
+        refused.code == Some(1) && refused.stderr.contains("not an initialised zsnap store"),
+        "a backup to a store never initialised is refused: {refused:?}"
+    );
+    if let Store::Dir(root) = &host.store {
+        assert!(
+            !root.exists(),
+            "no directory made for an uninitialised store"
+        );
+    }
+    host.ok("backups init", &["backups", "init", "@store"]);
     let (t1, _) = snapshot(g, ds, "s1", None);
     backup("s1", false);
 
@@ -340,6 +354,24 @@ fn back_up_destroy_restore(
             && r.stdout.contains(&format!("received {}", ids[1]))
             && !r.stdout.contains(&ids[2]),
         "the restore receives s1 and s2, not s3: {r:?}"
+    );
+    // Received unmounted (-u) and without taking a mountpoint from the stream.
+    let restored_prop = |p: &str| {
+        g.ok(&format!(
+            "zfs get -H -o value,source {p} {}",
+            quote(restored)
+        ))
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(
+        restored_prop("mounted"),
+        "no\t-",
+        "a restore leaves it unmounted"
+    );
+    assert!(
+        !restored_prop("mountpoint").ends_with("\treceived"),
+        "the mountpoint is not taken from the stream"
     );
     mount(g, restored);
     assert_eq!(
@@ -482,6 +514,7 @@ fn encrypted_source_is_backed_up_raw_and_restores_encrypted() {
     let (t1, _) = snapshot(g, &ds, "s1", None);
     let hashes = tree_hashes(g, &format!("/{ds}"));
     let host = Host::new(g, &ds, |d| Store::Dir(d.join("store")));
+    host.ok("backups init", &["backups", "init", "@store"]);
     host.ok(
         "backup",
         &["backup", &ds, "--to", "@store", "--snapshot", "s1"],

@@ -24,8 +24,9 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::store::{dsn, short, sidecar, sidecar_at, t, Store};
 use proptest::prelude::*;
 use zsnap_core::backup::{
-    backup_due, plan_restore, resolve_restore, BackupDue, BackupEntry, BackupMode, BackupSchedule,
-    Compression, RestorePlanError, RestoreTarget, Sha256, Sidecar, StreamKind, StreamName,
+    backup_due, plan_restore, resolve_restore, resolve_restore_with, BackupDue, BackupEntry,
+    BackupMode, BackupSchedule, Compression, RestoreError, RestorePlanError, RestoreTarget, Sha256,
+    Sidecar, StreamKind, StreamName,
 };
 use zsnap_core::duration::Span;
 use zsnap_core::{Dataset, DatasetKind, Guid, ShortName, Snapshot};
@@ -571,7 +572,21 @@ proptest! {
                 .map(|s| s.guid),
             _ => unreachable!("only these are generated"),
         };
-        let resolved = resolve_restore(&catalog, &dsn(DATASET), &point);
+        let resolved = resolve_restore_with(&catalog, &dsn(DATASET), &point, true);
+        // Without --allow-older the same, except that a latest/at restore refuses when a
+        // newer backup the store records cannot be restored.
+        let strict = resolve_restore(&catalog, &dsn(DATASET), &point);
+        match (&strict, &resolved) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(RestoreError::NewerNotRestorable { newer, .. }), Ok(chain)) => {
+                prop_assert!(!matches!(point, RestoreTarget::Snapshot(_)));
+                let newer = catalog.entry(newer).unwrap();
+                prop_assert!(newer.sidecar_listed && !newer.is_restorable());
+                prop_assert!(newer.stream.created() > chain.last().unwrap().stream.created());
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            other => prop_assert!(false, "strict and allow-older disagree: {:?}", other),
+        }
         let Some(expected) = expected else {
             prop_assert!(resolved.is_err(), "{point:?} has no restorable backup, yet {resolved:?}");
             return Ok(());

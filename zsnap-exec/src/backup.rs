@@ -18,11 +18,13 @@
 use std::io::{self, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use sha2::Digest as _;
 use zsnap_core::backup::{
-    BackupEntry, BackupStep, Compression, Deletion, Sha256, Sidecar, SidecarError, StoreUrl,
+    parse_send_begin, BackupEntry, BackupStep, Compression, Deletion, PendingDeletion, SendBegin,
+    Sha256, Sidecar, SidecarError, StoreUrl,
 };
-use zsnap_core::{DatasetName, SendSpec, SnapshotName};
+use zsnap_core::{DatasetName, Guid, SendSpec, SnapshotName};
 
 use crate::backend::{
     ListError, ReceiveOutcome, ReceiveRequest, RecvError, SendCommand, SendError, SendRequest,
@@ -439,7 +441,54 @@ pub fn verify_entry(store: &dyn BackupStore, entry: &BackupEntry) -> Result<u64,
             problem: mismatch((sidecar.size, sidecar.sha256), size, digest),
         });
     }
+    check_stream_header(store, entry, sidecar)?;
     Ok(size)
+}
+
+/// The most (decompressed) bytes read to find a stream's header.
+const HEADER_READ: u64 = 4096;
+
+/// Reads the start of the stream of `entry` and checks that the snapshot (and base)
+/// its header names are the sidecar's: a stream swapped in with a matching sidecar
+/// has the right size and digest, but not the right guids.
+fn check_stream_header(
+    store: &dyn BackupStore,
+    entry: &BackupEntry,
+    sidecar: &Sidecar,
+) -> Result<(), VerifyError> {
+    let key = entry.key().to_owned();
+    let read_err = |e: io::Error| VerifyError::Store {
+        key: key.clone(),
+        source: StoreError::from_io(store.url(), StoreOp::Read, Some(&key), e),
+    };
+    let reader = store.open(&key).map_err(|source| VerifyError::Store {
+        key: key.clone(),
+        source,
+    })?;
+    let mut head = Vec::new();
+    match sidecar.compression {
+        Compression::Zstd => zstd::Decoder::new(reader)
+            .and_then(|d| d.take(HEADER_READ).read_to_end(&mut head))
+            .map_err(read_err)?,
+        _ => reader
+            .take(HEADER_READ)
+            .read_to_end(&mut head)
+            .map_err(read_err)?,
+    };
+    let expected = (sidecar.guid, sidecar.parent.as_ref().map(|p| p.guid));
+    match stream_guids(&head) {
+        Ok(None) => Ok(()),
+        Ok(Some(found)) if found == expected => Ok(()),
+        Ok(Some((t, _))) => Err(VerifyError::Mismatch {
+            key,
+            problem: format!(
+                "the stream recreates the snapshot with guid {t}, but its sidecar says guid {}: \
+                 the stream was swapped or replaced",
+                expected.0
+            ),
+        }),
+        Err(problem) => Err(VerifyError::Mismatch { key, problem }),
+    }
 }
 
 /// How the bytes read (`size`, `digest`) differ from what the sidecar says.
@@ -464,6 +513,10 @@ type Verdict = Arc<Mutex<Option<String>>>;
 struct StoredStream {
     body: Body,
     expected: (u64, Sha256),
+    /// The snapshot (and base) the sidecar says the stream recreates; checked against
+    /// the stream's own header before any byte is handed out.
+    guids: (Guid, Option<Guid>),
+    header_checked: bool,
     key: String,
     dataset: DatasetName,
     /// Decompressed bytes not yet handed out; the last [`HOLD_BACK`] of them stay
@@ -548,6 +601,54 @@ impl StoredStream {
     }
 }
 
+impl StoredStream {
+    /// Checks the stream's header against the sidecar; called before the first byte
+    /// is released, when at least [`HOLD_BACK`] bytes (or the whole stream) are here.
+    fn check_header(&mut self) -> io::Result<()> {
+        self.header_checked = true;
+        let found = stream_guids(&self.pending[self.start..]);
+        let (to, from) = self.guids;
+        let problem = match found {
+            Ok(None) => return Ok(()),
+            Ok(Some((t, f))) if t == to && f == from => return Ok(()),
+            Ok(Some((t, f))) => format!(
+                "{}: the stream recreates the snapshot with guid {t}{}, but its sidecar \
+                 says guid {to}{}: the stream was swapped or replaced; nothing was received",
+                self.key,
+                f.map_or_else(String::new, |g| format!(" from {g}")),
+                from.map_or_else(String::new, |g| format!(" from {g}")),
+            ),
+            Err(e) => format!("{}: {e}; nothing was received", self.key),
+        };
+        Err(self.fail(problem))
+    }
+}
+
+/// The guids a stored stream's header names (snapshot, base): a ZFS send stream's
+/// BEGIN record, or the fake backend's section header. `None` for a compound stream,
+/// whose header names no snapshot (zsnap never stores one).
+fn stream_guids(head: &[u8]) -> Result<Option<(Guid, Option<Guid>)>, String> {
+    if let Some(rest) = head.strip_prefix(FAKE_MAGIC) {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        #[derive(serde::Deserialize)]
+        struct Section {
+            guid: Guid,
+            from_guid: Option<Guid>,
+        }
+        let s: Section =
+            serde_json::from_slice(line).map_err(|e| format!("unreadable stream header: {e}"))?;
+        return Ok(Some((s.guid, s.from_guid)));
+    }
+    match parse_send_begin(head) {
+        Ok(SendBegin::Substream { to_guid, from_guid }) => Ok(Some((to_guid, from_guid))),
+        Ok(_) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// How the fake backend's streams start (see `crate::fake`).
+const FAKE_MAGIC: &[u8] = b"ZFAKE1 ";
+
 impl Read for StoredStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -557,6 +658,9 @@ impl Read for StoredStream {
             } else {
                 available.saturating_sub(HOLD_BACK)
             };
+            if releasable > 0 && !self.header_checked {
+                self.check_header()?;
+            }
             if releasable > 0 {
                 let n = releasable.min(buf.len());
                 buf[..n].copy_from_slice(&self.pending[self.start..self.start + n]);
@@ -623,6 +727,8 @@ pub fn open_stream(
     Ok(Box::new(StoredStream {
         body,
         expected: (sidecar.size, sidecar.sha256),
+        guids: (sidecar.guid, sidecar.parent.as_ref().map(|p| p.guid)),
+        header_checked: false,
         key,
         dataset: sidecar.dataset.clone(),
         pending: Vec::new(),
@@ -777,22 +883,47 @@ pub struct DeleteReport {
     /// Keys deleted (or already gone).
     pub deleted: Vec<String>,
     /// The deletion that failed; the ones after it were not tried, so the order's
-    /// guarantee (nothing kept loses its parent) still holds.
+    /// guarantee (nothing kept loses its parent) still holds. The record of the
+    /// deletion stays, so the next prune recognises and finishes what is left.
     pub failed: Option<(String, StoreError)>,
 }
 
 /// Deletes objects in the order given (the order [`zsnap_core::backup`]'s plans
 /// make safe to interrupt), stopping at the first failure.
-pub fn delete_objects(store: &dyn BackupStore, deletions: &[Deletion]) -> DeleteReport {
+///
+/// Before the first deletion the keys are recorded in the store (a
+/// [`PendingDeletion`]), and the record is removed after the last: a sidecar that an
+/// interruption leaves without its stream is then known to be part of a deletion,
+/// which the next prune finishes, and any other sidecar without its stream is a lost
+/// backup that listings and verify report. When the record cannot be written,
+/// nothing is deleted.
+pub fn delete_objects(
+    store: &dyn BackupStore,
+    deletions: &[Deletion],
+    now: DateTime<Utc>,
+) -> DeleteReport {
     let mut report = DeleteReport::default();
+    if deletions.is_empty() {
+        return report;
+    }
+    let record = PendingDeletion::new(now, deletions.iter().map(|d| d.key.clone()).collect());
+    let record_key = record.key(&crate::store::random_token());
+    if let Err(e) = store.put(&record_key, record.to_json().as_bytes()) {
+        report.failed = Some((record_key, e));
+        return report;
+    }
     for d in deletions {
         match store.delete(&d.key) {
             Ok(_) => report.deleted.push(d.key.clone()),
             Err(e) => {
                 report.failed = Some((d.key.clone(), e));
-                break;
+                return report;
             }
         }
+    }
+    // Left behind on failure, the record only makes the next prune delete it.
+    if let Err(e) = store.delete(&record_key) {
+        report.failed = Some((record_key, e));
     }
     report
 }
@@ -938,20 +1069,69 @@ pub fn back_up(
     Ok(run)
 }
 
+/// How to run a restore.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RestoreOptions {
+    /// Let the first receive roll the target back (`zfs receive -F`): discards its
+    /// snapshots after the newest one it shares with the restore, or replaces a target
+    /// that has no snapshots. A target with snapshots of its own is never overwritten.
+    pub force: bool,
+    /// Let `Latest` / `At` restore a point older than a newer backup the store records
+    /// but cannot restore (see [`zsnap_core::backup::resolve_restore_with`]).
+    pub allow_older: bool,
+    /// Mount the restored dataset (at the mountpoint it inherits: the stream's own
+    /// `mountpoint` is never taken). Off: received with `-u`, not mounted.
+    pub mount: bool,
+    /// Plan only: resolve the chain and check the target, receive nothing.
+    pub dry_run: bool,
+}
+
+impl RestoreOptions {
+    /// With `-F` allowed or not.
+    #[must_use]
+    pub fn with_force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Allowing an older point than the newest backup recorded, or not.
+    #[must_use]
+    pub fn with_allow_older(mut self, allow: bool) -> Self {
+        self.allow_older = allow;
+        self
+    }
+
+    /// Mounting the restored dataset, or not.
+    #[must_use]
+    pub fn with_mount(mut self, mount: bool) -> Self {
+        self.mount = mount;
+        self
+    }
+
+    /// Planning only, or not.
+    #[must_use]
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+}
+
 /// What [`restore`] did.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct RestoreRun {
     /// The plan.
     pub plan: zsnap_core::backup::RestorePlan,
-    /// The keys received, in order.
+    /// The keys received, in order (none in a dry run).
     pub received: Vec<String>,
     /// Bytes received.
     pub bytes: u64,
+    /// Whether the restored dataset was left unmounted (`zfs receive -u`).
+    pub unmounted: bool,
 }
 
-/// Why [`restore`] failed. Streams received before the failure stay received: running
-/// the same restore again continues after them.
+/// Why [`restore`] failed. Streams received before the failure stay received.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RestoreRunError {
@@ -988,8 +1168,20 @@ pub enum RestoreRunError {
         #[source]
         source: VerifyError,
     },
+    /// A stored stream is damaged (or is not the one its sidecar describes): running
+    /// the restore again fails the same way.
+    #[error("restore into {target}: {} stream(s) received before this one; it is damaged in the store, so restoring the same point again fails the same way: restore an earlier point (--snapshot) or repair the store (zsnap backups verify)", .received)]
+    Damaged {
+        /// The target.
+        target: DatasetName,
+        /// How many streams were received before it.
+        received: usize,
+        /// The cause.
+        #[source]
+        source: ReceiveStoredError,
+    },
     /// Receiving a stream failed (after `received` streams were received).
-    #[error("restore into {target}: {} stream(s) received before this failure; run the same restore again to continue", .received)]
+    #[error("restore into {target}: {} stream(s) received before this failure; once the cause is fixed, the same restore continues after them", .received)]
     Receive {
         /// The target.
         target: DatasetName,
@@ -999,13 +1191,46 @@ pub enum RestoreRunError {
         #[source]
         source: ReceiveStoredError,
     },
+    /// After a receive, the target does not hold the snapshot the sidecar describes
+    /// (by name and guid).
+    #[error("restore into {target}: after receiving {key}, {target}@{snapshot} {found}, but its sidecar says guid {expected}; the store holds another snapshot than it says")]
+    Arrived {
+        /// The target.
+        target: DatasetName,
+        /// The stream received.
+        key: String,
+        /// The snapshot expected.
+        snapshot: zsnap_core::ShortName,
+        /// Its guid, per the sidecar.
+        expected: Guid,
+        /// What the target holds instead.
+        found: String,
+    },
+    /// The target could not be listed after a receive to confirm what arrived.
+    #[error("restore into {target}: list it after receiving {key} to confirm what arrived")]
+    Confirm {
+        /// The target.
+        target: DatasetName,
+        /// The stream received.
+        key: String,
+        /// The cause.
+        #[source]
+        source: ListError,
+    },
 }
 
 /// Restores `dataset` from the store at `point` into `target` on `backend`: resolves
-/// the chain by guid, plans against the target as it is
-/// ([`zsnap_core::backup::plan_restore`]: continues a restore that stopped, refuses to
-/// overwrite without `force`), checks every stream after the first against its sidecar,
-/// then receives them in order, each checked again as it streams (see the module docs).
+/// the chain by guid (refusing to go back past a newer backup the store records but
+/// cannot restore, unless [`RestoreOptions::allow_older`]), plans against the target
+/// as it is ([`zsnap_core::backup::plan_restore`]: continues a restore that stopped,
+/// refuses to overwrite without [`RestoreOptions::force`]), checks every stream after
+/// the first against its sidecar, then receives them in order, each checked again as
+/// it streams (see the module docs) and its header checked against the sidecar's
+/// guids before a byte reaches `zfs receive`. Each receive is unmounted (`-u`, unless
+/// [`RestoreOptions::mount`]) and never takes the stream's `mountpoint`
+/// (`-x mountpoint`), so a stream carrying properties cannot mount over a system
+/// path; after each, the target is listed to confirm the snapshot that arrived by
+/// guid.
 ///
 /// `progress` gets (stream index in the chain, streams in the chain, bytes of that
 /// stream so far).
@@ -1023,10 +1248,11 @@ pub fn restore(
     point: &zsnap_core::backup::RestoreTarget,
     target: &DatasetName,
     backend: &mut dyn ZfsBackend,
-    force: bool,
+    opts: &RestoreOptions,
     progress: &mut dyn FnMut(usize, usize, u64),
 ) -> Result<RestoreRun, RestoreRunError> {
-    let chain = zsnap_core::backup::resolve_restore(catalog, dataset, point)?;
+    let chain =
+        zsnap_core::backup::resolve_restore_with(catalog, dataset, point, opts.allow_older)?;
     let existing = match backend.list(std::slice::from_ref(target)) {
         Ok(inv) => inv.dataset(target).cloned(),
         Err(e) if list_says_missing(&e) => None,
@@ -1037,8 +1263,17 @@ pub fn restore(
             })
         }
     };
-    let plan = zsnap_core::backup::plan_restore(chain, target, existing.as_ref(), force)?;
-    if plan.abort_partial {
+    let plan = zsnap_core::backup::plan_restore(chain, target, existing.as_ref(), opts.force)?;
+    let mut run = RestoreRun {
+        received: Vec::new(),
+        bytes: 0,
+        plan,
+        unmounted: !opts.mount,
+    };
+    if opts.dry_run {
+        return Ok(run);
+    }
+    if run.plan.abort_partial {
         backend
             .abort_receive(target)
             .map_err(|source| RestoreRunError::AbortPartial {
@@ -1051,41 +1286,80 @@ pub fn restore(
     // record without which `zfs receive` commits nothing) is held back until its
     // digest matched. So a damaged stream anywhere in the chain leaves the target as it
     // was, and a restore of a single stream reads it once.
-    for entry in plan.remaining().iter().skip(1) {
+    for entry in run.plan.remaining().iter().skip(1) {
         verify_entry(store, entry).map_err(|source| RestoreRunError::Verify {
             target: target.clone(),
             source,
         })?;
     }
-    let mut run = RestoreRun {
-        received: Vec::new(),
-        bytes: 0,
-        plan,
-    };
     let remaining: Vec<BackupEntry> = run.plan.remaining().to_vec();
     for (i, entry) in remaining.iter().enumerate() {
-        // Mounted (a restore is for reading), not resumable (partial state would
-        // block the next receive; a failed stream is received again from its start).
+        // Not resumable (partial state would block the next receive; a failed stream
+        // is received again from its start).
         let mut options = zsnap_core::RecvOptions::default();
         options.force = run.plan.rollback && i == 0;
-        options.unmounted = false;
+        options.unmounted = !opts.mount;
         options.resumable = false;
+        options.exclude_props = vec!["mountpoint".to_owned()];
         let request = ReceiveRequest::new(target.clone(), options);
         let index = run.plan.done + i;
         let total = run.plan.chain.len();
         let mut each = |bytes| progress(index, total, bytes);
+        let received = run.received.len();
         let outcome =
             receive_entry(store, entry, backend, &request, Some(&mut each)).map_err(|source| {
-                RestoreRunError::Receive {
-                    target: target.clone(),
-                    received: run.received.len(),
-                    source,
+                if matches!(source, ReceiveStoredError::Damaged { .. }) {
+                    RestoreRunError::Damaged {
+                        target: target.clone(),
+                        received,
+                        source,
+                    }
+                } else {
+                    RestoreRunError::Receive {
+                        target: target.clone(),
+                        received,
+                        source,
+                    }
                 }
             })?;
+        confirm_arrived(backend, target, entry)?;
         run.bytes += outcome.bytes.unwrap_or(0);
         run.received.push(entry.key().to_owned());
     }
     Ok(run)
+}
+
+/// Lists `target` after `entry` was received into it and checks that the snapshot the
+/// sidecar names is there with the sidecar's guid.
+fn confirm_arrived(
+    backend: &dyn ZfsBackend,
+    target: &DatasetName,
+    entry: &BackupEntry,
+) -> Result<(), RestoreRunError> {
+    let Some(sidecar) = &entry.sidecar else {
+        return Ok(());
+    };
+    let inv = backend
+        .list(std::slice::from_ref(target))
+        .map_err(|source| RestoreRunError::Confirm {
+            target: target.clone(),
+            key: entry.key().to_owned(),
+            source,
+        })?;
+    let found = inv
+        .dataset(target)
+        .and_then(|ds| ds.snapshot(&sidecar.snapshot))
+        .map(|s| s.guid);
+    if found == Some(sidecar.guid) {
+        return Ok(());
+    }
+    Err(RestoreRunError::Arrived {
+        target: target.clone(),
+        key: entry.key().to_owned(),
+        snapshot: sidecar.snapshot.clone(),
+        expected: sidecar.guid,
+        found: found.map_or_else(|| "is not there".to_owned(), |g| format!("has guid {g}")),
+    })
 }
 
 /// Whether a failed listing says the dataset does not exist.

@@ -25,7 +25,7 @@ use zsnap_exec::apply::{
 };
 use zsnap_exec::backup::{
     delete_objects, open_stream, receive_entry, run_backup, save_entry, verify_entry, BackupError,
-    BackupOptions, ReceiveStoredError, VerifyError, HOLD_BACK,
+    BackupOptions, ReceiveStoredError, RestoreOptions, RestoreRunError, VerifyError, HOLD_BACK,
 };
 use zsnap_exec::fake::{FakeZfs, Fault, FaultEffect, FaultOp};
 use zsnap_exec::store::{
@@ -87,7 +87,7 @@ fn open(kind: Kind) -> (Arc<dyn BackupStore>, StoreUrl, Option<tempfile::TempDir
             let url: StoreUrl = format!("dir:{}", tmp.path().display())
                 .parse()
                 .expect("valid url");
-            let store = DirStore::open(&url, false).expect("opened");
+            let store = DirStore::open(&url).expect("opened");
             (Arc::new(store), url, Some(tmp))
         }
     }
@@ -1018,7 +1018,7 @@ fn deleting_a_full_with_its_dependents_removes_the_whole_chain() {
             other => panic!("{kind:?}: refused without dependents: {other:?}"),
         }
         let plan = catalog.plan_delete(&full, true).expect("planned");
-        let report = delete_objects(&*bed.store, &plan.deletions);
+        let report = delete_objects(&*bed.store, &plan.deletions, bed.z.now());
         assert!(report.failed.is_none(), "{kind:?}: {:?}", report.failed);
         let planned: Vec<&String> = plan.deletions.iter().map(|d| &d.key).collect();
         assert_eq!(report.deleted.iter().collect::<Vec<_>>(), planned);
@@ -1193,7 +1193,7 @@ fn run_history(ops: &[Op]) -> Result<(), TestCaseError> {
                 let rule: KeepRule = format!("last {n}").parse().expect("valid rule");
                 let policy = RetentionPolicy::new(vec![rule]);
                 let plan = plan_backup_prune(&catalog, &policy, z.now(), tz);
-                let report = delete_objects(&*store, &plan.deletions);
+                let report = delete_objects(&*store, &plan.deletions, z.now());
                 prop_assert!(report.failed.is_none(), "{:?}", report.failed);
             }
         }
@@ -1396,4 +1396,252 @@ fn backing_up_an_older_snapshot_later_keeps_the_newer_bookmark() {
         "{:?}",
         step.send
     );
+}
+
+// ---- issue 12: lost backups, interrupted deletions, swapped streams ---------------
+
+/// A store that fails its `fail_at`-th deletion (counting from 0) and every one after,
+/// like a prune killed or cut off half-way.
+struct FailingDeletes {
+    inner: Arc<dyn BackupStore>,
+    deletes: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+impl BackupStore for FailingDeletes {
+    fn url(&self) -> &StoreUrl {
+        self.inner.url()
+    }
+    fn list(&self) -> Result<Vec<StoreObject>, StoreError> {
+        self.inner.list()
+    }
+    fn get(&self, key: &str, max: usize) -> Result<Vec<u8>, StoreError> {
+        self.inner.get(key, max)
+    }
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put(key, bytes)
+    }
+    fn upload(&self, key: &str) -> Result<Box<dyn Upload + '_>, StoreError> {
+        self.inner.upload(key)
+    }
+    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        self.inner.open(key)
+    }
+    fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let n = self
+            .deletes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= self.fail_at {
+            let problem = std::io::Error::other("cut off");
+            return Err(StoreError::new(
+                self.url(),
+                zsnap_exec::store::StoreOp::Delete,
+                Some(key),
+                problem,
+            ));
+        }
+        self.inner.delete(key)
+    }
+}
+
+#[expect(
+    clippy::result_large_err,
+    reason = "returns the library's restore error as it is"
+)]
+fn restore_run(
+    bed: &mut Bed,
+    point: &RestoreTarget,
+    target: &DatasetName,
+    options: &RestoreOptions,
+) -> Result<zsnap_exec::backup::RestoreRun, RestoreRunError> {
+    let catalog = bed.catalog();
+    zsnap_exec::backup::restore(
+        &*bed.store,
+        &catalog,
+        &home(),
+        point,
+        target,
+        &mut bed.z,
+        options,
+        &mut |_, _, _| {},
+    )
+}
+
+#[test]
+fn a_lost_stream_is_missing_and_restore_refuses_to_go_back_past_it() {
+    for kind in KINDS {
+        let mut bed = Bed::new(kind, 4096);
+        let g1 = bed.snap("s1");
+        bed.backup("s1", Compression::None);
+        bed.snap("s2");
+        let lost = bed.backup("s2", Compression::None);
+        // The newest stream is lost; its sidecar stays.
+        assert!(bed.store.delete(&lost.stream.key()).expect("deleted"));
+        let catalog = bed.catalog();
+        let e = entry_of(&catalog, "s2");
+        assert_eq!(e.state, EntryState::Missing, "{kind:?}");
+        assert!(catalog.orphan_sidecars.is_empty(), "{kind:?}");
+        // The latest restore refuses, naming the missing backup, and changes nothing.
+        let target = ds("tank/restored");
+        let err = restore_run(
+            &mut bed,
+            &RestoreTarget::Latest,
+            &target,
+            &RestoreOptions::default(),
+        )
+        .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains(&lost.stream.key()), "{kind:?}: {text}");
+        assert!(text.contains("missing"), "{kind:?}: {text}");
+        assert!(dataset_in(&bed.z, &target).is_none(), "{kind:?}");
+        // Asked explicitly, the older point restores.
+        let run = restore_run(
+            &mut bed,
+            &RestoreTarget::Latest,
+            &target,
+            &RestoreOptions::default().with_allow_older(true),
+        )
+        .expect("restored");
+        assert_eq!(run.received.len(), 1, "{kind:?}");
+        let restored = dataset_in(&bed.z, &target).expect("restored");
+        assert_eq!(snapshots(&restored), [("s1".to_owned(), g1)], "{kind:?}");
+        // A prune keeps the missing backup (the loss stays visible).
+        let plan = plan_backup_prune(
+            &bed.catalog(),
+            &RetentionPolicy::new(vec!["last 1".parse().expect("valid rule")]),
+            bed.z.now(),
+            utc_policy().timezone,
+        );
+        assert!(
+            !plan
+                .deletions
+                .iter()
+                .any(|d| d.key == lost.stream.sidecar_key()),
+            "{kind:?}: {:?}",
+            plan.deletions
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_prune_is_recognised_and_finished_by_the_next() {
+    for kind in KINDS {
+        for fail_at in 0..6 {
+            let mut bed = Bed::new(kind, 4096);
+            for name in ["s1", "s2", "s3", "s4"] {
+                bed.snap(name);
+                bed.backup_with(
+                    name,
+                    BackupMode::Full,
+                    Compression::None,
+                    &ApplyOptions::default(),
+                );
+            }
+            let policy = RetentionPolicy::new(vec!["last 1".parse().expect("valid rule")]);
+            let tz = utc_policy().timezone;
+            let plan = plan_backup_prune(&bed.catalog(), &policy, bed.z.now(), tz);
+            assert_eq!(plan.deletions.len(), 6, "three backups, stream and sidecar");
+            let failing = FailingDeletes {
+                inner: Arc::clone(&bed.store),
+                deletes: Default::default(),
+                fail_at,
+            };
+            let report = delete_objects(&failing, &plan.deletions, bed.z.now());
+            assert_eq!(report.deleted.len(), fail_at, "{kind:?}");
+            assert!(report.failed.is_some());
+            // Nothing the interruption left looks like a lost backup…
+            let after = bed.catalog();
+            let entries = &after.dataset(&home()).expect("s4 is kept").entries;
+            assert!(
+                entries.iter().all(|e| e.state != EntryState::Missing),
+                "{kind:?} at {fail_at}: {entries:?}"
+            );
+            assert_eq!(after.pending.len(), 1, "the record of the deletion stays");
+            // …and the next prune finishes it, record included.
+            let again = plan_backup_prune(&after, &policy, bed.z.now(), tz);
+            let report = delete_objects(&*bed.store, &again.deletions, bed.z.now());
+            assert!(report.failed.is_none(), "{:?}", report.failed);
+            let done = bed.catalog();
+            assert!(done.orphan_sidecars.is_empty() && done.pending.is_empty());
+            let left: Vec<String> = bed.keys();
+            assert_eq!(left.len(), 2, "{kind:?}: only s4 is left: {left:?}");
+            assert!(
+                plan_backup_prune(&done, &policy, bed.z.now(), tz).is_empty(),
+                "{kind:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_swapped_stream_is_refused_before_zfs_receive_sees_it() {
+    for kind in KINDS {
+        let mut bed = Bed::new(kind, 4096);
+        let g1 = bed.snap("s1");
+        let s1 = bed.backup("s1", Compression::None);
+        let g2 = bed.snap("s2");
+        let s2 = bed.backup_with(
+            "s2",
+            BackupMode::Full,
+            Compression::None,
+            &ApplyOptions::default(),
+        );
+        // s2's stream put in s1's place, with a sidecar whose size and digest match it.
+        let other = read_object(&*bed.store, &s2.stream.key());
+        bed.damage(&s1.stream.key(), |b| *b = other.clone());
+        let sidecar_key = s1.stream.sidecar_key();
+        let mut sc =
+            zsnap_core::backup::Sidecar::parse(&read_object(&*bed.store, &sidecar_key)).unwrap();
+        sc.size = other.len() as u64;
+        sc.sha256 = zsnap_core::backup::Sha256::from_bytes(
+            <sha2::Sha256 as sha2::Digest>::digest(&other).into(),
+        );
+        bed.store
+            .put(&sidecar_key, sc.to_json().as_bytes())
+            .expect("sidecar replaced");
+        let swapped = entry_of(&bed.catalog(), "s1");
+        assert!(swapped.is_complete());
+        // verify reads the stream's header too.
+        let verified = verify_entry(&*bed.store, &swapped).expect_err("verify fails");
+        assert!(
+            verified.to_string().contains(&g2.to_string()),
+            "{kind:?}: {verified}"
+        );
+        let target = ds("tank/restored");
+        let err = restore_run(
+            &mut bed,
+            &RestoreTarget::Snapshot(sn("s1")),
+            &target,
+            &RestoreOptions::default(),
+        )
+        .expect_err("refused");
+        let text = format!("{err}: {}", zsnap_exec::failure::error_chain(&err));
+        assert!(
+            text.contains(&g1.to_string()) && text.contains(&g2.to_string()),
+            "{kind:?}: names both guids: {text}"
+        );
+        assert!(matches!(err, RestoreRunError::Damaged { .. }), "{err:?}");
+        assert!(
+            dataset_in(&bed.z, &target).is_none(),
+            "{kind:?}: nothing received"
+        );
+    }
+}
+
+#[test]
+fn a_restore_dry_run_receives_nothing() {
+    let mut bed = Bed::new(Kind::Memory, 4096);
+    bed.snap("s1");
+    bed.backup("s1", Compression::None);
+    let target = ds("tank/restored");
+    let run = restore_run(
+        &mut bed,
+        &RestoreTarget::Latest,
+        &target,
+        &RestoreOptions::default().with_dry_run(true),
+    )
+    .expect("planned");
+    assert_eq!(run.plan.remaining().len(), 1);
+    assert!(run.received.is_empty());
+    assert!(dataset_in(&bed.z, &target).is_none());
 }

@@ -65,7 +65,7 @@ fn fresh_url(bucket: &str) -> StoreUrl {
 
 fn s3_bed() -> Option<Bed> {
     let (settings, bucket) = server()?;
-    let store = open_store(&fresh_url(&bucket), &settings, false).unwrap();
+    let store = open_store(&fresh_url(&bucket), &settings).unwrap();
     Some(Bed {
         store,
         expect: Expect {
@@ -114,7 +114,7 @@ fn wrong_credentials_fail_naming_the_store_and_never_the_secret() {
     let url = fresh_url(&bucket);
     let secret = "not-the-secret-0123456789abcdef0123456789abcdef0123456789abcdef";
     let bad = settings.with_secret_access_key(secret);
-    let store = open_store(&url, &bad, false).unwrap();
+    let store = open_store(&url, &bad).unwrap();
     let e = store.list().unwrap_err();
     assert!(matches!(e.problem, StoreProblem::ObjectStore(_)), "{e:?}");
     let chain = error_chain(&e);
@@ -132,7 +132,7 @@ fn missing_bucket_fails_naming_the_store() {
         return;
     };
     let url: StoreUrl = "s3://zsnap-no-such-bucket/x".parse().unwrap();
-    let store = open_store(&url, &settings, false).unwrap();
+    let store = open_store(&url, &settings).unwrap();
     let e = store.put("a/b", b"x").unwrap_err();
     let chain = error_chain(&e);
     assert!(

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::marker::{PendingDeletion, STORE_MARKER_KEY};
 use super::sidecar::Sidecar;
 use super::stream::{StreamName, StreamNameError, SIDECAR_SUFFIX};
 use crate::inventory::{Dataset, Guid};
@@ -86,6 +87,10 @@ pub enum EntryState {
         /// What is wrong, as a message.
         problem: String,
     },
+    /// Its sidecar is in the store but its stream object is not: a backup the store
+    /// records was lost (deleted or never fully copied by something else than zsnap).
+    /// Never removed automatically, and a restore never silently goes back past it.
+    Missing,
 }
 
 /// How a complete backup is restored.
@@ -277,9 +282,13 @@ impl DatasetBackups {
 pub struct Catalog {
     /// Backups by dataset.
     pub datasets: BTreeMap<DatasetName, DatasetBackups>,
-    /// Sidecar keys whose stream object is gone (a deletion that stopped between the
-    /// stream and its sidecar); retention removes them.
+    /// Sidecar keys whose stream object is gone and that a pending deletion names (a
+    /// prune or delete that stopped between the stream and its sidecar); the next
+    /// prune finishes them. A sidecar without stream that no pending deletion names is
+    /// an entry in [`EntryState::Missing`] instead.
     pub orphan_sidecars: Vec<String>,
+    /// The keys of the [`super::PendingDeletion`] records in the store.
+    pub pending: Vec<String>,
     /// Keys zsnap did not write; never touched.
     pub foreign: Vec<String>,
 }
@@ -461,13 +470,33 @@ impl Catalog {
     /// assert_eq!(catalog.foreign, ["tank/README"]);
     /// ```
     pub fn build(objects: &[StoreObject], sidecars: &BTreeMap<String, Vec<u8>>) -> Catalog {
+        Catalog::build_with_pending(objects, sidecars, &BTreeSet::new())
+    }
+
+    /// [`Catalog::build`], knowing the keys that pending deletions (interrupted prunes
+    /// or deletes, see [`super::PendingDeletion`]) were removing: a sidecar without
+    /// stream among them is an [`Catalog::orphan_sidecars`] entry to finish; any other
+    /// sidecar without stream is a lost backup ([`EntryState::Missing`]).
+    pub fn build_with_pending(
+        objects: &[StoreObject],
+        sidecars: &BTreeMap<String, Vec<u8>>,
+        pending: &BTreeSet<String>,
+    ) -> Catalog {
         let mut streams: BTreeMap<&str, (StreamName, &StoreObject)> = BTreeMap::new();
-        let mut listed_sidecars: BTreeSet<&str> = BTreeSet::new();
+        let mut listed_sidecars: BTreeMap<&str, &StoreObject> = BTreeMap::new();
         let mut foreign: BTreeSet<String> = BTreeSet::new();
+        let mut pending_records: Vec<String> = Vec::new();
         for o in objects {
+            if o.key == STORE_MARKER_KEY {
+                continue;
+            }
+            if PendingDeletion::is_key(&o.key) {
+                pending_records.push(o.key.clone());
+                continue;
+            }
             if let Some(stream_key) = o.key.strip_suffix(SIDECAR_SUFFIX) {
                 if stream_key.parse::<StreamName>().is_ok() {
-                    listed_sidecars.insert(stream_key);
+                    listed_sidecars.insert(stream_key, o);
                     continue;
                 }
             }
@@ -482,7 +511,7 @@ impl Catalog {
         }
         let mut datasets: BTreeMap<DatasetName, DatasetBackups> = BTreeMap::new();
         for (key, (name, o)) in &streams {
-            let (sidecar, state) = if listed_sidecars.contains(key) {
+            let (sidecar, state) = if listed_sidecars.contains_key(key) {
                 let sidecar_key = format!("{key}{SIDECAR_SUFFIX}");
                 judge(name, o.size, sidecars.get(&sidecar_key).map(Vec::as_slice))
             } else {
@@ -493,7 +522,7 @@ impl Catalog {
                 stream: name.clone(),
                 size: o.size,
                 modified: o.modified,
-                sidecar_listed: listed_sidecars.contains(key),
+                sidecar_listed: listed_sidecars.contains_key(key),
                 sidecar,
                 state,
                 link: None,
@@ -508,18 +537,53 @@ impl Catalog {
                 .entries
                 .push(entry);
         }
+        let mut orphan_sidecars = Vec::new();
+        for (key, o) in &listed_sidecars {
+            if streams.contains_key(key) {
+                continue;
+            }
+            let sidecar_key = format!("{key}{SIDECAR_SUFFIX}");
+            if pending.contains(&sidecar_key) || pending.contains(*key) {
+                orphan_sidecars.push(sidecar_key);
+                continue;
+            }
+            let name: StreamName = key.parse().expect("only stream names are listed sidecars");
+            let sidecar = sidecars
+                .get(&sidecar_key)
+                .and_then(|b| Sidecar::parse(b).ok())
+                .filter(|sc| sc.check_stream(&name).is_ok());
+            let entry = BackupEntry {
+                id: BackupId::from(&name),
+                stream: name.clone(),
+                size: sidecar.as_ref().map_or(0, |s| s.size),
+                modified: o.modified,
+                sidecar_listed: true,
+                sidecar,
+                state: EntryState::Missing,
+                link: None,
+                chain_len: None,
+            };
+            let ds = datasets
+                .entry(name.dataset().clone())
+                .or_insert_with(|| DatasetBackups {
+                    dataset: name.dataset().clone(),
+                    entries: Vec::new(),
+                });
+            let at = ds
+                .entries
+                .binary_search_by(|e| e.id.as_str().cmp(entry.id.as_str()))
+                .unwrap_or_else(|i| i);
+            ds.entries.insert(at, entry);
+        }
         for ds in datasets.values_mut() {
-            // `streams` is ordered by key, so each dataset's entries are too.
+            // `streams` is ordered by key, and missing entries were inserted in key
+            // order, so each dataset's entries are too.
             link_entries(&mut ds.entries);
         }
-        let orphan_sidecars = listed_sidecars
-            .iter()
-            .filter(|k| !streams.contains_key(*k))
-            .map(|k| format!("{k}{SIDECAR_SUFFIX}"))
-            .collect();
         Catalog {
             datasets,
             orphan_sidecars,
+            pending: pending_records,
             foreign: foreign.into_iter().collect(),
         }
     }
@@ -535,16 +599,19 @@ impl Catalog {
         self.datasets.get(name.dataset())?.entry(id)
     }
 
-    /// Every key the store holds that this catalog knows of: streams, sidecars,
-    /// orphan sidecars and foreign keys.
+    /// Every key the store holds that this catalog knows of: streams, sidecars (of
+    /// missing backups too), orphan sidecars, pending-deletion records and foreign
+    /// keys (not the marker).
     pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
         let entries = self.datasets.values().flat_map(|d| &d.entries);
         entries
             .flat_map(|e| {
+                let stream = (e.state != EntryState::Missing).then(|| e.id.to_string());
                 let sidecar = e.sidecar_listed.then(|| e.sidecar_key());
-                std::iter::once(e.id.to_string()).chain(sidecar)
+                stream.into_iter().chain(sidecar)
             })
             .chain(self.orphan_sidecars.iter().cloned())
+            .chain(self.pending.iter().cloned())
             .chain(self.foreign.iter().cloned())
     }
 

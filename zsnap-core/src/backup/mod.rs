@@ -21,8 +21,12 @@
 //! # Invariants
 //! - A backup is **complete** when its sidecar exists, parses, describes the stream
 //!   object and gives its listed size; a stream without a sidecar is **unfinished**
-//!   (the executor writes the sidecar last); anything else is **damaged** and never
-//!   removed automatically ([`EntryState`]).
+//!   (the executor writes the sidecar last); a sidecar without its stream is a
+//!   **missing** backup unless a pending deletion names it ([`PendingDeletion`]);
+//!   anything else is **damaged**. Missing and damaged backups are never removed
+//!   automatically ([`EntryState`]).
+//! - A store is a store only once initialised: [`STORE_MARKER_KEY`] holds its
+//!   [`StoreMarker`].
 //! - Chains are linked **by guid**, never by name: an incremental is restorable when a
 //!   restorable backup of an earlier snapshot (lower createtxg) of the same dataset has
 //!   its parent's guid ([`Catalog`], [`Link`]).
@@ -34,10 +38,12 @@
 
 mod catalog;
 mod escape;
+mod marker;
 mod planner;
 mod prune;
 mod restore;
 mod schedule;
+mod send_header;
 mod sidecar;
 mod step;
 mod store;
@@ -46,6 +52,10 @@ mod stream;
 pub use catalog::{
     BackupBase, BackupEntry, BackupId, Catalog, Chain, DatasetBackups, EntryState, Link,
     StoreObject,
+};
+pub use marker::{
+    MarkerError, PendingDeletion, StoreMarker, MAX_MARKER_BYTES, MAX_PENDING_BYTES,
+    PENDING_DELETION_PREFIX, STORE_MARKER_FORMAT, STORE_MARKER_KEY,
 };
 pub use planner::{
     backup_bookmark_name, parse_since, plan_backup, BackupMode, BackupPlan, BackupPlanError,
@@ -56,10 +66,11 @@ pub use prune::{
     ObjectRole, UNFINISHED_GRACE,
 };
 pub use restore::{
-    plan_restore, resolve_restore, BackupDeletePlan, DeleteError, RestoreError, RestorePlan,
-    RestorePlanError, RestoreTarget,
+    plan_restore, resolve_restore, resolve_restore_with, BackupDeletePlan, DeleteError,
+    RestoreError, RestorePlan, RestorePlanError, RestoreTarget,
 };
 pub use schedule::{backup_due, BackupDue, BackupSchedule};
+pub use send_header::{parse_send_begin, SendBegin, SendHeaderError, SEND_HEADER_LEN};
 pub use sidecar::{
     Sha256, Sha256Error, Sidecar, SidecarError, SidecarParent, MAX_SIDECAR_BYTES, SIDECAR_FORMAT,
 };

@@ -32,6 +32,9 @@ pub enum BackupProtection {
     Broken,
     /// A backup whose sidecar cannot be used: kept for a person to look at.
     Damaged,
+    /// A backup whose stream is gone (its sidecar is left): kept, so the loss stays
+    /// visible until a person deletes it (`zsnap backups delete`).
+    Missing,
 }
 
 impl fmt::Display for BackupProtection {
@@ -41,6 +44,7 @@ impl fmt::Display for BackupProtection {
             BackupProtection::UploadMayBeRunning => "unfinished upload that may still be running",
             BackupProtection::Broken => "broken chain (its parent is not in the store)",
             BackupProtection::Damaged => "damaged (its sidecar cannot be used)",
+            BackupProtection::Missing => "missing (its stream is gone, its sidecar is left)",
         })
     }
 }
@@ -96,6 +100,8 @@ pub enum ObjectRole {
     Stream,
     /// The sidecar.
     Sidecar,
+    /// The record of an earlier deletion ([`super::PendingDeletion`]).
+    Record,
 }
 
 /// One object to delete from a store.
@@ -116,8 +122,11 @@ pub struct Deletion {
 ///
 /// The order is safe to stop at any point: backups go newest first within a dataset
 /// (so no incremental ever outlives a backup it is restored after), and for each
-/// backup its stream goes before its sidecar (a sidecar left alone is an orphan that
-/// the next prune removes; a stream left alone would look unfinished).
+/// backup its stream goes before its sidecar. The executor records the keys in a
+/// [`super::PendingDeletion`] before the first deletion and removes the record after
+/// the last, so a sidecar an interrupted deletion left is recognised as such (the
+/// next prune finishes it), while a sidecar whose stream was lost otherwise stays a
+/// [`EntryState::Missing`] backup (a stream left alone would look unfinished).
 #[must_use = "a plan does nothing until it is applied"]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -227,7 +236,26 @@ pub fn plan_backup_prune(
             key: key.clone(),
             role: ObjectRole::Sidecar,
             id: None,
-            reason: "sidecar of a stream that is gone".to_owned(),
+            reason: "left by an interrupted deletion (its stream is gone): finishing it".to_owned(),
+        });
+    }
+    if !catalog.orphan_sidecars.is_empty() {
+        plan.notes.push(Note::new(
+            None,
+            format!(
+                "an earlier prune or delete was interrupted: {} of its sidecars are \
+                 deleted now",
+                catalog.orphan_sidecars.len()
+            ),
+        ));
+    }
+    // Last: once every key they name is gone, the records of earlier deletions go.
+    for key in &catalog.pending {
+        plan.deletions.push(Deletion {
+            key: key.clone(),
+            role: ObjectRole::Record,
+            id: None,
+            reason: "record of an earlier deletion".to_owned(),
         });
     }
     if !catalog.foreign.is_empty() {
@@ -338,7 +366,7 @@ fn prune_dataset(
 
     let grace = UNFINISHED_GRACE.to_chrono();
     let mut doomed: Vec<(usize, String)> = Vec::new();
-    let (mut broken, mut damaged) = (0, 0);
+    let (mut broken, mut damaged, mut missing) = (0, 0, 0);
     for (i, e) in entries.iter().enumerate() {
         let mut keep_for = |p: BackupProtection| protections.entry(i).or_default().push(p);
         let verdict = match (&e.state, &e.link) {
@@ -357,6 +385,11 @@ fn prune_dataset(
             (EntryState::Damaged { .. }, _) => {
                 damaged += 1;
                 keep_for(BackupProtection::Damaged);
+                None
+            }
+            (EntryState::Missing, _) => {
+                missing += 1;
+                keep_for(BackupProtection::Missing);
                 None
             }
             (_, Some(Link::Broken { .. })) => {
@@ -417,6 +450,17 @@ fn prune_dataset(
             format!(
                 "{} of {name} with a sidecar that cannot be used: kept; see `zsnap backups list`",
                 n_backups(damaged)
+            ),
+        ));
+    }
+    if missing > 0 {
+        plan.notes.push(Note::new(
+            Some(name.clone()),
+            format!(
+                "{} of {name} MISSING: the sidecar is in the store but the stream is gone; \
+                 kept so the loss stays visible, see `zsnap backups verify` and \
+                 `zsnap backups delete`",
+                n_backups(missing)
             ),
         ));
     }

@@ -4,7 +4,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{resolve, BackupEntry, BackupId, Catalog, DatasetBackups, Link, Resolved};
+use super::catalog::{
+    resolve, BackupEntry, BackupId, Catalog, DatasetBackups, EntryState, Link, Resolved,
+};
 use super::prune::{n_backups, ordered_deletions, Deletion};
 use crate::inventory::Guid;
 use crate::names::{DatasetName, ShortName};
@@ -83,6 +85,38 @@ pub enum RestoreError {
         /// Its guid.
         guid: Guid,
     },
+    /// The store records a backup newer than the newest restorable point asked for,
+    /// and it cannot be restored: restoring the older point would silently lose what
+    /// the newer one holds.
+    #[error(
+        "the store records a newer backup of {dataset} than the one that can be \
+         restored: {newer} ({problem}); the newest restorable is {chosen}. Restore an \
+         earlier point explicitly (--snapshot {chosen}, or --allow-older), or repair \
+         the store (`zsnap backups verify`)"
+    )]
+    NewerNotRestorable {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The newest restorable snapshot that would have been restored.
+        chosen: ShortName,
+        /// The newer backup that cannot be restored.
+        newer: BackupId,
+        /// Why it cannot.
+        problem: String,
+    },
+}
+
+/// What is wrong with a backup newer than the restore point, for
+/// [`RestoreError::NewerNotRestorable`].
+fn unusable(e: &BackupEntry) -> String {
+    match (&e.state, &e.link) {
+        (EntryState::Missing, _) => "its stream is missing from the store".to_owned(),
+        (EntryState::Damaged { problem }, _) => format!("it is damaged ({problem})"),
+        (_, Some(Link::Broken { parent, .. })) => {
+            format!("its chain is broken (no restorable backup of {parent})")
+        }
+        _ => "it cannot be restored".to_owned(),
+    }
 }
 
 fn incomplete_note(n: usize) -> String {
@@ -119,6 +153,23 @@ pub fn resolve_restore(
     catalog: &Catalog,
     dataset: &DatasetName,
     target: &RestoreTarget,
+) -> Result<Vec<BackupEntry>, RestoreError> {
+    resolve_restore_with(catalog, dataset, target, false)
+}
+
+/// [`resolve_restore`], except that with `allow_older` a [`RestoreTarget::Latest`] or
+/// [`RestoreTarget::At`] may resolve to a point older than a newer backup the store
+/// records but cannot restore (missing, damaged, on a broken chain). Without it that
+/// is [`RestoreError::NewerNotRestorable`]: the store never silently restores less
+/// than it says it holds. A [`RestoreTarget::Snapshot`] names its point explicitly.
+///
+/// # Errors
+/// See [`resolve_restore`].
+pub fn resolve_restore_with(
+    catalog: &Catalog,
+    dataset: &DatasetName,
+    target: &RestoreTarget,
+    allow_older: bool,
 ) -> Result<Vec<BackupEntry>, RestoreError> {
     let Some(backups) = catalog.dataset(dataset) else {
         return Err(RestoreError::NoBackups {
@@ -192,6 +243,28 @@ pub fn resolve_restore(
             dataset: dataset.clone(),
         });
     };
+    if !allow_older {
+        // Recorded = a sidecar says it was finished; an upload without one never was.
+        let limit = match target {
+            RestoreTarget::At(at) => Some(*at),
+            _ => None,
+        };
+        let picked = entries[i].stream.created();
+        let newer = entries
+            .iter()
+            .filter(|e| e.sidecar_listed && !e.is_restorable())
+            .filter(|e| e.stream.created() > picked)
+            .filter(|e| limit.is_none_or(|at| e.stream.created() <= at))
+            .max_by_key(|e| e.stream.created());
+        if let Some(e) = newer {
+            return Err(RestoreError::NewerNotRestorable {
+                dataset: dataset.clone(),
+                chosen: entries[i].stream.snapshot().clone(),
+                newer: e.id.clone(),
+                problem: unusable(e),
+            });
+        }
+    }
     Ok(chain(backups, i))
 }
 

@@ -2,7 +2,7 @@
 //! whose guid, createtxg and creation hour follow one number, and a listing with
 //! sidecar bytes that `Catalog::build` reads like a real store's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use zsnap_core::backup::{
@@ -62,6 +62,8 @@ pub fn sidecar_at(
 pub struct Store {
     pub objects: Vec<StoreObject>,
     pub sidecars: BTreeMap<String, Vec<u8>>,
+    /// Keys an interrupted deletion was removing (its pending-deletion record).
+    pub pending: BTreeSet<String>,
 }
 
 impl Store {
@@ -98,6 +100,6 @@ impl Store {
     }
 
     pub fn catalog(&self) -> Catalog {
-        Catalog::build(&self.objects, &self.sidecars)
+        Catalog::build_with_pending(&self.objects, &self.sidecars, &self.pending)
     }
 }

@@ -4,14 +4,28 @@
 //! needs from a store: list, read a small object, write a small object atomically,
 //! stream a large object in and out, delete. Two implementations:
 //!
-//! - [`DirStore`]: a directory on a mounted filesystem, with `std::fs` (keys are file
-//!   paths verbatim, writes are fsynced);
+//! - [`DirStore`]: a directory on a mounted filesystem (keys are file paths verbatim,
+//!   nothing below the root is reached through a symbolic link, files are private,
+//!   writes are fsynced);
 //! - [`ObjectStoreBackup`]: any [`object_store::ObjectStore`] below a prefix, which is
 //!   an S3-compatible bucket ([`open_store`] with [`S3Settings`]) or an in-memory store
 //!   for tests and simulations ([`ObjectStoreBackup::in_memory`]).
 //!
 //! [`read_catalog`] lists a store, reads its sidecars and builds the
 //! [`Catalog`] that every backup decision starts from.
+//!
+//! # Initialised stores
+//! A store exists once `zsnap backups init` ([`init_store`]) wrote its marker
+//! ([`StoreMarker`] at [`STORE_MARKER_KEY`]). [`open_initialised`] refuses a store
+//! without one, so a backup never fills the empty mount point of an unmounted disk
+//! (nor the root filesystem under it), and nothing creates a store's directory with
+//! its parents.
+//!
+//! # Bounds
+//! A listing holds at most [`MAX_LISTED_OBJECTS`] objects (some 200 MB of keys); a
+//! larger store is refused with [`StoreProblem::TooManyObjects`] rather than
+//! exhausting memory. Listings are read page by page as they arrive and never held
+//! twice.
 //!
 //! # Keys
 //! A key is a `/`-separated path relative to the store's root, used verbatim as the
@@ -26,7 +40,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use zsnap_core::backup::{Catalog, StoreObject, StoreUrl, MAX_SIDECAR_BYTES};
+use chrono::{DateTime, Utc};
+use sha2::Digest as _;
+use zsnap_core::backup::{
+    Catalog, MarkerError, PendingDeletion, StoreMarker, StoreObject, StoreUrl, MAX_MARKER_BYTES,
+    MAX_PENDING_BYTES, MAX_SIDECAR_BYTES, STORE_MARKER_KEY,
+};
 
 mod dir;
 mod object;
@@ -38,6 +57,13 @@ pub use object::{ObjectStoreBackup, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PARTS_IN_F
 /// in [`BackupStore::put`]; [`BackupStore::list`] leaves them out, and no key part may
 /// start with it.
 pub const TEMP_PREFIX: &str = ".zsnap-tmp-";
+
+/// The most objects a listing holds (see the module docs).
+pub const MAX_LISTED_OBJECTS: usize = 1_000_000;
+
+/// The most sidecar bytes [`read_catalog`] holds at once (a sidecar is some 600 bytes:
+/// far more than [`MAX_LISTED_OBJECTS`] of them).
+pub const MAX_CATALOG_SIDECAR_BYTES: usize = 1 << 30;
 
 /// How many sidecars [`read_catalog`] reads at the same time.
 pub const CATALOG_READERS: usize = 8;
@@ -234,6 +260,12 @@ pub enum StoreProblem {
         /// The most parts of one upload, [`MAX_PARTS`].
         max_parts: usize,
     },
+    /// A listing found more objects than [`MAX_LISTED_OBJECTS`].
+    #[error("the store holds more than {max} objects, more than zsnap lists")]
+    TooManyObjects {
+        /// The limit.
+        max: usize,
+    },
     /// An earlier write of this upload failed, and the upload was aborted.
     #[error("an earlier write of this upload failed; the upload was aborted")]
     Failed,
@@ -308,6 +340,21 @@ pub enum OpenStoreProblem {
     /// The store's I/O threads could not be started.
     #[error("cannot start the store's I/O runtime")]
     Runtime(#[source] std::io::Error),
+    /// The store has no marker: it was never initialised (or is not mounted).
+    #[error("{store} is not an initialised zsnap store (it has no {STORE_MARKER_KEY}): if it is on a disk, is the disk mounted?")]
+    NotInitialised {
+        /// The store, for the hint.
+        store: StoreUrl,
+    },
+    /// The marker cannot be read.
+    #[error("read its marker {STORE_MARKER_KEY}")]
+    Marker(#[source] Box<StoreError>),
+    /// The marker cannot be written (`init`; for S3, does the bucket exist?).
+    #[error("write its marker {STORE_MARKER_KEY}")]
+    WriteMarker(#[source] Box<StoreError>),
+    /// The marker cannot be used.
+    #[error("unusable marker {STORE_MARKER_KEY}")]
+    BadMarker(#[source] MarkerError),
 }
 
 impl OpenStoreError {
@@ -419,21 +466,143 @@ impl S3Settings {
     }
 }
 
-/// Opens the store at `url`.
+/// Opens the store at `url`, without checking that it was initialised (see
+/// [`open_initialised`]).
 ///
-/// A directory store's directory is made when `create` is true (with its missing
-/// parents); otherwise a missing directory is an error naming it. An S3 store is
+/// A directory store's directory must exist; nothing is created. An S3 store is
 /// configured from `s3` and the environment, without any request: the bucket is never
 /// created, and a missing bucket or bad credentials show at the first operation.
-pub fn open_store(
-    url: &StoreUrl,
-    s3: &S3Settings,
-    create: bool,
-) -> Result<Box<dyn BackupStore>, OpenStoreError> {
+pub fn open_store(url: &StoreUrl, s3: &S3Settings) -> Result<Box<dyn BackupStore>, OpenStoreError> {
     match url {
         StoreUrl::S3 { .. } => Ok(Box::new(ObjectStoreBackup::s3(url, s3)?)),
-        _ => Ok(Box::new(DirStore::open(url, create)?)),
+        _ => Ok(Box::new(DirStore::open(url)?)),
     }
+}
+
+/// Opens the store at `url` ([`open_store`]) and reads its marker: a store that was
+/// never initialised is refused ([`OpenStoreProblem::NotInitialised`], with a hint).
+pub fn open_initialised(
+    url: &StoreUrl,
+    s3: &S3Settings,
+) -> Result<(Box<dyn BackupStore>, StoreMarker), OpenStoreError> {
+    let store = match open_store(url, s3) {
+        Err(e) if matches!(e.problem, OpenStoreProblem::Missing { .. }) => {
+            return Err(OpenStoreError::new(
+                url,
+                OpenStoreProblem::NotInitialised { store: url.clone() },
+            ))
+        }
+        other => other?,
+    };
+    let marker = read_marker(&*store)?;
+    Ok((store, marker))
+}
+
+/// The marker of `store`.
+///
+/// # Errors
+/// [`OpenStoreProblem::NotInitialised`] when it has none; a marker that cannot be
+/// read or used.
+pub fn read_marker(store: &dyn BackupStore) -> Result<StoreMarker, OpenStoreError> {
+    let url = store.url();
+    let bytes = match store.get(STORE_MARKER_KEY, MAX_MARKER_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => {
+            return Err(OpenStoreError::new(
+                url,
+                OpenStoreProblem::NotInitialised { store: url.clone() },
+            ))
+        }
+        Err(e) => {
+            return Err(OpenStoreError::new(
+                url,
+                OpenStoreProblem::Marker(Box::new(e)),
+            ))
+        }
+    };
+    StoreMarker::parse(&bytes).map_err(|e| OpenStoreError::new(url, OpenStoreProblem::BadMarker(e)))
+}
+
+/// What [`init_store`] did.
+#[non_exhaustive]
+pub struct InitOutcome {
+    /// The store, opened.
+    pub store: Box<dyn BackupStore>,
+    /// Its marker (the one found, or the one written).
+    pub marker: StoreMarker,
+    /// Whether it was initialised now (`false`: it already was).
+    pub created: bool,
+}
+
+impl fmt::Debug for InitOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitOutcome")
+            .field("store", self.store.url())
+            .field("marker", &self.marker)
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// Initialises the store at `url` (`zsnap backups init`): a directory store's
+/// directory is made if missing (only its last component, 0700: its parent must
+/// exist), an S3 bucket must exist; then the marker is written, unless the store
+/// already has one (then it is kept and returned). Existing backups in the place are
+/// left as they are, so a store from before markers is adopted by initialising it.
+///
+/// # Errors
+/// When the place cannot be made or written, or holds an unusable marker.
+pub fn init_store(
+    url: &StoreUrl,
+    s3: &S3Settings,
+    now: DateTime<Utc>,
+) -> Result<InitOutcome, OpenStoreError> {
+    let store: Box<dyn BackupStore> = match url {
+        StoreUrl::S3 { .. } => Box::new(ObjectStoreBackup::s3(url, s3)?),
+        _ => Box::new(DirStore::init(url)?.0),
+    };
+    match read_marker(&*store) {
+        Ok(marker) => {
+            return Ok(InitOutcome {
+                store,
+                marker,
+                created: false,
+            })
+        }
+        Err(e) if matches!(e.problem, OpenStoreProblem::NotInitialised { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let marker = StoreMarker::new(url, random_token(), now);
+    store
+        .put(STORE_MARKER_KEY, marker.to_json().as_bytes())
+        .map_err(|e| OpenStoreError::new(url, OpenStoreProblem::WriteMarker(Box::new(e))))?;
+    Ok(InitOutcome {
+        store,
+        marker,
+        created: true,
+    })
+}
+
+/// 32 hex digits that differ between calls, processes and machines (the time, the
+/// process, a counter and the host's randomised hasher keys, hashed): ids of stores
+/// and of deletion records, not secrets.
+pub(crate) fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut h = sha2::Sha256::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(0);
+    h.update(hasher.finish().to_le_bytes());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Lists `store`, reads every sidecar [`Catalog::sidecar_keys`] names, and builds the
@@ -441,13 +610,32 @@ pub fn open_store(
 ///
 /// Up to [`CATALOG_READERS`] sidecars are read at the same time. Each is read with a
 /// limit of [`MAX_SIDECAR_BYTES`]: an oversized sidecar, or one deleted since the
-/// listing, is left out, so the catalog shows that backup as damaged rather than
-/// failing the whole listing. Any other failure is returned.
+/// listing, or one that is not a regular file (a link in a directory store), is left
+/// out, so the catalog shows that backup as damaged rather than failing the whole
+/// listing. Any other failure is returned.
+///
+/// The records of pending deletions ([`PendingDeletion`]) are read too, so that
+/// the sidecars an interrupted prune left are told apart from lost backups.
 pub fn read_catalog(store: &dyn BackupStore) -> Result<(Vec<StoreObject>, Catalog), StoreError> {
     let objects = store.list()?;
+    let mut pending = std::collections::BTreeSet::new();
+    for o in objects.iter().filter(|o| PendingDeletion::is_key(&o.key)) {
+        match store.get(&o.key, MAX_PENDING_BYTES) {
+            // An unreadable record names nothing: its sidecars stay missing backups,
+            // which is loud rather than silent.
+            Ok(bytes) => {
+                if let Ok(p) = PendingDeletion::parse(&bytes) {
+                    pending.extend(p.keys);
+                }
+            }
+            Err(e) if skippable(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let keys = Catalog::sidecar_keys(&objects);
     let next = AtomicUsize::new(0);
     let sidecars: Mutex<BTreeMap<String, Vec<u8>>> = Mutex::new(BTreeMap::new());
+    let held = AtomicUsize::new(0);
     let failure: Mutex<Option<StoreError>> = Mutex::new(None);
     let readers = CATALOG_READERS.min(keys.len());
     std::thread::scope(|scope| {
@@ -460,9 +648,24 @@ pub fn read_catalog(store: &dyn BackupStore) -> Result<(Vec<StoreObject>, Catalo
                 }
                 match store.get(key, MAX_SIDECAR_BYTES) {
                     Ok(bytes) => {
+                        let total = held.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+                        if total > MAX_CATALOG_SIDECAR_BYTES {
+                            let max = MAX_CATALOG_SIDECAR_BYTES;
+                            let problem = StoreProblem::TooLarge {
+                                size: total as u64,
+                                max,
+                            };
+                            lock(&failure).get_or_insert(StoreError::new(
+                                store.url(),
+                                StoreOp::List,
+                                None,
+                                problem,
+                            ));
+                            break;
+                        }
                         lock(&sidecars).insert(key.clone(), bytes);
                     }
-                    Err(e) if e.is_too_large() || e.is_not_found() => {}
+                    Err(e) if skippable(&e) => {}
                     Err(e) => {
                         lock(&failure).get_or_insert(e);
                         break;
@@ -475,8 +678,15 @@ pub fn read_catalog(store: &dyn BackupStore) -> Result<(Vec<StoreObject>, Catalo
         return Err(e);
     }
     let sidecars = sidecars.into_inner().unwrap_or_else(|p| p.into_inner());
-    let catalog = Catalog::build(&objects, &sidecars);
+    let catalog = Catalog::build_with_pending(&objects, &sidecars, &pending);
     Ok((objects, catalog))
+}
+
+/// A read that fails for this one object only (too large, gone, not a regular file).
+fn skippable(e: &StoreError) -> bool {
+    e.is_too_large()
+        || e.is_not_found()
+        || matches!(&e.problem, StoreProblem::Io(io) if io.kind() == std::io::ErrorKind::InvalidInput)
 }
 
 /// Locks `m`, going on after a panic of another reader (the data stays consistent:

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -17,7 +17,7 @@ use zsnap_core::backup::{StoreObject, StoreUrl};
 
 use super::{
     check_key, BackupStore, OpenStoreError, OpenStoreProblem, S3Settings, StoreError, StoreOp,
-    StoreProblem, Upload,
+    StoreProblem, Upload, MAX_LISTED_OBJECTS,
 };
 
 /// The default size of the parts of an upload: 32 MiB, so one upload may hold
@@ -256,22 +256,30 @@ impl BackupStore for ObjectStoreBackup {
         } else {
             Some(Path::parse(&self.prefix).map_err(|e| fail(e.into()))?)
         };
-        let metas: Vec<_> = self
-            .runtime
-            .block_on(self.store.list(prefix.as_ref()).try_collect())
-            .map_err(fail)?;
         let strip = if self.prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", self.prefix)
         };
-        let mut out: Vec<StoreObject> = metas
-            .into_iter()
-            .filter_map(|m| {
-                let key = m.location.as_ref().strip_prefix(strip.as_str())?;
-                Some(StoreObject::new(key, m.size, m.last_modified))
-            })
-            .collect();
+        // Page by page as the service sends them, keeping only what a listing needs.
+        let mut pages = self.store.list(prefix.as_ref());
+        let mut out: Vec<StoreObject> = Vec::new();
+        while let Some(meta) = self.runtime.block_on(pages.next()) {
+            let m = meta.map_err(fail)?;
+            let Some(key) = m.location.as_ref().strip_prefix(strip.as_str()) else {
+                continue;
+            };
+            if out.len() >= MAX_LISTED_OBJECTS {
+                return Err(self.err(
+                    StoreOp::List,
+                    None,
+                    StoreProblem::TooManyObjects {
+                        max: MAX_LISTED_OBJECTS,
+                    },
+                ));
+            }
+            out.push(StoreObject::new(key, m.size, m.last_modified));
+        }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
