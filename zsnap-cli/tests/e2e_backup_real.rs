@@ -107,7 +107,7 @@ impl Host {
         let config = format!(
             "[paths]\naudit_log = \"audit.jsonl\"\njournal_dir = \"journal\"\n\
              lock_file = \"zsnap.lock\"\nssh_config = {:?}\n\n\
-             [policies.p]\nkeep_counts = {{ hourly = 1 }}\n\n\
+             [policies.p]\nkeep_last = 1\n\n\
              [[datasets]]\nroot = {dataset:?}\npolicy = \"p\"\n",
             g.ssh_config.display().to_string()
         );

@@ -312,14 +312,25 @@ pub fn run_backup(
         hasher: sha2::Sha256::new(),
         bytes: 0,
     };
+    let mut head = HeadCapture {
+        inner: &mut stream,
+        head: Vec::with_capacity(HEAD_BYTES),
+    };
     let copied = match step.stream.compression() {
         Compression::Zstd => zstd::Encoder::new(&mut sink, ZSTD_LEVEL).and_then(|mut enc| {
-            let n = copy(&mut stream, &mut enc, progress)?;
+            let n = copy(&mut head, &mut enc, progress)?;
             enc.finish()?;
             Ok(n)
         }),
-        _ => copy(&mut stream, &mut sink, progress),
+        _ => copy(&mut head, &mut sink, progress),
     };
+    // A sender that exited 0 after writing something that is not the stream asked for
+    // (a wrapper script, a broken zfs) must not leave a "complete" backup that no
+    // restore can receive: the header is checked before the object is completed.
+    let copied = copied.and_then(|n| {
+        check_sent_header(&head.head, step.snapshot().map(|s| s.guid), step.base_guid())
+            .map(|()| n)
+    });
     let sent = stream.finish();
     let HashingWriter {
         inner: upload,
@@ -383,6 +394,47 @@ pub fn run_backup(
         sidecar,
         verified: options.verify,
     })
+}
+
+/// How much of a stream's start [`run_backup`] keeps to check its header: the BEGIN
+/// record is 312 bytes; the fake backend's header is one short JSON line.
+const HEAD_BYTES: usize = 4096;
+
+/// Passes a stream through, keeping a copy of its first [`HEAD_BYTES`].
+struct HeadCapture<'a> {
+    inner: &'a mut dyn Read,
+    head: Vec<u8>,
+}
+
+impl Read for HeadCapture<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let room = HEAD_BYTES - self.head.len();
+        self.head.extend_from_slice(&buf[..n.min(room)]);
+        Ok(n)
+    }
+}
+
+/// Checks that what `zfs send` wrote starts with the BEGIN record of the snapshot (and
+/// base) the backup was planned for.
+fn check_sent_header(head: &[u8], to: Option<Guid>, from: Option<Guid>) -> io::Result<()> {
+    let problem = match stream_guids(head) {
+        // A compound stream's header names no snapshot; zsnap does not ask for one.
+        Ok(None) => return Ok(()),
+        Ok(Some(_)) if to.is_none() => return Ok(()),
+        Ok(Some((t, f))) if Some(t) == to && f == from => return Ok(()),
+        Ok(Some((t, f))) => format!(
+            "the sender wrote a stream of the snapshot with guid {t}{}, not the one planned ({}{})",
+            f.map_or_else(String::new, |g| format!(" from {g}")),
+            to.map_or_else(|| "unknown".to_string(), |g| format!("guid {g}")),
+            from.map_or_else(String::new, |g| format!(" from {g}")),
+        ),
+        Err(e) => format!("the sender's output is not a ZFS send stream: {e}"),
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{problem}; nothing was stored as a backup"),
+    ))
 }
 
 /// Reads a whole object, returning its size and SHA-256.

@@ -780,6 +780,54 @@ fn a_killed_send_leaves_no_backup_and_the_next_run_converges() {
     }
 }
 
+/// A sender that exits 0 after writing something other than the stream asked for (found
+/// by the CLI chaos test: the store listed 12 bytes of garbage as a complete backup,
+/// verify passed, and only a restore found out).
+#[test]
+fn a_sender_writing_garbage_leaves_no_complete_backup() {
+    for kind in KINDS {
+        for compression in COMPRESSIONS {
+            let ctx = format!("{kind:?} {compression:?}");
+            let mut bed = Bed::new(kind, 4096);
+            bed.snap("s1");
+            let before = bed.keys();
+            let BackupPlan::Send { plan, stream } = bed
+                .plan(Some("s1"), BackupMode::AutoIncremental, compression)
+                .expect("planned")
+            else {
+                panic!("{ctx}: a send")
+            };
+            let nth = bed.z.calls(FaultOp::Send) + 1;
+            bed.z
+                .inject(Fault::at_byte(FaultOp::Send, nth, 0, FaultEffect::Garbage));
+            let report = bed.apply(&plan, &ApplyOptions::default());
+            match &report.steps[0].outcome {
+                StepOutcome::Failed {
+                    error: StepError::Backup(BackupError::Stream { source, .. }),
+                    ..
+                } => assert!(
+                    source.to_string().contains("not a ZFS send stream"),
+                    "{ctx}: {source}"
+                ),
+                other => panic!("{ctx}: the backup fails on the stream's header: {other:?}"),
+            }
+            let keys = bed.keys();
+            assert!(
+                !keys.contains(&stream.sidecar_key()),
+                "{ctx}: no sidecar: {keys:?}"
+            );
+            assert_eq!(sidecars(&keys), sidecars(&before), "{ctx}");
+            let catalog = bed.catalog();
+            if let Some(d) = catalog.dataset(&home()) {
+                assert!(
+                    d.entries.iter().all(|e| !e.is_restorable()),
+                    "{ctx}: nothing restorable: {d:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn an_upload_cut_off_by_a_dead_zsnap_is_unfinished_and_replaced() {
     for kind in KINDS {
