@@ -130,3 +130,27 @@ fn generate(datasets: usize, snapshots: usize, parents: bool) -> (String, usize)
     }
     (out, rows + datasets * (snapshots + 1))
 }
+
+/// A config of `datasets` `[[datasets]]` entries (`tank/dN`, every tenth recursive with
+/// an exclusion), one policy, one target and one backup: the input of `config check` at
+/// the scale of a large host.
+pub fn config_text(datasets: usize) -> String {
+    let mut text = String::with_capacity(datasets * 64 + 512);
+    text.push_str(
+        "[policies.standard]\nsnapshot = { hourly = \"hourly\", daily = \"daily\" }\nkeep_counts = { hourly = 24, daily = 7 }\n\n[policies.archive]\nkeep = { daily = 30, weekly = 12 }\n\n",
+    );
+    for i in 0..datasets {
+        if i % 10 == 0 {
+            text.push_str(&format!(
+                "[[datasets]]\nroot = \"tank/d{i}\"\nrecursive = true\nexclude = [\"tank/d{i}/tmp\"]\npolicy = \"standard\"\n\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "[[datasets]]\nroot = \"tank/d{i}\"\npolicy = \"standard\"\n\n"
+            ));
+        }
+    }
+    text.push_str("[targets.nas]\nsource = \"tank/d0\"\nto = \"backup/d0\"\npolicy = \"archive\"\n\n");
+    text.push_str("[backups.usb]\nsource = \"tank/d0\"\nto = \"dir:/mnt/usb/zsnap\"\npolicy = \"archive\"\n");
+    text
+}

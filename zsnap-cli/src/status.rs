@@ -37,6 +37,9 @@ pub struct LabelStatus {
     pub next_due: Option<DateTime<Utc>>,
     /// Snapshots of that label.
     pub count: usize,
+    /// Whether the label is taken on demand (not scheduled): no rule that ignores
+    /// labels destroys its snapshots (see `zsnap plan` for each one's reason).
+    pub on_demand: bool,
 }
 
 /// One managed dataset.
@@ -214,6 +217,7 @@ pub fn compute(
                         age_seconds: None,
                         next_due: None,
                         count: 0,
+                        on_demand: false,
                     },
                 );
             }
@@ -234,6 +238,8 @@ pub fn compute(
                         age_seconds: None,
                         next_due: None,
                         count: 0,
+                        on_demand: matches!(o, Ownership::Managed { .. })
+                            && policy.is_on_demand(label),
                     });
                 e.count += 1;
                 if e.newest_time.is_none_or(|t| time >= t) {
@@ -360,7 +366,11 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
                 when(l.newest_time),
                 l.age_seconds
                     .map_or("-".into(), |s| output::age(chrono::TimeDelta::seconds(s))),
-                when(l.next_due),
+                if l.on_demand {
+                    "on demand".to_owned()
+                } else {
+                    when(l.next_due)
+                },
             ]);
         }
     }

@@ -449,3 +449,35 @@ fn a_held_lock_stops_a_second_run() {
         env.ok(&["run", "--now", &at(0)]);
     }
 }
+
+/// Issue 12, item 1: `zsnap snapshot --label pre-upgrade` at 02:05, then the timer's
+/// `zsnap run`s: the on-demand snapshot survives (the policy's counts name only its
+/// scheduled labels), and `status` shows its label as taken on demand.
+#[test]
+fn an_on_demand_snapshot_survives_the_next_runs() {
+    let env = Env::new(CONFIG);
+    env.ok(&["run", "--now", &at(2)]);
+    let five_past = (Utc.with_ymd_and_hms(2026, 11, 23, 2, 5, 0).unwrap()).to_rfc3339();
+    env.ok(&["snapshot", "--label", "pre-upgrade", "--now", &five_past]);
+    for h in 3..12 {
+        env.ok(&["run", "--now", &at(h)]);
+    }
+    let st = status_json(&env, &at(12));
+    assert_eq!(label_count(&st, "tank/home", "pre-upgrade"), 1);
+    assert_eq!(label_count(&st, "tank/home", "hourly"), 6);
+    let labels = st["datasets"][0]["labels"].as_array().unwrap();
+    let pre = labels.iter().find(|l| l["label"] == "pre-upgrade").unwrap();
+    assert_eq!(pre["on_demand"], true);
+    let table = env.ok(&["status", "--now", &at(12)]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("pre-upgrade") && l.contains("on demand")),
+        "{table}"
+    );
+    let plan = env.ok(&["plan", "--now", &at(12)]);
+    assert!(
+        plan.contains("taken on demand (label \"pre-upgrade\" is not scheduled)"),
+        "{plan}"
+    );
+}
