@@ -294,6 +294,8 @@ fn killed_transfer_resumes_on_the_next_run() {
     // Kill `zfs send` of this scenario's source once it has written 1 MiB of the 24 (so
     // much that a watcher slowed down by a busy guest still comes in time). The watcher
     // only reads /proc: any signal, even SIGSTOP, makes the kernel abort a `zfs send`.
+    // zsnap runs zfs by its absolute path ([paths] zfs), so the program is matched by
+    // its last component.
     s.write(&s.src, "big", 24);
     let script = format!(
         "cd {dir} || exit 99\n\
@@ -301,7 +303,7 @@ fn killed_transfer_resumes_on_the_next_run() {
            n=0\n\
            while [ $n -lt 3000 ]; do\n\
              n=$((n + 1))\n\
-             for p in $(ps -o pid,args | awk -v d={d} '$2 == \"zfs\" && $3 == \"send\" && index($0, d) {{ print $1 }}'); do\n\
+             for p in $(ps -o pid,args | awk -v d={d} '($2 == \"zfs\" || $2 ~ \"/zfs$\") && $3 == \"send\" && index($0, d) {{ print $1 }}'); do\n\
                w=0\n\
                [ -r /proc/$p/io ] && while read -r k v; do [ \"$k\" = wchar: ] && w=$v; done < /proc/$p/io\n\
                if [ \"$w\" -ge 1048576 ]; then kill $p && echo \"killed zfs send (pid $p) after $w bytes\"; exit 0; fi\n\
