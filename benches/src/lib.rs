@@ -150,7 +150,11 @@ pub fn config_text(datasets: usize) -> String {
             ));
         }
     }
-    text.push_str("[targets.nas]\nsource = \"tank/d0\"\nto = \"backup/d0\"\npolicy = \"archive\"\n\n");
-    text.push_str("[backups.usb]\nsource = \"tank/d0\"\nto = \"dir:/mnt/usb/zsnap\"\npolicy = \"archive\"\n");
+    text.push_str(
+        "[targets.nas]\nsource = \"tank/d0\"\nto = \"backup/d0\"\npolicy = \"archive\"\n\n",
+    );
+    text.push_str(
+        "[backups.usb]\nsource = \"tank/d0\"\nto = \"dir:/mnt/usb/zsnap\"\npolicy = \"archive\"\n",
+    );
     text
 }

@@ -328,8 +328,12 @@ pub fn run_backup(
     // (a wrapper script, a broken zfs) must not leave a "complete" backup that no
     // restore can receive: the header is checked before the object is completed.
     let copied = copied.and_then(|n| {
-        check_sent_header(&head.head, step.snapshot().map(|s| s.guid), step.base_guid())
-            .map(|()| n)
+        check_sent_header(
+            &head.head,
+            step.snapshot().map(|s| s.guid),
+            step.base_guid(),
+        )
+        .map(|()| n)
     });
     let sent = stream.finish();
     let HashingWriter {
