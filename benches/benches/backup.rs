@@ -101,7 +101,7 @@ fn store(kind: &str) -> (Arc<dyn BackupStore>, StoreUrl, Option<tempfile::TempDi
         let url: StoreUrl = format!("dir:{}", tmp.path().display())
             .parse()
             .expect("valid url");
-        let store = DirStore::open(&url, false).expect("opened");
+        let store = DirStore::open(&url).expect("opened");
         (Arc::new(store), url, Some(tmp))
     } else {
         let url: StoreUrl = "s3://bench/host1".parse().expect("valid url");

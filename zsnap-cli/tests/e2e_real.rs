@@ -509,6 +509,55 @@ fn an_unreachable_target_stops_only_its_own_phases() {
     s.done();
 }
 
+/// Issue 12, item 1 on real OpenZFS: a snapshot taken on demand (`zsnap snapshot --label
+/// pre-upgrade`, a label the policy does not schedule) survives the timer's runs that
+/// prune everything around it. (Expiries count from a snapshot's `creation`, which real
+/// ZFS sets from the real clock, not from `--now`: they are tested on the fake.)
+#[test]
+fn an_on_demand_snapshot_survives_the_timer_runs() {
+    let Some(g) = guest("an_on_demand_snapshot_survives_the_timer_runs") else {
+        return;
+    };
+    let s = Scenario::new(g, "ondemand", "");
+    s.config(&format!(
+        r#"[policies.p]
+snapshot = {{ hourly = "1h" }}
+keep_counts = {{ hourly = 2 }}
+keep_last = 2
+
+[[datasets]]
+root = "{}"
+policy = "p"
+"#,
+        s.src
+    ));
+    s.zsnap(&at(0), &["run"]).assert_ok("run at 0");
+    s.zsnap(&at(1), &["snapshot", "--label", "pre-upgrade"])
+        .assert_ok("snapshot --label pre-upgrade");
+    let manual = format!("zsnap_pre-upgrade_{}", stamp(1));
+    for h in 2..=6 {
+        s.zsnap(&at(h), &["run"]).assert_ok("run");
+    }
+    let inv = s.list();
+    let left = names(&inv, &s.src);
+    assert!(left.contains(&manual), "taken by hand, kept: {left:?}");
+    assert_eq!(
+        left.iter()
+            .filter(|n| n.starts_with("zsnap_hourly_"))
+            .count(),
+        2,
+        "the hourlies around it were pruned: {left:?}"
+    );
+    let plan = s.zsnap(&at(6), &["--json", "plan", "prune"]);
+    plan.assert_ok("plan prune");
+    assert!(
+        plan.stdout.contains("taken on demand"),
+        "the plan says why it is kept: {}",
+        plan.stdout
+    );
+    s.done();
+}
+
 #[test]
 fn held_snapshot_is_left_alone_by_prune() {
     let Some(g) = guest("held_snapshot_is_left_alone_by_prune") else {
