@@ -198,6 +198,14 @@ fn command() -> impl Strategy<Value = Vec<String>> {
 }
 
 proptest! {
+    // Each case runs up to three whole commands on a fake pool in a temporary
+    // directory: the suite-wide PROPTEST_CASES (10,000 in scripts/test.sh) is capped at
+    // 2,000 here to keep CI's time for it under a minute or two.
+    #![proptest_config(ProptestConfig {
+        cases: ProptestConfig::default().cases.min(2000),
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn no_argument_value_panics(
         commands in proptest::collection::vec(command(), 1..4),
