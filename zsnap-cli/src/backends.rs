@@ -20,17 +20,6 @@ pub fn location(host: &Host) -> Location {
     Location(host.location_id())
 }
 
-/// A `zfs` over ssh to `host` (or on this machine for [`Host::Local`]), with the
-/// default programs of [`Paths`] and the ssh client config `ssh_config`.
-///
-/// # Errors
-/// A host or user ssh would misread, or no room for the connection socket.
-pub fn ssh_backend(host: &Host, ssh_config: Option<&str>) -> anyhow::Result<CliZfs> {
-    let mut paths = Paths::default();
-    paths.ssh_config = ssh_config.map(str::to_owned);
-    backend_for(host, &paths)
-}
-
 /// The real `zfs` at `host`: on this machine `paths.zfs`, over ssh (`paths.ssh`, with
 /// `paths.ssh_config`) `paths.remote_zfs`; never a program looked up in `PATH`.
 ///

@@ -1361,8 +1361,9 @@ pub fn restore_cmd(
             b
         }
         other => {
-            let ssh_config = config.as_ref().and_then(|c| c.paths.ssh_config.clone());
-            remote = crate::backends::ssh_backend(other, ssh_config.as_deref())?;
+            // The config's [paths] (ssh, remote zfs, ssh_config), or their defaults.
+            let paths = config.as_ref().map(|c| c.paths.clone()).unwrap_or_default();
+            remote = crate::backends::backend_for(other, &paths)?;
             &mut remote
         }
     };

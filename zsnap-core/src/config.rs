@@ -42,6 +42,7 @@ mod model;
 mod parse;
 mod rules;
 mod sanoid;
+mod spans;
 mod suggest;
 
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
@@ -62,7 +63,7 @@ impl Config {
     /// The first problem found, with its place in `text`; `file` is used only in the
     /// message.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
-        parse::parse(&parse::Cx { file, text })
+        parse::parse(&spans::Cx { file, text })
     }
 
     /// The config as TOML, with every default written out.

@@ -16,6 +16,7 @@ use super::model::{
     Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
     Thresholds,
 };
+use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::duration::Span;
 use crate::names::DatasetName;
@@ -36,12 +37,6 @@ pub(crate) const FOREIGN_PREFIXES: [(&str, &str); 3] = [
     ("zfs-auto-snap", "zfs-auto-snapshot"),
     ("zrepl", "zrepl"),
 ];
-
-/// Parser state: the file name and text, for error positions.
-pub(crate) struct Cx<'t> {
-    pub(crate) file: &'t str,
-    pub(crate) text: &'t str,
-}
 
 /// A table with its entries in file order.
 struct Table<'v, 'i> {
@@ -717,21 +712,6 @@ fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<Period> {
             ))
         }
     }
-}
-
-/// Where the label-naming parts of a policy are, for the checks that need the whole
-/// config ([`super::rules`]).
-pub(crate) struct PolicySpans {
-    /// The policy's table.
-    pub(crate) table: Range<usize>,
-    /// Each key of `snapshot`.
-    pub(crate) snapshot: Vec<(Label, Range<usize>)>,
-    /// Each key of `keep_counts`.
-    pub(crate) keep_counts: Vec<(Label, Range<usize>)>,
-    /// Each count written in `sanoid` (type, span of the value, count).
-    pub(crate) sanoid: Vec<(&'static str, Range<usize>, u32)>,
-    /// Each item of `keep_none`.
-    pub(crate) keep_none: Vec<(Label, Range<usize>)>,
 }
 
 fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, PolicySpans)> {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{BackupSpec, CalendarUnit, DatasetEntry, PolicySpec, TargetAddress, TargetSpec};
-use super::parse::{Cx, PolicySpans};
+use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::retention::Pattern;
 
