@@ -269,6 +269,17 @@ fn a_failing_target_listing_does_not_stop_the_snapshot() {
         env.snapshots("tank/home"),
         ["zsnap_hourly_20261123T020000Z"]
     );
+
+    // Taking snapshots does not list the target at all (an unreachable host's ssh
+    // timeout would only delay it): tank/home before and after.
+    let lists = |env: &Env| {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(env.state()).unwrap()).unwrap();
+        v["calls"]["list"].as_u64().unwrap()
+    };
+    let before = lists(&env);
+    env.status(&["snapshot", "--now", &at(3)], 0);
+    assert_eq!(lists(&env) - before, 2);
 }
 
 /// Item 10: a destroy ZFS did only in part exits 3, not 0; the audit log has it.
