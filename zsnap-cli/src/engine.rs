@@ -663,10 +663,17 @@ impl<'c> Engine<'c> {
         hooks: &mut Hooks<'_>,
     ) -> anyhow::Result<Outcome> {
         let dry_run = dry_run || matches!(source, Source::Saved(_));
+        let roots = self.roots_for(job);
+        let count = roots.values().map(Vec::len).sum::<usize>();
         let Listing {
             mut invs,
             mut failed,
-        } = self.list_roots(&mut source, self.roots_for(job))?;
+        } = self.list_roots(&mut source, roots)?;
+        // Nothing could be listed (no `zfs`, no pool, no network): there is nothing to
+        // go on with, and the error (with its hint) says so better than every phase.
+        if count > 0 && failed.len() == count {
+            return Err(failed.swap_remove(0).error);
+        }
         let mut phases = Vec::new();
         let kinds = self.phases(job)?;
         let last = kinds.len().saturating_sub(1);

@@ -375,12 +375,23 @@ fn json_errors_are_one_object_on_stdout() {
         v["error"]["message"].as_str().unwrap().contains("--bogus"),
         "{v:#}"
     );
-    // And a failed job (exit 1).
+    // And a job that could list nothing at all (exit 1).
     env.status(&["run", "--now", &at(0)], 0);
     env.fault("list", 1, "permission_denied");
     env.fault("list", 2, "permission_denied");
     let v = env.json(&["replicate", "--now", &at(1)], 1);
-    assert!(v["phases"].is_array(), "a job's outcome is its JSON: {v:#}");
+    assert_eq!(v["error"]["exit_code"], 1, "{v:#}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("list the datasets of tank/home at local"),
+        "{v:#}"
+    );
+    // One that failed only in part prints its outcome, with the failed phase in it.
+    env.fault("list", 2, "permission_denied");
+    let v = env.json(&["replicate", "--now", &at(1)], 1);
+    assert!(v["phases"][0]["error"].is_string(), "{v:#}");
 }
 
 /// Item 14: a run that exits 3 on a diverged target makes `check` warn (with the
