@@ -239,6 +239,16 @@ impl<'c> Engine<'c> {
     /// Every location with the dataset roots listed there: the `[[datasets]]` roots of
     /// each host and the dataset of each target.
     pub fn roots(&self) -> BTreeMap<Location, Vec<DatasetName>> {
+        self.roots_with(true)
+    }
+
+    /// The roots a job lists: taking snapshots needs only the sources, so a target
+    /// that cannot be reached (an ssh timeout) does not even slow it down.
+    fn roots_for(&self, job: &Job) -> BTreeMap<Location, Vec<DatasetName>> {
+        self.roots_with(!matches!(job, Job::Snapshot { .. }))
+    }
+
+    fn roots_with(&self, targets: bool) -> BTreeMap<Location, Vec<DatasetName>> {
         let mut map: BTreeMap<Location, Vec<DatasetName>> = BTreeMap::new();
         for e in &self.config.datasets {
             let roots = map.entry(location(&e.host)).or_default();
@@ -247,7 +257,7 @@ impl<'c> Engine<'c> {
                 roots.push(e.root.clone());
             }
         }
-        for t in self.config.targets.values() {
+        for t in self.config.targets.values().filter(|_| targets) {
             if let TargetAddress::Dataset { host, dataset } = &t.to {
                 let roots = map.entry(location(host)).or_default();
                 if !roots.iter().any(|r| r.contains(dataset)) {
@@ -280,8 +290,16 @@ impl<'c> Engine<'c> {
     /// # Errors
     /// Only a location without a backend (a bug in how the backends were opened).
     pub fn list_each(&self, source: &mut Source<'_>) -> anyhow::Result<Listing> {
+        self.list_roots(source, self.roots())
+    }
+
+    fn list_roots(
+        &self,
+        source: &mut Source<'_>,
+        all: BTreeMap<Location, Vec<DatasetName>>,
+    ) -> anyhow::Result<Listing> {
         let mut out = Listing::default();
-        for (loc, roots) in self.roots() {
+        for (loc, roots) in all {
             let inv = match source {
                 Source::Saved(saved) => {
                     let mut part = Inventory::new();
@@ -658,10 +676,17 @@ impl<'c> Engine<'c> {
         hooks: &mut Hooks<'_>,
     ) -> anyhow::Result<Outcome> {
         let dry_run = dry_run || matches!(source, Source::Saved(_));
+        let roots = self.roots_for(job);
+        let count = roots.values().map(Vec::len).sum::<usize>();
         let Listing {
             mut invs,
             mut failed,
-        } = self.list_each(&mut source)?;
+        } = self.list_roots(&mut source, roots)?;
+        // Nothing could be listed (no `zfs`, no pool, no network): there is nothing to
+        // go on with, and the error (with its hint) says so better than every phase.
+        if count > 0 && failed.len() == count {
+            return Err(failed.swap_remove(0).error);
+        }
         let mut phases = Vec::new();
         let kinds = self.phases(job)?;
         let last = kinds.len().saturating_sub(1);
@@ -752,7 +777,7 @@ impl<'c> Engine<'c> {
             if changed {
                 // Never an error past this point: a root that fails now is one more
                 // failed listing for the phases after this one.
-                Listing { invs, failed } = self.list_each(&mut source)?;
+                Listing { invs, failed } = self.list_roots(&mut source, self.roots_for(job))?;
             }
         }
         Ok(Outcome {

@@ -269,6 +269,17 @@ fn a_failing_target_listing_does_not_stop_the_snapshot() {
         env.snapshots("tank/home"),
         ["zsnap_hourly_20261123T020000Z"]
     );
+
+    // Taking snapshots does not list the target at all (an unreachable host's ssh
+    // timeout would only delay it): tank/home before and after.
+    let lists = |env: &Env| {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(env.state()).unwrap()).unwrap();
+        v["calls"]["list"].as_u64().unwrap()
+    };
+    let before = lists(&env);
+    env.status(&["snapshot", "--now", &at(3)], 0);
+    assert_eq!(lists(&env) - before, 2);
 }
 
 /// Item 10: a destroy ZFS did only in part exits 3, not 0; the audit log has it.
@@ -364,12 +375,23 @@ fn json_errors_are_one_object_on_stdout() {
         v["error"]["message"].as_str().unwrap().contains("--bogus"),
         "{v:#}"
     );
-    // And a failed job (exit 1).
+    // And a job that could list nothing at all (exit 1).
     env.status(&["run", "--now", &at(0)], 0);
     env.fault("list", 1, "permission_denied");
     env.fault("list", 2, "permission_denied");
     let v = env.json(&["replicate", "--now", &at(1)], 1);
-    assert!(v["phases"].is_array(), "a job's outcome is its JSON: {v:#}");
+    assert_eq!(v["error"]["exit_code"], 1, "{v:#}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("list the datasets of tank/home at local"),
+        "{v:#}"
+    );
+    // One that failed only in part prints its outcome, with the failed phase in it.
+    env.fault("list", 2, "permission_denied");
+    let v = env.json(&["replicate", "--now", &at(1)], 1);
+    assert!(v["phases"][0]["error"].is_string(), "{v:#}");
 }
 
 /// Item 14: a run that exits 3 on a diverged target makes `check` warn (with the
