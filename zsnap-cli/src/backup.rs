@@ -499,10 +499,7 @@ pub fn backup(
     let (url, store) = open(&args.to, &args.s3, config.as_ref())?;
     let catalog = catalog(&*store)?;
     // With a config, a backup takes the run lock and logs its changes like any run.
-    let mut guards = match &config {
-        Some(c) => Some(crate::commands::guards(req, c, args.dry_run)?),
-        None => None,
-    };
+    let mut guards = optional_guards(req, config.as_ref(), args.dry_run)?;
     let mut audit_error: Option<anyhow::Error> = None;
     let now = req.now;
     let mut record = |phase: &crate::engine::Phase| {
@@ -932,6 +929,18 @@ struct ListRow<'a> {
     created: DateTime<Utc>,
 }
 
+/// The lock, journal and audit log of a command run with a config; none without one
+/// (a store named on the command line alone).
+fn optional_guards(
+    req: &Request,
+    config: Option<&Config>,
+    dry_run: bool,
+) -> Result<Option<crate::commands::RunGuards>, Failure> {
+    config
+        .map(|c| crate::commands::guards(req, c, dry_run))
+        .transpose()
+}
+
 /// `zsnap backups …`
 ///
 /// # Errors
@@ -1159,10 +1168,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
             for d in &plan.deletions {
                 s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
             }
-            let mut guards = match &config {
-                Some(c) => Some(crate::commands::guards(req, c, *dry_run)?),
-                None => None,
-            };
+            let mut guards = optional_guards(req, config.as_ref(), *dry_run)?;
             let mut audit_error = None;
             let done = if *dry_run {
                 None
@@ -1204,10 +1210,7 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 req.now,
                 chrono_tz::UTC,
             );
-            let mut guards = match &config {
-                Some(c) => Some(crate::commands::guards(req, c, *dry_run)?),
-                None => None,
-            };
+            let mut guards = optional_guards(req, config.as_ref(), *dry_run)?;
             let mut audit_error = None;
             let done = if *dry_run {
                 None
@@ -1367,10 +1370,7 @@ pub fn restore_cmd(
             &mut remote
         }
     };
-    let mut guards = match &config {
-        Some(c) => Some(crate::commands::guards(req, c, args.dry_run)?),
-        None => None,
-    };
+    let mut guards = optional_guards(req, config.as_ref(), args.dry_run)?;
     let options = RestoreOptions::default()
         .with_force(args.force)
         .with_allow_older(args.allow_older)
