@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use sha2::Digest as _;
 use zsnap_core::backup::{
-    parse_send_begin, BackupEntry, BackupStep, Compression, Deletion, PendingDeletion, SendBegin,
-    Sha256, Sidecar, SidecarError, StoreUrl,
+    BackupEntry, BackupStep, Compression, Deletion, PendingDeletion, Sha256, Sidecar, SidecarError,
+    StoreUrl,
 };
 use zsnap_core::{DatasetName, Guid, SendSpec, SnapshotName};
 
@@ -31,6 +31,7 @@ use crate::backend::{
     SendStream, ZfsBackend,
 };
 use crate::store::{BackupStore, StoreError, StoreOp};
+use crate::stream_check::{stream_guids, StreamCheck, StreamGuids};
 
 /// The zstd level of compressed streams: zstd's default, fast enough to keep up with
 /// a disk-bound `zfs send` on one core.
@@ -312,46 +313,60 @@ pub fn run_backup(
         hasher: sha2::Sha256::new(),
         bytes: 0,
     };
-    let mut head = HeadCapture {
+    let mut checked = Checking {
         inner: &mut stream,
-        head: Vec::with_capacity(HEAD_BYTES),
+        check: StreamCheck::new(),
+        problem: None,
     };
     let copied = match step.stream.compression() {
         Compression::Zstd => zstd::Encoder::new(&mut sink, ZSTD_LEVEL).and_then(|mut enc| {
-            let n = copy(&mut head, &mut enc, progress)?;
+            let n = copy(&mut checked, &mut enc, progress)?;
             enc.finish()?;
             Ok(n)
         }),
-        _ => copy(&mut head, &mut sink, progress),
+        _ => copy(&mut checked, &mut sink, progress),
     };
-    // A sender that exited 0 after writing something that is not the stream asked for
-    // (a wrapper script, a broken zfs) must not leave a "complete" backup that no
-    // restore can receive: the header is checked before the object is completed.
-    let copied = copied.and_then(|n| {
-        check_sent_header(
-            &head.head,
+    // A sender that exited 0 after writing something that is not the whole stream
+    // asked for (a wrapper script, a broken zfs, bytes damaged on the way) must not
+    // leave a "complete" backup that no restore can receive: every record and
+    // checksum is checked before the object is completed.
+    let Checking { check, problem, .. } = checked;
+    let sent = stream.finish();
+    let damaged = match (problem, &copied, &sent) {
+        // Found while copying: the copy stopped there, and any failure of the sender
+        // (a broken pipe) follows from that.
+        (Some(problem), _, _) => Some(problem),
+        (None, Ok(_), Ok(())) => check_sent(
+            check.finish(),
             step.snapshot().map(|s| s.guid),
             step.base_guid(),
         )
-        .map(|()| n)
-    });
-    let sent = stream.finish();
+        .err(),
+        _ => None,
+    };
     let HashingWriter {
         inner: upload,
         hasher,
         bytes,
     } = sink;
-    let sent = match (copied, sent) {
-        (Ok(n), Ok(())) => n,
-        (copied, sent) => {
+    let sent = match (copied, sent, damaged) {
+        (Ok(n), Ok(()), None) => n,
+        (copied, sent, damaged) => {
             // Never complete an object whose stream is not whole.
             drop(upload.abort());
-            return Err(match sent {
-                Err(source) => BackupError::Send {
+            return Err(match (damaged, sent) {
+                (Some(problem), _) => BackupError::Stream {
+                    dataset: dataset.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{problem}; nothing was stored as a backup"),
+                    ),
+                },
+                (None, Err(source)) => BackupError::Send {
                     dataset: dataset.clone(),
                     source,
                 },
-                Ok(()) => BackupError::Stream {
+                (None, Ok(())) => BackupError::Stream {
                     dataset: dataset.clone(),
                     source: copied
                         .err()
@@ -400,45 +415,48 @@ pub fn run_backup(
     })
 }
 
-/// How much of a stream's start [`run_backup`] keeps to check its header: the BEGIN
-/// record is 312 bytes; the fake backend's header is one short JSON line.
-const HEAD_BYTES: usize = 4096;
-
-/// Passes a stream through, keeping a copy of its first [`HEAD_BYTES`].
-struct HeadCapture<'a> {
+/// Passes a stream through a [`StreamCheck`]; the first damage found stops the copy.
+struct Checking<'a> {
     inner: &'a mut dyn Read,
-    head: Vec<u8>,
+    check: StreamCheck,
+    problem: Option<String>,
 }
 
-impl Read for HeadCapture<'_> {
+impl Read for Checking<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let room = HEAD_BYTES - self.head.len();
-        self.head.extend_from_slice(&buf[..n.min(room)]);
+        if let Err(problem) = self.check.feed(&buf[..n]) {
+            self.problem = Some(format!(
+                "the sender's output is not a whole ZFS send stream: {problem}"
+            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "damaged stream"));
+        }
         Ok(n)
     }
 }
 
-/// Checks that what `zfs send` wrote starts with the BEGIN record of the snapshot (and
-/// base) the backup was planned for.
-fn check_sent_header(head: &[u8], to: Option<Guid>, from: Option<Guid>) -> io::Result<()> {
-    let problem = match stream_guids(head) {
+/// Checks that a whole stream recreates the snapshot (and base) the backup was
+/// planned for; `Err` says what is wrong.
+fn check_sent(
+    found: Result<StreamGuids, String>,
+    to: Option<Guid>,
+    from: Option<Guid>,
+) -> Result<(), String> {
+    match found {
         // A compound stream's header names no snapshot; zsnap does not ask for one.
-        Ok(None) => return Ok(()),
-        Ok(Some(_)) if to.is_none() => return Ok(()),
-        Ok(Some((t, f))) if Some(t) == to && f == from => return Ok(()),
-        Ok(Some((t, f))) => format!(
+        Ok(None) => Ok(()),
+        Ok(Some(_)) if to.is_none() => Ok(()),
+        Ok(Some((t, f))) if Some(t) == to && f == from => Ok(()),
+        Ok(Some((t, f))) => Err(format!(
             "the sender wrote a stream of the snapshot with guid {t}{}, not the one planned ({}{})",
             f.map_or_else(String::new, |g| format!(" from {g}")),
             to.map_or_else(|| "unknown".to_string(), |g| format!("guid {g}")),
             from.map_or_else(String::new, |g| format!(" from {g}")),
-        ),
-        Err(e) => format!("the sender's output is not a ZFS send stream: {e}"),
-    };
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{problem}; nothing was stored as a backup"),
-    ))
+        )),
+        Err(e) => Err(format!(
+            "the sender's output is not a whole ZFS send stream: {e}"
+        )),
+    }
 }
 
 /// Reads a whole object, returning its size and SHA-256.
@@ -478,7 +496,11 @@ pub enum VerifyError {
     },
 }
 
-/// Re-reads the stream of `entry` and compares its size and SHA-256 with its sidecar.
+/// Re-reads the stream of `entry`, compares its size and SHA-256 with its sidecar, and
+/// checks the stream itself: every record and checksum whole, and the snapshot (and
+/// base) its header names the sidecar's — a stream swapped in with a matching sidecar
+/// has the right size and digest, but not the right guids, and a stream stored damaged
+/// matches its sidecar but not its own checksums.
 ///
 /// # Errors
 /// See [`VerifyError`].
@@ -487,32 +509,6 @@ pub fn verify_entry(store: &dyn BackupStore, entry: &BackupEntry) -> Result<u64,
     let Some(sidecar) = &entry.sidecar else {
         return Err(VerifyError::NoSidecar { key });
     };
-    let (size, digest) = read_digest(store, &key).map_err(|source| VerifyError::Store {
-        key: key.clone(),
-        source,
-    })?;
-    if size != sidecar.size || digest != sidecar.sha256 {
-        return Err(VerifyError::Mismatch {
-            key,
-            problem: mismatch((sidecar.size, sidecar.sha256), size, digest),
-        });
-    }
-    check_stream_header(store, entry, sidecar)?;
-    Ok(size)
-}
-
-/// The most (decompressed) bytes read to find a stream's header.
-const HEADER_READ: u64 = 4096;
-
-/// Reads the start of the stream of `entry` and checks that the snapshot (and base)
-/// its header names are the sidecar's: a stream swapped in with a matching sidecar
-/// has the right size and digest, but not the right guids.
-fn check_stream_header(
-    store: &dyn BackupStore,
-    entry: &BackupEntry,
-    sidecar: &Sidecar,
-) -> Result<(), VerifyError> {
-    let key = entry.key().to_owned();
     let read_err = |e: io::Error| VerifyError::Store {
         key: key.clone(),
         source: StoreError::from_io(store.url(), StoreOp::Read, Some(&key), e),
@@ -521,20 +517,46 @@ fn check_stream_header(
         key: key.clone(),
         source,
     })?;
-    let mut head = Vec::new();
-    match sidecar.compression {
-        Compression::Zstd => zstd::Decoder::new(reader)
-            .and_then(|d| d.take(HEADER_READ).read_to_end(&mut head))
-            .map_err(read_err)?,
-        _ => reader
-            .take(HEADER_READ)
-            .read_to_end(&mut head)
-            .map_err(read_err)?,
+    let raw = HashingReader::new(reader);
+    let mut body = match sidecar.compression {
+        Compression::Zstd => Body::Zstd(Box::new(zstd::Decoder::new(raw).map_err(read_err)?)),
+        _ => Body::Plain(raw),
+    };
+    let mut check = StreamCheck::new();
+    let mut buf = vec![0; CHUNK];
+    let mut problem = None;
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Err(e) = check.feed(&buf[..n]) {
+                    problem = Some(e);
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                problem = Some(format!("the stored bytes do not decompress: {e}"));
+                break;
+            }
+        }
+    }
+    // Whatever the stream looked like, the object as a whole is compared first.
+    let (size, digest) = body.finish().map_err(read_err)?;
+    if size != sidecar.size || digest != sidecar.sha256 {
+        return Err(VerifyError::Mismatch {
+            key,
+            problem: mismatch((sidecar.size, sidecar.sha256), size, digest),
+        });
+    }
+    let found = match problem {
+        Some(p) => Err(p),
+        None => check.finish(),
     };
     let expected = (sidecar.guid, sidecar.parent.as_ref().map(|p| p.guid));
-    match stream_guids(&head) {
-        Ok(None) => Ok(()),
-        Ok(Some(found)) if found == expected => Ok(()),
+    match found {
+        Ok(None) => Ok(size),
+        Ok(Some(found)) if found == expected => Ok(size),
         Ok(Some((t, _))) => Err(VerifyError::Mismatch {
             key,
             problem: format!(
@@ -543,7 +565,13 @@ fn check_stream_header(
                 expected.0
             ),
         }),
-        Err(problem) => Err(VerifyError::Mismatch { key, problem }),
+        Err(problem) => Err(VerifyError::Mismatch {
+            key,
+            problem: format!(
+                "the object matches its sidecar, but the stream in it is damaged (it was \
+                 stored damaged, or altered together with its sidecar): {problem}"
+            ),
+        }),
     }
 }
 
@@ -679,31 +707,6 @@ impl StoredStream {
         Err(self.fail(problem))
     }
 }
-
-/// The guids a stored stream's header names (snapshot, base): a ZFS send stream's
-/// BEGIN record, or the fake backend's section header. `None` for a compound stream,
-/// whose header names no snapshot (zsnap never stores one).
-fn stream_guids(head: &[u8]) -> Result<Option<(Guid, Option<Guid>)>, String> {
-    if let Some(rest) = head.strip_prefix(FAKE_MAGIC) {
-        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
-        #[derive(serde::Deserialize)]
-        struct Section {
-            guid: Guid,
-            from_guid: Option<Guid>,
-        }
-        let s: Section =
-            serde_json::from_slice(line).map_err(|e| format!("unreadable stream header: {e}"))?;
-        return Ok(Some((s.guid, s.from_guid)));
-    }
-    match parse_send_begin(head) {
-        Ok(SendBegin::Substream { to_guid, from_guid }) => Ok(Some((to_guid, from_guid))),
-        Ok(_) => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// How the fake backend's streams start (see `crate::fake`).
-const FAKE_MAGIC: &[u8] = b"ZFAKE1 ";
 
 impl Read for StoredStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -39,6 +39,7 @@ pub mod replicate;
 pub mod safe_fs;
 pub mod send_info;
 pub mod store;
+mod stream_check;
 pub mod throttle;
 
 pub use apply::{

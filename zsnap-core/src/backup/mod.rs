@@ -43,6 +43,7 @@ mod planner;
 mod prune;
 mod restore;
 mod schedule;
+mod send_check;
 mod send_header;
 mod sidecar;
 mod step;
@@ -70,6 +71,9 @@ pub use restore::{
     RestoreError, RestorePlan, RestorePlanError, RestoreTarget,
 };
 pub use schedule::{backup_due, BackupDue, BackupSchedule};
+pub use send_check::{
+    check_send_stream, SendStreamCheck, SendStreamError, SendStreamSummary, SEND_RECORD_LEN,
+};
 pub use send_header::{parse_send_begin, SendBegin, SendHeaderError, SEND_HEADER_LEN};
 pub use sidecar::{
     Sha256, Sha256Error, Sidecar, SidecarError, SidecarParent, MAX_SIDECAR_BYTES, SIDECAR_FORMAT,

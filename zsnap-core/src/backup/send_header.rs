@@ -21,7 +21,7 @@
 use crate::inventory::Guid;
 
 /// `DMU_BACKUP_MAGIC`.
-const MAGIC: u64 = 0x2_F5BA_CBAC;
+pub(super) const MAGIC: u64 = 0x2_F5BA_CBAC;
 
 /// The bytes of a BEGIN record up to the end of `drr_fromguid` (all this parser
 /// reads; the name that follows is not needed).

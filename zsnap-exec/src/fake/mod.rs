@@ -24,7 +24,7 @@
 
 mod fault;
 mod state;
-mod stream;
+pub(crate) mod stream;
 mod zfs;
 
 pub use fault::{Fault, FaultEffect, FaultOp};

@@ -195,6 +195,40 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Checks a whole stream the fake wrote: every section whole and the end marker there.
+/// Returns the snapshot and base guids of the first section.
+pub(crate) fn check(bytes: &[u8]) -> Result<(Guid, Option<Guid>), String> {
+    let mut reader = Reader::new(bytes);
+    let mut first = None;
+    loop {
+        match reader.next_section() {
+            Parsed::Section(s) => {
+                first.get_or_insert((s.guid, s.from_guid));
+            }
+            Parsed::Done => {
+                return first.ok_or_else(|| "a stream of no snapshot".to_owned());
+            }
+            Parsed::Partial {
+                section,
+                good,
+                corrupt,
+            } => {
+                let what = if corrupt { "corrupt" } else { "truncated" };
+                return Err(format!(
+                    "the stream of {}@{} is {what} after {good} of its {} payload bytes",
+                    section.dataset,
+                    section.snapshot,
+                    section.total - section.offset
+                ));
+            }
+            Parsed::Garbage => return Err("not a send stream (garbage)".to_owned()),
+            Parsed::Truncated => {
+                return Err("the stream stops before its end marker: truncated".to_owned())
+            }
+        }
+    }
+}
+
 /// What a resume token carries (the fake's own format: `1-fake-<hex of JSON>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Token {
