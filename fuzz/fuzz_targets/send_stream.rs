@@ -32,7 +32,8 @@ fuzz_target!(|data: &[u8]| {
             | SendStreamError::UnknownRecord { offset, .. }
             | SendStreamError::Checksum { offset, .. }
             | SendStreamError::Misaligned { offset, .. }
-            | SendStreamError::AfterEnd { offset, .. }
+            | SendStreamError::Unexpected { offset, .. }
+            | SendStreamError::EndChecksum { offset, .. }
             | SendStreamError::Truncated { offset, .. },
         ) => assert!(offset <= stream.len() as u64),
         Err(_) => {}

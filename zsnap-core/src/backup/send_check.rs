@@ -107,13 +107,26 @@ pub enum SendStreamError {
         /// The payload length it gives.
         len: u64,
     },
-    /// A record other than BEGIN or END after the END of a substream.
-    #[error("byte {offset}: a {kind} record after the stream's END record: the stream is corrupt")]
-    AfterEnd {
+    /// A record where the stream's structure has no room for it: anything after the
+    /// stream's last END record, a BEGIN inside a substream, a record between the
+    /// substreams of a compound stream.
+    #[error("byte {offset}: a {kind} record where {expected}: the stream is corrupt")]
+    Unexpected {
         /// Where the record starts.
         offset: u64,
         /// Its type's name.
         kind: &'static str,
+        /// What the structure allows there.
+        expected: &'static str,
+    },
+    /// An END record's own checksum (`drr_end.drr_checksum`, of everything before the
+    /// record) does not match, or bytes no sender sets in an END record are set.
+    #[error("byte {offset}: the END record {record} does not match the bytes before it (or has bytes set that no sender sets): the stream is corrupt")]
+    EndChecksum {
+        /// Where the record starts.
+        offset: u64,
+        /// Its index.
+        record: u64,
     },
     /// The bytes stop before the stream does.
     #[error("the stream stops at byte {offset}, {inside}: it is truncated")]
@@ -203,6 +216,8 @@ pub struct SendStreamCheck {
     last_kind: Option<u32>,
     /// Inside a substream (after its BEGIN, before its END).
     open: bool,
+    /// The stream's last END record has been read.
+    done: bool,
     /// Once an error is found, every later call returns it.
     failed: Option<SendStreamError>,
 }
@@ -232,6 +247,7 @@ impl SendStreamCheck {
             first: None,
             last_kind: None,
             open: false,
+            done: false,
             failed: None,
         }
     }
@@ -340,7 +356,25 @@ impl SendStreamCheck {
             self.little = self.header[8..16] == MAGIC.to_le_bytes();
         }
         let kind = self.u32_at(0);
+        let unexpected = |expected| SendStreamError::Unexpected {
+            offset,
+            kind: kind_name(kind),
+            expected,
+        };
+        if kind > 10 {
+            return Err(SendStreamError::UnknownRecord {
+                offset,
+                record: index,
+                kind,
+            });
+        }
+        if self.done {
+            return Err(unexpected("the stream has ended"));
+        }
         if kind == BEGIN {
+            if self.open {
+                return Err(unexpected("a record of the substream belongs"));
+            }
             if self.records > 0 {
                 // In the first record's byte order: a substream of another order
                 // would not be received either.
@@ -358,17 +392,48 @@ impl SendStreamCheck {
             }
             self.sum = Fletcher4::default();
             self.open = true;
-        } else if kind > 10 {
-            return Err(SendStreamError::UnknownRecord {
-                offset,
-                record: index,
-                kind,
-            });
         } else if !self.open && kind != END {
-            return Err(SendStreamError::AfterEnd {
-                offset,
-                kind: kind_name(kind),
-            });
+            return Err(unexpected(
+                "a compound stream has a BEGIN or its final END record",
+            ));
+        }
+        if kind == END {
+            // drr_end.drr_checksum: the checksum of everything before this record
+            // (the only checksum the header substream of a compound stream has).
+            let own = Fletcher4([
+                self.u64_at(8),
+                self.u64_at(16),
+                self.u64_at(24),
+                self.u64_at(32),
+            ]);
+            if own != Fletcher4::default() && own != self.sum {
+                return Err(SendStreamError::EndChecksum {
+                    offset,
+                    record: index,
+                });
+            }
+            // Every sender zeroes a record before filling it in, and an END has no
+            // payload and no fields after drr_toguid; the END records of a compound
+            // stream's header and its last END carry no checksum over themselves, so
+            // these zeros are how damage to them shows.
+            let unchecked = self.header[CHECKSUM_AT..].iter().all(|b| *b == 0);
+            let zeros = if unchecked { 40 } else { 48 };
+            if self.header[4..8] != [0; 4]
+                || self.header[zeros..CHECKSUM_AT].iter().any(|b| *b != 0)
+            {
+                return Err(SendStreamError::EndChecksum {
+                    offset,
+                    record: index,
+                });
+            }
+            if self.open {
+                self.open = false;
+                // A substream ends at its END; a compound stream at the END after
+                // the last substream's.
+                self.done = matches!(self.first, Some(SendBegin::Substream { .. }));
+            } else {
+                self.done = true;
+            }
         }
         self.sum.add(&self.header[..CHECKSUM_AT], self.little);
         let expected = self.sum;
@@ -392,9 +457,6 @@ impl SendStreamCheck {
             .try_into()
             .expect("32 bytes of checksum");
         self.sum.add(&field, self.little);
-        if kind == END {
-            self.open = false;
-        }
         let len = self.payload_len(kind);
         if !len.is_multiple_of(4) {
             return Err(SendStreamError::Misaligned {
@@ -482,9 +544,9 @@ impl SendStreamCheck {
             }
             Place::Header => {}
         }
-        if self.open || self.last_kind != Some(END) {
+        if !self.done {
             return Err(truncated(
-                "after a whole record, before the END record of the stream".to_owned(),
+                "after a whole record, before the last END record of the stream".to_owned(),
             ));
         }
         Ok(SendStreamSummary {
@@ -673,7 +735,7 @@ mod tests {
         s.extend_from_slice(&w.out);
         assert!(matches!(
             check_send_stream(&s),
-            Err(SendStreamError::AfterEnd { .. })
+            Err(SendStreamError::Unexpected { .. })
         ));
     }
 
