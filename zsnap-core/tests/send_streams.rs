@@ -4,25 +4,51 @@
 //! the snapshot the stream was made of; any changed byte and any truncation is found.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use zsnap_core::backup::{check_send_stream, SendBegin, SendStreamCheck, SendStreamError};
 use zsnap_core::Guid;
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/send")
-}
-
-fn stream(name: &str) -> Vec<u8> {
-    let path = dir().join(format!("{name}.zfs.zst"));
-    let packed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    zstd::decode_all(&packed[..]).expect("a zstd fixture")
-}
-
 /// `NAME\tGUID` lines as `zfs list -H -p -o name,guid` prints them.
+const GUIDS: &str = include_str!("fixtures/real/send/guids.txt");
+
+/// The snapshot (and base) a stream's first BEGIN record names; `None` for a compound
+/// stream, whose header names no snapshot.
+type Names = Option<(&'static str, Option<&'static str>)>;
+
+macro_rules! fixture {
+    ($name:literal, $names:expr) => {
+        (
+            $name,
+            include_bytes!(concat!("fixtures/real/send/", $name, ".zfs.zst")) as &[u8],
+            $names,
+        )
+    };
+}
+
+/// Each fixture (zstd-compressed) and what its first BEGIN record names.
+const CASES: [(&str, &[u8], Names); 10] = [
+    fixture!("full", Some(("src/fx@a", None))),
+    fixture!("full-c", Some(("src/fx@a", None))),
+    fixture!("full-e-L", Some(("src/fx@a", None))),
+    fixture!("inc", Some(("src/fx@b", Some("src/fx@a")))),
+    fixture!("inc-c", Some(("src/fx@b", Some("src/fx@a")))),
+    fixture!("raw-full", Some(("src/fxe@a", None))),
+    fixture!("raw-inc", Some(("src/fxe@b", Some("src/fxe@a")))),
+    // -I, -p and -R write a compound stream.
+    fixture!("big-I", None),
+    fixture!("props", None),
+    fixture!("compound", None),
+];
+
+fn cases() -> impl Iterator<Item = (&'static str, Vec<u8>, Names)> {
+    CASES.iter().map(|&(name, packed, names)| {
+        let bytes = zstd::decode_all(packed).expect("a zstd fixture");
+        (name, bytes, names)
+    })
+}
+
 fn guids() -> BTreeMap<String, Guid> {
-    std::fs::read_to_string(dir().join("guids.txt"))
-        .expect("guids.txt")
+    GUIDS
         .lines()
         .map(|l| {
             let (name, guid) = l.split_once('\t').expect("NAME\\tGUID");
@@ -31,28 +57,10 @@ fn guids() -> BTreeMap<String, Guid> {
         .collect()
 }
 
-/// Each fixture, and the snapshot (and base) its first BEGIN record names.
-fn cases() -> Vec<(&'static str, Option<(&'static str, Option<&'static str>)>)> {
-    vec![
-        ("full", Some(("src/fx@a", None))),
-        ("full-c", Some(("src/fx@a", None))),
-        ("full-e-L", Some(("src/fx@a", None))),
-        ("inc", Some(("src/fx@b", Some("src/fx@a")))),
-        ("inc-c", Some(("src/fx@b", Some("src/fx@a")))),
-        ("raw-full", Some(("src/fxe@a", None))),
-        ("raw-inc", Some(("src/fxe@b", Some("src/fxe@a")))),
-        // -I, -p and -R write a compound stream: its header names no snapshot.
-        ("big-I", None),
-        ("props", None),
-        ("compound", None),
-    ]
-}
-
 #[test]
 fn every_form_real_zfs_writes_passes_and_names_its_snapshot() {
     let guids = guids();
-    for (name, expected) in cases() {
-        let bytes = stream(name);
+    for (name, bytes, expected) in cases() {
         let summary = check_send_stream(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let want = match expected {
             Some((to, from)) => SendBegin::Substream {
@@ -79,8 +87,7 @@ fn every_form_real_zfs_writes_passes_and_names_its_snapshot() {
 
 #[test]
 fn a_changed_byte_anywhere_is_found() {
-    for (name, _) in cases() {
-        let bytes = stream(name);
+    for (name, bytes, _) in cases() {
         // Every byte of the first and last records, and a spread of the rest.
         let n = bytes.len();
         let positions = (0..n.min(1024))
@@ -99,8 +106,7 @@ fn a_changed_byte_anywhere_is_found() {
 
 #[test]
 fn a_truncated_stream_is_found() {
-    for (name, _) in cases() {
-        let bytes = stream(name);
+    for (name, bytes, _) in cases() {
         let n = bytes.len();
         for cut in (0..n).step_by(211).chain(n.saturating_sub(700)..n) {
             match check_send_stream(&bytes[..cut]) {
