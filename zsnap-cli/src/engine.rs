@@ -154,6 +154,20 @@ pub struct Tokens {
     pub cursor_holds: Option<std::collections::BTreeSet<zsnap_core::Guid>>,
 }
 
+/// A plan's problems as one error message, `None` without any.
+fn problems_of(plan: &Plan) -> Option<String> {
+    (!plan.problems.is_empty()).then(|| {
+        plan.problems
+            .iter()
+            .map(|n| match &n.dataset {
+                Some(d) => format!("{d}: {}", n.message),
+                None => n.message.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// Where the inventories come from.
 pub enum Source<'a> {
     /// Ask the backends.
@@ -739,6 +753,22 @@ impl<'c> Engine<'c> {
                     });
                     continue;
                 }
+            };
+            // What the plan cannot do (a snapshot name over ZFS's limit) fails the
+            // phase, naming each; the rest of the plan runs.
+            let problems = problems_of(&plan);
+            if let (Some(p), false) = (&problems, dry_run) {
+                if let Some(j) = hooks.journal.as_deref_mut() {
+                    let _ = j.write(&zsnap_exec::journal::Record::PhaseFailed {
+                        at: Utc::now(),
+                        phase: kind.to_string(),
+                        error: p.clone(),
+                    });
+                }
+            }
+            let unlisted = match (unlisted, problems) {
+                (Some(u), Some(p)) => Some(format!("{u}; {p}")),
+                (u, p) => u.or(p),
             };
             if dry_run {
                 // The next phase plans on what this one would leave; the last one has

@@ -517,3 +517,39 @@ fn reasons_name_the_right_policy_and_side() {
         "{human}"
     );
 }
+
+/// Item 11: a dataset found under a recursive root whose snapshot names would be over
+/// ZFS's 255-byte limit is never snapshotted; that fails the run (exit 3) naming it,
+/// in the output, the journal and `check`, while every other dataset is snapshotted.
+#[test]
+fn a_dataset_too_long_to_snapshot_fails_the_run_naming_it() {
+    let env = Env::new(CONFIG);
+    env.status(&["run", "--now", &at(0)], 0);
+    let long = format!("tank/home/{}", "d".repeat(230));
+    let mut z = zsnap_exec::fake::FakeZfs::load(&env.state()).unwrap();
+    z.create(&long.parse().unwrap(), false).unwrap();
+    z.save(&env.state()).unwrap();
+
+    let out = env.json(&["snapshot", "--now", &at(1)], 3);
+    let snap = phase(&out, "snapshot at local");
+    let err = snap["error"].as_str().unwrap();
+    assert!(err.contains(&long), "{err}");
+    assert!(err.contains("longer than 255 bytes"), "{err}");
+    assert_eq!(snap["results"][0]["outcome"], "done", "{snap:#}");
+    assert_eq!(
+        env.snapshots("tank/home").len(),
+        2,
+        "the others are snapshotted"
+    );
+    assert!(env.snapshots(&long).is_empty());
+    let text = String::from_utf8(env.zsnap(&["plan", "snapshot", "--now", &at(2)]).stdout).unwrap();
+    assert!(text.contains("problems:"), "{text}");
+    assert!(
+        env.journal_events()
+            .iter()
+            .any(|e| e.to_string().contains("longer than 255 bytes")),
+        "the journal names it"
+    );
+    let check = String::from_utf8(env.zsnap(&["check", "--now", &at(1)]).stdout).unwrap();
+    assert!(check.contains(&long), "check names it: {check}");
+}

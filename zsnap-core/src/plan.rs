@@ -638,6 +638,10 @@ pub struct Plan {
     pub decisions: Vec<Decision>,
     /// Things the user should know.
     pub notes: Vec<Note>,
+    /// What the plan should do and cannot (a dataset whose snapshot name would be over
+    /// ZFS's length limit): the rest of the plan runs, and the job fails naming each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Note>,
 }
 
 impl Plan {
@@ -654,11 +658,12 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// Appends another plan's steps, decisions and notes after this one's.
+    /// Appends another plan's steps, decisions, notes and problems after this one's.
     pub fn extend(&mut self, other: Plan) {
         self.steps.extend(other.steps);
         self.decisions.extend(other.decisions);
         self.notes.extend(other.notes);
+        self.problems.extend(other.problems);
         if self.now.is_none() {
             self.now = other.now;
         }

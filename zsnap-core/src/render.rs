@@ -8,7 +8,7 @@
 //!   the plan's order, which planners make oldest first): each snapshot with
 //!   `keep`/`protect`/`destroy`, its creation time and its reasons
 //!   (`kept: daily = 7 [2026-11-23]; hourly = 24 [2026-11-23T14:00+01:00]`);
-//! - **notes**.
+//! - **problems** (what the plan cannot do) and **notes**.
 //!
 //! The output depends on nothing but the plan, so it is stable and deterministic. It is
 //! meant for people and may change between versions; `--json` (serde of [`Plan`]) is
@@ -67,9 +67,12 @@ impl Plan {
             out.push_str("\ndecisions:\n");
             render_decisions(&mut out, &self.decisions);
         }
-        if !self.notes.is_empty() {
-            out.push_str("\nnotes:\n");
-            for note in &self.notes {
+        for (title, notes) in [("problems", &self.problems), ("notes", &self.notes)] {
+            if notes.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "\n{title}:");
+            for note in notes {
                 match &note.dataset {
                     Some(d) => {
                         let _ = writeln!(out, "  {d}: {}", note.message);

@@ -18,7 +18,9 @@
 //!
 //! The planner never plans a name that already exists: if a snapshot of that exact
 //! name exists without counting for the schedule (it lacks the managed property), it
-//! leaves a [`Note`] instead.
+//! leaves a [`Note`] instead. A snapshot whose name would be over ZFS's length limit
+//! (a long dataset found under a recursive root) is one of the plan's
+//! [`problems`](Plan::problems): the job fails, naming it, and snapshots the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -201,9 +203,13 @@ fn plan(
             let name = match SnapshotName::new(ds.name.clone(), short) {
                 Ok(name) => name,
                 Err(e) => {
-                    plan.notes.push(Note::new(
+                    // A person must hear of it: the dataset goes unprotected.
+                    plan.problems.push(Note::new(
                         Some(ds.name.clone()),
-                        format!("no {label} snapshot: {e}"),
+                        format!(
+                            "no {label} snapshot can be taken: {e}; shorten the dataset's \
+                             name or the policy's snapshot names"
+                        ),
                     ));
                     continue;
                 }

@@ -221,17 +221,19 @@ fn names_longer_than_zfs_allows_are_skipped_with_a_note() {
     .unwrap();
     assert_eq!(plan.steps.len(), 2);
     assert!(!steps(&plan).contains("ddd"));
-    assert_eq!(plan.notes.len(), 2);
+    // A problem, not a note: the job fails naming the dataset (it goes unprotected).
+    assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+    assert_eq!(plan.problems.len(), 2);
+    let m = &plan.problems[0].message;
     assert!(
-        plan.notes[0]
-            .message
-            .starts_with("no hourly snapshot: invalid snapshot name"),
-        "{}",
-        plan.notes[0].message
+        m.starts_with("no hourly snapshot can be taken: invalid snapshot name"),
+        "{m}"
     );
-    assert!(plan.notes[0]
-        .message
-        .ends_with("the name is longer than 255 bytes (at byte 255)"));
+    assert!(
+        m.contains("the name is longer than 255 bytes (at byte 255)"),
+        "{m}"
+    );
+    assert!(plan.render().contains("\nproblems:\n"), "{}", plan.render());
 }
 
 #[test]
