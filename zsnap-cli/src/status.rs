@@ -11,7 +11,7 @@ use zsnap_core::config::{Config, Host, TargetAddress, Thresholds};
 use zsnap_core::duration::Span;
 use zsnap_core::policy::{resolve_policies, Ownership};
 use zsnap_core::schedule::{next_due, Period};
-use zsnap_core::{Guid, Inventory, Location};
+use zsnap_core::{Inventory, Location};
 use zsnap_exec::apply::OneBackend;
 
 use crate::backends::{load_fake, location, real_backends};
@@ -288,10 +288,11 @@ pub fn compute(
                 continue;
             };
             let tds = dst.dataset(&tname);
-            let theirs: std::collections::BTreeSet<Guid> = tds
-                .map(|d| d.snapshots.iter().map(|s| s.guid).collect())
-                .unwrap_or_default();
-            let common = ds.snapshots.iter().rev().find(|s| theirs.contains(&s.guid));
+            // The base of the target's next incremental, as replication and pruning
+            // see it (by guid, a bookmark on the source counting too).
+            let common = tds
+                .and_then(|t| zsnap_core::replicate::newest_common(ds, t))
+                .map(|b| b.target());
             let lag = match (common, ds.newest()) {
                 (Some(c), Some(n)) => Some((n.creation - c.creation).num_seconds()),
                 _ => None,

@@ -300,8 +300,10 @@ pub enum InventoryError {
 
 impl Inventory {
     /// An empty inventory.
-    pub fn new() -> Self {
-        Inventory::default()
+    pub const fn new() -> Self {
+        Inventory {
+            datasets: BTreeMap::new(),
+        }
     }
 
     /// The dataset of this name.

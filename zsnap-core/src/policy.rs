@@ -78,10 +78,19 @@ pub struct Policy {
     /// Snapshots of these labels are not on demand.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub also_scheduled: BTreeSet<Label>,
+    /// Whether its datasets are pruned at all (`prune = false` only takes snapshots, or
+    /// only receives them on a target): prune planning and target pruning plan no
+    /// destroy for them.
+    #[serde(default = "yes")]
+    pub prune: bool,
 }
 
 fn utc_zone() -> Tz {
     chrono_tz::UTC
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Whose a snapshot is, as one policy sees it.
@@ -144,7 +153,15 @@ impl Policy {
             adopt: Vec::new(),
             on_demand: BTreeMap::new(),
             also_scheduled: BTreeSet::new(),
+            prune: true,
         }
+    }
+
+    /// The same policy pruning its datasets (`true`, the default) or never (`false`).
+    #[must_use]
+    pub fn with_prune(mut self, prune: bool) -> Self {
+        self.prune = prune;
+        self
     }
 
     /// The same policy declaring these on-demand labels, each with its default expiry.

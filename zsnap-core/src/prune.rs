@@ -32,7 +32,13 @@
 //!      [`PruneRequest::protected`]),
 //!    - anything in a dataset whose listing failed, or one below it
 //!      ([`PruneRequest::failed`]), or a dataset absent from the inventory — those get
-//!      a [`Note`] instead.
+//!      a [`Note`] instead,
+//!    - anything in a dataset that replicates to a target whose listing failed
+//!      ([`PruneRequest::unknown_base`]: the base of its next incremental is unknown),
+//!    - anything in a dataset whose policy says `prune = false` ([`Policy::prune`]).
+//!
+//!    What a location's targets need is computed from their listings by
+//!    [`TargetProtection::of`](crate::replicate::TargetProtection::of).
 //!
 //! Every snapshot of a selected dataset gets one [`Decision`]: `Keep` with the rules that
 //! keep it, `Protect` with the safety rules (and any rules that keep it too), or
@@ -75,6 +81,7 @@ pub const DEFAULT_DESTROY_ARG_BUDGET: usize = 100_000;
 
 static NO_PROTECTED: BTreeMap<DatasetName, Vec<(String, Guid)>> = BTreeMap::new();
 static NO_FAILED: BTreeSet<DatasetName> = BTreeSet::new();
+static NO_UNKNOWN: BTreeMap<DatasetName, String> = BTreeMap::new();
 
 /// What [`plan_prune`] needs to know about one location.
 ///
@@ -133,6 +140,10 @@ pub struct PruneRequest<'a> {
     /// Datasets whose listing failed or that are missing: nothing in them or below them
     /// is pruned.
     pub failed: &'a BTreeSet<DatasetName>,
+    /// Datasets that replicate to a target whose listing failed, with that target:
+    /// which snapshot the target still shares (the base of its next incremental) is
+    /// unknown, so none of theirs is destroyed.
+    pub unknown_base: &'a BTreeMap<DatasetName, String>,
     /// The longest `DATASET@a,b,c` argument of one destroy step, in bytes.
     pub destroy_arg_budget: usize,
 }
@@ -153,6 +164,7 @@ impl<'a> PruneRequest<'a> {
             policies,
             protected: &NO_PROTECTED,
             failed: &NO_FAILED,
+            unknown_base: &NO_UNKNOWN,
             destroy_arg_budget: DEFAULT_DESTROY_ARG_BUDGET,
         }
     }
@@ -164,6 +176,15 @@ impl<'a> PruneRequest<'a> {
         protected: &'a BTreeMap<DatasetName, Vec<(String, Guid)>>,
     ) -> Self {
         self.protected = protected;
+        self
+    }
+
+    /// The same request leaving alone every snapshot of these datasets, which replicate
+    /// to a target (named) whose listing failed
+    /// ([`TargetProtection::unknown`](crate::replicate::TargetProtection::unknown)).
+    #[must_use]
+    pub fn with_unknown_base(mut self, unknown: &'a BTreeMap<DatasetName, String>) -> Self {
+        self.unknown_base = unknown;
         self
     }
 
@@ -221,6 +242,8 @@ pub fn plan_prune(req: &PruneRequest<'_>, now: DateTime<Utc>) -> Plan {
         }
     }
     let selected = select(req, &mut plan.notes);
+    // Policies with `prune = false` → how many datasets they leave unpruned.
+    let mut unpruned: BTreeMap<&String, usize> = BTreeMap::new();
     // One decision per snapshot: reserve once rather than grow a large vector often.
     plan.decisions
         .reserve(selected.iter().map(|(ds, _)| ds.snapshots.len()).sum());
@@ -249,6 +272,17 @@ pub fn plan_prune(req: &PruneRequest<'_>, now: DateTime<Utc>) -> Plan {
             }
             continue;
         }
+        if let Some(target) = req.unknown_base.get(&ds.name) {
+            plan.notes.push(Note::new(
+                Some(ds.name.clone()),
+                format!(
+                    "not pruned: target {target} could not be listed, so the snapshot it \
+                     shares with {} is unknown",
+                    ds.name
+                ),
+            ));
+            continue;
+        }
         let Some((policy_name, policy)) = req.policies.get_key_value(&sel.policy) else {
             plan.notes.push(Note::new(
                 Some(ds.name.clone()),
@@ -256,7 +290,18 @@ pub fn plan_prune(req: &PruneRequest<'_>, now: DateTime<Utc>) -> Plan {
             ));
             continue;
         };
+        if !policy.prune {
+            *unpruned.entry(policy_name).or_default() += 1;
+            continue;
+        }
         prune_dataset(req, ds, policy_name, policy, now, &mut plan);
+    }
+    for (policy, n) in unpruned {
+        let what = if n == 1 { "dataset" } else { "datasets" };
+        plan.notes.push(Note::new(
+            None,
+            format!("policy {policy} says prune = false: its {n} {what} not pruned"),
+        ));
     }
     plan
 }

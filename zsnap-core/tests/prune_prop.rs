@@ -56,6 +56,10 @@ struct Case {
     /// Per policy, the labels it schedules (a bit per label of [`LABELS`]); with none
     /// it takes no snapshots and nothing is on demand.
     scheduled: [u8; 2],
+    /// Per policy, `prune = false`.
+    no_prune: [bool; 2],
+    /// Dataset index that replicates to a target whose listing failed.
+    unknown_base: Option<usize>,
 }
 
 fn snap_spec() -> impl Strategy<Value = SnapSpec> {
@@ -125,6 +129,8 @@ fn case() -> impl Strategy<Value = Case> {
         256usize..2000,
         0i64..10 * 86_400,
         any::<[u8; 2]>().prop_map(|b| b.map(|x| x & 0b111)),
+        [proptest::bool::weighted(0.2), proptest::bool::weighted(0.2)],
+        proptest::option::weighted(0.2, 0usize..5),
     )
         .prop_map(
             |(
@@ -138,9 +144,13 @@ fn case() -> impl Strategy<Value = Case> {
                 budget,
                 now,
                 scheduled,
+                no_prune,
+                unknown_base,
             )| {
                 Case {
                     scheduled,
+                    no_prune,
+                    unknown_base,
                     datasets,
                     rules,
                     keep_oldest,
@@ -174,6 +184,7 @@ struct World {
     selections: Vec<DatasetSelection>,
     protected: BTreeMap<DatasetName, Vec<(String, Guid)>>,
     failed: BTreeSet<DatasetName>,
+    unknown_base: BTreeMap<DatasetName, String>,
     now: DateTime<Utc>,
     budget: usize,
     has_grid: bool,
@@ -266,6 +277,7 @@ fn build(case: &Case) -> World {
         if case.adopt_sanoid[k] {
             p = p.with_adopt(vec![Recognizer::sanoid()]);
         }
+        p = p.with_prune(!case.no_prune[k]);
         policies.insert(format!("p{k}"), p);
     }
     let mut tank = DatasetSelection::new(ds_name(0), "p0").with_recursive(true);
@@ -276,12 +288,19 @@ fn build(case: &Case) -> World {
     if case.second_selection {
         selections.push(DatasetSelection::new(ds_name(2), "p1").with_recursive(true));
     }
+    let unknown_base = case
+        .unknown_base
+        .filter(|i| *i < case.datasets.len())
+        .map(|i| (ds_name(i), "nas:offline".to_owned()))
+        .into_iter()
+        .collect();
     World {
         inv,
         policies,
         selections,
         protected,
         failed,
+        unknown_base,
         now: start() + Duration::seconds(case.now_after),
         budget: case.budget,
         has_grid,
@@ -292,6 +311,7 @@ impl World {
     fn request<'a>(&'a self, inv: &'a Inventory) -> PruneRequest<'a> {
         PruneRequest::new(Location::local(), inv, &self.selections, &self.policies)
             .with_protected(&self.protected)
+            .with_unknown_base(&self.unknown_base)
             .with_failed(&self.failed)
             .with_destroy_arg_budget(self.budget)
     }
@@ -308,6 +328,15 @@ impl World {
 
     fn failed(&self, name: &DatasetName) -> bool {
         self.failed.contains(name) || self.failed.contains(&ds_name(0))
+    }
+
+    /// Whether nothing of `name` may be destroyed whatever the rules say: its listing
+    /// failed, its policy says `prune = false`, or a target it replicates to could not
+    /// be listed.
+    fn left_alone(&self, name: &DatasetName) -> bool {
+        self.failed(name)
+            || self.unknown_base.contains_key(name)
+            || self.policy_of(name).is_some_and(|p| !p.prune)
     }
 }
 
@@ -369,7 +398,7 @@ fn oracle(world: &World, ds: &Dataset) -> BTreeSet<Guid> {
     let Some(policy) = world.policy_of(&ds.name) else {
         return BTreeSet::new();
     };
-    if world.failed(&ds.name) {
+    if world.left_alone(&ds.name) {
         return BTreeSet::new();
     }
     let kept = reasons(ds, policy, &policy.retention, world.now);
@@ -455,7 +484,10 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             prop_assert!(policy.classify(s).is_owned());
             prop_assert!(s.userrefs == 0 && s.clones.is_empty() && s.hidden_clones.is_empty());
             prop_assert!(Some(s.createtxg) != newest);
-            prop_assert!(!world.failed(&ds.name));
+            prop_assert!(
+                !world.left_alone(&ds.name),
+                "prune = false, failed or unknown base"
+            );
             if let Some(p) = world.protected.get(&ds.name) {
                 prop_assert!(p.iter().all(|(_, g)| *g != s.guid));
             }
@@ -477,7 +509,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             .iter()
             .filter(|d| d.snapshot.dataset() == &ds.name)
             .collect();
-        let pruned = world.policy_of(&ds.name).is_some() && !world.failed(&ds.name);
+        let pruned = world.policy_of(&ds.name).is_some() && !world.left_alone(&ds.name);
         if pruned {
             prop_assert_eq!(decided.len(), ds.snapshots.len());
             for (d, s) in decided.iter().zip(&ds.snapshots) {

@@ -376,3 +376,49 @@ proptest! {
         check(&c)?;
     }
 }
+
+/// A target policy with `prune = false` never plans a destroy on the target, even with
+/// target pruning asked for: everything the target had, it still has.
+fn check_no_prune(c: &Case) -> Result<(), TestCaseError> {
+    let (src, dst) = inventories(c);
+    let p = policy(c).with_prune(false);
+    let mut req = ReplicationRequest::new(
+        src_loc(),
+        &src,
+        dst_loc(),
+        "offsite",
+        &dst,
+        vec![DatasetMapping::new(ds("tank/a"), ds("backup/a"))],
+    );
+    req.target_policy = Some(&p);
+    req.options.prune_target = true;
+    let Ok(plan) = plan_replication(&req, now(c)) else {
+        return Ok(());
+    };
+    for step in &plan.steps {
+        prop_assert!(
+            !matches!(step, zsnap_core::Step::Destroy(_)),
+            "prune = false, yet {step:?}\n{}",
+            plan.render()
+        );
+    }
+    let invs = BTreeMap::from([(src_loc(), src.clone()), (dst_loc(), dst.clone())]);
+    let after = plan
+        .simulate_at(&invs)
+        .map_err(|e| TestCaseError::fail(format!("{e}\n{}", plan.render())))?;
+    let final_guids: BTreeSet<Guid> = target_snaps(&after[&dst_loc()])
+        .iter()
+        .map(|s| s.guid)
+        .collect();
+    for s in target_snaps(&dst) {
+        prop_assert!(final_guids.contains(&s.guid), "{} lost", s.name);
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn a_target_policy_saying_prune_false_destroys_nothing(c in case()) {
+        check_no_prune(&c)?;
+    }
+}

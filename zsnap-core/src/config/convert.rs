@@ -79,9 +79,11 @@ impl DatasetEntry {
 }
 
 impl PolicySpec {
-    /// The engine's [`Policy`]: schedule, retention, time zone, naming and adoption.
+    /// The engine's [`Policy`]: schedule, retention, time zone, naming, adoption and
+    /// whether it prunes at all.
     pub fn to_policy(&self) -> Policy {
         Policy::new(self.schedule(), self.retention_policy(), self.timezone)
+            .with_prune(self.prune)
             .with_naming(self.naming())
             .with_adopt(self.recognizers())
             .with_on_demand(

@@ -5,9 +5,11 @@
 //! comparing two datasets of `n` snapshots costs `O(n)`, not `O(n²)` (65,000 snapshots
 //! in a few milliseconds).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::inventory::{Bookmark, Dataset, Guid, Snapshot};
+use crate::inventory::{Bookmark, Dataset, Guid, Inventory, Snapshot};
+use crate::names::DatasetName;
+use crate::replicate::DatasetMapping;
 
 /// A snapshot both sides have: the same guid on the source and on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,4 +166,98 @@ where
         }
     }
     None
+}
+
+/// One target of the datasets being pruned, as source-side pruning sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TargetSide<'a> {
+    /// The target's name, for reasons and notes.
+    pub name: &'a str,
+    /// Which source datasets it receives, and under which names.
+    pub mapping: &'a DatasetMapping,
+    /// What it has; `None` when its listing failed.
+    pub inventory: Option<&'a Inventory>,
+}
+
+impl<'a> TargetSide<'a> {
+    /// A target side.
+    pub fn new(
+        name: &'a str,
+        mapping: &'a DatasetMapping,
+        inventory: Option<&'a Inventory>,
+    ) -> Self {
+        TargetSide {
+            name,
+            mapping,
+            inventory,
+        }
+    }
+}
+
+/// What the targets of a location's datasets need kept there: give
+/// [`common`](Self::common) to [`PruneRequest::with_protected`](crate::prune::PruneRequest::with_protected)
+/// and [`unknown`](Self::unknown) to
+/// [`PruneRequest::with_unknown_base`](crate::prune::PruneRequest::with_unknown_base).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TargetProtection {
+    /// Per source dataset, the snapshot each target's next incremental starts from:
+    /// `(target, guid)` ([`newest_common`]'s source snapshot; none when the base is
+    /// only a bookmark on the source, which serves as well).
+    pub common: BTreeMap<DatasetName, Vec<(String, Guid)>>,
+    /// Source datasets that replicate to a target whose listing failed, with the
+    /// first such target: none of their snapshots is destroyed.
+    pub unknown: BTreeMap<DatasetName, String>,
+}
+
+impl TargetProtection {
+    /// What `targets` need of the datasets of `source`. One pass over each target's
+    /// datasets, `O(n)` in the snapshots of each pair (by guid).
+    ///
+    /// # Example
+    /// ```
+    /// use zsnap_core::replicate::{TargetProtection, TargetSide};
+    /// use zsnap_core::{Dataset, DatasetKind, DatasetMapping, Guid, Inventory, Snapshot};
+    /// let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    /// let snap = |n: &str, g, txg| Snapshot::new(n.parse().unwrap(), Guid(g), txg, t);
+    /// let mut src = Dataset::new("tank/a".parse().unwrap(), DatasetKind::Filesystem, Guid(1));
+    /// src.snapshots = vec![snap("s1", 11, 1), snap("s2", 12, 2), snap("s3", 13, 3)];
+    /// let mut dst = Dataset::new("bak/a".parse().unwrap(), DatasetKind::Filesystem, Guid(2));
+    /// dst.snapshots = vec![snap("s1", 11, 7), snap("s2", 12, 8)];
+    /// let (mut source, mut target) = (Inventory::new(), Inventory::new());
+    /// source.insert(src);
+    /// target.insert(dst);
+    /// let mapping = DatasetMapping::new("tank/a".parse().unwrap(), "bak/a".parse().unwrap());
+    /// let p = TargetProtection::of(&source, &[TargetSide::new("bak", &mapping, Some(&target))]);
+    /// assert_eq!(p.common[&"tank/a".parse().unwrap()], [("bak".to_owned(), Guid(12))]);
+    /// let p = TargetProtection::of(&source, &[TargetSide::new("bak", &mapping, None)]);
+    /// assert_eq!(p.unknown[&"tank/a".parse().unwrap()], "bak");
+    /// ```
+    pub fn of(source: &Inventory, targets: &[TargetSide<'_>]) -> Self {
+        let mut out = TargetProtection::default();
+        for t in targets {
+            for ds in source.datasets.values() {
+                let Ok(Some(tname)) = t.mapping.target_of(&ds.name) else {
+                    continue;
+                };
+                let Some(inventory) = t.inventory else {
+                    out.unknown
+                        .entry(ds.name.clone())
+                        .or_insert_with(|| t.name.to_owned());
+                    continue;
+                };
+                let Some(tds) = inventory.dataset(&tname) else {
+                    continue;
+                };
+                if let Some(s) = newest_common(ds, tds).and_then(|b| b.source_snapshot()) {
+                    out.common
+                        .entry(ds.name.clone())
+                        .or_default()
+                        .push((t.name.to_owned(), s.guid));
+                }
+            }
+        }
+        out
+    }
 }

@@ -24,7 +24,9 @@ mod error;
 mod planner;
 mod request;
 
-pub use common::{common_snapshots, newest_common, CommonBase, CommonSnapshot};
+pub use common::{
+    common_snapshots, newest_common, CommonBase, CommonSnapshot, TargetProtection, TargetSide,
+};
 pub use cursor::{cursor_bookmark_name, cursor_hold_tag, is_cursor_bookmark};
 pub use error::ReplicationError;
 pub use planner::plan_replication;

@@ -634,6 +634,16 @@ impl<'r, 'a> Planner<'r, 'a> {
                 target_name: req.target_name.clone(),
             });
         };
+        if !policy.prune {
+            self.plan.notes.push(Note::new(
+                None,
+                format!(
+                    "target {}: its policy says prune = false; the target is not pruned",
+                    req.target_name
+                ),
+            ));
+            return Ok(());
+        }
         let invs = if req.source_location == req.target_location {
             // One location listed once or twice: the union of both listings.
             let mut inv = req.source.clone();
