@@ -306,7 +306,7 @@ fn saved_listing_plans_offline() {
     let env = Env::new(CONFIG);
     env.ok(&["run", "--now", &at(0)]);
     let cmd = env.ok(&["plan", "--print-list-command"]);
-    insta::assert_snapshot!(cmd, @r#"zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed -r tank/home backup/home"#);
+    insta::assert_snapshot!(cmd, @r#"zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed,zsnap:expires -r tank/home backup/home"#);
     // Capture the listing the way a user would on the host, from the fake.
     let state = zsnap_exec::fake::FakeZfs::load(&env.state()).unwrap();
     let listing = state.cmd_list(&["tank/home".parse().unwrap()]).unwrap();
