@@ -481,3 +481,133 @@ fn an_on_demand_snapshot_survives_the_next_runs() {
         "{plan}"
     );
 }
+
+/// The decision of the last `prune at local` phase of a job's `--json` outcome about
+/// `snapshot`.
+fn prune_decision(outcome: &serde_json::Value, snapshot: &str) -> serde_json::Value {
+    outcome["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"]["kind"] == "prune")
+        .flat_map(|p| p["plan"]["decisions"].as_array().unwrap().iter())
+        .find(|d| d["snapshot"] == snapshot)
+        .unwrap_or_else(|| panic!("no decision about {snapshot} in {outcome:#}"))
+        .clone()
+}
+
+/// Issue 12: `zsnap snapshot --label pre-upgrade --expire-in 2h` writes the expiry on
+/// the snapshot (the plan says so); a run an hour later keeps it, naming the expiry,
+/// and one three hours later destroys it because it expired. An expiry for a scheduled
+/// label, or without a label, is a usage error.
+#[test]
+fn an_on_demand_snapshot_with_an_expiry_goes_after_it() {
+    let env = Env::new(CONFIG);
+    env.ok(&["run", "--now", &at(0)]);
+    let take = [
+        "snapshot",
+        "--label",
+        "pre-upgrade",
+        "--expire-in",
+        "2h",
+        "--now",
+    ];
+    let plan = env.ok(&[&take[..], &[&at(0), "-n"]].concat());
+    assert!(
+        plan.contains("on demand: pre-upgrade, kept until 2026-11-23T02:00:00Z"),
+        "{plan}"
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&[&take[..], &[&at(0), "--json"]].concat())).unwrap();
+    let step = &out["phases"][0]["plan"]["steps"][0];
+    assert_eq!(step["properties"]["zsnap:expires"], "2026-11-23T02:00:00Z");
+    assert_eq!(step["properties"]["zsnap:managed"], "yes");
+    assert_eq!(out["phases"][0]["results"][0]["outcome"], "done");
+    let name = "tank/home@zsnap_pre-upgrade_20261123T000000Z";
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.state()).unwrap()).unwrap();
+    let snaps = state["datasets"]["tank/home"]["snapshots"]
+        .as_array()
+        .unwrap();
+    let taken = snaps
+        .iter()
+        .find(|s| s["name"] == "zsnap_pre-upgrade_20261123T000000Z")
+        .unwrap();
+    assert_eq!(taken["props"]["zsnap:expires"], "2026-11-23T02:00:00Z");
+
+    // An hour later: kept until its expiry.
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--json", "--now", &at(1)])).unwrap();
+    let d = prune_decision(&out, name);
+    assert_eq!(d["verdict"]["verdict"], "keep", "{d:#}");
+    assert_eq!(
+        d["verdict"]["reasons"][0]["bucket"],
+        "kept until 2026-11-23T02:00:00Z"
+    );
+    assert_eq!(d["verdict"]["reasons"][0]["rule"], "expiry set when taken");
+    assert_eq!(
+        label_count(&status_json(&env, &at(1)), "tank/home", "pre-upgrade"),
+        1
+    );
+
+    // Three hours later: expired, destroyed in a step that says so.
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--json", "--now", &at(3)])).unwrap();
+    assert_eq!(prune_decision(&out, name)["verdict"]["verdict"], "destroy");
+    let steps: Vec<&serde_json::Value> = out["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"]["kind"] == "prune")
+        .flat_map(|p| p["plan"]["steps"].as_array().unwrap().iter())
+        .filter(|s| {
+            s["snapshots"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["name"] == "zsnap_pre-upgrade_20261123T000000Z")
+            })
+        })
+        .collect();
+    assert_eq!(steps.len(), 1, "{out:#}");
+    assert_eq!(
+        steps[0]["reason"],
+        "taken on demand (label \"pre-upgrade\" is not scheduled); expired at 2026-11-23T02:00:00Z"
+    );
+    assert_eq!(
+        label_count(&status_json(&env, &at(3)), "tank/home", "pre-upgrade"),
+        0
+    );
+
+    // A scheduled label's snapshots are the keep rules' to prune: refused, nothing taken.
+    let before = std::fs::read(env.state()).unwrap();
+    let o = env.zsnap(&[
+        "snapshot",
+        "--label",
+        "hourly",
+        "--expire-in",
+        "2h",
+        "--now",
+        &at(4),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(o.stderr).unwrap(), @r#"
+        error: invalid --expire-in
+          caused by: cannot give the hourly snapshot of tank/home an expiry: policy "standard" schedules label hourly, so its keep rules decide when those snapshots go and an expiry could only delay that; take it without an expiry, or with a label the policy does not schedule
+        "#);
+    assert_eq!(std::fs::read(env.state()).unwrap(), before);
+    let o = env.zsnap(&["snapshot", "--expire-in", "2h", "--now", &at(4)]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = env.zsnap(&[
+        "snapshot",
+        "--label",
+        "x",
+        "--expire-in",
+        "0s",
+        "--now",
+        &at(4),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(o.stderr).unwrap(), @r"
+        error: invalid --expire-in
+          caused by: invalid expiry 0s from 2026-11-23T04:00:00Z: an expiry of 0 would let the next prune destroy the snapshot at once
+        ");
+}

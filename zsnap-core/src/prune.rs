@@ -60,7 +60,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::inventory::{Dataset, Guid, Inventory, Snapshot, EXPIRES_PROPERTY};
+use crate::inventory::{utc_text, Dataset, Guid, Inventory, Snapshot, EXPIRES_PROPERTY};
 use crate::names::DatasetName;
 use crate::plan::{
     Decision, DestroyStep, KeepReason, Location, Note, Plan, Protection, SnapshotRef, Step, Verdict,
@@ -324,11 +324,6 @@ enum Exempt {
     /// Taken on demand, no rule names its label and its expiry has passed: destroyed,
     /// with this reason.
     Expired(String),
-}
-
-/// `2026-12-31T02:05:00Z`.
-fn utc_text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Whether `snap` escapes the policy's rules (see the module docs): an on-demand
