@@ -468,11 +468,16 @@ fn an_on_demand_snapshot_survives_the_next_runs() {
     let labels = st["datasets"][0]["labels"].as_array().unwrap();
     let pre = labels.iter().find(|l| l["label"] == "pre-upgrade").unwrap();
     assert_eq!(pre["on_demand"], true);
+    assert_eq!(pre["kept"][0]["kept_until"], serde_json::Value::Null);
+    assert_eq!(
+        pre["kept"][0]["verdict"]["reasons"][0]["until"]["kind"],
+        "no_expiry"
+    );
     let table = env.ok(&["status", "--now", &at(12)]);
     assert!(
-        table
-            .lines()
-            .any(|l| l.contains("pre-upgrade") && l.contains("on demand")),
+        table.lines().any(|l| l.contains("pre-upgrade")
+            && l.contains("on demand")
+            && l.ends_with("kept: no expiry")),
         "{table}"
     );
     let plan = env.ok(&["plan", "--now", &at(12)]);
@@ -546,8 +551,31 @@ fn an_on_demand_snapshot_with_an_expiry_goes_after_it() {
     );
     assert_eq!(d["verdict"]["reasons"][0]["rule"], "expiry set when taken");
     assert_eq!(
-        label_count(&status_json(&env, &at(1)), "tank/home", "pre-upgrade"),
-        1
+        d["verdict"]["reasons"][0]["until"],
+        serde_json::json!({"kind": "time", "time": "2026-11-23T02:00:00Z"})
+    );
+    // `status` says until when, from the same plan.
+    let st = status_json(&env, &at(1));
+    assert_eq!(label_count(&st, "tank/home", "pre-upgrade"), 1);
+    let pre = st["datasets"][0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["label"] == "pre-upgrade")
+        .unwrap();
+    assert_eq!(
+        pre["kept"][0]["snapshot"],
+        "zsnap_pre-upgrade_20261123T000000Z"
+    );
+    assert_eq!(pre["kept"][0]["kept_until"], "2026-11-23T02:00:00Z");
+    assert_eq!(pre["kept"][0]["verdict"]["verdict"], "keep");
+    let table = env.ok(&["status", "--now", &at(1)]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("tank/home  pre-upgrade")
+                && l.ends_with("on demand         kept until 2026-11-23 02:00 UTC")),
+        "{table}"
     );
 
     // Three hours later: expired, destroyed in a step that says so.
@@ -610,4 +638,89 @@ fn an_on_demand_snapshot_with_an_expiry_goes_after_it() {
         error: invalid --expire-in
           caused by: invalid expiry 0s from 2026-11-23T04:00:00Z: an expiry of 0 would let the next prune destroy the snapshot at once
         ");
+}
+
+/// Issue 12: `status` shows, per on-demand label, how many snapshots it has and until
+/// when they are kept: a declared label's expiry before any is taken, the expiry each
+/// one got, none, or a mix.
+#[test]
+fn status_says_until_when_on_demand_snapshots_are_kept() {
+    let config = CONFIG.replace(
+        "keep_counts = { hourly = 6, daily = 3 }",
+        "keep_counts = { hourly = 6, daily = 3 }\non_demand = { pre-upgrade = \"30d\", manual = \"never\" }",
+    );
+    let env = Env::new(&config);
+    env.ok(&["run", "--now", &at(0)]);
+    let kept_column = |table: &str, label: &str| -> String {
+        let header = table.lines().next().unwrap();
+        let at = header.find("KEPT").unwrap();
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("tank/home  {label} ")))
+            .unwrap_or_else(|| panic!("no {label} in\n{table}"))[at..]
+            .to_owned()
+    };
+    let table = env.ok(&["status", "--now", &at(0)]);
+    assert_eq!(
+        kept_column(&table, "pre-upgrade"),
+        "new ones kept 30d (on_demand)"
+    );
+    assert_eq!(
+        kept_column(&table, "manual"),
+        "new ones: no expiry (on_demand)"
+    );
+    assert_eq!(kept_column(&table, "hourly"), "-");
+    let st = status_json(&env, &at(0));
+    let labels = st["datasets"][0]["labels"].as_array().unwrap();
+    let pre = labels.iter().find(|l| l["label"] == "pre-upgrade").unwrap();
+    assert_eq!(pre["count"], 0);
+    assert_eq!(pre["on_demand"], true);
+    assert_eq!(pre["on_demand_expiry"], "30d");
+
+    let ten_past = Utc
+        .with_ymd_and_hms(2026, 11, 23, 0, 10, 0)
+        .unwrap()
+        .to_rfc3339();
+    env.ok(&["snapshot", "--label", "pre-upgrade", "--now", &ten_past]);
+    env.ok(&["snapshot", "--label", "manual", "--now", &at(1)]);
+    env.ok(&[
+        "snapshot",
+        "--label",
+        "manual",
+        "--expire-in",
+        "2h",
+        "--now",
+        &at(2),
+    ]);
+    env.ok(&["snapshot", "--label", "adhoc", "--now", &at(2)]);
+    let table = env.ok(&["status", "--now", &at(3)]);
+    assert_eq!(
+        kept_column(&table, "pre-upgrade"),
+        "kept until 2026-12-23 00:10 UTC"
+    );
+    assert_eq!(
+        kept_column(&table, "manual"),
+        "1 kept until 2026-11-23 04:00 UTC; 1 kept: no expiry"
+    );
+    assert_eq!(kept_column(&table, "adhoc"), "kept: no expiry");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("tank/home  manual       2 ")),
+        "{table}"
+    );
+    let st = status_json(&env, &at(3));
+    let labels = st["datasets"][0]["labels"].as_array().unwrap();
+    let pre = labels.iter().find(|l| l["label"] == "pre-upgrade").unwrap();
+    assert_eq!(pre["kept"][0]["kept_until"], "2026-12-23T00:10:00Z");
+    assert_eq!(
+        pre["kept"][0]["verdict"]["reasons"][0]["rule"],
+        "on_demand expiry of label \"pre-upgrade\""
+    );
+    // Once it has expired, the next prune destroys it: status says so before.
+    let table = env.ok(&["status", "--now", &at(5)]);
+    assert_eq!(
+        kept_column(&table, "manual"),
+        "1 kept: no expiry; 1 destroyed by the next prune"
+    );
 }
