@@ -115,7 +115,7 @@ run zfs create src/busy
 
 # ---- listings
 zfs version > $F/version.txt
-LC_ALL=C zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed -r src dst > $F/list.tsv
+LC_ALL=C zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed,zsnap:expires -r src dst > $F/list.tsv
 g() { f=$1; shift; zfs get -H -p -o name,property,value,source all "$@" > $F/get-$f.tsv; }
 g with-space "src/with space"
 g snapshot-held src/a@held

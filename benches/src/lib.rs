@@ -79,7 +79,7 @@ fn generate(datasets: usize, snapshots: usize, parents: bool) -> (String, usize)
     let parent_row = |out: &mut String, rng: &mut Rng, name: &str, txg: usize| {
         writeln!(
             out,
-            "{name}\tfilesystem\t{}\t{txg}\t{}\t-\t-\t-\toff\t-\t-\t/{name}\t{}\t-",
+            "{name}\tfilesystem\t{}\t{txg}\t{}\t-\t-\t-\toff\t-\t-\t/{name}\t{}\t-\t-",
             rng.next_u64(),
             start - 2 * 86_400,
             rng.next_u64() % (1 << 44),
@@ -106,7 +106,7 @@ fn generate(datasets: usize, snapshots: usize, parents: bool) -> (String, usize)
         let used = rng.next_u64() % (1 << 40);
         writeln!(
             out,
-            "{name}\t{kind}\t{}\t{}\t{}\t-\t-\t-\toff\t-\t-\t{mountpoint}\t{used}\t-",
+            "{name}\t{kind}\t{}\t{}\t{}\t-\t-\t-\toff\t-\t-\t{mountpoint}\t{used}\t-\t-",
             rng.next_u64(),
             100 + d,
             start - 86_400,
@@ -121,7 +121,7 @@ fn generate(datasets: usize, snapshots: usize, parents: bool) -> (String, usize)
             let userrefs = u64::from(s % 97 == 0);
             writeln!(
                 out,
-                "{name}@zsnap_hourly_{stamp}\tsnapshot\t{}\t{}\t{t}\t{userrefs}\t\t-\toff\t-\t-\t-\t{used}\tyes",
+                "{name}@zsnap_hourly_{stamp}\tsnapshot\t{}\t{}\t{t}\t{userrefs}\t\t-\toff\t-\t-\t-\t{used}\tyes\t-",
                 rng.next_u64(),
                 100_000 + s,
             )

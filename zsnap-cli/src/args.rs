@@ -76,8 +76,20 @@ pub enum Cmd {
     /// Take the snapshots that are due now (or one label on demand).
     Snapshot {
         /// Take a snapshot of this label now, for every configured dataset, due or not.
+        /// A label the dataset's policy does not schedule is taken on demand: no keep
+        /// rule that ignores labels destroys it, and it stays until destroyed by hand,
+        /// until its --expire-in passes, or until the expiry its label declares in the
+        /// policy's on_demand.
         #[arg(long, value_name = "LABEL")]
         label: Option<String>,
+        /// With --label: the snapshot expires this long from now (e.g. 12h, 30d, 2w;
+        /// units s, m, h, d, w). It is written on the snapshot as the property
+        /// zsnap:expires, a UTC time; until then nothing prunes it, and the first prune
+        /// after it destroys it (unless a keep rule naming its label, such as
+        /// keep_counts, keeps it). Refused for a label the dataset's policy schedules:
+        /// the keep rules prune those, and an expiry could only delay them.
+        #[arg(long, value_name = "DURATION", requires = "label")]
+        expire_in: Option<String>,
         /// Dry run.
         #[command(flatten)]
         dry: DryRun,

@@ -467,6 +467,11 @@ impl<'c> Engine<'c> {
     }
 
     /// The phases of `job`, unplanned.
+    ///
+    /// # Errors
+    /// A target name the config does not define, and an expiry (`--expire-in`) for a
+    /// label the policy of a `[[datasets]]` entry schedules: both are usage errors,
+    /// found before anything runs.
     pub fn phases(&self, job: &Job) -> anyhow::Result<Vec<PhaseKind>> {
         let snap = || {
             self.source_locations()
@@ -500,6 +505,19 @@ impl<'c> Engine<'c> {
                 .map(|t| PhaseKind::Replicate { target: t.clone() })
                 .collect())
         };
+        if let Job::Snapshot {
+            label: Some(label),
+            expire_in: Some(_),
+        } = job
+        {
+            // Refused before anything runs: a label some dataset's policy schedules.
+            for e in &self.config.datasets {
+                if let Some(policy) = self.policies.get(&e.policy) {
+                    zsnap_core::snapshot::check_expiry_label(&e.root, label, &e.policy, policy)
+                        .context("invalid --expire-in")?;
+                }
+            }
+        }
         Ok(match job {
             Job::Snapshot { .. } => snap().collect(),
             Job::Prune => prune().collect(),
@@ -597,12 +615,16 @@ impl<'c> Engine<'c> {
                     })
                 });
                 let plan = match job {
-                    Job::Snapshot { label: Some(label) } => plan_snapshot_on_demand(
+                    Job::Snapshot {
+                        label: Some(label),
+                        expire_in,
+                    } => plan_snapshot_on_demand(
                         inv_at(loc),
                         &selections,
                         &self.policies,
                         loc,
                         label,
+                        *expire_in,
                         now,
                     ),
                     _ => plan_snapshots(inv_at(loc), &selections, &self.policies, loc, now),

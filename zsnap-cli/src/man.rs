@@ -153,7 +153,7 @@ fn files(r: &mut Roff) {
 fn configuration(r: &mut Roff, path: &[String]) {
     r.control("SH", ["CONFIGURATION"]);
     let what = match path.first().map(String::as_str) {
-        Some("snapshot") => "what is due comes from each policy's snapshot table ([policies.NAME] snapshot); labels taken by hand may be declared with on_demand.",
+        Some("snapshot") => "what is due comes from each policy's snapshot table ([policies.NAME] snapshot); labels taken by hand may be declared with on_demand, each with the expiry a new snapshot of it gets (\"30d\" or \"never\"); --expire-in overrides it for one snapshot.",
         Some("prune") => "the keep rules of each dataset's policy ([policies.NAME]); prune = false turns pruning off for a policy.",
         Some("replicate") => "[targets.NAME]: source, to, policy, allow_rollback, cursor, exclude_properties.",
         Some("run") => "everything due: [policies.NAME] schedules, [targets.NAME] and [backups.NAME]; [paths] for the lock, journal and audit log.",

@@ -28,12 +28,17 @@ pub fn text(out: &mut dyn Write, s: &str) -> anyhow::Result<()> {
     out.write_all(s.as_bytes()).context("write to stdout")
 }
 
-/// Pads columns: every row gets each column as wide as its widest cell.
+/// Pads columns: every row gets each column as wide as its widest cell. In a row with
+/// fewer cells than the widest row, the last cell spans the columns left (a message
+/// such as `unreachable: …`) and widens none of them.
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; cols];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() && r.len() < cols {
+                continue;
+            }
             widths[i] = widths[i].max(c.chars().count());
         }
     }
@@ -235,5 +240,24 @@ impl Observer for Progress {
 
     fn wants_bytes(&self) -> bool {
         self.terminal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_row_spans_the_columns_left() {
+        let row = |cells: &[&str]| cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        let t = table(&[
+            row(&["A", "BB", "C"]),
+            row(&["aaa", "b", "c"]),
+            row(&["x", "unreachable: a long message"]),
+        ]);
+        assert_eq!(
+            t,
+            "A    BB  C\naaa  b   c\nx    unreachable: a long message\n"
+        );
     }
 }

@@ -46,6 +46,8 @@ pub enum Job {
     Snapshot {
         /// The on-demand label.
         label: Option<Label>,
+        /// How long from now the on-demand snapshots expire (`--expire-in`).
+        expire_in: Option<Span>,
     },
     /// Prune every source (targets are pruned by replication).
     Prune,
@@ -175,12 +177,25 @@ impl Request {
         };
         let dry = |d: crate::args::DryRun| d.dry_run || args.inventory.is_some();
         let command = match args.command {
-            Cmd::Snapshot { label, dry: d } => Command::Job {
+            Cmd::Snapshot {
+                label,
+                expire_in,
+                dry: d,
+            } => Command::Job {
                 job: Job::Snapshot {
                     label: label
                         .map(|l| l.parse::<Label>())
                         .transpose()
                         .context("invalid --label")
+                        .map_err(Failure::usage)?,
+                    expire_in: expire_in
+                        .map(|s| -> anyhow::Result<Span> {
+                            let span = s.parse::<Span>()?;
+                            zsnap_core::snapshot::expiry_time(now, span)?;
+                            Ok(span)
+                        })
+                        .transpose()
+                        .context("invalid --expire-in")
                         .map_err(Failure::usage)?,
                 },
                 dry_run: dry(d),
@@ -203,7 +218,10 @@ impl Request {
             } => Command::PrintListCommand,
             Cmd::Plan { job, .. } => Command::Job {
                 job: match job {
-                    JobArg::Snapshot => Job::Snapshot { label: None },
+                    JobArg::Snapshot => Job::Snapshot {
+                        label: None,
+                        expire_in: None,
+                    },
                     JobArg::Prune => Job::Prune,
                     JobArg::Replicate => Job::Replicate {
                         targets: Vec::new(),
@@ -370,10 +388,31 @@ mod tests {
         assert!(matches!(
             r.command,
             Command::Job {
-                job: Job::Snapshot { label: Some(_) },
+                job: Job::Snapshot {
+                    label: Some(_),
+                    expire_in: None
+                },
                 dry_run: true
             }
         ));
+        let r = req(&["snapshot", "--label", "pre-upgrade", "--expire-in", "1d12h"]).unwrap();
+        assert!(matches!(
+            r.command,
+            Command::Job {
+                job: Job::Snapshot {
+                    label: Some(_),
+                    expire_in: Some(s)
+                },
+                dry_run: false
+            } if s == Span::from_secs(36 * 3600)
+        ));
+        // A span zsnap cannot write as a time, zero, or no span at all.
+        for bad in ["0s", "30", "1y", "99999999w"] {
+            let f = req(&["snapshot", "--label", "x", "--expire-in", bad]).unwrap_err();
+            assert_eq!(f.status, crate::exit::USAGE, "{bad}");
+        }
+        // Without --label, clap refuses it.
+        assert!(Args::try_parse_from(["zsnap", "snapshot", "--expire-in", "2h"]).is_err());
         assert_eq!(
             req(&["snapshot", "--label", "a_b"]).unwrap_err().status,
             crate::exit::USAGE

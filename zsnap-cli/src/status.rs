@@ -11,12 +11,12 @@ use zsnap_core::config::{Config, Host, TargetAddress, Thresholds};
 use zsnap_core::duration::Span;
 use zsnap_core::policy::{resolve_policies, Ownership};
 use zsnap_core::schedule::{next_due, Period};
-use zsnap_core::{Inventory, Location};
+use zsnap_core::{Decision, KeptUntil, Location, Plan, Protection, Verdict};
 use zsnap_exec::apply::OneBackend;
 
 use crate::backends::{load_fake, location, real_backends};
 use crate::commands::read_inventory;
-use crate::engine::{Engine, Listing, Source};
+use crate::engine::{Engine, ListFailure, Listing, Source};
 use crate::exit;
 use crate::failure::Failure;
 use crate::output;
@@ -40,6 +40,60 @@ pub struct LabelStatus {
     /// Whether the label is taken on demand (not scheduled): no rule that ignores
     /// labels destroys its snapshots (see `zsnap plan` for each one's reason).
     pub on_demand: bool,
+    /// For a label declared in the policy's `on_demand`: the expiry a new snapshot of it
+    /// gets (`"30d"`, or `"never"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_demand_expiry: Option<String>,
+    /// For an on-demand label: how the prune planner keeps each of its snapshots,
+    /// oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptStatus>,
+}
+
+impl LabelStatus {
+    fn new(label: String, on_demand: bool) -> Self {
+        LabelStatus {
+            label,
+            newest: None,
+            newest_time: None,
+            age_seconds: None,
+            next_due: None,
+            count: 0,
+            on_demand,
+            on_demand_expiry: None,
+            kept: Vec::new(),
+        }
+    }
+}
+
+/// How one on-demand snapshot is kept, as the prune planner decided at `now`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptStatus {
+    /// The snapshot (short name).
+    pub snapshot: String,
+    /// Until when it is kept: its expiry, when every reason that keeps it ends then
+    /// (the latest of them); `None` when it is kept with no end (no expiry, a rule
+    /// naming its label), destroyed by the next prune, or not pruned at all.
+    pub kept_until: Option<DateTime<Utc>>,
+    /// The planner's verdict, as `zsnap plan --json` gives it; `None` when its dataset
+    /// is not pruned now (its policy says `prune = false`, or a target it replicates
+    /// to could not be listed).
+    pub verdict: Option<Verdict>,
+}
+
+/// A root that could not be listed, and what it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreachableStatus {
+    /// Where.
+    pub location: Location,
+    /// The root whose `zfs list` failed.
+    pub root: String,
+    /// Why, with its causes.
+    pub error: String,
+    /// The roots of the `[[datasets]]` entries in it, whose status is unknown.
+    pub datasets: Vec<String>,
+    /// The targets whose state is unknown: their dataset, or their source, is in it.
+    pub targets: Vec<String>,
 }
 
 /// One managed dataset.
@@ -88,18 +142,10 @@ pub struct Status {
     /// Backups in the `[backups.NAME]` stores.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backups: Vec<crate::backup::BackupStatus>,
-}
-
-fn inventories(
-    req: &Request,
-    config: &Config,
-    engine: &Engine<'_>,
-) -> Result<BTreeMap<Location, Inventory>, Failure> {
-    let listing = listing(req, config, engine)?;
-    match listing.failed.into_iter().next() {
-        Some(f) => Err(Failure::from_zfs(f.error)),
-        None => Ok(listing.invs),
-    }
+    /// The roots that could not be listed (a pool exported, a host unreachable): what
+    /// is in them is missing from `datasets` and `targets`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<UnreachableStatus>,
 }
 
 /// Every location listed root by root: what could be listed, and what could not.
@@ -188,21 +234,104 @@ fn last_runs(
     }
 }
 
-/// The status of every managed dataset and target.
+/// Every root that could not be listed, with the `[[datasets]]` roots and the
+/// targets it hides.
+fn unreachable(config: &Config, failed: &[ListFailure]) -> Vec<UnreachableStatus> {
+    let overlaps = |f: &ListFailure, loc: &Location, ds: &zsnap_core::DatasetName| {
+        &f.location == loc && (f.root.contains(ds) || ds.contains(&f.root))
+    };
+    failed
+        .iter()
+        .map(|f| {
+            let datasets = config
+                .datasets
+                .iter()
+                .filter(|e| overlaps(f, &location(&e.host), &e.root))
+                .map(|e| e.root.to_string())
+                .collect();
+            let targets = config
+                .targets
+                .iter()
+                .filter(|(_, t)| {
+                    let source = config
+                        .datasets
+                        .iter()
+                        .find(|e| e.root == t.source)
+                        .is_some_and(|e| overlaps(f, &location(&e.host), &e.root));
+                    let target = match &t.to {
+                        TargetAddress::Dataset { host, dataset } => {
+                            overlaps(f, &location(host), dataset)
+                        }
+                        _ => false,
+                    };
+                    source || target
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            UnreachableStatus {
+                location: f.location.clone(),
+                root: f.root.to_string(),
+                error: format!("{:#}", f.error),
+                datasets,
+                targets,
+            }
+        })
+        .collect()
+}
+
+/// How `decision` keeps an on-demand snapshot (see [`KeptStatus`]).
+fn kept_status(snapshot: String, decision: Option<&Decision>) -> KeptStatus {
+    let verdict = decision.map(|d| d.verdict.clone());
+    let kept_until = match &verdict {
+        Some(Verdict::Keep { reasons } | Verdict::Protect { reasons, .. }) => {
+            let ends: Option<Vec<DateTime<Utc>>> = reasons
+                .iter()
+                .map(|r| match r.until {
+                    Some(KeptUntil::Time { time }) => Some(time),
+                    _ => None,
+                })
+                .collect();
+            ends.and_then(|e| e.into_iter().max())
+        }
+        _ => None,
+    };
+    KeptStatus {
+        snapshot,
+        kept_until,
+        verdict,
+    }
+}
+
+/// The status of every managed dataset and target, from what could be listed: the
+/// roots in `listing.failed` are reported as unreachable, and what is in them is left
+/// out.
 ///
 /// # Errors
-/// Selections that do not fit the inventories.
+/// Selections that do not fit the inventories, or a prune plan (which says how
+/// on-demand snapshots are kept) that cannot be made.
 pub fn compute(
     engine: &Engine<'_>,
-    invs: &BTreeMap<Location, Inventory>,
+    listing: &Listing,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Status> {
     let config = engine.config();
+    let invs = &listing.invs;
+    let failed = listing.failed.as_slice();
+    let unreachable = unreachable(config, failed);
     let mut datasets = Vec::new();
     for host in config.source_hosts() {
         let loc = location(&host);
         let Some(inv) = invs.get(&loc) else { continue };
-        let selections = config.selections(&host);
+        let mut selections = config.selections(&host);
+        // What is under a root that could not be listed is reported as unreachable.
+        selections.retain(|s| {
+            !failed.iter().any(|f| {
+                f.location == loc && (f.root.contains(&s.root) || s.root.contains(&f.root))
+            })
+        });
+        // The prune plan of this location, made once and only when an on-demand
+        // label needs it: its keep reasons say until when each snapshot stays.
+        let mut prune: Option<(Plan, BTreeMap<String, usize>)> = None;
         for (ds, pname, policy) in resolve_policies(inv, &selections, engine.policies())
             .with_context(|| format!("match datasets with policies at {loc}"))?
         {
@@ -210,17 +339,17 @@ pub fn compute(
             for ls in policy.schedule.labels() {
                 labels.insert(
                     ls.label().to_string(),
-                    LabelStatus {
-                        label: ls.label().to_string(),
-                        newest: None,
-                        newest_time: None,
-                        age_seconds: None,
-                        next_due: None,
-                        count: 0,
-                        on_demand: false,
-                    },
+                    LabelStatus::new(ls.label().to_string(), false),
                 );
             }
+            for (label, expiry) in &policy.on_demand {
+                let mut l =
+                    LabelStatus::new(label.to_string(), policy.is_on_demand(label.as_str()));
+                l.on_demand_expiry =
+                    Some(expiry.map_or_else(|| "never".to_owned(), |s| s.to_string()));
+                labels.insert(label.to_string(), l);
+            }
+            let mut on_demand_snapshots: Vec<(String, String)> = Vec::new();
             for s in &ds.snapshots {
                 let o = policy.classify(s);
                 let (Some(label), Some(time)) = (o.label(), o.time()) else {
@@ -229,23 +358,44 @@ pub fn compute(
                 if matches!(o, Ownership::Unmanaged) {
                     continue;
                 }
-                let e = labels
-                    .entry(label.to_owned())
-                    .or_insert_with(|| LabelStatus {
-                        label: label.to_owned(),
-                        newest: None,
-                        newest_time: None,
-                        age_seconds: None,
-                        next_due: None,
-                        count: 0,
-                        on_demand: matches!(o, Ownership::Managed { .. })
-                            && policy.is_on_demand(label),
-                    });
+                let e = labels.entry(label.to_owned()).or_insert_with(|| {
+                    LabelStatus::new(
+                        label.to_owned(),
+                        matches!(o, Ownership::Managed { .. }) && policy.is_on_demand(label),
+                    )
+                });
                 e.count += 1;
                 if e.newest_time.is_none_or(|t| time >= t) {
                     e.newest = Some(s.name.to_string());
                     e.newest_time = Some(time);
                     e.age_seconds = Some((now - time).num_seconds());
+                }
+                if e.on_demand {
+                    on_demand_snapshots.push((label.to_owned(), s.name.to_string()));
+                }
+            }
+            if !on_demand_snapshots.is_empty() {
+                let (plan, index) = match &mut prune {
+                    Some(p) => p,
+                    None => {
+                        let plan = crate::prune::plan(engine, &loc, invs, failed, now)
+                            .with_context(|| format!("plan pruning at {loc}"))?;
+                        let index = plan
+                            .decisions
+                            .iter()
+                            .enumerate()
+                            .map(|(i, d)| (d.snapshot.to_string(), i))
+                            .collect();
+                        prune.insert((plan, index))
+                    }
+                };
+                for (label, short) in on_demand_snapshots {
+                    let decision = index
+                        .get(&format!("{}@{short}", ds.name))
+                        .map(|&i| &plan.decisions[i]);
+                    if let Some(l) = labels.get_mut(&label) {
+                        l.kept.push(kept_status(short, decision));
+                    }
                 }
             }
             for (label, when) in next_due(
@@ -273,6 +423,9 @@ pub fn compute(
         let TargetAddress::Dataset { host, .. } = &t.to else {
             continue;
         };
+        if unreachable.iter().any(|u| u.targets.contains(name)) {
+            continue;
+        }
         let Some(entry) = config.datasets.iter().find(|e| e.root == t.source) else {
             continue;
         };
@@ -312,7 +465,94 @@ pub fn compute(
         datasets,
         targets,
         backups: Vec::new(),
+        unreachable,
     })
+}
+
+/// `2026-12-09 10:00 UTC`.
+fn utc_minute(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// How the snapshots of an on-demand label are kept, in words, grouped: `kept until
+/// 2026-12-09 10:00 UTC`, `kept: no expiry`, `2 kept until …; 1 kept: no expiry`. For a
+/// declared label without snapshots, what a new one gets.
+fn kept_text(l: &LabelStatus) -> String {
+    if l.kept.is_empty() {
+        return match l.on_demand_expiry.as_deref() {
+            Some("never") => "new ones: no expiry (on_demand)".to_owned(),
+            Some(span) => format!("new ones kept {span} (on_demand)"),
+            None => "-".to_owned(),
+        };
+    }
+    // In this order: kept until a time, without end, by rules, protected, going, not
+    // pruned.
+    let mut times: Vec<DateTime<Utc>> = Vec::new();
+    let mut groups: BTreeMap<(u8, String), usize> = BTreeMap::new();
+    for k in &l.kept {
+        let (order, text) = match (&k.verdict, k.kept_until) {
+            (_, Some(t)) => {
+                times.push(t);
+                continue;
+            }
+            (None, None) => (5, "not pruned".to_owned()),
+            (Some(Verdict::Destroy), None) => (4, "destroyed by the next prune".to_owned()),
+            (Some(Verdict::Keep { reasons } | Verdict::Protect { reasons, .. }), None)
+                if !reasons.is_empty() =>
+            {
+                let rules: Vec<String> = reasons
+                    .iter()
+                    .filter(|r| r.until.is_none())
+                    .map(|r| r.rule.clone())
+                    .collect();
+                if !rules.is_empty() {
+                    (2, format!("kept by {}", rules.join(", ")))
+                } else if reasons
+                    .iter()
+                    .any(|r| r.until == Some(KeptUntil::BadExpiry))
+                {
+                    (1, "kept: zsnap:expires is not a time".to_owned())
+                } else {
+                    (1, "kept: no expiry".to_owned())
+                }
+            }
+            (Some(Verdict::Protect { protections, .. }), None) => {
+                let what: Vec<&str> = protections
+                    .iter()
+                    .map(|p| match p {
+                        Protection::Held { .. } => "held",
+                        Protection::Cloned { .. } | Protection::HiddenClones { .. } => "cloned",
+                        Protection::Newest => "newest",
+                        Protection::CommonWithTarget { .. }
+                        | Protection::CommonWithSource { .. } => "common with a target",
+                        Protection::Unmanaged => "unmanaged",
+                        _ => "a safety rule",
+                    })
+                    .collect();
+                (3, format!("protected ({})", what.join(", ")))
+            }
+            (Some(_), None) => (5, "not pruned".to_owned()),
+        };
+        *groups.entry((order, text)).or_default() += 1;
+    }
+    let mut parts: Vec<(usize, String)> = Vec::new();
+    if let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) {
+        let text = if first == last {
+            format!("kept until {}", utc_minute(*first))
+        } else {
+            format!("kept until {} … {}", utc_minute(*first), utc_minute(*last))
+        };
+        parts.push((times.len(), text));
+    }
+    parts.extend(groups.into_iter().map(|((_, text), n)| (n, text)));
+    if parts.len() == 1 {
+        return parts.remove(0).1;
+    }
+    parts
+        .into_iter()
+        .map(|(n, text)| format!("{n} {text}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {
@@ -322,18 +562,40 @@ fn when(t: Option<DateTime<Utc>>) -> String {
     )
 }
 
-/// `zsnap status`.
+/// `location:dataset`, or the dataset alone on this machine.
+fn at(location: &Location, dataset: &str) -> String {
+    if *location == Location::local() {
+        dataset.to_owned()
+    } else {
+        format!("{location}:{dataset}")
+    }
+}
+
+/// `zsnap status`. A root that cannot be listed is shown as unreachable, with the
+/// error, and the rest as usual; the exit status is then 3 (partial failure).
 ///
 /// # Errors
-/// Config, listing and selection failures.
+/// Config and selection failures, and listing failures when nothing could be listed.
 pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, Failure> {
     let engine = Engine::new(config);
-    let invs = inventories(req, config, &engine)?;
-    let mut st = compute(&engine, &invs, req.now)?;
-    st.backups = crate::backup::backup_status(config, &invs, req.now);
+    let listing = listing(req, config, &engine)?;
+    let roots: usize = engine.roots().values().map(Vec::len).sum();
+    // Nothing could be listed (no `zfs`, no pool, no network): the error, with its
+    // hint, says so better than a status of nothing.
+    if roots > 0 && listing.failed.len() == roots {
+        let mut listing = listing;
+        return Err(Failure::from_zfs(listing.failed.swap_remove(0).error));
+    }
+    let mut st = compute(&engine, &listing, req.now)?;
+    st.backups = crate::backup::backup_status(config, &listing.invs, req.now);
+    let code = if st.unreachable.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    };
     if req.json {
         output::json(out, &st)?;
-        return Ok(exit::OK);
+        return Ok(code);
     }
     let mut rows = vec![vec![
         "DATASET".to_owned(),
@@ -342,18 +604,16 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
         "NEWEST".to_owned(),
         "AGE".to_owned(),
         "NEXT DUE".to_owned(),
+        "KEPT".to_owned(),
     ]];
     for d in &st.datasets {
-        let name = if d.location == Location::local() {
-            d.dataset.clone()
-        } else {
-            format!("{}:{}", d.location, d.dataset)
-        };
+        let name = at(&d.location, &d.dataset);
         if d.labels.is_empty() {
             rows.push(vec![
                 name.clone(),
                 "-".into(),
                 "0".into(),
+                "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -372,11 +632,29 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
                 } else {
                     when(l.next_due)
                 },
+                if l.on_demand {
+                    kept_text(l)
+                } else {
+                    "-".to_owned()
+                },
+            ]);
+        }
+    }
+    for u in &st.unreachable {
+        for root in &u.datasets {
+            rows.push(vec![
+                at(&u.location, root),
+                format!("unreachable: {}", u.error),
             ]);
         }
     }
     let mut s = output::table(&rows);
-    if !st.targets.is_empty() {
+    let unreachable_targets: Vec<(&String, &UnreachableStatus)> = st
+        .unreachable
+        .iter()
+        .flat_map(|u| u.targets.iter().map(move |t| (t, u)))
+        .collect();
+    if !st.targets.is_empty() || !unreachable_targets.is_empty() {
         s.push('\n');
         let mut rows = vec![vec![
             "TARGET".to_owned(),
@@ -399,6 +677,21 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
                 } else {
                     "-".into()
                 },
+            ]);
+        }
+        for (name, u) in unreachable_targets {
+            let Some(t) = config.targets.get(name) else {
+                continue;
+            };
+            let dataset = match &t.to {
+                TargetAddress::Dataset { dataset, .. } => dataset.to_string(),
+                other => other.to_string(),
+            };
+            rows.push(vec![
+                name.clone(),
+                t.source.to_string(),
+                dataset,
+                format!("unreachable: {}", u.error),
             ]);
         }
         s.push_str(&output::table(&rows));
@@ -441,7 +734,7 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
         s.push_str(&output::table(&rows));
     }
     output::text(out, &s)?;
-    Ok(exit::OK)
+    Ok(code)
 }
 
 /// How far in the future a snapshot may be dated before `zsnap check` warns (clocks of
@@ -473,7 +766,7 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
         for f in &l.failed {
             crit.push(format!("{:#}", f.error));
         }
-        let mut st = compute(&engine, &l.invs, req.now)?;
+        let mut st = compute(&engine, &l, req.now)?;
         st.backups = crate::backup::backup_status(config, &l.invs, req.now);
         Ok(st)
     }) {

@@ -144,6 +144,16 @@ fn command() -> impl Strategy<Value = Vec<String>> {
             "--label".into(),
             l
         ]),
+        (date(), label(), duration()).prop_map(|(n, l, d)| vec![
+            "--now".into(),
+            n,
+            "snapshot".into(),
+            "--label".into(),
+            l,
+            "--expire-in".into(),
+            d,
+            "-n".into()
+        ]),
         date().prop_map(|n| vec!["--now".into(), n, "run".into()]),
         date().prop_map(|n| vec!["--now".into(), n, "plan".into(), "run".into()]),
         date().prop_map(|n| vec!["--now".into(), n, "prune".into(), "-n".into()]),

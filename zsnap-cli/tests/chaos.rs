@@ -1,7 +1,7 @@
 //! Chaos property test of the `zsnap` command on the fake backend.
 //!
 //! Each case is a random sequence of `snapshot` (scheduled, and on demand with
-//! `--label`), `run`, `prune`, `backup`, `restore` and `backups prune` over virtual days,
+//! `--label`, some with `--expire-in`), `run`, `prune`, `backup`, `restore` and `backups prune` over virtual days,
 //! some steps interrupted by an injected `zfs` fault (the Nth call of an operation fails,
 //! before or after making its change, or at byte K of a stream) and, in a share of the
 //! cases, by `kill -9` of the `zsnap` process at a random moment. Most steps run in this
@@ -12,7 +12,8 @@
 //! - nothing is destroyed that the plan printed before the step (`zsnap plan --json`)
 //!   did not destroy, and nothing a keep rule keeps (a naive re-implementation of
 //!   `keep_counts`, and the newest snapshot of each dataset);
-//! - on-demand snapshots (no rule or expiry names their label) are never destroyed;
+//! - on-demand snapshots (no rule names their label) are never destroyed before the
+//!   expiry they were taken with (`--expire-in`), and never without one;
 //! - held, cloned and unmanaged snapshots survive, and so does the newest snapshot a
 //!   source and its target have in common (or a newer common one replaces it);
 //! - the store never loses a complete backup except to `backups prune`, `backups verify`
@@ -114,6 +115,8 @@ enum Op {
     Snapshot,
     /// `zsnap snapshot --label manual`.
     OnDemand,
+    /// `zsnap snapshot --label manual --expire-in Nh`.
+    OnDemandExpiring(u8),
     /// `zsnap run`.
     Run,
     /// `zsnap prune`.
@@ -153,6 +156,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => Just(Op::Snapshot),
         2 => Just(Op::OnDemand),
+        1 => (1u8..6).prop_map(Op::OnDemandExpiring),
         5 => Just(Op::Run),
         2 => Just(Op::Prune),
         2 => Just(Op::Backup),
@@ -246,6 +250,8 @@ struct Snap {
     txg: u64,
     holds: BTreeSet<String>,
     managed: bool,
+    /// Its `zsnap:expires`, read as a time.
+    expires: Option<DateTime<Utc>>,
 }
 
 impl Snap {
@@ -289,6 +295,11 @@ impl Pool {
                                 .map(|h| h.iter().map(|t| t.as_str().unwrap().to_owned()).collect())
                                 .unwrap_or_default(),
                             managed: s["props"]["zsnap:managed"].as_str() == Some("yes"),
+                            expires: s["props"]["zsnap:expires"].as_str().map(|t| {
+                                DateTime::parse_from_rfc3339(t)
+                                    .expect("zsnap writes expiries in RFC 3339")
+                                    .with_timezone(&Utc)
+                            }),
                         })
                         .collect()
                 })
@@ -687,9 +698,11 @@ fn allowed(w: &mut World, now: DateTime<Utc>, op: Op) -> Result<Allowed, TestCas
     Ok(a)
 }
 
-/// The invariants between the pool `before` a step and `after` it.
+/// The invariants between the pool `before` a step and `after` it, the step's commands
+/// having run at `now` or before.
 fn pool_invariants(
     w: &World,
+    now: DateTime<Utc>,
     before: &Pool,
     after: &Pool,
     allowed: &Allowed,
@@ -704,9 +717,15 @@ fn pool_invariants(
                 format!("{what} was destroyed, but the plan made before the step did not destroy it")
             })?;
             let source = PAIRS.iter().any(|(src, _)| src == name);
-            w.check("on-demand", !(source && s.label() == Some("manual")), || {
-                format!("the on-demand snapshot {what} was destroyed; no rule or expiry names its label")
-            })?;
+            let expired = s.expires.is_some_and(|t| t <= now);
+            w.check(
+                "on-demand",
+                !(source && s.label() == Some("manual") && !expired),
+                || match s.expires {
+                    Some(t) => format!("the on-demand snapshot {what} was destroyed at {now}, before its expiry {t}"),
+                    None => format!("the on-demand snapshot {what} was destroyed; it has no expiry and no rule names its label"),
+                },
+            )?;
         }
     }
     for (ds, guid, why) in &w.protected {
@@ -961,7 +980,7 @@ fn converge(w: &mut World) -> Result<(), TestCaseError> {
         "a fault-free run after the interruption did not succeed",
     )?;
     let after = w.pool();
-    pool_invariants(w, &before, &after, &allowed)?;
+    pool_invariants(w, now, &before, &after, &allowed)?;
     let now = now + TimeDelta::seconds(1);
     w.changes.push((now, vec!["run".to_owned()]));
     let out = w.zsnap(now, &["run"]);
@@ -1071,6 +1090,13 @@ fn args_of(w: &World, op: Op) -> Vec<String> {
     match op {
         Op::Snapshot => s(&["snapshot"]),
         Op::OnDemand => s(&["snapshot", "--label", "manual"]),
+        Op::OnDemandExpiring(h) => s(&[
+            "snapshot",
+            "--label",
+            "manual",
+            "--expire-in",
+            &format!("{h}h"),
+        ]),
         Op::Run => s(&["run"]),
         Op::Prune => s(&["prune"]),
         Op::Backup => s(&[
@@ -1152,7 +1178,7 @@ fn run_case(steps: &[Step]) -> Result<(), TestCaseError> {
             )?;
         }
         let after = w.pool();
-        pool_invariants(&w, &before, &after, &allowed)?;
+        pool_invariants(&w, now, &before, &after, &allowed)?;
         journal_invariant(&w, now, w.last_pid, &after)?;
         // Only these steps write to the store (the config has no scheduled backups).
         let listed = if matches!(step.op, Op::Backup | Op::BackupsPrune(_)) {
@@ -1206,6 +1232,7 @@ fn run_case(steps: &[Step]) -> Result<(), TestCaseError> {
             let after = w.pool();
             pool_invariants(
                 &w,
+                w.now,
                 &before,
                 &after,
                 &Allowed {

@@ -306,7 +306,7 @@ fn saved_listing_plans_offline() {
     let env = Env::new(CONFIG);
     env.ok(&["run", "--now", &at(0)]);
     let cmd = env.ok(&["plan", "--print-list-command"]);
-    insta::assert_snapshot!(cmd, @r#"zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed -r tank/home backup/home"#);
+    insta::assert_snapshot!(cmd, @r#"zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed,zsnap:expires -r tank/home backup/home"#);
     // Capture the listing the way a user would on the host, from the fake.
     let state = zsnap_exec::fake::FakeZfs::load(&env.state()).unwrap();
     let listing = state.cmd_list(&["tank/home".parse().unwrap()]).unwrap();
@@ -468,16 +468,259 @@ fn an_on_demand_snapshot_survives_the_next_runs() {
     let labels = st["datasets"][0]["labels"].as_array().unwrap();
     let pre = labels.iter().find(|l| l["label"] == "pre-upgrade").unwrap();
     assert_eq!(pre["on_demand"], true);
+    assert_eq!(pre["kept"][0]["kept_until"], serde_json::Value::Null);
+    assert_eq!(
+        pre["kept"][0]["verdict"]["reasons"][0]["until"]["kind"],
+        "no_expiry"
+    );
     let table = env.ok(&["status", "--now", &at(12)]);
     assert!(
-        table
-            .lines()
-            .any(|l| l.contains("pre-upgrade") && l.contains("on demand")),
+        table.lines().any(|l| l.contains("pre-upgrade")
+            && l.contains("on demand")
+            && l.ends_with("kept: no expiry")),
         "{table}"
     );
     let plan = env.ok(&["plan", "--now", &at(12)]);
     assert!(
         plan.contains("taken on demand (label \"pre-upgrade\" is not scheduled)"),
         "{plan}"
+    );
+}
+
+/// The decision of the last `prune at local` phase of a job's `--json` outcome about
+/// `snapshot`.
+fn prune_decision(outcome: &serde_json::Value, snapshot: &str) -> serde_json::Value {
+    outcome["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"]["kind"] == "prune")
+        .flat_map(|p| p["plan"]["decisions"].as_array().unwrap().iter())
+        .find(|d| d["snapshot"] == snapshot)
+        .unwrap_or_else(|| panic!("no decision about {snapshot} in {outcome:#}"))
+        .clone()
+}
+
+/// Issue 12: `zsnap snapshot --label pre-upgrade --expire-in 2h` writes the expiry on
+/// the snapshot (the plan says so); a run an hour later keeps it, naming the expiry,
+/// and one three hours later destroys it because it expired. An expiry for a scheduled
+/// label, or without a label, is a usage error.
+#[test]
+fn an_on_demand_snapshot_with_an_expiry_goes_after_it() {
+    let env = Env::new(CONFIG);
+    env.ok(&["run", "--now", &at(0)]);
+    let take = [
+        "snapshot",
+        "--label",
+        "pre-upgrade",
+        "--expire-in",
+        "2h",
+        "--now",
+    ];
+    let plan = env.ok(&[&take[..], &[&at(0), "-n"]].concat());
+    assert!(
+        plan.contains("on demand: pre-upgrade, kept until 2026-11-23T02:00:00Z"),
+        "{plan}"
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&[&take[..], &[&at(0), "--json"]].concat())).unwrap();
+    let step = &out["phases"][0]["plan"]["steps"][0];
+    assert_eq!(step["properties"]["zsnap:expires"], "2026-11-23T02:00:00Z");
+    assert_eq!(step["properties"]["zsnap:managed"], "yes");
+    assert_eq!(out["phases"][0]["results"][0]["outcome"], "done");
+    let name = "tank/home@zsnap_pre-upgrade_20261123T000000Z";
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.state()).unwrap()).unwrap();
+    let snaps = state["datasets"]["tank/home"]["snapshots"]
+        .as_array()
+        .unwrap();
+    let taken = snaps
+        .iter()
+        .find(|s| s["name"] == "zsnap_pre-upgrade_20261123T000000Z")
+        .unwrap();
+    assert_eq!(taken["props"]["zsnap:expires"], "2026-11-23T02:00:00Z");
+
+    // An hour later: kept until its expiry.
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--json", "--now", &at(1)])).unwrap();
+    let d = prune_decision(&out, name);
+    assert_eq!(d["verdict"]["verdict"], "keep", "{d:#}");
+    assert_eq!(
+        d["verdict"]["reasons"][0]["bucket"],
+        "kept until 2026-11-23T02:00:00Z"
+    );
+    assert_eq!(d["verdict"]["reasons"][0]["rule"], "expiry set when taken");
+    assert_eq!(
+        d["verdict"]["reasons"][0]["until"],
+        serde_json::json!({"kind": "time", "time": "2026-11-23T02:00:00Z"})
+    );
+    // `status` says until when, from the same plan.
+    let st = status_json(&env, &at(1));
+    assert_eq!(label_count(&st, "tank/home", "pre-upgrade"), 1);
+    let pre = st["datasets"][0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["label"] == "pre-upgrade")
+        .unwrap();
+    assert_eq!(
+        pre["kept"][0]["snapshot"],
+        "zsnap_pre-upgrade_20261123T000000Z"
+    );
+    assert_eq!(pre["kept"][0]["kept_until"], "2026-11-23T02:00:00Z");
+    assert_eq!(pre["kept"][0]["verdict"]["verdict"], "keep");
+    let table = env.ok(&["status", "--now", &at(1)]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("tank/home  pre-upgrade")
+                && l.ends_with("on demand         kept until 2026-11-23 02:00 UTC")),
+        "{table}"
+    );
+
+    // Three hours later: expired, destroyed in a step that says so.
+    let out: serde_json::Value =
+        serde_json::from_str(&env.ok(&["run", "--json", "--now", &at(3)])).unwrap();
+    assert_eq!(prune_decision(&out, name)["verdict"]["verdict"], "destroy");
+    let steps: Vec<&serde_json::Value> = out["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"]["kind"] == "prune")
+        .flat_map(|p| p["plan"]["steps"].as_array().unwrap().iter())
+        .filter(|s| {
+            s["snapshots"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["name"] == "zsnap_pre-upgrade_20261123T000000Z")
+            })
+        })
+        .collect();
+    assert_eq!(steps.len(), 1, "{out:#}");
+    assert_eq!(
+        steps[0]["reason"],
+        "taken on demand (label \"pre-upgrade\" is not scheduled); expired at 2026-11-23T02:00:00Z"
+    );
+    assert_eq!(
+        label_count(&status_json(&env, &at(3)), "tank/home", "pre-upgrade"),
+        0
+    );
+
+    // A scheduled label's snapshots are the keep rules' to prune: refused, nothing taken.
+    let before = std::fs::read(env.state()).unwrap();
+    let o = env.zsnap(&[
+        "snapshot",
+        "--label",
+        "hourly",
+        "--expire-in",
+        "2h",
+        "--now",
+        &at(4),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(o.stderr).unwrap(), @r#"
+        error: invalid --expire-in
+          caused by: cannot give the hourly snapshot of tank/home an expiry: policy "standard" schedules label hourly, so its keep rules decide when those snapshots go and an expiry could only delay that; take it without an expiry, or with a label the policy does not schedule
+        "#);
+    assert_eq!(std::fs::read(env.state()).unwrap(), before);
+    let o = env.zsnap(&["snapshot", "--expire-in", "2h", "--now", &at(4)]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = env.zsnap(&[
+        "snapshot",
+        "--label",
+        "x",
+        "--expire-in",
+        "0s",
+        "--now",
+        &at(4),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8(o.stderr).unwrap(), @r"
+        error: invalid --expire-in
+          caused by: invalid expiry 0s from 2026-11-23T04:00:00Z: an expiry of 0 would let the next prune destroy the snapshot at once
+        ");
+}
+
+/// Issue 12: `status` shows, per on-demand label, how many snapshots it has and until
+/// when they are kept: a declared label's expiry before any is taken, the expiry each
+/// one got, none, or a mix.
+#[test]
+fn status_says_until_when_on_demand_snapshots_are_kept() {
+    let config = CONFIG.replace(
+        "keep_counts = { hourly = 6, daily = 3 }",
+        "keep_counts = { hourly = 6, daily = 3 }\non_demand = { pre-upgrade = \"30d\", manual = \"never\" }",
+    );
+    let env = Env::new(&config);
+    env.ok(&["run", "--now", &at(0)]);
+    let kept_column = |table: &str, label: &str| -> String {
+        let header = table.lines().next().unwrap();
+        let at = header.find("KEPT").unwrap();
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("tank/home  {label} ")))
+            .unwrap_or_else(|| panic!("no {label} in\n{table}"))[at..]
+            .to_owned()
+    };
+    let table = env.ok(&["status", "--now", &at(0)]);
+    assert_eq!(
+        kept_column(&table, "pre-upgrade"),
+        "new ones kept 30d (on_demand)"
+    );
+    assert_eq!(
+        kept_column(&table, "manual"),
+        "new ones: no expiry (on_demand)"
+    );
+    assert_eq!(kept_column(&table, "hourly"), "-");
+    let st = status_json(&env, &at(0));
+    let labels = st["datasets"][0]["labels"].as_array().unwrap();
+    let pre = labels.iter().find(|l| l["label"] == "pre-upgrade").unwrap();
+    assert_eq!(pre["count"], 0);
+    assert_eq!(pre["on_demand"], true);
+    assert_eq!(pre["on_demand_expiry"], "30d");
+
+    let ten_past = Utc
+        .with_ymd_and_hms(2026, 11, 23, 0, 10, 0)
+        .unwrap()
+        .to_rfc3339();
+    env.ok(&["snapshot", "--label", "pre-upgrade", "--now", &ten_past]);
+    env.ok(&["snapshot", "--label", "manual", "--now", &at(1)]);
+    env.ok(&[
+        "snapshot",
+        "--label",
+        "manual",
+        "--expire-in",
+        "2h",
+        "--now",
+        &at(2),
+    ]);
+    env.ok(&["snapshot", "--label", "adhoc", "--now", &at(2)]);
+    let table = env.ok(&["status", "--now", &at(3)]);
+    assert_eq!(
+        kept_column(&table, "pre-upgrade"),
+        "kept until 2026-12-23 00:10 UTC"
+    );
+    assert_eq!(
+        kept_column(&table, "manual"),
+        "1 kept until 2026-11-23 04:00 UTC; 1 kept: no expiry"
+    );
+    assert_eq!(kept_column(&table, "adhoc"), "kept: no expiry");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("tank/home  manual       2 ")),
+        "{table}"
+    );
+    let st = status_json(&env, &at(3));
+    let labels = st["datasets"][0]["labels"].as_array().unwrap();
+    let pre = labels.iter().find(|l| l["label"] == "pre-upgrade").unwrap();
+    assert_eq!(pre["kept"][0]["kept_until"], "2026-12-23T00:10:00Z");
+    assert_eq!(
+        pre["kept"][0]["verdict"]["reasons"][0]["rule"],
+        "on_demand expiry of label \"pre-upgrade\""
+    );
+    // Once it has expired, the next prune destroys it: status says so before.
+    let table = env.ok(&["status", "--now", &at(5)]);
+    assert_eq!(
+        kept_column(&table, "manual"),
+        "1 kept: no expiry; 1 destroyed by the next prune"
     );
 }

@@ -282,6 +282,83 @@ fn a_failing_target_listing_does_not_stop_the_snapshot() {
     assert_eq!(lists(&env) - before, 2);
 }
 
+/// Issue 12: `zsnap status` with one root that cannot be listed (the target pool
+/// exported, then the source's listing failing) shows everything else as usual and
+/// that root as unreachable, with the error, in the table and in `--json`, and exits 3
+/// (a partial failure, as the README's table says); `check` calls it critical, not
+/// unknown. When nothing can be listed at all, status fails (1).
+#[test]
+fn status_shows_an_unlisted_location_as_unreachable() {
+    let env = Env::new(CONFIG);
+    env.status(&["run", "--now", &at(0)], 0);
+    env.export_pool("backup");
+
+    let st = env.json(&["status", "--now", &at(1)], 3);
+    let datasets = st["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 1, "{st:#}");
+    assert_eq!(datasets[0]["dataset"], "tank/home");
+    assert_eq!(datasets[0]["labels"][0]["count"], 1);
+    assert_eq!(st["targets"], serde_json::json!([]), "{st:#}");
+    let u = &st["unreachable"][0];
+    assert_eq!(u["location"], "local");
+    assert_eq!(u["root"], "backup/home");
+    assert_eq!(u["datasets"], serde_json::json!([]));
+    assert_eq!(u["targets"], serde_json::json!(["backup"]));
+    let error = u["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("list the datasets of backup/home at local: "),
+        "{error}"
+    );
+
+    let table = env.status(&["status", "--now", &at(1)], 3);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("tank/home") && l.contains("hourly")),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with("backup ")
+            && l.contains("tank/home")
+            && l.contains("unreachable: list the datasets of backup/home at local")),
+        "{table}"
+    );
+
+    // The source's listing fails (the target is back): its datasets are unreachable,
+    // and so is the target, whose common snapshot with it is unknown.
+    let env = Env::new(CONFIG);
+    env.status(&["run", "--now", &at(0)], 0);
+    env.fault("list", 1, "ssh_dropped");
+    let st = env.json(&["status", "--now", &at(1)], 3);
+    assert_eq!(st["datasets"], serde_json::json!([]), "{st:#}");
+    let u = &st["unreachable"][0];
+    assert_eq!(u["root"], "tank/home");
+    assert_eq!(u["datasets"], serde_json::json!(["tank/home"]));
+    assert_eq!(u["targets"], serde_json::json!(["backup"]));
+    env.fault("list", 1, "ssh_dropped");
+    let table = env.status(&["status", "--now", &at(1)], 3);
+    assert!(
+        table
+            .lines()
+            .any(|l| l
+                .starts_with("tank/home  unreachable: list the datasets of tank/home at local")),
+        "{table}"
+    );
+    env.fault("list", 1, "ssh_dropped");
+    let o = env.zsnap(&["check", "--now", &at_min(5)]);
+    let line = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{line}");
+    assert!(
+        line.starts_with("ZSNAP CRITICAL - list the datasets of tank/home at local"),
+        "{line}"
+    );
+
+    // Nothing listed at all: an error, as for a run.
+    env.export_pool("backup");
+    env.export_pool("tank");
+    env.status(&["status", "--now", &at(1)], 1);
+}
+
 /// Item 10: a destroy ZFS did only in part exits 3, not 0; the audit log has it.
 #[test]
 fn a_partial_destroy_exits_3() {

@@ -43,6 +43,10 @@ fn every_page_named_is_written_with_exit_status_files_and_configuration() {
             );
         }
     }
+    let snapshot = std::fs::read_to_string(dir.path().join("zsnap-snapshot.1")).unwrap();
+    for said in ["expire\\-in", "zsnap:expires", "on_demand"] {
+        assert!(snapshot.contains(said), "zsnap-snapshot(1) lacks {said}");
+    }
     let check = std::fs::read_to_string(dir.path().join("zsnap-check.1")).unwrap();
     assert!(
         check.contains("UNKNOWN"),

@@ -47,7 +47,7 @@ fn listing() -> String {
         };
         writeln!(
             out,
-            "{ds}\tfilesystem\t{dguid}\t1\t{}\t-\t-\t{origin}\toff\t-\t-\t/{ds}\t1000\t-",
+            "{ds}\tfilesystem\t{dguid}\t1\t{}\t-\t-\t{origin}\toff\t-\t-\t/{ds}\t1000\t-\t-",
             start.timestamp()
         )
         .unwrap();
@@ -78,13 +78,13 @@ fn listing() -> String {
             } else {
                 "-"
             };
-            writeln!(out, "{ds}@{name}\tsnapshot\t{guid}\t{txg}\t{}\t{holds}\t{clones}\t-\toff\t-\t-\t-\t0\t{managed}", t.timestamp()).unwrap();
+            writeln!(out, "{ds}@{name}\tsnapshot\t{guid}\t{txg}\t{}\t{holds}\t{clones}\t-\toff\t-\t-\t-\t0\t{managed}\t-", t.timestamp()).unwrap();
         }
         if h == 100 {
             guid += 1;
             writeln!(
                 out,
-                "tank@before-upgrade\tsnapshot\t{guid}\t{txg}\t{}\t0\t-\t-\toff\t-\t-\t-\t0\t-",
+                "tank@before-upgrade\tsnapshot\t{guid}\t{txg}\t{}\t0\t-\t-\toff\t-\t-\t-\t0\t-\t-",
                 t.timestamp()
             )
             .unwrap();

@@ -30,6 +30,12 @@ pub const MANAGED_PROPERTY: &str = "zsnap:managed";
 /// it, an on-demand snapshot no rule keeps is destroyed.
 pub const EXPIRES_PROPERTY: &str = "zsnap:expires";
 
+/// `t` as [`EXPIRES_PROPERTY`] holds it, and as plans print times in reasons:
+/// RFC 3339 in UTC, to the second (`2026-12-31T02:05:00Z`).
+pub(crate) fn utc_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// A ZFS guid: the identity of a snapshot across pools (names can be renamed, guids not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

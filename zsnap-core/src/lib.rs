@@ -49,8 +49,8 @@ pub use naming::{
 };
 pub use plan::{
     AbortReceiveStep, BookmarkStep, Decision, DestroyBookmarkStep, DestroyStep, HoldStep,
-    KeepReason, Location, Note, Plan, Protection, RecvOptions, SendBase, SendSpec, SnapshotRef,
-    SnapshotStep, Step, TransferStep, Verdict,
+    KeepReason, KeptUntil, Location, Note, Plan, Protection, RecvOptions, SendBase, SendSpec,
+    SnapshotRef, SnapshotStep, Step, TransferStep, Verdict,
 };
 pub use policy::{
     resolve_policies, resolve_selections, DatasetSelection, Ownership, Policy, SelectionError,

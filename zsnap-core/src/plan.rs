@@ -464,6 +464,11 @@ pub struct KeepReason {
     pub rule: String,
     /// The bucket the snapshot stands for (`2026-11-23`, `2026-W47`, `#2 of 3`…).
     pub bucket: String,
+    /// For the reasons that keep a snapshot by its expiry (an on-demand snapshot, or
+    /// one taken with `zsnap:expires`): until when this reason keeps it. `None` for the
+    /// rules of a policy, which keep a snapshot as long as it fills their bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<KeptUntil>,
 }
 
 impl KeepReason {
@@ -472,8 +477,33 @@ impl KeepReason {
         KeepReason {
             rule: rule.into(),
             bucket: bucket.into(),
+            until: None,
         }
     }
+
+    /// The same reason, keeping the snapshot until `until`.
+    #[must_use]
+    pub fn with_until(mut self, until: KeptUntil) -> Self {
+        self.until = Some(until);
+        self
+    }
+}
+
+/// Until when a [`KeepReason`] based on an expiry keeps a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeptUntil {
+    /// Until its expiry; after it, the snapshot goes unless something else keeps it.
+    Time {
+        /// The expiry.
+        time: DateTime<Utc>,
+    },
+    /// Until destroyed by hand: an on-demand snapshot without an expiry.
+    NoExpiry,
+    /// Until destroyed by hand: its `zsnap:expires` value is not a time (the reason's
+    /// bucket quotes it).
+    BadExpiry,
 }
 
 impl fmt::Display for KeepReason {

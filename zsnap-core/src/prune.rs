@@ -66,10 +66,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::inventory::{Dataset, Guid, Inventory, Snapshot, EXPIRES_PROPERTY};
+use crate::inventory::{utc_text, Dataset, Guid, Inventory, Snapshot, EXPIRES_PROPERTY};
 use crate::names::DatasetName;
 use crate::plan::{
-    Decision, DestroyStep, KeepReason, Location, Note, Plan, Protection, SnapshotRef, Step, Verdict,
+    Decision, DestroyStep, KeepReason, KeptUntil, Location, Note, Plan, Protection, SnapshotRef,
+    Step, Verdict,
 };
 use crate::policy::{DatasetSelection, Ownership, Policy};
 use crate::retention::{evaluate, Candidate};
@@ -371,11 +372,6 @@ enum Exempt {
     Expired(String),
 }
 
-/// `2026-12-31T02:05:00Z`.
-fn utc_text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// Whether `snap` escapes the policy's rules (see the module docs): an on-demand
 /// snapshot no label rule names, or a sanoid snapshot of a type sanoid has no
 /// settings for.
@@ -408,18 +404,21 @@ fn exemption(policy: &Policy, snap: &Snapshot, own: &Ownership, now: DateTime<Ut
                 label.as_str()
             );
             match expiry {
-                None => Exempt::Keep(KeepReason::new(
-                    on_demand,
-                    "kept until destroyed by hand or expired",
-                )),
-                Some(Err(value)) => Exempt::Keep(KeepReason::new(
-                    on_demand,
-                    format!("kept: its {EXPIRES_PROPERTY} value {value:?} is not a time"),
-                )),
-                Some(Ok(t)) if t > now => Exempt::Keep(KeepReason::new(
-                    source,
-                    format!("kept until {}", utc_text(t)),
-                )),
+                None => Exempt::Keep(
+                    KeepReason::new(on_demand, "kept until destroyed by hand or expired")
+                        .with_until(KeptUntil::NoExpiry),
+                ),
+                Some(Err(value)) => Exempt::Keep(
+                    KeepReason::new(
+                        on_demand,
+                        format!("kept: its {EXPIRES_PROPERTY} value {value:?} is not a time"),
+                    )
+                    .with_until(KeptUntil::BadExpiry),
+                ),
+                Some(Ok(t)) if t > now => Exempt::Keep(
+                    KeepReason::new(source, format!("kept until {}", utc_text(t)))
+                        .with_until(KeptUntil::Time { time: t }),
+                ),
                 Some(Ok(t)) => Exempt::Expired(format!("{on_demand}; expired at {}", utc_text(t))),
             }
         }
@@ -489,10 +488,13 @@ fn prune_dataset(
                 // A scheduled snapshot taken with an expiry stays at least until then.
                 if let Some(Ok(t)) = snap.expiry().filter(|_| own.is_owned()) {
                     if t > now {
-                        reasons.push(KeepReason::new(
-                            "expiry set when taken",
-                            format!("kept until {}", utc_text(t)),
-                        ));
+                        reasons.push(
+                            KeepReason::new(
+                                "expiry set when taken",
+                                format!("kept until {}", utc_text(t)),
+                            )
+                            .with_until(KeptUntil::Time { time: t }),
+                        );
                     }
                 }
             }

@@ -11,7 +11,8 @@
 //! fs"; the same full name twice counts once, as in ZFS's name list), only user
 //! properties (`module:name`). If anything is refused, nothing is created. All new
 //! snapshots share one createtxg, the highest createtxg of the location's inventory plus
-//! one, and their creation time is [`Plan::now`].
+//! one, and their creation time is [`Plan::now`]. Of the properties, the inventory keeps
+//! [`MANAGED_PROPERTY`] and [`EXPIRES_PROPERTY`] (the ones `zfs list` reads).
 //!
 //! **Destroy** ([`Step::Destroy`], one `zfs destroy DATASET@a,b,c`): the dataset exists
 //! and every named snapshot exists with the planned guid, has no hold and no clone
@@ -76,7 +77,7 @@ use chrono::{DateTime, Utc};
 
 use crate::backup::BackupStep;
 use crate::inventory::{
-    Bookmark, Dataset, DatasetProps, Guid, Inventory, Snapshot, MANAGED_PROPERTY,
+    Bookmark, Dataset, DatasetProps, Guid, Inventory, Snapshot, EXPIRES_PROPERTY, MANAGED_PROPERTY,
 };
 use crate::names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 use crate::plan::{
@@ -601,6 +602,7 @@ impl Sim {
             names.push(name);
         }
         let managed = step.properties.get(MANAGED_PROPERTY).cloned();
+        let expires = step.properties.get(EXPIRES_PROPERTY).cloned();
         let names: Vec<SnapshotName> = names.into_iter().cloned().collect();
         let txg = self.next_txg(&step.location);
         let inv = self.inv_mut(&step.location);
@@ -610,6 +612,7 @@ impl Sim {
                 .expect("checked above that every dataset exists");
             let mut snap = Snapshot::new(name.short().clone(), fresh_guid(&name, txg), txg, now);
             snap.managed = managed.clone();
+            snap.expires = expires.clone();
             ds.insert_snapshot(snap);
         }
         Ok(())

@@ -21,12 +21,23 @@
 //! leaves a [`Note`] instead. A snapshot whose name would be over ZFS's length limit
 //! (a long dataset found under a recursive root) is one of the plan's
 //! [`problems`](Plan::problems): the job fails, naming it, and snapshots the rest.
+//!
+//! # Expiries
+//! A snapshot taken on demand may be given an expiry ([`plan_snapshot_on_demand`] with
+//! `expire_in`): the step sets [`EXPIRES_PROPERTY`] to `now` plus that span, a UTC
+//! time in RFC 3339 form, and the prune planner keeps the snapshot until then and
+//! destroys it after (unless a rule naming its label keeps it; see [`crate::prune`]).
+//! That holds only where the dataset's policy sees the label as taken on demand
+//! ([`Policy::is_on_demand`]): the keep rules prune a scheduled label's snapshots, and
+//! an expiry would only delay that, never destroy one. So an expiry for a label some
+//! selected dataset's policy schedules is refused ([`check_expiry_label`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::inventory::{Dataset, Inventory, MANAGED_PROPERTY};
+use crate::duration::Span;
+use crate::inventory::{utc_text, Dataset, Inventory, EXPIRES_PROPERTY, MANAGED_PROPERTY};
 use crate::names::{DatasetName, SnapshotName};
 use crate::naming::{Label, NamingError};
 use crate::plan::{Location, Note, Plan, SnapshotStep, Step};
@@ -57,6 +68,99 @@ pub enum SnapshotPlanError {
         #[source]
         source: NamingError,
     },
+    /// An expiry was asked for a label that the dataset's policy does not see as taken
+    /// on demand (see the module docs, "Expiries").
+    #[error(
+        "cannot give the {label} snapshot of {dataset} an expiry: policy {policy:?} {}, so its keep rules decide when those snapshots go and an expiry could only delay that; take it without an expiry, or with a label the policy does not schedule",
+        if *scheduled { format!("schedules label {label}") } else { "takes no snapshots of its own and judges every label by its keep rules".to_owned() }
+    )]
+    ExpiryNotOnDemand {
+        /// The dataset (a selection's root, or a selected dataset).
+        dataset: DatasetName,
+        /// The label.
+        label: Label,
+        /// The dataset's policy.
+        policy: String,
+        /// Whether the policy schedules the label (otherwise it takes no snapshots
+        /// at all, and so cannot tell an on-demand label from another).
+        scheduled: bool,
+    },
+    /// An expiry of zero, or one that ends past the year 9999 (which RFC 3339 cannot
+    /// write).
+    #[error("invalid expiry {expire_in} from {}: {problem}", utc_text(*now))]
+    BadExpiry {
+        /// The span asked for.
+        expire_in: Span,
+        /// When the snapshot is taken.
+        now: DateTime<Utc>,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+/// When a snapshot taken at `now` with `expire_in` expires: `now + expire_in`, to the
+/// second.
+///
+/// # Errors
+/// [`SnapshotPlanError::BadExpiry`] for a zero span (the next prune would destroy the
+/// snapshot at once) or an end past 9999-12-31T23:59:59Z.
+///
+/// # Example
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::snapshot::expiry_time;
+/// let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+/// let t = expiry_time(now, "16d".parse().unwrap()).unwrap();
+/// assert_eq!(t, Utc.with_ymd_and_hms(2026, 12, 9, 10, 0, 0).unwrap());
+/// assert!(expiry_time(now, "0s".parse().unwrap()).is_err());
+/// ```
+pub fn expiry_time(
+    now: DateTime<Utc>,
+    expire_in: Span,
+) -> Result<DateTime<Utc>, SnapshotPlanError> {
+    let bad = |problem| SnapshotPlanError::BadExpiry {
+        expire_in,
+        now,
+        problem,
+    };
+    if expire_in.seconds() == 0 {
+        return Err(bad(
+            "an expiry of 0 would let the next prune destroy the snapshot at once",
+        ));
+    }
+    let last = DateTime::<Utc>::from_timestamp(253_402_300_799, 0)
+        .expect("9999-12-31T23:59:59Z is a valid time");
+    let secs = i64::try_from(expire_in.seconds()).ok();
+    let end = secs
+        .and_then(chrono::TimeDelta::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .filter(|t| *t <= last)
+        .ok_or_else(|| bad("it ends past the year 9999"))?;
+    // Whole seconds, as the property is written.
+    Ok(end - chrono::TimeDelta::nanoseconds(i64::from(end.timestamp_subsec_nanos())))
+}
+
+/// Whether snapshots of `label` may be taken with an expiry on `dataset`, whose policy
+/// is `policy_name`: only when the policy sees the label as taken on demand (see the
+/// module docs, "Expiries").
+///
+/// # Errors
+/// [`SnapshotPlanError::ExpiryNotOnDemand`] otherwise.
+pub fn check_expiry_label(
+    dataset: &DatasetName,
+    label: &Label,
+    policy_name: &str,
+    policy: &Policy,
+) -> Result<(), SnapshotPlanError> {
+    if policy.is_on_demand(label.as_str()) {
+        return Ok(());
+    }
+    Err(SnapshotPlanError::ExpiryNotOnDemand {
+        dataset: dataset.clone(),
+        label: label.clone(),
+        policy: policy_name.to_owned(),
+        scheduled: policy.is_scheduled(label.as_str()),
+    })
 }
 
 /// The snapshots due at `now` on one location, as [`SnapshotStep`]s (see the module
@@ -135,17 +239,61 @@ pub fn plan_snapshots(
 /// A snapshot of `label` now, on every selected dataset, whatever the schedules say
 /// (`zsnap snapshot --label L`). Grouped like [`plan_snapshots`]: one step per pool.
 ///
+/// With `expire_in`, every snapshot gets [`EXPIRES_PROPERTY`] = [`expiry_time`]`(now,
+/// expire_in)`, and the steps' reason says until when (see the module docs,
+/// "Expiries").
+///
 /// # Errors
-/// Those of [`plan_snapshots`].
+/// Those of [`plan_snapshots`]; with `expire_in`, those of [`expiry_time`], and
+/// [`SnapshotPlanError::ExpiryNotOnDemand`] when the policy of a selected dataset
+/// schedules `label` (nothing is planned then).
+///
+/// # Example
+/// ```
+/// use std::collections::BTreeMap;
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::policy::{DatasetSelection, Policy};
+/// use zsnap_core::schedule::{LabelSchedule, Period, Schedule};
+/// use zsnap_core::snapshot::plan_snapshot_on_demand;
+/// use zsnap_core::{Dataset, DatasetKind, Guid, Inventory, Location, Step, EXPIRES_PROPERTY};
+///
+/// let mut inv = Inventory::new();
+/// inv.insert(Dataset::new("tank".parse().unwrap(), DatasetKind::Filesystem, Guid(1)));
+/// let schedule =
+///     Schedule::new(vec![LabelSchedule::new("hourly".parse().unwrap(), Period::Hourly)]).unwrap();
+/// let policies = BTreeMap::from([(
+///     "p".to_owned(),
+///     Policy::new(schedule, Default::default(), chrono_tz::UTC),
+/// )]);
+/// let selections = [DatasetSelection::new("tank".parse().unwrap(), "p")];
+/// let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+/// let label = "pre-upgrade".parse().unwrap();
+/// let plan = plan_snapshot_on_demand(
+///     &inv, &selections, &policies, &Location::local(), &label, Some("16d".parse().unwrap()), now,
+/// )
+/// .unwrap();
+/// let Step::Snapshot(s) = &plan.steps[0] else { unreachable!() };
+/// assert_eq!(s.properties[EXPIRES_PROPERTY], "2026-12-09T10:00:00Z");
+/// assert_eq!(s.reason, "on demand: pre-upgrade, kept until 2026-12-09T10:00:00Z");
+///
+/// // `hourly` is scheduled: its snapshots are the keep rules' to prune.
+/// let hourly = "hourly".parse().unwrap();
+/// let e = plan_snapshot_on_demand(
+///     &inv, &selections, &policies, &Location::local(), &hourly, Some("2h".parse().unwrap()), now,
+/// )
+/// .unwrap_err();
+/// assert!(e.to_string().contains(r#"policy "p" schedules label hourly"#));
+/// ```
 pub fn plan_snapshot_on_demand(
     inv: &Inventory,
     selections: &[DatasetSelection],
     policies: &BTreeMap<String, Policy>,
     location: &Location,
     label: &Label,
+    expire_in: Option<Span>,
     now: DateTime<Utc>,
 ) -> Result<Plan, SnapshotPlanError> {
-    plan(
+    let mut plan = plan(
         inv,
         selections,
         policies,
@@ -153,7 +301,28 @@ pub fn plan_snapshot_on_demand(
         now,
         "on demand",
         |_, _| vec![label.clone()],
-    )
+    )?;
+    let Some(span) = expire_in else {
+        return Ok(plan);
+    };
+    let until = utc_text(expiry_time(now, span)?);
+    let selected = resolve_policies(inv, selections, policies).map_err(|source| {
+        SnapshotPlanError::Selection {
+            location: location.clone(),
+            source,
+        }
+    })?;
+    for (ds, policy_name, policy) in selected {
+        check_expiry_label(&ds.name, label, policy_name, policy)?;
+    }
+    for step in &mut plan.steps {
+        if let Step::Snapshot(s) = step {
+            s.properties
+                .insert(EXPIRES_PROPERTY.to_owned(), until.clone());
+            s.reason = format!("{}, kept until {until}", s.reason);
+        }
+    }
+    Ok(plan)
 }
 
 /// The names of one step and the labels they stand for.

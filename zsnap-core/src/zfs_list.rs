@@ -3,7 +3,7 @@
 //! zsnap learns what exists at a location from one command, built by [`list_argv`]:
 //!
 //! ```text
-//! zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,…,zsnap:managed -r ROOT…
+//! zfs list -H -p -t filesystem,volume,snapshot,bookmark -o name,type,guid,…,zsnap:managed,zsnap:expires -r ROOT…
 //! ```
 //!
 //! and [`parse_list`] turns its output into an [`Inventory`]. [`render_list`] prints an
@@ -17,7 +17,7 @@
 //!   that order. A trailing newline is allowed; an empty text is an empty inventory; an
 //!   empty line anywhere else is an error. A row ending in `\r` is refused (it would
 //!   otherwise end up in the last column's value); elsewhere a `\r` is part of a field.
-//! - `-` means "unset". Numbers are plain decimal digits (`-p`); `creation` is seconds
+//! - `-` means "unset" (as zfs prints a user property that is not set). Numbers are plain decimal digits (`-p`); `creation` is seconds
 //!   since the Unix epoch, UTC.
 //! - `type` is `filesystem`, `volume`, `snapshot` or `bookmark`; anything else is an
 //!   error, as is a name of the wrong form for its type.
@@ -45,11 +45,12 @@
 //! | type | columns read |
 //! |---|---|
 //! | filesystem, volume | name, type, guid, origin, encryption, keystatus, receive_resume_token, mountpoint, used; createtxg and creation are checked to be numbers or `-`, but not kept |
-//! | snapshot | name, type, guid, createtxg, creation, userrefs, clones, used, `zsnap:managed` |
+//! | snapshot | name, type, guid, createtxg, creation, userrefs, clones, used, `zsnap:managed`, `zsnap:expires` |
 //! | bookmark | name, type, guid, createtxg, creation |
 //!
-//! The `zsnap:managed` value of a snapshot may be inherited from its dataset: `zfs list`
-//! does not say where a value comes from ([`parse_get`] reads that).
+//! The `zsnap:managed` and `zsnap:expires` values of a snapshot may be inherited from its
+//! dataset: `zfs list` does not say where a value comes from ([`parse_get`] reads that).
+//! The `zsnap:expires` value is kept verbatim; [`Snapshot::expiry`] reads it as a time.
 //!
 //! # Limits
 //! A property value containing a tab or a newline (possible for user properties and,
@@ -58,8 +59,8 @@
 //! set properties on the pool can do that.
 //!
 //! # Speed
-//! The parser borrows the input, allocates only the names (and the `zsnap:managed`
-//! values) it keeps, parses numbers by hand and sorts a dataset's snapshots only when
+//! The parser borrows the input, allocates only the names (and the values of the user
+//! properties that are set) it keeps, parses numbers by hand and sorts a dataset's snapshots only when
 //! they were not already listed in order; it reads over two million rows per second on
 //! one core (see the benchmarks).
 
@@ -90,9 +91,10 @@ pub const LIST_COLUMNS: &[&str] = &[
     "mountpoint",
     "used",
     crate::inventory::MANAGED_PROPERTY,
+    crate::inventory::EXPIRES_PROPERTY,
 ];
 
-const NCOLS: usize = 14;
+const NCOLS: usize = 15;
 const NAME: usize = 0;
 const TYPE: usize = 1;
 const GUID: usize = 2;
@@ -107,6 +109,7 @@ const RESUME_TOKEN: usize = 10;
 const MOUNTPOINT: usize = 11;
 const USED: usize = 12;
 const MANAGED: usize = 13;
+const EXPIRES: usize = 14;
 
 /// The column names as `&'static str` for error messages (a `const` array, so the
 /// indices above are checked against [`LIST_COLUMNS`] by a test).
@@ -125,6 +128,7 @@ const COLUMN_NAMES: [&str; NCOLS] = [
     "mountpoint",
     "used",
     crate::inventory::MANAGED_PROPERTY,
+    crate::inventory::EXPIRES_PROPERTY,
 ];
 
 /// The arguments of the `zfs list` that builds an inventory, after the program name.
@@ -555,6 +559,7 @@ impl<'a> Parser<'a> {
         }
         snap.used = opt_num(f, USED)?;
         snap.managed = opt_string(f[MANAGED]);
+        snap.expires = opt_string(f[EXPIRES]);
         match idx {
             Some(i) => self.datasets[i].snapshots.push(snap),
             None => self.early.push(Early {
@@ -714,19 +719,21 @@ fn line_of_nth(body: &str, dataset: &str, sep: char, n: usize) -> usize {
 /// ```
 /// use zsnap_core::parse_list;
 /// let text = "\
-/// tank/a b@x\tsnapshot\t11\t7\t1763910000\t0\t\t-\toff\t-\t-\t-\t0\tyes
-/// tank/a b@y\tsnapshot\t12\t7\t1763910000\t1\t\t-\toff\t-\t-\t-\t0\t-
-/// tank/a b#x\tbookmark\t11\t7\t1763910000\t-\t-\t-\t-\t-\t-\t-\t-\t-
-/// tank/a b\tfilesystem\t10\t5\t1763900000\t-\t-\t-\toff\t-\t-\t/tank/a b\t24576\t-
+/// tank/a b@x\tsnapshot\t11\t7\t1763910000\t0\t\t-\toff\t-\t-\t-\t0\tyes\t-
+/// tank/a b@y\tsnapshot\t12\t7\t1763910000\t1\t\t-\toff\t-\t-\t-\t0\tyes\t2026-12-31T02:05:00Z
+/// tank/a b#x\tbookmark\t11\t7\t1763910000\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-
+/// tank/a b\tfilesystem\t10\t5\t1763900000\t-\t-\t-\toff\t-\t-\t/tank/a b\t24576\t-\t-
 /// ";
 /// let inv = parse_list(text).unwrap();
 /// let ds = inv.dataset(&"tank/a b".parse().unwrap()).unwrap();
 /// let names: Vec<_> = ds.snapshots.iter().map(|s| s.name.as_str()).collect();
 /// assert_eq!(names, ["x", "y"]);
 /// assert_eq!(ds.snapshots[1].userrefs, 1);
+/// assert_eq!(ds.snapshots[1].expires.as_deref(), Some("2026-12-31T02:05:00Z"));
+/// assert_eq!(ds.snapshots[0].expires, None);
 /// assert_eq!(ds.bookmarks[0].guid, ds.snapshots[0].guid);
 ///
-/// let e = parse_list("tank/a\tfilesystem\t12x\t5\t1\t-\t-\t-\t-\t-\t-\t-\t-\t-\n").unwrap_err();
+/// let e = parse_list("tank/a\tfilesystem\t12x\t5\t1\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n").unwrap_err();
 /// assert_eq!(e.to_string(), r#"line 1: column "guid": "12x" is not a number"#);
 /// ```
 pub fn parse_list(text: &str) -> Result<Inventory, ListParseError> {
@@ -788,7 +795,7 @@ pub fn render_list(inv: &Inventory) -> String {
         )
         .expect(w);
         opt_u64(&mut out, p.used);
-        out.push_str("\t-\n");
+        out.push_str("\t-\t-\n");
         // zfs prints a snapshot's encryption and key status as its dataset's.
         let (encryption, keystatus) = (opt_str(&p.encryption), opt_str(&p.keystatus));
         for s in &ds.snapshots {
@@ -818,12 +825,12 @@ pub fn render_list(inv: &Inventory) -> String {
             }
             write!(out, "\t-\t{encryption}\t{keystatus}\t-\t-\t").expect(w);
             opt_u64(&mut out, s.used);
-            writeln!(out, "\t{}", opt_str(&s.managed)).expect(w);
+            writeln!(out, "\t{}\t{}", opt_str(&s.managed), opt_str(&s.expires)).expect(w);
         }
         for b in &ds.bookmarks {
             writeln!(
                 out,
-                "{}#{}\tbookmark\t{}\t{}\t{}\t-\t-\t-\t-\t-\t-\t-\t-\t-",
+                "{}#{}\tbookmark\t{}\t{}\t{}\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-",
                 ds.name,
                 b.name,
                 b.guid,
@@ -1027,6 +1034,7 @@ mod tests {
     fn column_indices_match_the_column_list() {
         assert_eq!(LIST_COLUMNS, COLUMN_NAMES);
         assert_eq!(LIST_COLUMNS[MANAGED], crate::MANAGED_PROPERTY);
+        assert_eq!(LIST_COLUMNS[EXPIRES], crate::EXPIRES_PROPERTY);
         assert_eq!(
             [NAME, TYPE, GUID, CREATETXG, CREATION, USERREFS, CLONES, ORIGIN],
             [0, 1, 2, 3, 4, 5, 6, 7]
@@ -1038,9 +1046,10 @@ mod tests {
                 RESUME_TOKEN,
                 MOUNTPOINT,
                 USED,
-                MANAGED
+                MANAGED,
+                EXPIRES
             ],
-            [8, 9, 10, 11, 12, 13]
+            [8, 9, 10, 11, 12, 13, 14]
         );
     }
 

@@ -8,8 +8,8 @@ use zsnap_core::naming::Recognizer;
 use zsnap_core::policy::{DatasetSelection, Policy};
 use zsnap_core::retention::{KeepRule, RetentionPolicy};
 use zsnap_core::{
-    plan_prune, Dataset, DatasetKind, DatasetName, Guid, Inventory, Location, Plan, PruneRequest,
-    Snapshot, Step, Verdict,
+    plan_prune, Dataset, DatasetKind, DatasetName, Guid, Inventory, KeptUntil, Location, Plan,
+    PruneRequest, Snapshot, Step, Verdict,
 };
 
 fn ds(s: &str) -> DatasetName {
@@ -451,6 +451,21 @@ fn hourly_policy(rules: &[&str]) -> Policy {
 }
 
 /// The reasons of the decision on `name`, as text (empty when destroyed).
+/// Until when each reason of the decision about `name` keeps it.
+fn untils_of(plan: &Plan, name: &str) -> Vec<Option<KeptUntil>> {
+    let d = plan
+        .decisions
+        .iter()
+        .find(|d| d.snapshot.to_string() == name)
+        .unwrap();
+    match &d.verdict {
+        Verdict::Keep { reasons } | Verdict::Protect { reasons, .. } => {
+            reasons.iter().map(|r| r.until).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn reasons_of(plan: &Plan, name: &str) -> Vec<String> {
     let d = plan
         .decisions
@@ -510,6 +525,10 @@ fn an_on_demand_snapshot_survives_label_agnostic_rules() {
             ["taken on demand (label \"pre-upgrade\" is not scheduled) [kept until destroyed by hand or expired]"],
             "{rules:?}"
         );
+        assert_eq!(
+            untils_of(&plan, "tank/home@zsnap_pre-upgrade_20261123T020500Z"),
+            [Some(KeptUntil::NoExpiry)]
+        );
         assert_converges(&req, &plan, now);
     }
 
@@ -562,6 +581,19 @@ fn expiries_keep_until_and_then_let_go() {
     assert_eq!(
         reasons_of(&before, "tank/home@zsnap_hourly_20261123T030000Z"),
         ["expiry set when taken [kept until 2026-11-30T00:00:00Z]"]
+    );
+    // The time, for front-ends (`zsnap status`) that show until when.
+    assert_eq!(
+        untils_of(&before, &format!("tank/home@{manual}")),
+        [Some(KeptUntil::Time {
+            time: Utc.with_ymd_and_hms(2026, 12, 23, 2, 5, 0).unwrap()
+        })]
+    );
+    assert_eq!(
+        untils_of(&before, "tank/home@zsnap_hourly_20261123T030000Z"),
+        [Some(KeptUntil::Time {
+            time: utc(2026, 11, 30, 0)
+        })]
     );
 
     let after = plan_prune(&req, utc(2026, 12, 24, 0));

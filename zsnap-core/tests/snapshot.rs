@@ -10,7 +10,8 @@ use zsnap_core::policy::{DatasetSelection, Policy};
 use zsnap_core::schedule::{LabelSchedule, Schedule};
 use zsnap_core::snapshot::{plan_snapshot_on_demand, plan_snapshots};
 use zsnap_core::{
-    Dataset, DatasetKind, Guid, Inventory, Location, Plan, Snapshot, Step, MANAGED_PROPERTY,
+    Dataset, DatasetKind, Guid, Inventory, Location, Plan, Snapshot, Step, EXPIRES_PROPERTY,
+    MANAGED_PROPERTY,
 };
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
@@ -254,6 +255,7 @@ fn on_demand_takes_the_label_everywhere() {
         &policies(),
         &Location::local(),
         &label,
+        None,
         now,
     )
     .unwrap();
@@ -262,7 +264,104 @@ fn on_demand_takes_the_label_everywhere() {
     [on demand: pre-upgrade] tank@zsnap_pre-upgrade_20261123T143000Z tank/home@zsnap_pre-upgrade_20261123T143000Z tank/vm@zsnap_pre-upgrade_20261123T143000Z
     ");
     assert_eq!(plan.notes.len(), 1);
+    for step in &plan.steps {
+        let Step::Snapshot(s) = step else {
+            panic!("only snapshot steps")
+        };
+        assert!(!s.properties.contains_key(EXPIRES_PROPERTY));
+    }
     plan.simulate(&inv).unwrap();
+}
+
+/// `zsnap snapshot --label pre-upgrade --expire-in 16d`: every step sets the expiry,
+/// to the second, and says so; the simulated snapshots carry it, as a listing would.
+#[test]
+fn on_demand_with_an_expiry() {
+    let inv = fixture();
+    let now = utc(2026, 11, 23, 14, 30, 0) + TimeDelta::milliseconds(750);
+    let label: Label = "pre-upgrade".parse().unwrap();
+    let plan = plan_snapshot_on_demand(
+        &inv,
+        &selections(),
+        &policies(),
+        &Location::local(),
+        &label,
+        Some("16d".parse().unwrap()),
+        now,
+    )
+    .unwrap();
+    insta::assert_snapshot!(steps(&plan), @r"
+    [on demand: pre-upgrade, kept until 2026-12-09T14:30:00Z] backup/x@zsnap_pre-upgrade_20261123T143000Z
+    [on demand: pre-upgrade, kept until 2026-12-09T14:30:00Z] tank@zsnap_pre-upgrade_20261123T143000Z tank/db@zsnap_pre-upgrade_20261123T143000Z tank/home@zsnap_pre-upgrade_20261123T143000Z tank/vm@zsnap_pre-upgrade_20261123T143000Z
+    ");
+    for step in &plan.steps {
+        let Step::Snapshot(s) = step else {
+            panic!("only snapshot steps")
+        };
+        assert_eq!(s.properties[EXPIRES_PROPERTY], "2026-12-09T14:30:00Z");
+        assert_eq!(s.properties[MANAGED_PROPERTY], "yes");
+    }
+    let after = plan.simulate(&inv).unwrap();
+    let s = after
+        .snapshot(
+            &"tank/home@zsnap_pre-upgrade_20261123T143000Z"
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(s.expiry(), Some(Ok(utc(2026, 12, 9, 14, 30, 0))));
+}
+
+/// An expiry is refused for a label a selected dataset's policy schedules (its keep
+/// rules prune those), for zero, and past the year 9999; nothing is planned.
+#[test]
+fn on_demand_expiry_errors() {
+    let inv = fixture();
+    let now = utc(2026, 11, 23, 14, 30, 0);
+    let err = |label: &str, span: &str| {
+        let label: Label = label.parse().unwrap();
+        plan_snapshot_on_demand(
+            &inv,
+            &selections(),
+            &policies(),
+            &Location::local(),
+            &label,
+            Some(span.parse().unwrap()),
+            now,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    // `quarter` is scheduled only by the policy of tank/db.
+    insta::assert_snapshot!(err("quarter", "2h"), @r#"cannot give the quarter snapshot of tank/db an expiry: policy "db" schedules label quarter, so its keep rules decide when those snapshots go and an expiry could only delay that; take it without an expiry, or with a label the policy does not schedule"#);
+    insta::assert_snapshot!(err("pre-upgrade", "0s"), @"invalid expiry 0s from 2026-11-23T14:30:00Z: an expiry of 0 would let the next prune destroy the snapshot at once");
+    insta::assert_snapshot!(err("pre-upgrade", "99999999w"), @"invalid expiry 699999993d from 2026-11-23T14:30:00Z: it ends past the year 9999");
+    insta::assert_snapshot!(err("pre-upgrade", "18446744073709551615s"), @"invalid expiry 213503982334601d7h15s from 2026-11-23T14:30:00Z: it ends past the year 9999");
+    // A policy that takes no snapshots cannot tell an on-demand label from another.
+    let mut pols = policies();
+    pols.insert(
+        "prune-only".to_owned(),
+        Policy::new(Default::default(), Default::default(), chrono_tz::UTC),
+    );
+    let sels = [DatasetSelection::new(
+        "other".parse().unwrap(),
+        "prune-only",
+    )];
+    let e = plan_snapshot_on_demand(
+        &inv,
+        &sels,
+        &pols,
+        &Location::local(),
+        &"pre-upgrade".parse().unwrap(),
+        Some("1d".parse().unwrap()),
+        now,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(r#"policy "prune-only" takes no snapshots of its own"#),
+        "{e}"
+    );
 }
 
 #[test]

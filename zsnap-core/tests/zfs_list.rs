@@ -40,15 +40,15 @@ fn chain(e: &dyn Error) -> String {
 
 /// A dataset row with the given name and guid.
 fn fs(name: &str, guid: u64) -> String {
-    format!("{name}\tfilesystem\t{guid}\t5\t1795000000\t-\t-\t-\toff\t-\t-\t/{name}\t98304\t-")
+    format!("{name}\tfilesystem\t{guid}\t5\t1795000000\t-\t-\t-\toff\t-\t-\t/{name}\t98304\t-\t-")
 }
 
 /// A snapshot (or bookmark, by its `#`) row.
 fn sn(name: &str, guid: u64, txg: u64) -> String {
     if name.contains('#') {
-        format!("{name}\tbookmark\t{guid}\t{txg}\t1795446000\t-\t-\t-\t-\t-\t-\t-\t-\t-")
+        format!("{name}\tbookmark\t{guid}\t{txg}\t1795446000\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-")
     } else {
-        format!("{name}\tsnapshot\t{guid}\t{txg}\t1795446000\t0\t\t-\toff\t-\t-\t-\t0\t-")
+        format!("{name}\tsnapshot\t{guid}\t{txg}\t1795446000\t0\t\t-\toff\t-\t-\t-\t0\t-\t-")
     }
 }
 
@@ -82,7 +82,7 @@ fn argv_lists_every_type_with_the_columns() {
             "backup"
         ]
     );
-    insta::assert_snapshot!(cols, @"name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed");
+    insta::assert_snapshot!(cols, @"name,type,guid,createtxg,creation,userrefs,clones,origin,encryption,keystatus,receive_resume_token,mountpoint,used,zsnap:managed,zsnap:expires");
     assert_eq!(list_argv(&[]), argv[..7]);
 }
 
@@ -130,7 +130,7 @@ fn awkward_fixture() {
     assert_eq!(b.bookmarks[0].name.as_str(), "gone");
     assert!(b.snapshot_by_guid(b.bookmarks[0].guid).is_none());
 
-    // holds, clones, origin, managed, used
+    // holds, clones, origin, managed, expires, used
     assert_eq!(a.snapshots[3].userrefs, 2);
     assert!(a.snapshots[3].is_pinned());
     assert_eq!(a.snapshots[0].clones, [ds("tank/a_clone")]);
@@ -148,6 +148,17 @@ fn awkward_fixture() {
     );
     assert_eq!(a.snapshots[4].managed.as_deref(), Some("yes"));
     assert_eq!(a.snapshots[0].managed, None);
+    assert_eq!(
+        a.snapshots[4].expires.as_deref(),
+        Some("2026-12-23T15:00:00Z")
+    );
+    assert_eq!(
+        a.snapshots[4].expiry(),
+        Some(Ok(
+            DateTime::from_timestamp(1_798_038_000, 0).expect("in range")
+        ))
+    );
+    assert_eq!(a.snapshots[0].expires, None);
     assert_eq!(a.snapshots[3].used, Some(12288));
     assert_eq!(a.props.used, Some(524_288));
 
@@ -261,11 +272,11 @@ fn error_messages() {
     insta::assert_snapshot!(err(&rows), @r#"line 7: column "guid": "12x" is not a number"#);
 
     insta::assert_snapshot!(
-        err(&[good.clone(), "tank filesystem 1 5 1795000000 - - - off - - /tank 98304 -".into()]),
-        @"line 2: expected 14 tab-separated fields, found 1"
+        err(&[good.clone(), "tank filesystem 1 5 1795000000 - - - off - - /tank 98304 - -".into()]),
+        @"line 2: expected 15 tab-separated fields, found 1"
     );
-    insta::assert_snapshot!(err(&[good.clone(), String::new(), fs("tank/a", 2)]), @"line 2: expected 14 tab-separated fields, found 1");
-    insta::assert_snapshot!(err(&[format!("{good}\tx")]), @"line 1: expected 14 tab-separated fields, found 15");
+    insta::assert_snapshot!(err(&[good.clone(), String::new(), fs("tank/a", 2)]), @"line 2: expected 15 tab-separated fields, found 1");
+    insta::assert_snapshot!(err(&[format!("{good}\tx")]), @"line 1: expected 15 tab-separated fields, found 16");
     insta::assert_snapshot!(err(&[format!("{good}\r")]), @"line 1: the row ends with a carriage return");
     insta::assert_snapshot!(err(&[fs("tank//x", 1)]), @r#"line 1: column "name" holds an invalid name: invalid dataset name "tank//x": empty component (at byte 5)"#);
     insta::assert_snapshot!(err(&[fs("tank@x", 1)]), @r#"line 1: column "name" holds an invalid name: invalid dataset name "tank@x": character '@' is not allowed (at byte 4)"#);
@@ -456,13 +467,14 @@ prop_compose! {
         userrefs in prop_oneof![3 => Just(0u64), 1 => any::<u64>()],
         clones in prop::collection::vec(dataset_name(), 0..3),
         hidden in prop::collection::vec(dataset_name().prop_map(|d| format!("{d}/%recv")), 0..2),
-        managed in value(), used in prop::option::of(any::<u64>()),
+        managed in value(), expires in value(), used in prop::option::of(any::<u64>()),
     ) -> Snapshot {
         let mut s = Snapshot::new(name, Guid(guid), 0, creation);
         s.userrefs = userrefs;
         s.clones = clones;
         s.hidden_clones = hidden;
         s.managed = managed;
+        s.expires = expires;
         s.used = used;
         s
     }

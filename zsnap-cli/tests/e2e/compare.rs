@@ -151,7 +151,7 @@ mod tests {
         let mut text = String::new();
         for (name, kind, guid) in rows {
             text.push_str(&format!(
-                "{name}\t{kind}\t{guid}\t{guid}\t1700000000\t0\t-\t-\toff\t-\t-\t-\t0\t-\n"
+                "{name}\t{kind}\t{guid}\t{guid}\t1700000000\t0\t-\t-\toff\t-\t-\t-\t0\t-\t-\n"
             ));
         }
         parse_list(&text).expect("a valid listing")

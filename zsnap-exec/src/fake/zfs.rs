@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeZone as _, Utc};
 use zsnap_core::{
     Bookmark, BookmarkName, Dataset, DatasetKind, DatasetName, Guid, Inventory, SendBase, SendSpec,
-    ShortName, Snapshot, SnapshotName, SnapshotRef, MANAGED_PROPERTY,
+    ShortName, Snapshot, SnapshotName, SnapshotRef, EXPIRES_PROPERTY, MANAGED_PROPERTY,
 };
 
 use super::fault::{effect_failure, garble, Fault, FaultEffect, FaultOp};
@@ -507,6 +507,11 @@ impl FakeZfs {
                     .get(MANAGED_PROPERTY)
                     .cloned()
                     .or_else(|| st.inherited(name, MANAGED_PROPERTY));
+                snap.expires = s
+                    .props
+                    .get(EXPIRES_PROPERTY)
+                    .cloned()
+                    .or_else(|| st.inherited(name, EXPIRES_PROPERTY));
                 snap.used = Some(0);
                 ds.insert_snapshot(snap);
             }

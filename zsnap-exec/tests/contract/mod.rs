@@ -213,6 +213,10 @@ pub fn listing_round_trip(bed: &mut dyn TestBed) {
     bed.create(&spaced, false);
     let mut props = BTreeMap::new();
     props.insert("zsnap:managed".to_owned(), "yes".to_owned());
+    props.insert(
+        "zsnap:expires".to_owned(),
+        "2026-12-23T15:00:00Z".to_owned(),
+    );
     bed.backend()
         .snapshot(&[snap(&a, "zsnap_hourly_20261123T150000Z")], &props)
         .expect("created");
@@ -226,13 +230,13 @@ pub fn listing_round_trip(bed: &mut dyn TestBed) {
         .snapshot(&snap(&a, "zsnap_hourly_20261123T150000Z"))
         .expect("listed");
     assert_eq!(s.managed.as_deref(), Some("yes"));
+    assert_eq!(s.expires.as_deref(), Some("2026-12-23T15:00:00Z"));
     assert_ne!(s.guid, Guid(0));
-    assert_eq!(
-        inv.snapshot(&snap(&spaced, "snap with space"))
-            .expect("listed")
-            .managed,
-        None
-    );
+    let spaced_snap = inv
+        .snapshot(&snap(&spaced, "snap with space"))
+        .expect("listed");
+    assert_eq!(spaced_snap.managed, None);
+    assert_eq!(spaced_snap.expires, None);
     // A second listing is identical, and a root lists only its subtree.
     assert_eq!(list(bed, &root), inv);
     let sub = list(bed, &spaced);
