@@ -266,6 +266,10 @@ fn import_errors_say_where() {
     insta::assert_snapshot!(e("[tank]\njust words\n"), @r#"sanoid.conf:2: expected `key = value` or `[section]`, found "just words""#);
     insta::assert_snapshot!(e("[tank]\nhourly = 1\n[ tank ]\ndaily = 2\n"), @"sanoid.conf:3: section [tank] appears again (first on line 1); sections must be unique");
     insta::assert_snapshot!(e("[template_a]\nhourly = 1\n[tank]\nuse_template = a\n[template_a]\n"), @"sanoid.conf:5: section [template_a] appears again (first on line 1); sections must be unique");
+    // Found by fuzzing: a dataset whose snapshot names would be over ZFS's limit was
+    // translated into a config zsnap then refuses.
+    let long = format!("tank/{}", "d".repeat(230));
+    insta::assert_snapshot!(e(&format!("[{long}]\nmonthly = 1\n")).replace(&"d".repeat(230), "d…"), @"sanoid.conf:1: section [tank/d…]: its monthly snapshots would have names of 266 bytes, over ZFS's limit of 255");
 }
 
 /// The whole prune planner, not just the rule: the imported config's selections and

@@ -284,11 +284,11 @@ pub(crate) fn check_keep_rules(
 }
 
 /// The length of the timestamp in zsnap's names (`20261123T150000Z`).
-const TIMESTAMP_LEN: usize = 16;
+pub(crate) const TIMESTAMP_LEN: usize = 16;
 
 /// The longest label each dataset entry's snapshots may carry: its policy's scheduled
 /// and on-demand labels and the labels of the backups taken of it.
-fn longest_label(
+pub(crate) fn longest_label(
     entry: &DatasetEntry,
     policies: &BTreeMap<String, PolicySpec>,
     backups: &BTreeMap<String, BackupSpec>,

@@ -401,14 +401,35 @@ pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImpor
             continue;
         }
         policies.insert(name.clone(), policy);
-        datasets.push(DatasetEntry {
+        let entry = DatasetEntry {
             root,
             host: Host::Local,
             recursive: v.recursive,
             children_only: v.recursive && v.children_only,
             exclude: Vec::new(),
             policy: name,
-        });
+        };
+        // The same limit `zsnap config check` enforces: a dataset whose snapshot names
+        // would be over ZFS's could never be snapshotted.
+        if let Some((prefix, label)) =
+            super::rules::longest_label(&entry, &policies, &BTreeMap::new())
+        {
+            let len = entry.root.as_str().len()
+                + format!("@{prefix}_{label}_").len()
+                + super::rules::TIMESTAMP_LEN;
+            if len > crate::names::MAX_NAME_LEN {
+                return Err(reader.err(
+                    s.line,
+                    format!(
+                        "section [{}]: its {label} snapshots would have names of {len} bytes, \
+                         over ZFS's limit of {}",
+                        s.name,
+                        crate::names::MAX_NAME_LEN
+                    ),
+                ));
+            }
+        }
+        datasets.push(entry);
     }
     if datasets.is_empty() {
         return Err(reader.err(0, "no dataset sections: nothing to translate".to_owned()));
