@@ -14,11 +14,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zsnap_core::config::{Config, Host, TargetAddress};
 use zsnap_core::policy::Policy;
-use zsnap_core::replicate::{plan_replication, ReplicationRequest};
+use zsnap_core::replicate::{plan_replication, DatasetMapping, ReplicationRequest};
 use zsnap_core::snapshot::{plan_snapshot_on_demand, plan_snapshots};
 use zsnap_core::{DatasetName, Inventory, Location, Plan};
 use zsnap_exec::apply::{apply, Backends, Observer, Report, StepOutcome};
 use zsnap_exec::journal::Journal;
+use zsnap_exec::replicate::{
+    ask_source, run_replication, ReplicateError, ReplicateOptions, ReplicationRound,
+};
 use zsnap_exec::FailureKind;
 
 use crate::backends::location;
@@ -140,18 +143,30 @@ impl Outcome {
     }
 }
 
-/// What the source side says about the targets' interrupted receives (`zfs send -nvP
-/// -t TOKEN` on the source): the snapshot each one brings, or that it is stale.
-#[derive(Debug, Clone, Default)]
-pub struct Tokens {
-    /// Target dataset → guid of the snapshot its interrupted receive produces.
-    pub resume_guids: BTreeMap<DatasetName, zsnap_core::Guid>,
-    /// Target datasets whose token can never be resumed (abort and start afresh).
-    pub stale: std::collections::BTreeSet<DatasetName>,
-    /// Guids of the source snapshots carrying this target's cursor hold (`None`: not
-    /// asked, or the listing failed), so the planner releases every one but the current
-    /// cursor, including a hold whose `zfs release` failed in an earlier run.
-    pub cursor_holds: Option<std::collections::BTreeSet<zsnap_core::Guid>>,
+/// The plans of a replication's rounds (and of the protection after a failed one) as
+/// one plan, with what applying each step did.
+fn merge_rounds(rounds: &[ReplicationRound], now: DateTime<Utc>) -> (Plan, Vec<StepResult>) {
+    let mut plan = Plan::new(now);
+    let mut out = Vec::new();
+    for r in rounds {
+        let parts = std::iter::once((&r.plan, &r.report))
+            .chain(r.protected.as_ref().map(|(p, report)| (p, report)));
+        for (p, report) in parts {
+            let offset = plan.steps.len();
+            out.extend(results(report).into_iter().map(|mut s| {
+                s.index += offset;
+                s
+            }));
+            plan.extend(p.clone());
+        }
+        for e in &r.estimate_failures {
+            plan.notes.push(zsnap_core::Note::new(
+                None,
+                format!("no size estimate for step {}: {}", e.index + 1, e.error),
+            ));
+        }
+    }
+    (plan, out)
 }
 
 /// A plan's problems as one error message, `None` without any.
@@ -531,63 +546,6 @@ impl<'c> Engine<'c> {
         })
     }
 
-    /// Asks the source of `target` about every resume token on the target's datasets.
-    /// A token the source cannot read for another reason than staleness is left to the
-    /// planner (which then resumes it and plans nothing else for that dataset).
-    pub fn tokens(
-        &self,
-        target: &str,
-        invs: &BTreeMap<Location, Inventory>,
-        backends: &mut dyn Backends,
-    ) -> Tokens {
-        let mut out = Tokens::default();
-        let Some(t) = self.config.targets.get(target) else {
-            return out;
-        };
-        let TargetAddress::Dataset { host, dataset } = &t.to else {
-            return out;
-        };
-        let Some(entry) = self.config.datasets.iter().find(|e| e.root == t.source) else {
-            return out;
-        };
-        let Some(dst) = invs.get(&location(host)) else {
-            return out;
-        };
-        if let (Some(source), Some(src), Some(mapping)) = (
-            backends.backend(&location(&entry.host)),
-            invs.get(&location(&entry.host)),
-            t.mapping(entry),
-        ) {
-            out.cursor_holds =
-                zsnap_exec::replicate::cursor_holds_of(source, src, &[mapping], target);
-        }
-        let pending: Vec<(DatasetName, String)> = dst
-            .subtree(dataset)
-            .filter_map(|d| {
-                let token = d.props.receive_resume_token.clone()?;
-                Some((d.name.clone(), token))
-            })
-            .collect();
-        if pending.is_empty() {
-            return out;
-        }
-        let Some(source) = backends.backend(&location(&entry.host)) else {
-            return out;
-        };
-        for (ds, token) in pending {
-            match source.resume_token(&token) {
-                Ok(info) => {
-                    out.resume_guids.insert(ds, info.toguid);
-                }
-                Err(e) if e.is_stale() => {
-                    out.stale.insert(ds);
-                }
-                Err(_) => {}
-            }
-        }
-        out
-    }
-
     /// Plans one phase on the given inventories.
     ///
     /// # Errors
@@ -597,7 +555,7 @@ impl<'c> Engine<'c> {
         phase: &PhaseKind,
         job: &Job,
         invs: &BTreeMap<Location, Inventory>,
-        tokens: &Tokens,
+        backends: Option<&mut dyn Backends>,
         failed: &[ListFailure],
         now: DateTime<Utc>,
     ) -> anyhow::Result<Plan> {
@@ -631,7 +589,7 @@ impl<'c> Engine<'c> {
                 };
                 plan.with_context(|| format!("plan the snapshots at {loc}"))
             }
-            PhaseKind::Replicate { target } => self.plan_replicate(target, invs, tokens, now),
+            PhaseKind::Replicate { target } => self.plan_replicate(target, invs, backends, now),
             PhaseKind::Prune { location: loc } => crate::prune::plan(self, loc, invs, failed, now)
                 .with_context(|| format!("plan pruning at {loc}")),
             PhaseKind::Backup { store } => Err(anyhow::anyhow!(
@@ -649,24 +607,15 @@ impl<'c> Engine<'c> {
             .unwrap_or(Host::Local)
     }
 
-    fn plan_replicate(
+    /// Where target `target` replicates from and to, and its mapping; `None` for a
+    /// target that is not a dataset (not supported yet).
+    fn replication_route(
         &self,
         target: &str,
-        invs: &BTreeMap<Location, Inventory>,
-        tokens: &Tokens,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Plan> {
+    ) -> anyhow::Result<Option<(Location, Location, DatasetMapping)>> {
         let t = &self.config.targets[target];
         let TargetAddress::Dataset { host, .. } = &t.to else {
-            let mut plan = Plan::new(now);
-            plan.notes.push(zsnap_core::Note::new(
-                None,
-                format!(
-                    "target {target}: {} targets are not supported yet; skipped",
-                    t.to
-                ),
-            ));
-            return Ok(plan);
+            return Ok(None);
         };
         let entry = self
             .config
@@ -679,22 +628,137 @@ impl<'c> Engine<'c> {
                     t.source
                 )
             })?;
-        let src_loc = location(&entry.host);
-        let dst_loc = location(host);
-        let empty = Inventory::new();
-        let src = invs.get(&src_loc).unwrap_or(&empty);
-        let dst = invs.get(&dst_loc).unwrap_or(&empty);
         let mapping = t.mapping(entry).expect("a dataset target has a mapping");
+        Ok(Some((location(&entry.host), location(host), mapping)))
+    }
+
+    /// The replication request of target `target` on these inventories: its policies
+    /// (the target's `prune = false` honoured by the planner) and options.
+    fn replication_request<'a>(
+        &'a self,
+        target: &'a str,
+        (src_loc, dst_loc, mapping): (Location, Location, DatasetMapping),
+        src: &'a Inventory,
+        dst: &'a Inventory,
+    ) -> ReplicationRequest<'a> {
+        let t = &self.config.targets[target];
+        let entry = self.config.datasets.iter().find(|e| e.root == t.source);
         let mut req = ReplicationRequest::new(src_loc, src, dst_loc, target, dst, vec![mapping]);
         req.target_policy = self.policies.get(&t.policy);
         req.target_policy_name = Some(t.policy.clone());
-        req.source_policy = self.policies.get(&entry.policy);
+        req.source_policy = entry.and_then(|e| self.policies.get(&e.policy));
         req.options = t.replication_options();
         req.options.prune_target = true;
-        req.resume_guids = tokens.resume_guids.clone();
-        req.stale_tokens = tokens.stale.clone();
-        req.cursor_holds = tokens.cursor_holds.clone();
+        req
+    }
+
+    /// A plan with only a note, for a target kind not supported yet.
+    fn unsupported_target(&self, target: &str, now: DateTime<Utc>) -> Plan {
+        let mut plan = Plan::new(now);
+        plan.notes.push(zsnap_core::Note::new(
+            None,
+            format!(
+                "target {target}: {} targets are not supported yet; skipped",
+                self.config.targets[target].to
+            ),
+        ));
+        plan
+    }
+
+    /// Plans a replication on given (listed or simulated) inventories, asking the
+    /// source about resume tokens and cursor holds when there are backends (a dry run);
+    /// a real run goes through [`Engine::replicate`] instead.
+    fn plan_replicate(
+        &self,
+        target: &str,
+        invs: &BTreeMap<Location, Inventory>,
+        backends: Option<&mut dyn Backends>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Plan> {
+        let Some(route) = self.replication_route(target)? else {
+            return Ok(self.unsupported_target(target, now));
+        };
+        let empty = Inventory::new();
+        let src = invs.get(&route.0).unwrap_or(&empty);
+        let dst = invs.get(&route.1).unwrap_or(&empty);
+        let src_loc = route.0.clone();
+        let mut req = self.replication_request(target, route, src, dst);
+        if let Some(sender) = backends.and_then(|b| b.backend(&src_loc)) {
+            ask_source(sender, &mut req)
+                .with_context(|| format!("plan replication to {target}"))?;
+        }
         plan_replication(&req, now).with_context(|| format!("plan replication to {target}"))
+    }
+
+    /// Runs the replication to `target` through the library's runner
+    /// ([`run_replication`]): both sides listed, resume tokens and cursor holds asked
+    /// of the source, sizes estimated for the observer, the bases protected after a
+    /// failed round, and one re-plan when a resume token turns out stale.
+    fn replicate(
+        &self,
+        kind: PhaseKind,
+        target: &str,
+        now: DateTime<Utc>,
+        backends: &mut dyn Backends,
+        hooks: &mut Hooks<'_>,
+    ) -> Phase {
+        let failed = |error: anyhow::Error| Phase {
+            phase: kind.clone(),
+            plan: Plan::new(now),
+            results: None,
+            error: Some(format!("{error:#}")),
+        };
+        let route = match self.replication_route(target) {
+            Ok(Some(route)) => route,
+            Ok(None) => {
+                return Phase {
+                    phase: kind.clone(),
+                    plan: self.unsupported_target(target, now),
+                    results: Some(Vec::new()),
+                    error: None,
+                }
+            }
+            Err(e) => return failed(e),
+        };
+        let empty = Inventory::new();
+        let template = self.replication_request(target, route, &empty, &empty);
+        let run = run_replication(
+            backends,
+            &template,
+            now,
+            &ReplicateOptions::default(),
+            hooks.observer,
+            hooks.journal.as_deref_mut(),
+        );
+        let context = format!("replicate to {target}");
+        match run {
+            Ok(run) => {
+                let (plan, results) = merge_rounds(&run.rounds, now);
+                Phase {
+                    phase: kind,
+                    plan,
+                    results: Some(results),
+                    error: None,
+                }
+            }
+            Err(ReplicateError::Replan {
+                datasets,
+                applied,
+                source,
+            }) => {
+                let (plan, results) = merge_rounds(std::slice::from_ref(&*applied), now);
+                let error = anyhow::Error::new(*source).context(format!(
+                    "{context}: re-plan after giving up the stale resume tokens of {datasets}"
+                ));
+                Phase {
+                    phase: kind,
+                    plan,
+                    results: Some(results),
+                    error: Some(format!("{error:#}")),
+                }
+            }
+            Err(e) => failed(anyhow::Error::new(e).context(context)),
+        }
     }
 
     /// Runs `job` at `now`: each phase planned on fresh (or, when `dry_run`, simulated)
@@ -727,12 +791,6 @@ impl<'c> Engine<'c> {
         let kinds = self.phases(job)?;
         let last = kinds.len().saturating_sub(1);
         for (i, kind) in kinds.into_iter().enumerate() {
-            let tokens = match (&kind, &mut source) {
-                (PhaseKind::Replicate { target }, Source::Backends(b)) => {
-                    self.tokens(target, &invs, &mut **b)
-                }
-                _ => Tokens::default(),
-            };
             // A root this phase needs could not be listed: a replication stops there;
             // a snapshot or prune phase goes on with the datasets it could list, and
             // still fails, naming what it left alone.
@@ -755,10 +813,37 @@ impl<'c> Engine<'c> {
                     });
                 }
             }
+            // A real replication runs through the library's runner, which lists, plans
+            // and applies (and re-plans once after a stale resume token) itself.
+            if let (PhaseKind::Replicate { target }, Source::Backends(backends), false, None) =
+                (&kind, &mut source, dry_run, &unlisted)
+            {
+                let phase = self.replicate(kind.clone(), target, now, &mut **backends, hooks);
+                if phase.error.is_some() {
+                    if let (Some(j), Some(e)) = (hooks.journal.as_deref_mut(), &phase.error) {
+                        let _ = j.write(&zsnap_exec::journal::Record::PhaseFailed {
+                            at: Utc::now(),
+                            phase: kind.to_string(),
+                            error: e.clone(),
+                        });
+                    }
+                }
+                (hooks.applied)(&phase);
+                let changed = phase.did_something();
+                phases.push(phase);
+                if changed {
+                    Listing { invs, failed } = self.list_roots(&mut source, self.roots_for(job))?;
+                }
+                continue;
+            }
             let planned = if unlisted.is_some() && matches!(kind, PhaseKind::Replicate { .. }) {
                 Err(anyhow!("cannot replicate without listing both sides"))
             } else {
-                self.plan_phase(&kind, job, &invs, &tokens, &failed, now)
+                let backends = match &mut source {
+                    Source::Backends(b) => Some(&mut **b as &mut dyn Backends),
+                    Source::Saved(_) => None,
+                };
+                self.plan_phase(&kind, job, &invs, backends, &failed, now)
             };
             let plan = match planned {
                 Ok(p) => p,

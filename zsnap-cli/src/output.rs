@@ -197,13 +197,14 @@ impl Observer for Progress {
                 bar.set_message(what);
                 self.bar = Some(bar);
             }
-            Some((what, _)) if !quiet => {
+            Some((what, estimate)) if !quiet => {
                 let verb = if matches!(step, Step::Backup(_)) {
                     "backup"
                 } else {
                     "transfer"
                 };
-                self.say(&format!("{verb} {what}: {}", step.reason()));
+                let size = estimate.map_or_else(String::new, |n| format!(" (about {n} bytes)"));
+                self.say(&format!("{verb} {what}{size}: {}", step.reason()));
             }
             _ if self.verbose() => self.say(&format!("[{}] {}", index + 1, step.reason())),
             _ => {}

@@ -127,3 +127,91 @@ fn a_killed_transfer_is_resumed_by_the_next_run() {
         .receive_resume_token
         .is_none());
 }
+
+/// The engine's replication goes through the library's runner: every transfer carries
+/// a size estimate (the progress display's total), and a resume token the source cannot
+/// read for another reason than being stale fails the replication, naming the token's
+/// dataset, instead of being dropped silently.
+#[test]
+fn transfers_are_estimated_and_unreadable_tokens_are_reported() {
+    let config = Config::from_toml(CONFIG, "c.toml").unwrap();
+    let engine = Engine::new(&config);
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    let mut z = fresh_fake(&config, t0).unwrap();
+    z.set_stream_bytes(1 << 20);
+    let run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
+        let now = t0 + TimeDelta::hours(h);
+        z.set_now(now);
+        let mut noop = |_: &Phase| {};
+        let mut hooks = Hooks {
+            observer: &mut Silent,
+            journal: None,
+            applied: &mut noop,
+        };
+        engine
+            .run(
+                &Job::Run,
+                now,
+                false,
+                Source::Backends(&mut OneBackend(z)),
+                &mut hooks,
+            )
+            .unwrap()
+    };
+    let first = run(&mut z, 0);
+    assert!(!first.failed(), "{:#?}", first.phases);
+    let estimates: Vec<Option<u64>> = first
+        .phases
+        .iter()
+        .flat_map(|p| p.plan.steps.iter())
+        .filter_map(|s| match s {
+            Step::Transfer(t) => Some(t.estimated_bytes),
+            _ => None,
+        })
+        .collect();
+    assert!(!estimates.is_empty());
+    assert!(
+        estimates.iter().all(|e| e.is_some_and(|n| n > 0)),
+        "{estimates:?}"
+    );
+
+    // A killed transfer leaves a token; then the source's ssh drops while the token
+    // is read (the first `zfs send -nvP` of the next run: `send -nvP -t TOKEN`).
+    let sends = z.calls(FaultOp::Send);
+    z.inject(Fault::at_byte(
+        FaultOp::Send,
+        sends + 1,
+        1000,
+        FaultEffect::Killed,
+    ));
+    assert!(run(&mut z, 1).failed());
+    let dry = z.calls(FaultOp::SendDry);
+    z.inject(Fault::on_call(
+        FaultOp::SendDry,
+        dry + 1,
+        FaultEffect::SshDropped,
+    ));
+    let third = run(&mut z, 2);
+    let repl = third
+        .phases
+        .iter()
+        .find(|p| matches!(p.phase, PhaseKind::Replicate { .. }))
+        .unwrap();
+    let err = repl.error.as_deref().unwrap_or_default();
+    assert!(
+        err.contains("resume token") && err.contains("backup/home"),
+        "{:#?}",
+        third.phases
+    );
+    assert!(
+        transfers(std::slice::from_ref(repl)).is_empty(),
+        "nothing is sent blindly"
+    );
+    // The token is still there for the next run, which resumes it.
+    let fourth = run(&mut z, 3);
+    assert!(!fourth.failed(), "{:#?}", fourth.phases);
+    assert!(matches!(
+        transfers(&fourth.phases).first(),
+        Some(SendSpec::Resume { .. })
+    ));
+}

@@ -275,6 +275,33 @@ pub fn run_replication(
     }
 }
 
+/// Asks the source what only it knows about a replication planned on inventories the
+/// caller has (listed, or simulated by a dry run), and puts it into `req`: the snapshot
+/// each target dataset's resume token brings, the tokens that are stale, and the source
+/// snapshots carrying this target's cursor hold. [`run_replication`] does the same
+/// before each of its rounds; a dry run calls this, then [`plan_replication`].
+///
+/// # Errors
+/// A resume token the source cannot read for another reason than being stale (the
+/// source unreachable, `zfs` failing): planning without it would resume blindly.
+pub fn ask_source(
+    sender: &dyn ZfsBackend,
+    req: &mut ReplicationRequest<'_>,
+) -> Result<(), ReplicateError> {
+    let mut learned = ReplicationRun {
+        rounds: Vec::new(),
+        resume_guids: BTreeMap::new(),
+        stale_tokens: BTreeSet::new(),
+    };
+    decode_tokens(sender, req, &mut learned)?;
+    req.resume_guids.extend(learned.resume_guids);
+    req.stale_tokens.extend(learned.stale_tokens);
+    if req.cursor_holds.is_none() {
+        req.cursor_holds = cursor_holds(sender, req);
+    }
+    Ok(())
+}
+
 /// One list → decode → plan → apply round; learned tokens accumulate in `run`.
 fn round(
     backends: &mut dyn Backends,

@@ -28,8 +28,10 @@ pub enum FaultOp {
     SetProperty,
     /// `zfs get`.
     GetProperty,
-    /// `zfs send`.
+    /// `zfs send` (a stream).
     Send,
+    /// `zfs send -nvP` (a size estimate, or what a resume token brings): no stream.
+    SendDry,
     /// `zfs receive`.
     Receive,
     /// `zfs receive -A`.

@@ -1102,6 +1102,10 @@ impl FakeZfs {
     pub fn cmd_send_dry(&self, request: &SendRequest) -> (String, Result<(), ZfsFailure>) {
         use std::fmt::Write as _;
         let mut out = String::new();
+        let fault = self.state.borrow_mut().tick(FaultOp::SendDry);
+        if let Err(e) = before(&fault, &format!("send '{}'", request.dataset)) {
+            return (out, Err(e));
+        }
         if let SendSpec::Resume { token, .. } = &request.spec {
             match Token::decode(token) {
                 None => {
