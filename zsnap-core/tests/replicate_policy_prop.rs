@@ -234,19 +234,29 @@ fn newest_common(src: &Inventory, dst: &Inventory) -> Option<Guid> {
     })
 }
 
+/// Replication of tank/a to backup/a, the target pruned by `policy` when asked.
+fn request<'a>(
+    src: &'a Inventory,
+    dst: &'a Inventory,
+    policy: &'a Policy,
+) -> ReplicationRequest<'a> {
+    let mut req = ReplicationRequest::new(
+        src_loc(),
+        src,
+        dst_loc(),
+        "offsite",
+        dst,
+        vec![DatasetMapping::new(ds("tank/a"), ds("backup/a"))],
+    );
+    req.target_policy = Some(policy);
+    req
+}
+
 fn check(c: &Case) -> Result<(), TestCaseError> {
     let (src, dst) = inventories(c);
     let p = policy(c);
     let now = now(c);
-    let mut req = ReplicationRequest::new(
-        src_loc(),
-        &src,
-        dst_loc(),
-        "offsite",
-        &dst,
-        vec![DatasetMapping::new(ds("tank/a"), ds("backup/a"))],
-    );
-    req.target_policy = Some(&p);
+    let mut req = request(&src, &dst, &p);
     req.options.prune_target = c.prune_target;
     let plan = match plan_replication(&req, now) {
         Ok(plan) => plan,
@@ -382,15 +392,7 @@ proptest! {
 fn check_no_prune(c: &Case) -> Result<(), TestCaseError> {
     let (src, dst) = inventories(c);
     let p = policy(c).with_prune(false);
-    let mut req = ReplicationRequest::new(
-        src_loc(),
-        &src,
-        dst_loc(),
-        "offsite",
-        &dst,
-        vec![DatasetMapping::new(ds("tank/a"), ds("backup/a"))],
-    );
-    req.target_policy = Some(&p);
+    let mut req = request(&src, &dst, &p);
     req.options.prune_target = true;
     let Ok(plan) = plan_replication(&req, now(c)) else {
         return Ok(());
