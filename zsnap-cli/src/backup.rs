@@ -18,9 +18,10 @@ use zsnap_core::retention::RetentionPolicy;
 use zsnap_core::{DatasetName, ShortName};
 use zsnap_exec::apply::{ApplyOptions, Backends, NoObserver};
 use zsnap_exec::backup::{
-    back_up, delete_objects, restore, save_entry, verify_entry, BackupOptions, RestoreOptions,
+    delete_objects, restore, save_entry, verify_entry, BackupOptions, RestoreOptions,
     RestoreRunError,
 };
+use zsnap_exec::backup_job::back_up;
 use zsnap_exec::store::{
     init_store, open_initialised, read_catalog, BackupStore, OpenStoreProblem, S3Settings,
 };
@@ -353,7 +354,7 @@ pub struct BackupResult {
 /// Called with every applied plan of a backup (for the audit log).
 pub type Recorder<'a> = &'a mut dyn FnMut(&crate::engine::Phase);
 
-/// Runs one backup request through `zsnap_exec::backup::back_up` on `backends`.
+/// Runs one backup request through `zsnap_exec::backup_job::back_up` on `backends`.
 #[expect(
     clippy::too_many_arguments,
     reason = "one backup's inputs; a struct would only rename them"

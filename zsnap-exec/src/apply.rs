@@ -35,7 +35,7 @@ use crate::backend::{
 };
 use crate::backup::{run_backup, BackupError, BackupOptions};
 use crate::failure::{FailureKind, ZfsFailure};
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Journal, JournalError, Record};
 use crate::store::BackupStore;
 use crate::throttle::{Clock, RateLimiter, SystemClock, Throttled};
 
@@ -525,7 +525,7 @@ pub fn apply_with(
             let outcome = StepOutcome::Skipped { after };
             observer.step_finished(index, step, &outcome);
             if let Some(j) = journal.as_deref_mut() {
-                let _ = j.step_finished(index, &outcome);
+                let _ = j.write(&step_finished(index, &outcome));
             }
             report.steps.push(StepReport { index, outcome });
             continue;
@@ -551,7 +551,7 @@ pub fn apply_with(
             }
         };
         if let Some(j) = journal.as_deref_mut() {
-            if let Err(e) = j.step_finished(index, &outcome) {
+            if let Err(e) = j.write(&step_finished(index, &outcome)) {
                 // The step ran but its end is not recorded: stop rather than run on
                 // unjournaled.
                 if stopped.is_none() {
@@ -564,9 +564,48 @@ pub fn apply_with(
         report.steps.push(StepReport { index, outcome });
     }
     if let Some(j) = journal {
-        let _ = j.run_finished(&report);
+        let _ = j.write(&run_finished(&report));
     }
     report
+}
+
+/// The journal's record of a finished step.
+fn step_finished(index: usize, outcome: &StepOutcome) -> Record {
+    let (mut error, mut kind, mut bytes) = (None, None, None);
+    let (mut destroyed, mut left) = (Vec::new(), Vec::new());
+    match outcome {
+        StepOutcome::Done { bytes: b } => bytes = *b,
+        StepOutcome::Partial { report } => {
+            destroyed.clone_from(&report.destroyed);
+            left.extend(report.refused.iter().map(|r| r.name.clone()));
+            left.extend(report.skipped.iter().map(|s| s.name.clone()));
+        }
+        StepOutcome::Failed { error: e, .. } => {
+            error = Some(crate::failure::error_chain(e));
+            kind = e.failure().map(|f| f.kind);
+        }
+        StepOutcome::Skipped { .. } => {}
+    }
+    Record::StepFinished {
+        at: crate::journal::now(),
+        index,
+        outcome: outcome.word().to_owned(),
+        error,
+        kind,
+        bytes,
+        destroyed,
+        left,
+    }
+}
+
+/// The journal's record of a finished run.
+fn run_finished(report: &Report) -> Record {
+    Record::RunFinished {
+        at: crate::journal::now(),
+        done: report.count("done") + report.count("partial"),
+        failed: report.count("failed"),
+        skipped: report.count("skipped"),
+    }
 }
 
 /// A transfer whose size could not be estimated.

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use zsnap_core::{
-    BookmarkName, DatasetName, Guid, Inventory, ShortName, SnapshotName, SnapshotRef,
+    BookmarkName, DatasetName, Guid, Inventory, SendBase, SendSpec, ShortName, SnapshotName,
+    SnapshotRef,
 };
 
 use crate::backend::{
@@ -35,9 +36,7 @@ use crate::backend::{
 use crate::failure::{read_stderr_bounded, Exit, ZfsFailure};
 use crate::holds::parse_holds;
 use crate::quote::remote_command;
-use crate::send_info::{
-    parse_resume_token, parse_send_estimate, send_argv, ResumeToken, SendEstimate,
-};
+use crate::send_info::{parse_resume_token, parse_send_estimate, ResumeToken, SendEstimate};
 
 /// Default byte budget of one `zfs destroy` argument (one argv word must stay under
 /// Linux's `MAX_ARG_STRLEN` of 128 KiB, and over ssh the whole remote command is one).
@@ -1224,8 +1223,89 @@ impl ZfsBackend for CliZfs {
     }
 }
 
+/// Why a send request has no `zfs send` command line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this kind of send is not supported by this version")]
+#[non_exhaustive]
+pub struct UnsupportedSend;
+
+/// The `zfs` arguments of a send: `send [-w] [-i|-I BASE] DATASET@SNAP` or
+/// `send -t TOKEN`; with `dry_run`, `-n -v -P` first (nothing is sent; the streams and
+/// their sizes are printed, and for `-t` the token contents).
+///
+/// # Errors
+/// A send spec this version does not know.
+///
+/// # Example
+/// ```
+/// use zsnap_core::{Guid, SendBase, SendSpec, SnapshotRef};
+/// use zsnap_exec::{cli::send_argv, SendRequest};
+/// let spec = SendSpec::Incremental {
+///     base: SendBase::Bookmark { name: "b1".parse().unwrap(), guid: Guid(1) },
+///     snapshot: SnapshotRef::new("s 2".parse().unwrap(), Guid(2)),
+///     intermediates: false,
+///     expected: vec![],
+/// };
+/// let r = SendRequest::new("src/a".parse().unwrap(), spec, true);
+/// assert_eq!(send_argv(&r, true).unwrap(), ["send", "-n", "-v", "-P", "-w", "-i", "src/a#b1", "src/a@s 2"]);
+/// ```
+pub fn send_argv(request: &SendRequest, dry_run: bool) -> Result<Vec<String>, UnsupportedSend> {
+    let ds = &request.dataset;
+    let mut argv = vec!["send".to_owned()];
+    if dry_run {
+        argv.extend(["-n", "-v", "-P"].map(str::to_owned));
+    }
+    match &request.spec {
+        SendSpec::Resume { token, .. } => {
+            // The token says whether the send was raw; `-w` with `-t` is refused.
+            argv.push("-t".to_owned());
+            argv.push(token.clone());
+        }
+        SendSpec::Full { snapshot } => {
+            if request.raw {
+                argv.push("-w".to_owned());
+            }
+            argv.push(ds.snapshot(&snapshot.name).to_string());
+        }
+        SendSpec::Incremental {
+            base,
+            snapshot,
+            intermediates,
+            ..
+        } => {
+            if request.raw {
+                argv.push("-w".to_owned());
+            }
+            argv.push(if *intermediates { "-I" } else { "-i" }.to_owned());
+            argv.push(match base {
+                SendBase::Snapshot { name, .. } => ds.snapshot(name).to_string(),
+                SendBase::Bookmark { name, .. } => format!("{ds}#{name}"),
+            });
+            argv.push(ds.snapshot(&snapshot.name).to_string());
+        }
+        _ => return Err(UnsupportedSend),
+    }
+    Ok(argv)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn argv_for_resume_ignores_raw() {
+        let r = super::SendRequest::new(
+            "src/a".parse().expect("valid"),
+            zsnap_core::SendSpec::Resume {
+                token: "1-abc".to_owned(),
+                snapshot: None,
+            },
+            true,
+        );
+        assert_eq!(
+            super::send_argv(&r, false).expect("known"),
+            ["send", "-t", "1-abc"]
+        );
+    }
+
     use super::*;
 
     #[test]

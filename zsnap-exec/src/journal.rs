@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zsnap_core::{ShortName, Step};
 
-use crate::apply::{Report, StepOutcome};
 use crate::failure::FailureKind;
 
 /// One line of the journal.
@@ -144,7 +143,7 @@ impl std::fmt::Debug for Journal {
 }
 
 /// The wall clock (chrono is built without its clock feature).
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     DateTime::<Utc>::from(std::time::SystemTime::now())
 }
 
@@ -209,47 +208,6 @@ impl Journal {
             at: now(),
             index,
             step: Box::new(step.clone()),
-        })
-    }
-
-    pub(crate) fn step_finished(
-        &mut self,
-        index: usize,
-        outcome: &StepOutcome,
-    ) -> Result<(), JournalError> {
-        let (mut error, mut kind, mut bytes) = (None, None, None);
-        let (mut destroyed, mut left) = (Vec::new(), Vec::new());
-        match outcome {
-            StepOutcome::Done { bytes: b } => bytes = *b,
-            StepOutcome::Partial { report } => {
-                destroyed.clone_from(&report.destroyed);
-                left.extend(report.refused.iter().map(|r| r.name.clone()));
-                left.extend(report.skipped.iter().map(|s| s.name.clone()));
-            }
-            StepOutcome::Failed { error: e, .. } => {
-                error = Some(crate::failure::error_chain(e));
-                kind = e.failure().map(|f| f.kind);
-            }
-            StepOutcome::Skipped { .. } => {}
-        }
-        self.write(&Record::StepFinished {
-            at: now(),
-            index,
-            outcome: outcome.word().to_owned(),
-            error,
-            kind,
-            bytes,
-            destroyed,
-            left,
-        })
-    }
-
-    pub(crate) fn run_finished(&mut self, report: &Report) -> Result<(), JournalError> {
-        self.write(&Record::RunFinished {
-            at: now(),
-            done: report.count("done") + report.count("partial"),
-            failed: report.count("failed"),
-            skipped: report.count("skipped"),
         })
     }
 

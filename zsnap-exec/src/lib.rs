@@ -28,6 +28,7 @@
 pub mod apply;
 pub mod backend;
 pub mod backup;
+pub mod backup_job;
 pub mod cli;
 pub mod failure;
 pub mod fake;

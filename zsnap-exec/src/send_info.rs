@@ -26,9 +26,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use zsnap_core::{Guid, SendBase, SendSpec, SnapshotName};
-
-use crate::backend::SendRequest;
+use zsnap_core::{Guid, SnapshotName};
 
 /// Whether one stream of a dry run is full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,71 +268,6 @@ pub fn parse_resume_token(stdout: &str) -> Result<ResumeToken, SendInfoParseErro
     })
 }
 
-/// Why a send request has no `zfs send` command line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("this kind of send is not supported by this version")]
-#[non_exhaustive]
-pub struct UnsupportedSend;
-
-/// The `zfs` arguments of a send: `send [-w] [-i|-I BASE] DATASET@SNAP` or
-/// `send -t TOKEN`; with `dry_run`, `-n -v -P` first (nothing is sent; the streams and
-/// their sizes are printed, and for `-t` the token contents).
-///
-/// # Errors
-/// A send spec this version does not know.
-///
-/// # Example
-/// ```
-/// use zsnap_core::{Guid, SendBase, SendSpec, SnapshotRef};
-/// use zsnap_exec::{send_info::send_argv, SendRequest};
-/// let spec = SendSpec::Incremental {
-///     base: SendBase::Bookmark { name: "b1".parse().unwrap(), guid: Guid(1) },
-///     snapshot: SnapshotRef::new("s 2".parse().unwrap(), Guid(2)),
-///     intermediates: false,
-///     expected: vec![],
-/// };
-/// let r = SendRequest::new("src/a".parse().unwrap(), spec, true);
-/// assert_eq!(send_argv(&r, true).unwrap(), ["send", "-n", "-v", "-P", "-w", "-i", "src/a#b1", "src/a@s 2"]);
-/// ```
-pub fn send_argv(request: &SendRequest, dry_run: bool) -> Result<Vec<String>, UnsupportedSend> {
-    let ds = &request.dataset;
-    let mut argv = vec!["send".to_owned()];
-    if dry_run {
-        argv.extend(["-n", "-v", "-P"].map(str::to_owned));
-    }
-    match &request.spec {
-        SendSpec::Resume { token, .. } => {
-            // The token says whether the send was raw; `-w` with `-t` is refused.
-            argv.push("-t".to_owned());
-            argv.push(token.clone());
-        }
-        SendSpec::Full { snapshot } => {
-            if request.raw {
-                argv.push("-w".to_owned());
-            }
-            argv.push(ds.snapshot(&snapshot.name).to_string());
-        }
-        SendSpec::Incremental {
-            base,
-            snapshot,
-            intermediates,
-            ..
-        } => {
-            if request.raw {
-                argv.push("-w".to_owned());
-            }
-            argv.push(if *intermediates { "-I" } else { "-i" }.to_owned());
-            argv.push(match base {
-                SendBase::Snapshot { name, .. } => ds.snapshot(name).to_string(),
-                SendBase::Bookmark { name, .. } => format!("{ds}#{name}"),
-            });
-            argv.push(ds.snapshot(&snapshot.name).to_string());
-        }
-        _ => return Err(UnsupportedSend),
-    }
-    Ok(argv)
-}
-
 /// A short form of a token for messages: its first 24 characters, then `…`.
 pub fn token_excerpt(token: &str) -> String {
     let mut s: String = token.chars().take(24).collect();
@@ -393,19 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn argv_for_resume_ignores_raw() {
-        let r = SendRequest::new(
-            "src/a".parse().expect("valid"),
-            SendSpec::Resume {
-                token: "1-abc".to_owned(),
-                snapshot: None,
-            },
-            true,
-        );
-        assert_eq!(
-            send_argv(&r, false).expect("known"),
-            ["send", "-t", "1-abc"]
-        );
+    fn token_excerpts_are_short() {
         assert_eq!(token_excerpt("1-abc"), "1-abc");
         assert_eq!(
             token_excerpt(&"x".repeat(30)),

@@ -1,0 +1,152 @@
+//! Backing up one dataset as a job: list it, plan the backup (taking a snapshot first
+//! when the request asks for a new one), and apply the plan through the same runner
+//! as every other plan ([`crate::apply`]): the stream ([`crate::backup::run_backup`]),
+//! then the bookmark that keeps the next incremental possible.
+
+use std::sync::Arc;
+
+use zsnap_core::DatasetName;
+
+use crate::backend::{ListError, ZfsBackend};
+use crate::store::BackupStore;
+
+/// What [`back_up`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BackupRun {
+    /// The plans made, in order: a snapshot plan first when the snapshot had to be
+    /// taken, then the send plan.
+    pub plans: Vec<zsnap_core::Plan>,
+    /// The report of each applied plan (none in a dry run).
+    pub reports: Vec<crate::apply::Report>,
+    /// The stream written (or that would be).
+    pub stream: Option<zsnap_core::backup::StreamName>,
+}
+
+impl BackupRun {
+    /// Whether every applied step succeeded.
+    pub fn is_success(&self) -> bool {
+        self.reports.iter().all(crate::apply::Report::is_success)
+    }
+}
+
+/// Why [`back_up`] could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackUpError {
+    /// The source could not be listed.
+    #[error("back up {dataset}: list it")]
+    List {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: ListError,
+    },
+    /// The source listing has no such dataset.
+    #[error("back up {dataset}: no such dataset")]
+    NoDataset {
+        /// The dataset.
+        dataset: DatasetName,
+    },
+    /// The backup cannot be planned.
+    #[error("back up {dataset}")]
+    Plan {
+        /// The dataset.
+        dataset: DatasetName,
+        /// The cause.
+        #[source]
+        source: zsnap_core::backup::BackupPlanError,
+    },
+}
+
+/// Backs up one dataset: plans ([`zsnap_core::backup::plan_backup`]), takes the
+/// snapshot first when the request asks for a new one (then lists and plans again, so
+/// the backup names the snapshot by its real guid), and applies the send plan: the
+/// stream, then the bookmark that keeps the next incremental possible.
+///
+/// With `dry_run`, plans only (a snapshot still to take is shown, not taken).
+///
+/// # Errors
+/// When the source cannot be listed or the backup cannot be planned; failures of the
+/// steps are in the [`BackupRun`]'s reports.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one run's inputs; a struct would only rename them"
+)]
+pub fn back_up(
+    request: &zsnap_core::backup::BackupRequest,
+    backend: &mut dyn ZfsBackend,
+    store: &Arc<dyn BackupStore>,
+    catalog: &zsnap_core::backup::Catalog,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+    options: &crate::apply::ApplyOptions,
+    observer: &mut dyn crate::apply::Observer,
+) -> Result<BackupRun, BackUpError> {
+    use zsnap_core::backup::{plan_backup, BackupPlan};
+    let dataset = request.dataset.clone();
+    let mut run = BackupRun {
+        plans: Vec::new(),
+        reports: Vec::new(),
+        stream: None,
+    };
+    let mut request = request.clone();
+    for _ in 0..2 {
+        let inventory = backend
+            .list(std::slice::from_ref(&dataset))
+            .map_err(|source| BackUpError::List {
+                dataset: dataset.clone(),
+                source,
+            })?;
+        let Some(source) = inventory.dataset(&dataset) else {
+            return Err(BackUpError::NoDataset { dataset });
+        };
+        let planned =
+            plan_backup(&request, source, catalog, now).map_err(|source| BackUpError::Plan {
+                dataset: dataset.clone(),
+                source,
+            })?;
+        match planned {
+            BackupPlan::TakeSnapshot { plan, snapshot } => {
+                run.plans.push(plan.clone());
+                if dry_run {
+                    return Ok(run);
+                }
+                let report = crate::apply::apply_with(
+                    &plan,
+                    &mut crate::apply::OneBackend(&mut *backend),
+                    observer,
+                    None,
+                    options,
+                );
+                let ok = report.is_success();
+                run.reports.push(report);
+                if !ok {
+                    return Ok(run);
+                }
+                request = request.with_snapshot(Some(snapshot.short().clone()));
+            }
+            BackupPlan::Send { plan, stream } => {
+                run.plans.push(plan.clone());
+                run.stream = Some(stream);
+                if dry_run {
+                    return Ok(run);
+                }
+                let mut with = crate::apply::WithStores {
+                    inner: &mut crate::apply::OneBackend(&mut *backend),
+                    stores: std::collections::BTreeMap::from([(
+                        request.store.clone(),
+                        Arc::clone(store),
+                    )]),
+                };
+                run.reports.push(crate::apply::apply_with(
+                    &plan, &mut with, observer, None, options,
+                ));
+                return Ok(run);
+            }
+            _ => return Ok(run),
+        }
+    }
+    Ok(run)
+}
