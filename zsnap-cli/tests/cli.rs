@@ -1,8 +1,8 @@
 //! End-to-end tests of the `zsnap` binary on the fake backend, its state persisted in a
 //! temporary directory between invocations.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 
@@ -33,48 +33,8 @@ freshness = { hourly = { warn = "90m", crit = "3h" } }
 replication_lag = { warn = "2h", crit = "1d" }
 "#;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new(config: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("zsnap.toml"), config).unwrap();
-        Env { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state.json")
-    }
-
-    /// `zsnap --config … --backend fake:… ARGS`.
-    fn zsnap(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zsnap"));
-        cmd.arg("--config")
-            .arg(self.path("zsnap.toml"))
-            .arg("--backend")
-            .arg(format!("fake:{}", self.state().display()))
-            .args(args);
-        cmd.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.zsnap(args);
-        assert!(
-            o.status.success(),
-            "zsnap {args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-}
+mod common;
+use common::Env;
 
 fn at(hours: i64) -> String {
     (Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap() + TimeDelta::hours(hours)).to_rfc3339()

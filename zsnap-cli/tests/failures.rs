@@ -4,8 +4,6 @@
 //! reasons name the right policy and side.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::Value;
@@ -34,49 +32,11 @@ to = "backup/home"
 policy = "archive"
 "#;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
+mod common;
+use common::Env;
 
+/// What these tests add to the harness.
 impl Env {
-    fn new(config: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("zsnap.toml"), config).unwrap();
-        Env { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state.json")
-    }
-
-    fn zsnap(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_zsnap"))
-            .arg("--config")
-            .arg(self.path("zsnap.toml"))
-            .arg("--backend")
-            .arg(format!("fake:{}", self.state().display()))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs and asserts the exit status; returns stdout.
-    fn status(&self, args: &[&str], code: i32) -> String {
-        let o = self.zsnap(args);
-        assert_eq!(
-            o.status.code(),
-            Some(code),
-            "zsnap {args:?}\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
     fn json(&self, args: &[&str], code: i32) -> Value {
         let mut a = args.to_vec();
         a.push("--json");
