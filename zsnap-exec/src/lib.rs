@@ -32,6 +32,7 @@ pub mod cli;
 pub mod failure;
 pub mod fake;
 pub mod holds;
+pub mod job;
 pub mod journal;
 pub mod lock;
 pub mod quote;
