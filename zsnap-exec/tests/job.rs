@@ -33,19 +33,21 @@ fn run(
     z: &mut FakeZfs,
     job: &Job,
     now: DateTime<Utc>,
-) -> Result<Outcome, JobError> {
+) -> Result<Outcome, Box<JobError>> {
     z.set_now(now);
     let mut observer = NoObserver;
     let mut applied = 0;
     let mut count = |_: &zsnap_exec::job::Phase| applied += 1;
     let mut hooks = Hooks::new(&mut observer).on_applied(&mut count);
-    let outcome = engine.run(
-        job,
-        now,
-        false,
-        Source::Backends(&mut OneBackend(z)),
-        &mut hooks,
-    );
+    let outcome = engine
+        .run(
+            job,
+            now,
+            false,
+            Source::Backends(&mut OneBackend(z)),
+            &mut hooks,
+        )
+        .map_err(Box::new);
     if let Ok(o) = &outcome {
         // Every phase that could be planned was applied, and reported to the hook.
         let planned = o.phases.iter().filter(|p| p.results.is_some()).count();
@@ -111,10 +113,8 @@ fn an_unknown_target_is_refused_before_anything_runs() {
         r#"unknown target "offsite"; the config defines backup"#
     );
     let mut z = FakeZfs::for_config(&config, 7, t0()).unwrap();
-    assert!(matches!(
-        run(&engine, &mut z, &job, t0()),
-        Err(JobError::UnknownTarget { .. })
-    ));
+    let e = run(&engine, &mut z, &job, t0()).unwrap_err();
+    assert!(matches!(*e, JobError::UnknownTarget { .. }));
     assert_eq!(z.calls(FaultOp::Snapshot), 0);
 }
 
