@@ -9,9 +9,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zsnap_core::Step;
+use zsnap_exec::job::Phase;
 use zsnap_exec::safe_fs;
-
-use crate::engine::Phase;
 
 /// An open audit log.
 pub struct AuditLog {

@@ -4,21 +4,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use zsnap_core::config::{Config, Host, Paths, TargetAddress};
-use zsnap_core::{DatasetName, Location};
+use zsnap_core::Location;
 use zsnap_exec::cli::{CliZfs, SshTarget};
 use zsnap_exec::fake::FakeZfs;
 use zsnap_exec::ZfsBackend;
 
 /// The seed of a fresh fake pool (fixed, so simulations repeat).
 pub const FAKE_SEED: u64 = 0x7a73_6e61;
-
-/// The location id of a host.
-pub fn location(host: &Host) -> Location {
-    Location(host.location_id())
-}
 
 /// The real `zfs` at `host`: on this machine `paths.zfs`, over ssh (`paths.ssh`, with
 /// `paths.ssh_config`) `paths.remote_zfs`; never a program looked up in `PATH`.
@@ -63,7 +58,7 @@ pub fn real_backends(
         }
     }
     for h in hosts {
-        let loc = location(&h);
+        let loc = h.location();
         if map.contains_key(&loc) {
             continue;
         }
@@ -76,67 +71,17 @@ pub fn real_backends(
     Ok(map)
 }
 
-/// Every dataset a fresh fake needs: each `[[datasets]]` root (with its ancestors) and
-/// the pool of each dataset target.
-fn fake_datasets(config: &Config) -> (Vec<String>, Vec<DatasetName>) {
-    let mut pools: Vec<String> = Vec::new();
-    let mut datasets: Vec<DatasetName> = Vec::new();
-    let add_pool = |p: &str, pools: &mut Vec<String>| {
-        if !pools.iter().any(|x| x == p) {
-            pools.push(p.to_owned());
-        }
-    };
-    for e in &config.datasets {
-        add_pool(e.root.pool(), &mut pools);
-        let mut chain = vec![e.root.clone()];
-        while let Some(p) = chain.last().and_then(DatasetName::parent) {
-            chain.push(p);
-        }
-        for ds in chain.into_iter().rev() {
-            if ds.parent().is_some() && !datasets.contains(&ds) {
-                datasets.push(ds);
-            }
-        }
-    }
-    for t in config.targets.values() {
-        if let TargetAddress::Dataset { dataset, .. } = &t.to {
-            add_pool(dataset.pool(), &mut pools);
-            // The target root's parent must exist for `zfs recv` to create the root.
-            let mut chain = Vec::new();
-            let mut cur = dataset.parent();
-            while let Some(p) = cur {
-                cur = p.parent();
-                if p.parent().is_some() {
-                    chain.push(p);
-                }
-            }
-            for ds in chain.into_iter().rev() {
-                if !datasets.contains(&ds) {
-                    datasets.push(ds);
-                }
-            }
-        }
-    }
-    (pools, datasets)
-}
-
-/// A fresh fake holding the config's datasets, its clock at `now`.
+/// A fresh fake holding the config's datasets ([`FakeZfs::for_config`]), its clock at
+/// `now`, its guids from [`FAKE_SEED`].
 ///
 /// # Errors
 /// A dataset the fake refuses to create (a bug in the config's names would have been
 /// caught by the parser, so this is not expected).
-pub fn fresh_fake(config: &Config, now: DateTime<Utc>) -> anyhow::Result<FakeZfs> {
-    let mut z = FakeZfs::new(FAKE_SEED, now);
-    let (pools, datasets) = fake_datasets(config);
-    for p in pools {
-        z.add_pool(&p)
-            .map_err(|e| anyhow!("create the fake pool {p}: {e}"))?;
-    }
-    for ds in datasets {
-        z.create(&ds, false)
-            .map_err(|e| anyhow!("create the fake dataset {ds}: {e}"))?;
-    }
-    Ok(z)
+pub fn fresh_fake(
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<FakeZfs, zsnap_exec::fake::ForConfigError> {
+    FakeZfs::for_config(config, FAKE_SEED, now)
 }
 
 /// The fake saved at `path`, or a fresh one for `config` when the file does not exist

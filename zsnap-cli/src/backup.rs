@@ -22,11 +22,12 @@ use zsnap_exec::backup::{
     RestoreRunError,
 };
 use zsnap_exec::backup_job::back_up;
+use zsnap_exec::failure::error_chain;
+use zsnap_exec::job::{Phase, PhaseKind};
 use zsnap_exec::store::{
     init_store, open_initialised, read_catalog, BackupStore, OpenStoreProblem, S3Settings,
 };
 
-use crate::engine::error_chain;
 use crate::exit;
 use crate::failure::Failure;
 use crate::output;
@@ -352,7 +353,7 @@ pub struct BackupResult {
 }
 
 /// Called with every applied plan of a backup (for the audit log).
-pub type Recorder<'a> = &'a mut dyn FnMut(&crate::engine::Phase);
+pub type Recorder<'a> = &'a mut dyn FnMut(&Phase);
 
 /// Runs one backup request through `zsnap_exec::backup_job::back_up` on `backends`.
 #[expect(
@@ -391,14 +392,13 @@ fn run_one(
         Ok(run) => {
             result.ok = run.is_success();
             for (plan, report) in run.plans.iter().zip(&run.reports) {
-                record(&crate::engine::Phase {
-                    phase: crate::engine::PhaseKind::Backup {
+                record(&Phase::applied(
+                    PhaseKind::Backup {
                         store: request.store.to_string(),
                     },
-                    plan: plan.clone(),
-                    results: Some(crate::engine::results(report)),
-                    error: None,
-                });
+                    plan.clone(),
+                    zsnap_exec::job::results(report),
+                ));
             }
             result.stream = run.stream.as_ref().map(ToString::to_string);
             for report in &run.reports {
@@ -503,7 +503,7 @@ pub fn backup(
     let mut guards = optional_guards(req, config.as_ref(), args.dry_run)?;
     let mut audit_error: Option<anyhow::Error> = None;
     let now = req.now;
-    let mut record = |phase: &crate::engine::Phase| {
+    let mut record = |phase: &Phase| {
         if let Some(a) = guards.as_mut().and_then(|g| g.audit.as_mut()) {
             if let Err(e) = a.record(now, "backup", phase) {
                 audit_error.get_or_insert(e);
@@ -711,7 +711,7 @@ fn scheduled_one(
         .iter()
         .find(|d| d.root == spec.source)
         .ok_or_else(|| anyhow!("no [[datasets]] entry has the root {}", spec.source))?;
-    let location = crate::backends::location(&entry.host);
+    let location = entry.host.location();
     let (_, catalog) = read_catalog(&**store)?;
     let backend = backends
         .backend(&location)
@@ -1585,7 +1585,7 @@ pub fn backup_status(
         let mut datasets: std::collections::BTreeSet<DatasetName> =
             catalog.datasets.keys().cloned().collect();
         if let Some(entry) = config.datasets.iter().find(|d| d.root == spec.source) {
-            let loc = crate::backends::location(&entry.host);
+            let loc = entry.host.location();
             if let Some(inv) = invs.get(&loc) {
                 datasets.extend(inv.datasets.keys().filter(|d| entry.selects(d)).cloned());
             }

@@ -4,20 +4,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use serde::Serialize;
 use zsnap_core::config::{import_sanoid, Config, Host};
 use zsnap_core::{list_argv, parse_list, Inventory};
 use zsnap_exec::apply::OneBackend;
+use zsnap_exec::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
 use zsnap_exec::journal::Journal;
 use zsnap_exec::lock::{Lock, LockError};
 
 use crate::audit::AuditLog;
 use crate::backends::{load_fake, real_backends};
-use crate::engine::{Engine, Hooks, Outcome, Phase, Source};
+use crate::backup::ScheduledBackups;
 use crate::exit;
 use crate::failure::Failure;
 use crate::last_run::{self, RunRecord};
 use crate::output::{self, Progress};
-use crate::request::{BackendSpec, Command, Job, Request, Verbosity};
+use crate::request::{BackendSpec, Command, Request, Verbosity};
 
 /// Runs the request, writing results to `out`.
 ///
@@ -262,12 +264,47 @@ pub fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards
     })
 }
 
-fn job_name(job: &Job) -> &'static str {
-    match job {
-        Job::Snapshot { .. } => "snapshot",
-        Job::Prune => "prune",
-        Job::Replicate { .. } => "replicate",
-        Job::Run => "run",
+/// What a job did ([`Outcome`]) with, for `zsnap run`, its scheduled backups: what
+/// `--json` prints (the outcome's fields, then `backups`; see docs/json.md).
+#[derive(Debug, Serialize)]
+pub struct RunOutcome {
+    /// The engine's outcome.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The scheduled backups (`zsnap run` with `[backups.NAME]` in the config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<ScheduledBackups>,
+}
+
+impl RunOutcome {
+    /// Whether any phase or scheduled backup failed.
+    pub fn failed(&self) -> bool {
+        self.outcome.failed() || self.backups_failed()
+    }
+
+    /// Whether a scheduled backup failed.
+    pub fn backups_failed(&self) -> bool {
+        self.backups.as_ref().is_some_and(|b| !b.ok())
+    }
+
+    /// Whether any phase or scheduled backup changed something.
+    pub fn did_something(&self) -> bool {
+        self.outcome.did_something()
+            || self
+                .backups
+                .as_ref()
+                .is_some_and(|b| b.stores.iter().any(|s| s.backups.iter().any(|r| r.ok)))
+    }
+}
+
+/// A job refused before it runs, as a usage failure: an unknown target, or an expiry
+/// (`--expire-in`) for a scheduled label.
+fn job_usage(e: JobError) -> Failure {
+    match e {
+        JobError::Expiry { source, .. } => {
+            Failure::usage(anyhow::Error::new(source).context("invalid --expire-in"))
+        }
+        e => Failure::usage(e),
     }
 }
 
@@ -281,9 +318,9 @@ fn run_job(
     let engine = Engine::new(config);
     // A target name that is not in the config is a usage error, found before anything
     // runs (or takes the lock).
-    engine.phases(job).map_err(Failure::usage)?;
+    engine.phases(job).map_err(job_usage)?;
     let mut g = guards(req, config, dry_run)?;
-    let command = job_name(job);
+    let command = job.name();
     let record = g.run_record.clone();
     if let Some(path) = &record {
         last_run::write(path, command, RunRecord::started(req.now))
@@ -317,7 +354,7 @@ fn run_job(
 
 /// The exit status of a job's outcome: 0 when nothing failed, 3 when something failed
 /// and something was done, 1 when something failed and nothing was changed.
-pub fn job_status(outcome: &Outcome) -> u8 {
+pub fn job_status(outcome: &RunOutcome) -> u8 {
     if !outcome.failed() {
         exit::OK
     } else if outcome.did_something() {
@@ -339,7 +376,7 @@ fn run_guarded(
 ) -> Result<(u8, Vec<String>), Failure> {
     let mut progress = Progress::new(req.verbosity);
     let mut audit_error: Option<anyhow::Error> = None;
-    let command = job_name(job);
+    let command = job.name();
     let now = req.now;
     let audit = &mut g.audit;
     let mut record = |phase: &Phase| {
@@ -349,13 +386,11 @@ fn run_guarded(
             }
         }
     };
-    let mut hooks = Hooks {
-        observer: &mut progress,
-        journal: g.journal.as_mut(),
-        applied: &mut record,
-    };
+    let mut hooks = Hooks::new(&mut progress)
+        .with_journal(g.journal.as_mut())
+        .on_applied(&mut record);
     // The scheduled backups of `zsnap run`.
-    let mut backups: Option<crate::backup::ScheduledBackups> = None;
+    let mut backups: Option<ScheduledBackups> = None;
     // An error after the engine ran: whatever it did stays done.
     let mut late: Option<anyhow::Error> = None;
     let outcome = if let Some(path) = &req.inventory {
@@ -412,7 +447,7 @@ fn run_guarded(
                         Source::Backends(&mut backends),
                         &mut hooks,
                     )
-                    .map_err(Failure::from_zfs)?;
+                    .map_err(|e| Failure::from_zfs(e.into()))?;
                 backups = scheduled_backups(job, config, &mut backends, now, dry_run, &mut record);
                 outcome
             }
@@ -424,10 +459,9 @@ fn run_guarded(
             audit_error.get_or_insert(e);
         }
     }
-    let mut outcome = outcome;
-    outcome.backups = backups;
+    let outcome = RunOutcome { outcome, backups };
     let status = job_status(&outcome);
-    let errors = last_run::errors(&outcome);
+    let errors = last_run::errors(&outcome.outcome, outcome.backups_failed());
     // After the engine ran, a failure says what was done: 3 when something was.
     let after = |e: anyhow::Error| {
         let status = if outcome.did_something() {
@@ -466,7 +500,7 @@ fn scheduled_backups(
     now: chrono::DateTime<chrono::Utc>,
     dry_run: bool,
     record: crate::backup::Recorder<'_>,
-) -> Option<crate::backup::ScheduledBackups> {
+) -> Option<ScheduledBackups> {
     (*job == Job::Run && !config.backups.is_empty())
         .then(|| crate::backup::run_scheduled(config, backends, now, dry_run, record))
 }
@@ -488,14 +522,15 @@ pub fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
         })
 }
 
-fn render_outcome(req: &Request, outcome: &Outcome, out: &mut dyn Write) -> Result<(), Failure> {
+fn render_outcome(req: &Request, run: &RunOutcome, out: &mut dyn Write) -> Result<(), Failure> {
     if req.json {
-        output::json(out, outcome)?;
+        output::json(out, run)?;
         return Ok(());
     }
-    if req.verbosity == Verbosity::Quiet && !outcome.failed() {
+    if req.verbosity == Verbosity::Quiet && !run.failed() {
         return Ok(());
     }
+    let outcome = &run.outcome;
     let mut s = String::new();
     for p in &outcome.phases {
         s.push_str(&format!("== {} ==\n", p.phase));
@@ -535,7 +570,7 @@ fn render_outcome(req: &Request, outcome: &Outcome, out: &mut dyn Write) -> Resu
         }
         s.push('\n');
     }
-    if let Some(b) = &outcome.backups {
+    if let Some(b) = &run.backups {
         s.push_str(&b.text);
     }
     output::text(out, &s)?;

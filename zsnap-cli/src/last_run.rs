@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use zsnap_exec::job::Outcome;
 
-use crate::engine::Outcome;
 use crate::exit;
 
 /// The file's name in `[paths] journal_dir`.
@@ -90,8 +90,8 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 /// The errors of a job's outcome: each failed phase with its error or its failed
-/// steps, and the scheduled backups that failed.
-pub fn errors(outcome: &Outcome) -> Vec<String> {
+/// steps, and whether scheduled backups failed.
+pub fn errors(outcome: &Outcome, backups_failed: bool) -> Vec<String> {
     let mut out = Vec::new();
     for p in outcome.phases.iter().filter(|p| p.failed()) {
         if let Some(e) = &p.error {
@@ -109,10 +109,8 @@ pub fn errors(outcome: &Outcome) -> Vec<String> {
             }
         }
     }
-    if let Some(b) = &outcome.backups {
-        if !b.ok() {
-            out.push("scheduled backups: some failed (see `zsnap status`)".to_owned());
-        }
+    if backups_failed {
+        out.push("scheduled backups: some failed (see `zsnap status`)".to_owned());
     }
     out
 }

@@ -1,12 +1,13 @@
-//! The `zsnap` command as a library, so its tests (and other front ends) can drive the
-//! very loop the binary runs.
+//! The `zsnap` command as a library, so its tests can drive the very command the binary
+//! runs. Other front ends run jobs with [`zsnap_exec::job`] directly.
 //!
 //! Layering: [`entry`] (the whole command as a function of its arguments) → [`args`]
 //! (clap) → [`request`] (one conversion into typed values) →
-//! [`commands`] (one function per command) → [`engine`] (list → plan → apply per phase)
-//! on `zsnap-core` planners and `zsnap-exec` backends. Everything printed is rendered
-//! from those values ([`output`]); exit statuses live in [`exit`], and the outcome of
-//! each changing command's last run, which `zsnap check` reads, in [`last_run`].
+//! [`commands`] (one function per command) → the job engine of `zsnap-exec`
+//! ([`zsnap_exec::job`]: list → plan → apply per phase) on `zsnap-core` planners and
+//! `zsnap-exec` backends. Everything printed is rendered from those values ([`output`]);
+//! exit statuses live in [`exit`], and the outcome of each changing command's last run,
+//! which `zsnap check` reads, in [`last_run`].
 #![forbid(unsafe_code)]
 
 pub mod args;
@@ -14,14 +15,12 @@ pub mod audit;
 pub mod backends;
 pub mod backup;
 pub mod commands;
-pub mod engine;
 pub mod entry;
 pub mod exit;
 pub mod failure;
 pub mod last_run;
 pub mod man;
 pub mod output;
-pub mod prune;
 pub mod request;
 pub mod simulate;
 pub mod status;

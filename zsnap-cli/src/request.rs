@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use zsnap_core::config::Host;
 use zsnap_core::duration::Span;
 use zsnap_core::naming::Label;
+use zsnap_exec::job::Job;
 
 use crate::args::{Args, Cmd, ConfigCmd, ImportCmd, JobArg};
 use crate::failure::Failure;
@@ -37,27 +38,6 @@ pub enum Verbosity {
     Normal,
     /// `-v` (1) or more.
     Verbose(u8),
-}
-
-/// A job that changes things (or, dry, shows what it would change).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    /// Take due snapshots, or one label on demand.
-    Snapshot {
-        /// The on-demand label.
-        label: Option<Label>,
-        /// How long from now the on-demand snapshots expire (`--expire-in`).
-        expire_in: Option<Span>,
-    },
-    /// Prune every source (targets are pruned by replication).
-    Prune,
-    /// Replicate to these targets (all when empty).
-    Replicate {
-        /// Target names.
-        targets: Vec<String>,
-    },
-    /// Snapshot, replicate, prune.
-    Run,
 }
 
 /// What to do.

@@ -12,14 +12,14 @@ use zsnap_core::duration::Span;
 use zsnap_core::policy::resolve_policies;
 use zsnap_core::{Location, Step, Verdict};
 use zsnap_exec::apply::{Observer, OneBackend};
+use zsnap_exec::job::{Engine, Hooks, Job, Outcome, Phase, Source};
 use zsnap_exec::store::{read_catalog, BackupStore, ObjectStoreBackup};
 
-use crate::backends::{fresh_fake, location};
-use crate::engine::{Engine, Hooks, Outcome, Source};
+use crate::backends::fresh_fake;
 use crate::exit;
 use crate::failure::Failure;
 use crate::output;
-use crate::request::{Job, Request};
+use crate::request::Request;
 
 /// Watches nothing: a simulation prints only its result.
 struct Silent;
@@ -182,18 +182,13 @@ pub fn run(
     let mut runs = 0;
     let mut t = start;
     let mut observer = Silent;
-    let mut noop = |_: &crate::engine::Phase| {};
     // The stores of [backups.NAME], in memory, and per (name, dataset) the backups
     // taken and the objects deleted.
     let mut stores: BTreeMap<String, Arc<dyn BackupStore>> = BTreeMap::new();
     let mut taken_backups: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     while t < end {
         z.set_now(t);
-        let mut hooks = Hooks {
-            observer: &mut observer,
-            journal: None,
-            applied: &mut noop,
-        };
+        let mut hooks = Hooks::new(&mut observer);
         let outcome = engine.run(
             &Job::Run,
             t,
@@ -209,7 +204,7 @@ pub fn run(
                     Arc::new(ObjectStoreBackup::in_memory(spec.to.clone()))
                 })))
             };
-            let mut skip = |_: &crate::engine::Phase| {};
+            let mut skip = |_: &Phase| {};
             let done = crate::backup::run_scheduled_in(
                 config,
                 &mut OneBackend(&mut z),
@@ -291,12 +286,7 @@ pub fn run(
     }
     // Why each survivor is kept: the decisions of the last run's pruning (on sources,
     // and on targets through replication), planned again without taking anything new.
-    let mut noop2 = |_: &crate::engine::Phase| {};
-    let mut hooks = Hooks {
-        observer: &mut observer,
-        journal: None,
-        applied: &mut noop2,
-    };
+    let mut hooks = Hooks::new(&mut observer);
     let last_run = t.checked_sub_signed(step_d).unwrap_or(start);
     let mut last = engine.run(
         &Job::Replicate {
@@ -340,7 +330,7 @@ pub fn run(
     // Sources, then targets: each dataset with the policy that owns its snapshots.
     let mut owners: Vec<(Location, zsnap_core::DatasetName, String)> = Vec::new();
     for host in config.source_hosts() {
-        let loc = location(&host);
+        let loc = host.location();
         if let Some(inv) = invs.get(&loc) {
             for (ds, pname, _) in
                 resolve_policies(inv, &config.selections(&host), engine.policies())?
@@ -353,7 +343,7 @@ pub fn run(
         let zsnap_core::config::TargetAddress::Dataset { host, dataset } = &t.to else {
             continue;
         };
-        let loc = location(host);
+        let loc = host.location();
         if let Some(inv) = invs.get(&loc) {
             for ds in inv.subtree(dataset) {
                 owners.push((loc.clone(), ds.name.clone(), t.policy.clone()));

@@ -13,10 +13,11 @@ use zsnap_core::policy::{resolve_policies, Ownership};
 use zsnap_core::schedule::{next_due, Period};
 use zsnap_core::{Decision, KeptUntil, Location, Plan, Protection, Verdict};
 use zsnap_exec::apply::OneBackend;
+use zsnap_exec::failure::error_chain;
+use zsnap_exec::job::{Engine, ListFailure, Listing, Source};
 
-use crate::backends::{load_fake, location, real_backends};
+use crate::backends::{load_fake, real_backends};
 use crate::commands::read_inventory;
-use crate::engine::{Engine, ListFailure, Listing, Source};
 use crate::exit;
 use crate::failure::Failure;
 use crate::output;
@@ -246,7 +247,7 @@ fn unreachable(config: &Config, failed: &[ListFailure]) -> Vec<UnreachableStatus
             let datasets = config
                 .datasets
                 .iter()
-                .filter(|e| overlaps(f, &location(&e.host), &e.root))
+                .filter(|e| overlaps(f, &e.host.location(), &e.root))
                 .map(|e| e.root.to_string())
                 .collect();
             let targets = config
@@ -257,10 +258,10 @@ fn unreachable(config: &Config, failed: &[ListFailure]) -> Vec<UnreachableStatus
                         .datasets
                         .iter()
                         .find(|e| e.root == t.source)
-                        .is_some_and(|e| overlaps(f, &location(&e.host), &e.root));
+                        .is_some_and(|e| overlaps(f, &e.host.location(), &e.root));
                     let target = match &t.to {
                         TargetAddress::Dataset { host, dataset } => {
-                            overlaps(f, &location(host), dataset)
+                            overlaps(f, &host.location(), dataset)
                         }
                         _ => false,
                     };
@@ -271,7 +272,7 @@ fn unreachable(config: &Config, failed: &[ListFailure]) -> Vec<UnreachableStatus
             UnreachableStatus {
                 location: f.location.clone(),
                 root: f.root.to_string(),
-                error: format!("{:#}", f.error),
+                error: error_chain(f),
                 datasets,
                 targets,
             }
@@ -320,7 +321,7 @@ pub fn compute(
     let unreachable = unreachable(config, failed);
     let mut datasets = Vec::new();
     for host in config.source_hosts() {
-        let loc = location(&host);
+        let loc = host.location();
         let Some(inv) = invs.get(&loc) else { continue };
         let mut selections = config.selections(&host);
         // What is under a root that could not be listed is reported as unreachable.
@@ -378,8 +379,7 @@ pub fn compute(
                 let (plan, index) = match &mut prune {
                     Some(p) => p,
                     None => {
-                        let plan = crate::prune::plan(engine, &loc, invs, failed, now)
-                            .with_context(|| format!("plan pruning at {loc}"))?;
+                        let plan = engine.plan_prune(&loc, invs, failed, now);
                         let index = plan
                             .decisions
                             .iter()
@@ -429,7 +429,7 @@ pub fn compute(
         let Some(entry) = config.datasets.iter().find(|e| e.root == t.source) else {
             continue;
         };
-        let (Some(src), Some(dst)) = (invs.get(&location(&entry.host)), invs.get(&location(host)))
+        let (Some(src), Some(dst)) = (invs.get(&entry.host.location()), invs.get(&host.location()))
         else {
             continue;
         };
@@ -584,7 +584,9 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
     // hint, says so better than a status of nothing.
     if roots > 0 && listing.failed.len() == roots {
         let mut listing = listing;
-        return Err(Failure::from_zfs(listing.failed.swap_remove(0).error));
+        return Err(Failure::from_zfs(
+            zsnap_exec::job::JobError::from(listing.failed.swap_remove(0)).into(),
+        ));
     }
     let mut st = compute(&engine, &listing, req.now)?;
     st.backups = crate::backup::backup_status(config, &listing.invs, req.now);
@@ -764,7 +766,7 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
     let st = match listing(req, config, &engine).and_then(|l| {
         // A root that cannot be listed is critical; the rest is checked as usual.
         for f in &l.failed {
-            crit.push(format!("{:#}", f.error));
+            crit.push(error_chain(f));
         }
         let mut st = compute(&engine, &l, req.now)?;
         st.backups = crate::backup::backup_status(config, &l.invs, req.now);

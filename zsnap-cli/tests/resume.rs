@@ -3,12 +3,11 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use zsnap_cli::backends::fresh_fake;
-use zsnap_cli::engine::{Engine, Hooks, Phase, PhaseKind, Source};
-use zsnap_cli::request::Job;
 use zsnap_core::config::Config;
 use zsnap_core::{SendSpec, Step};
 use zsnap_exec::apply::{Observer, OneBackend};
 use zsnap_exec::fake::{Fault, FaultEffect, FaultOp};
+use zsnap_exec::job::{Engine, Hooks, Job, Phase, PhaseKind, Source};
 
 const CONFIG: &str = r#"
 [policies.p]
@@ -49,12 +48,8 @@ fn a_killed_transfer_is_resumed_by_the_next_run() {
     let run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
         let now = t0 + TimeDelta::hours(h);
         z.set_now(now);
-        let mut noop = |_: &Phase| {};
-        let mut hooks = Hooks {
-            observer: &mut Silent,
-            journal: None,
-            applied: &mut noop,
-        };
+        let mut silent = Silent;
+        let mut hooks = Hooks::new(&mut silent);
         engine
             .run(
                 &Job::Run,
@@ -142,12 +137,8 @@ fn transfers_are_estimated_and_unreadable_tokens_are_reported() {
     let run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
         let now = t0 + TimeDelta::hours(h);
         z.set_now(now);
-        let mut noop = |_: &Phase| {};
-        let mut hooks = Hooks {
-            observer: &mut Silent,
-            journal: None,
-            applied: &mut noop,
-        };
+        let mut silent = Silent;
+        let mut hooks = Hooks::new(&mut silent);
         engine
             .run(
                 &Job::Run,

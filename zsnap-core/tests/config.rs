@@ -141,6 +141,11 @@ fn full_config_parses_to_what_it_says() {
         }
     );
     assert_eq!(remote.host.location_id(), "root@server.example:2222");
+    assert_eq!(
+        remote.host.location(),
+        zsnap_core::Location("root@server.example:2222".into())
+    );
+    assert_eq!(Host::Local.location(), zsnap_core::Location::local());
     assert!(remote.selects(&name("tank/home")));
     assert!(!remote.selects(&name("tank/home/alice")));
     assert_eq!(

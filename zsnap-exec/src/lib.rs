@@ -16,6 +16,9 @@
 //! ([`send_info`]). [`replicate::run_replication`] is a whole replication run: list
 //! both sides, decode resume tokens, read the cursor holds ([`holds`]), plan with
 //! `zsnap-core`, apply, and re-plan once when a resume token turns out stale.
+//! [`job::Engine`] runs a whole job of a config (`zsnap run`: snapshot, replicate to
+//! each target, prune), phase by phase; a front end (the `zsnap` command, a daemon)
+//! only opens the backends and renders the [`job::Outcome`].
 //! Failures are classified from exit status and stderr by [`failure::classify`], and the
 //! stderr is always kept verbatim.
 #![deny(missing_docs)]
@@ -33,6 +36,7 @@ pub mod cli;
 pub mod failure;
 pub mod fake;
 pub mod holds;
+pub mod job;
 pub mod journal;
 pub mod lock;
 pub mod quote;

@@ -155,6 +155,12 @@ impl Host {
         }
     }
 
+    /// This host as a plan [`Location`](crate::plan::Location): the location its
+    /// datasets are planned at ([`Host::location_id`]).
+    pub fn location(&self) -> crate::plan::Location {
+        crate::plan::Location(self.location_id())
+    }
+
     /// Whether this is the local machine.
     pub fn is_local(&self) -> bool {
         matches!(self, Host::Local)

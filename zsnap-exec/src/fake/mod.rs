@@ -23,9 +23,11 @@
 //! the contract suite maps its argv onto the same methods.
 
 mod fault;
+mod for_config;
 mod state;
 pub(crate) mod stream;
 mod zfs;
 
 pub use fault::{Fault, FaultEffect, FaultOp};
+pub use for_config::ForConfigError;
 pub use zfs::{FakeSendStream, FakeZfs, StateError};

@@ -1,145 +1,76 @@
-//! The run loop every changing command, `plan`, `simulate` and the tests share:
-//! list → plan → apply (or simulate, when dry) for each phase of a job, in order
-//! (snapshot, replicate to each target, prune).
-//!
-//! A dry run plans each phase on the inventories the previous phases would leave
-//! ([`zsnap_core::Plan::simulate_at`]), so `zsnap plan run` shows the whole run. A real
-//! run lists again after every phase that changed something, since new snapshots get
-//! guids only ZFS knows.
+//! The [`Engine`]: a job's run loop (see the [module docs](super)), and the [`Hooks`]
+//! it calls around applying each phase.
 
 use std::collections::BTreeMap;
 
-use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use zsnap_core::config::{Config, Host, TargetAddress};
 use zsnap_core::policy::Policy;
 use zsnap_core::replicate::{plan_replication, DatasetMapping, ReplicationRequest};
-use zsnap_core::snapshot::{plan_snapshot_on_demand, plan_snapshots};
+use zsnap_core::snapshot::{check_expiry_label, plan_snapshot_on_demand, plan_snapshots};
 use zsnap_core::{DatasetName, Inventory, Location, Plan};
-use zsnap_exec::apply::{apply, Backends, Observer, Report, StepOutcome};
-use zsnap_exec::journal::Journal;
-use zsnap_exec::replicate::{
+
+use super::error::JobError;
+use super::listing::{ListFailure, Listing, Source};
+use super::phase::{results, Job, Outcome, Phase, PhaseKind, StepResult};
+use crate::apply::{apply, Backends, Observer};
+use crate::failure::{error_chain, FailureKind};
+use crate::journal::{Journal, Record};
+use crate::replicate::{
     ask_source, run_replication, ReplicateError, ReplicateOptions, ReplicationRound,
 };
-use zsnap_exec::FailureKind;
 
-use crate::backends::location;
-use crate::request::Job;
-
-/// One phase of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum PhaseKind {
-    /// Take snapshots at a location.
-    Snapshot {
-        /// Where.
-        location: Location,
-    },
-    /// Replicate to a target.
-    Replicate {
-        /// The target's name.
-        target: String,
-    },
-    /// Prune a location.
-    Prune {
-        /// Where.
-        location: Location,
-    },
-    /// Back up a dataset to a store (its snapshot, stream and bookmarks).
-    Backup {
-        /// The store's URL.
-        store: String,
-    },
+/// What a run calls around applying each phase.
+#[non_exhaustive]
+pub struct Hooks<'a> {
+    /// Progress.
+    pub observer: &'a mut dyn Observer,
+    /// The journal of this run.
+    pub journal: Option<&'a mut Journal>,
+    /// Called with every applied phase (for an audit log).
+    pub applied: Option<&'a mut dyn FnMut(&Phase)>,
 }
 
-impl std::fmt::Display for PhaseKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PhaseKind::Snapshot { location } => write!(f, "snapshot at {location}"),
-            PhaseKind::Replicate { target } => write!(f, "replicate to {target}"),
-            PhaseKind::Prune { location } => write!(f, "prune at {location}"),
-            PhaseKind::Backup { store } => write!(f, "backup to {store}"),
+impl<'a> Hooks<'a> {
+    /// Hooks that report progress to `observer` only.
+    pub fn new(observer: &'a mut dyn Observer) -> Self {
+        Hooks {
+            observer,
+            journal: None,
+            applied: None,
         }
     }
-}
 
-/// What one step did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StepResult {
-    /// Index in the phase's plan.
-    pub index: usize,
-    /// `done`, `partial`, `failed` or `skipped`.
-    pub outcome: String,
-    /// The error and its causes, for failed steps.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// One phase: its plan and, unless dry, what applying it did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Phase {
-    /// Which phase.
-    pub phase: PhaseKind,
-    /// The plan.
-    pub plan: Plan,
-    /// What applying it did (absent in a dry run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub results: Option<Vec<StepResult>>,
-    /// Why the phase could not be planned, or only in part (a root it needs could not
-    /// be listed: its datasets were left alone); the other phases still ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Phase {
-    /// Whether a step failed or was done only in part (a destroy ZFS refused some
-    /// members of), or the phase could not be planned (or only in part).
-    pub fn failed(&self) -> bool {
-        self.error.is_some()
-            || self
-                .results
-                .iter()
-                .flatten()
-                .any(|r| matches!(r.outcome.as_str(), "failed" | "skipped" | "partial"))
+    /// The same hooks, writing `journal` (when some).
+    #[must_use]
+    pub fn with_journal(mut self, journal: Option<&'a mut Journal>) -> Self {
+        self.journal = journal;
+        self
     }
 
-    /// Whether some step was done.
-    pub fn did_something(&self) -> bool {
-        self.results
-            .iter()
-            .flatten()
-            .any(|r| r.outcome == "done" || r.outcome == "partial")
-    }
-}
-
-/// Everything a job did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
-    /// The instant planned for.
-    pub now: DateTime<Utc>,
-    /// Whether nothing was changed on purpose.
-    pub dry_run: bool,
-    /// The phases, in order.
-    pub phases: Vec<Phase>,
-    /// The scheduled backups (`zsnap run` with `[backups.NAME]` in the config).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backups: Option<crate::backup::ScheduledBackups>,
-}
-
-impl Outcome {
-    /// Whether any phase failed.
-    pub fn failed(&self) -> bool {
-        self.phases.iter().any(Phase::failed) || self.backups.as_ref().is_some_and(|b| !b.ok())
+    /// The same hooks, calling `applied` with every applied phase.
+    #[must_use]
+    pub fn on_applied(mut self, applied: &'a mut dyn FnMut(&Phase)) -> Self {
+        self.applied = Some(applied);
+        self
     }
 
-    /// Whether any phase changed something.
-    pub fn did_something(&self) -> bool {
-        self.phases.iter().any(Phase::did_something)
-            || self
-                .backups
-                .as_ref()
-                .is_some_and(|b| b.stores.iter().any(|s| s.backups.iter().any(|r| r.ok)))
+    fn phase_applied(&mut self, phase: &Phase) {
+        if let Some(f) = self.applied.as_deref_mut() {
+            f(phase);
+        }
+    }
+
+    /// Best effort: a phase's error is also in the outcome (and, for the CLI, in the
+    /// run's record, which `zsnap check` reads).
+    fn phase_failed(&mut self, phase: &PhaseKind, error: &str) {
+        if let Some(j) = self.journal.as_deref_mut() {
+            let _ = j.write(&Record::PhaseFailed {
+                at: Utc::now(),
+                phase: phase.to_string(),
+                error: error.to_owned(),
+            });
+        }
     }
 }
 
@@ -183,68 +114,11 @@ fn problems_of(plan: &Plan) -> Option<String> {
     })
 }
 
-/// Where the inventories come from.
-pub enum Source<'a> {
-    /// Ask the backends.
-    Backends(&'a mut dyn Backends),
-    /// A saved listing, for the `local` location; plans only. Taken (not copied) by the
-    /// first listing, which matters for a million snapshots.
-    Saved(&'a mut Option<Inventory>),
-}
-
-/// A root of a location whose listing failed.
-#[derive(Debug)]
-pub struct ListFailure {
-    /// Where.
-    pub location: Location,
-    /// The root (as in [`Engine::roots`]).
-    pub root: DatasetName,
-    /// Why, with context.
-    pub error: anyhow::Error,
-}
-
-/// What listing every location found.
-#[derive(Debug, Default)]
-pub struct Listing {
-    /// The inventory of each location (without the roots that failed).
-    pub invs: BTreeMap<Location, Inventory>,
-    /// The roots that could not be listed.
-    pub failed: Vec<ListFailure>,
-}
-
-/// The config, with its policies converted once.
+/// Runs jobs for one config, with its policies converted once.
 pub struct Engine<'c> {
     config: &'c Config,
     policies: BTreeMap<String, Policy>,
 }
-
-/// Hooks a run calls around `apply`.
-pub struct Hooks<'a> {
-    /// Progress.
-    pub observer: &'a mut dyn Observer,
-    /// The journal of this run.
-    pub journal: Option<&'a mut Journal>,
-    /// Called with every applied phase (for the audit log).
-    pub applied: &'a mut dyn FnMut(&Phase),
-}
-
-/// The results of an applied plan, step by step.
-pub fn results(report: &Report) -> Vec<StepResult> {
-    report
-        .steps
-        .iter()
-        .map(|s| StepResult {
-            index: s.index,
-            outcome: s.outcome.word().to_owned(),
-            error: match &s.outcome {
-                StepOutcome::Failed { error, .. } => Some(error_chain(error)),
-                _ => None,
-            },
-        })
-        .collect()
-}
-
-pub use zsnap_exec::failure::error_chain;
 
 impl<'c> Engine<'c> {
     /// An engine for `config`.
@@ -280,7 +154,7 @@ impl<'c> Engine<'c> {
     fn roots_with(&self, targets: bool) -> BTreeMap<Location, Vec<DatasetName>> {
         let mut map: BTreeMap<Location, Vec<DatasetName>> = BTreeMap::new();
         for e in &self.config.datasets {
-            let roots = map.entry(location(&e.host)).or_default();
+            let roots = map.entry(e.host.location()).or_default();
             if !roots.iter().any(|r| r.contains(&e.root)) {
                 roots.retain(|r| !e.root.contains(r));
                 roots.push(e.root.clone());
@@ -288,7 +162,7 @@ impl<'c> Engine<'c> {
         }
         for t in self.config.targets.values().filter(|_| targets) {
             if let TargetAddress::Dataset { host, dataset } = &t.to {
-                let roots = map.entry(location(host)).or_default();
+                let roots = map.entry(host.location()).or_default();
                 if !roots.iter().any(|r| r.contains(dataset)) {
                     roots.retain(|r| !dataset.contains(r));
                     roots.push(dataset.clone());
@@ -304,10 +178,10 @@ impl<'c> Engine<'c> {
     /// # Errors
     /// The first root whose listing failed (see [`Engine::list_each`] for a run that
     /// goes on without it).
-    pub fn list(&self, source: &mut Source<'_>) -> anyhow::Result<BTreeMap<Location, Inventory>> {
+    pub fn list(&self, source: &mut Source<'_>) -> Result<BTreeMap<Location, Inventory>, JobError> {
         let listing = self.list_each(source)?;
         match listing.failed.into_iter().next() {
-            Some(f) => Err(f.error),
+            Some(f) => Err(f.into()),
             None => Ok(listing.invs),
         }
     }
@@ -317,8 +191,9 @@ impl<'c> Engine<'c> {
     /// out of the inventories, so the phases that do not need it still run.
     ///
     /// # Errors
-    /// Only a location without a backend (a bug in how the backends were opened).
-    pub fn list_each(&self, source: &mut Source<'_>) -> anyhow::Result<Listing> {
+    /// Only [`JobError::NoBackend`]: a location without a backend (a bug in how the
+    /// backends were opened).
+    pub fn list_each(&self, source: &mut Source<'_>) -> Result<Listing, JobError> {
         self.list_roots(source, self.roots())
     }
 
@@ -326,7 +201,7 @@ impl<'c> Engine<'c> {
         &self,
         source: &mut Source<'_>,
         all: BTreeMap<Location, Vec<DatasetName>>,
-    ) -> anyhow::Result<Listing> {
+    ) -> Result<Listing, JobError> {
         let mut out = Listing::default();
         for (loc, roots) in all {
             let inv = match source {
@@ -341,9 +216,9 @@ impl<'c> Engine<'c> {
                     part
                 }
                 Source::Backends(backends) => {
-                    let backend = backends
-                        .backend(&loc)
-                        .ok_or_else(|| anyhow!("no backend for location {loc}"))?;
+                    let backend = backends.backend(&loc).ok_or_else(|| JobError::NoBackend {
+                        location: loc.clone(),
+                    })?;
                     let mut inv = Inventory::new();
                     for root in &roots {
                         let mut at = root.clone();
@@ -369,9 +244,7 @@ impl<'c> Engine<'c> {
                                     out.failed.push(ListFailure {
                                         location: loc.clone(),
                                         root: root.clone(),
-                                        error: anyhow::Error::new(e).context(format!(
-                                            "list the datasets of {root} at {loc}"
-                                        )),
+                                        error: e,
                                     });
                                     break;
                                 }
@@ -404,7 +277,7 @@ impl<'c> Engine<'c> {
                     self.config
                         .datasets
                         .iter()
-                        .any(|e| overlaps(f, loc, &e.root) && &location(&e.host) == loc)
+                        .any(|e| overlaps(f, loc, &e.root) && &e.host.location() == loc)
                 })
                 .collect()
         };
@@ -421,10 +294,10 @@ impl<'c> Engine<'c> {
                     .datasets
                     .iter()
                     .find(|e| e.root == t.source)
-                    .map(|e| (location(&e.host), e.root.clone()));
+                    .map(|e| (e.host.location(), e.root.clone()));
                 let dst = match &t.to {
                     TargetAddress::Dataset { host, dataset } => {
-                        Some((location(host), dataset.clone()))
+                        Some((host.location(), dataset.clone()))
                     }
                     _ => None,
                 };
@@ -442,75 +315,50 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// The dataset targets whose root could not be listed: nothing is known of what
-    /// they share with their source, so the source must not be pruned (see
-    /// [`crate::prune::plan`]).
+    /// The dataset targets whose root could not be listed, with why: nothing is known
+    /// of what they share with their source, so the source must not be pruned (see
+    /// [`prune::plan`](super::prune::plan)).
     pub fn unlisted_targets(&self, failed: &[ListFailure]) -> BTreeMap<String, String> {
-        self.config
-            .targets
-            .iter()
-            .filter_map(|(name, t)| {
-                let TargetAddress::Dataset { host, dataset } = &t.to else {
-                    return None;
-                };
-                let loc = location(host);
-                failed
-                    .iter()
-                    .find(|f| {
-                        f.location == loc && (f.root.contains(dataset) || dataset.contains(&f.root))
-                    })
-                    .map(|f| (name.clone(), format!("{:#}", f.error)))
-            })
-            .collect()
+        super::prune::unlisted_targets(self.config, failed)
     }
 
     fn is_target_root(&self, loc: &Location, root: &DatasetName) -> bool {
         self.config.targets.values().any(|t| {
-            matches!(&t.to, TargetAddress::Dataset { host, dataset } if &location(host) == loc && dataset == root)
+            matches!(&t.to, TargetAddress::Dataset { host, dataset } if &host.location() == loc && dataset == root)
         })
     }
 
-    fn source_locations(&self) -> Vec<(Host, Location)> {
+    fn source_locations(&self) -> Vec<Location> {
         self.config
             .source_hosts()
-            .into_iter()
-            .map(|h| {
-                let l = location(&h);
-                (h, l)
-            })
+            .iter()
+            .map(Host::location)
             .collect()
     }
 
     /// The phases of `job`, unplanned.
     ///
     /// # Errors
-    /// A target name the config does not define, and an expiry (`--expire-in`) for a
-    /// label the policy of a `[[datasets]]` entry schedules: both are usage errors,
-    /// found before anything runs.
-    pub fn phases(&self, job: &Job) -> anyhow::Result<Vec<PhaseKind>> {
+    /// A target name the config does not define ([`JobError::UnknownTarget`]), and an
+    /// expiry for a label the policy of a `[[datasets]]` entry schedules
+    /// ([`JobError::Expiry`]): both are found before anything runs.
+    pub fn phases(&self, job: &Job) -> Result<Vec<PhaseKind>, JobError> {
         let snap = || {
             self.source_locations()
                 .into_iter()
-                .map(|(_, location)| PhaseKind::Snapshot { location })
+                .map(|location| PhaseKind::Snapshot { location })
         };
         let prune = || {
             self.source_locations()
                 .into_iter()
-                .map(|(_, location)| PhaseKind::Prune { location })
+                .map(|location| PhaseKind::Prune { location })
         };
-        let targets = |names: &[String]| -> anyhow::Result<Vec<PhaseKind>> {
-            for n in names {
-                if !self.config.targets.contains_key(n) {
-                    let known: Vec<&str> = self.config.targets.keys().map(String::as_str).collect();
-                    return Err(anyhow!(
-                        "unknown target {n:?}; the config defines {}",
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    ));
-                }
+        let targets = |names: &[String]| -> Result<Vec<PhaseKind>, JobError> {
+            if let Some(n) = names.iter().find(|n| !self.config.targets.contains_key(*n)) {
+                return Err(JobError::UnknownTarget {
+                    name: n.clone(),
+                    known: self.config.targets.keys().cloned().collect(),
+                });
             }
             Ok(self
                 .config
@@ -528,8 +376,12 @@ impl<'c> Engine<'c> {
             // Refused before anything runs: a label some dataset's policy schedules.
             for e in &self.config.datasets {
                 if let Some(policy) = self.policies.get(&e.policy) {
-                    zsnap_core::snapshot::check_expiry_label(&e.root, label, &e.policy, policy)
-                        .context("invalid --expire-in")?;
+                    check_expiry_label(&e.root, label, &e.policy, policy).map_err(|source| {
+                        JobError::Expiry {
+                            label: label.clone(),
+                            source,
+                        }
+                    })?;
                 }
             }
         }
@@ -549,7 +401,7 @@ impl<'c> Engine<'c> {
     /// Plans one phase on the given inventories.
     ///
     /// # Errors
-    /// What the planner refused, with context.
+    /// What the planner refused, with the phase's context.
     pub fn plan_phase(
         &self,
         phase: &PhaseKind,
@@ -558,7 +410,7 @@ impl<'c> Engine<'c> {
         backends: Option<&mut dyn Backends>,
         failed: &[ListFailure],
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Plan> {
+    ) -> Result<Plan, JobError> {
         let empty = Inventory::new();
         let inv_at = |l: &Location| invs.get(l).unwrap_or(&empty);
         match phase {
@@ -587,23 +439,37 @@ impl<'c> Engine<'c> {
                     ),
                     _ => plan_snapshots(inv_at(loc), &selections, &self.policies, loc, now),
                 };
-                plan.with_context(|| format!("plan the snapshots at {loc}"))
+                plan.map_err(|source| JobError::PlanSnapshots {
+                    location: loc.clone(),
+                    source,
+                })
             }
             PhaseKind::Replicate { target } => self.plan_replicate(target, invs, backends, now),
-            PhaseKind::Prune { location: loc } => crate::prune::plan(self, loc, invs, failed, now)
-                .with_context(|| format!("plan pruning at {loc}")),
-            PhaseKind::Backup { store } => Err(anyhow::anyhow!(
-                "backups to {store} are planned by zsnap backup and the scheduled backups of zsnap run, not by the engine's phases"
-            )),
+            PhaseKind::Prune { location: loc } => Ok(self.plan_prune(loc, invs, failed, now)),
+            PhaseKind::Backup { store } => Err(JobError::BackupPhase {
+                store: store.clone(),
+            }),
         }
     }
 
-    /// The host whose location id is `loc`.
+    /// Plans pruning at `loc` on the given inventories; see [`super::prune::plan`].
+    pub fn plan_prune(
+        &self,
+        loc: &Location,
+        invs: &BTreeMap<Location, Inventory>,
+        failed: &[ListFailure],
+        now: DateTime<Utc>,
+    ) -> Plan {
+        let host = self.host_of(loc);
+        super::prune::plan(self.config, &self.policies, &host, loc, invs, failed, now)
+    }
+
+    /// The host whose location is `loc` (this machine when no source host is there).
     pub fn host_of(&self, loc: &Location) -> Host {
         self.config
             .source_hosts()
             .into_iter()
-            .find(|h| &location(h) == loc)
+            .find(|h| &h.location() == loc)
             .unwrap_or(Host::Local)
     }
 
@@ -612,7 +478,7 @@ impl<'c> Engine<'c> {
     fn replication_route(
         &self,
         target: &str,
-    ) -> anyhow::Result<Option<(Location, Location, DatasetMapping)>> {
+    ) -> Result<Option<(Location, Location, DatasetMapping)>, JobError> {
         let t = &self.config.targets[target];
         let TargetAddress::Dataset { host, .. } = &t.to else {
             return Ok(None);
@@ -622,14 +488,12 @@ impl<'c> Engine<'c> {
             .datasets
             .iter()
             .find(|e| e.root == t.source)
-            .ok_or_else(|| {
-                anyhow!(
-                    "target {target}: no [[datasets]] entry with root {}",
-                    t.source
-                )
+            .ok_or_else(|| JobError::NoSourceEntry {
+                target: target.to_owned(),
+                root: t.source.clone(),
             })?;
         let mapping = t.mapping(entry).expect("a dataset target has a mapping");
-        Ok(Some((location(&entry.host), location(host), mapping)))
+        Ok(Some((entry.host.location(), host.location(), mapping)))
     }
 
     /// The replication request of target `target` on these inventories: its policies
@@ -667,14 +531,14 @@ impl<'c> Engine<'c> {
 
     /// Plans a replication on given (listed or simulated) inventories, asking the
     /// source about resume tokens and cursor holds when there are backends (a dry run);
-    /// a real run goes through [`Engine::replicate`] instead.
+    /// a real run goes through [`run_replication`] instead.
     fn plan_replicate(
         &self,
         target: &str,
         invs: &BTreeMap<Location, Inventory>,
         backends: Option<&mut dyn Backends>,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Plan> {
+    ) -> Result<Plan, JobError> {
         let Some(route) = self.replication_route(target)? else {
             return Ok(self.unsupported_target(target, now));
         };
@@ -684,10 +548,15 @@ impl<'c> Engine<'c> {
         let src_loc = route.0.clone();
         let mut req = self.replication_request(target, route, src, dst);
         if let Some(sender) = backends.and_then(|b| b.backend(&src_loc)) {
-            ask_source(sender, &mut req)
-                .with_context(|| format!("plan replication to {target}"))?;
+            ask_source(sender, &mut req).map_err(|source| JobError::AskSource {
+                target: target.to_owned(),
+                source,
+            })?;
         }
-        plan_replication(&req, now).with_context(|| format!("plan replication to {target}"))
+        plan_replication(&req, now).map_err(|source| JobError::PlanReplication {
+            target: target.to_owned(),
+            source,
+        })
     }
 
     /// Runs the replication to `target` through the library's runner
@@ -702,21 +571,20 @@ impl<'c> Engine<'c> {
         backends: &mut dyn Backends,
         hooks: &mut Hooks<'_>,
     ) -> Phase {
-        let failed = |error: anyhow::Error| Phase {
+        let failed = |error: JobError| Phase {
             phase: kind.clone(),
             plan: Plan::new(now),
             results: None,
-            error: Some(format!("{error:#}")),
+            error: Some(error_chain(&error)),
         };
         let route = match self.replication_route(target) {
             Ok(Some(route)) => route,
             Ok(None) => {
-                return Phase {
-                    phase: kind.clone(),
-                    plan: self.unsupported_target(target, now),
-                    results: Some(Vec::new()),
-                    error: None,
-                }
+                return Phase::applied(
+                    kind.clone(),
+                    self.unsupported_target(target, now),
+                    Vec::new(),
+                )
             }
             Err(e) => return failed(e),
         };
@@ -730,16 +598,10 @@ impl<'c> Engine<'c> {
             hooks.observer,
             hooks.journal.as_deref_mut(),
         );
-        let context = format!("replicate to {target}");
         match run {
             Ok(run) => {
                 let (plan, results) = merge_rounds(&run.rounds, now);
-                Phase {
-                    phase: kind,
-                    plan,
-                    results: Some(results),
-                    error: None,
-                }
+                Phase::applied(kind, plan, results)
             }
             Err(ReplicateError::Replan {
                 datasets,
@@ -747,26 +609,32 @@ impl<'c> Engine<'c> {
                 source,
             }) => {
                 let (plan, results) = merge_rounds(std::slice::from_ref(&*applied), now);
-                let error = anyhow::Error::new(*source).context(format!(
-                    "{context}: re-plan after giving up the stale resume tokens of {datasets}"
-                ));
+                let error = JobError::Replan {
+                    target: target.to_owned(),
+                    datasets,
+                    source,
+                };
                 Phase {
-                    phase: kind,
-                    plan,
-                    results: Some(results),
-                    error: Some(format!("{error:#}")),
+                    error: Some(error_chain(&error)),
+                    ..Phase::applied(kind, plan, results)
                 }
             }
-            Err(e) => failed(anyhow::Error::new(e).context(context)),
+            Err(source) => failed(JobError::Replicate {
+                target: target.to_owned(),
+                source,
+            }),
         }
     }
 
     /// Runs `job` at `now`: each phase planned on fresh (or, when `dry_run`, simulated)
     /// inventories and applied unless `dry_run`. A phase that cannot be planned is
-    /// recorded and the next phases still run (a broken target does not stop pruning).
+    /// recorded in its [`Phase::error`] and the next phases still run (a broken target
+    /// does not stop pruning).
     ///
     /// # Errors
-    /// Listing failures, and a dry-run plan that would fail when applied (a bug).
+    /// An unknown target or a refused expiry (see [`Engine::phases`]); every root
+    /// failing to list (the first failure); a location without a backend; and a
+    /// dry-run plan that would fail when applied (a bug).
     pub fn run(
         &self,
         job: &Job,
@@ -774,7 +642,7 @@ impl<'c> Engine<'c> {
         dry_run: bool,
         mut source: Source<'_>,
         hooks: &mut Hooks<'_>,
-    ) -> anyhow::Result<Outcome> {
+    ) -> Result<Outcome, JobError> {
         let dry_run = dry_run || matches!(source, Source::Saved(_));
         let roots = self.roots_for(job);
         let count = roots.values().map(Vec::len).sum::<usize>();
@@ -785,7 +653,7 @@ impl<'c> Engine<'c> {
         // Nothing could be listed (no `zfs`, no pool, no network): there is nothing to
         // go on with, and the error (with its hint) says so better than every phase.
         if count > 0 && failed.len() == count {
-            return Err(failed.swap_remove(0).error);
+            return Err(failed.swap_remove(0).into());
         }
         let mut phases = Vec::new();
         let kinds = self.phases(job)?;
@@ -798,20 +666,12 @@ impl<'c> Engine<'c> {
             let unlisted = (!blocking.is_empty()).then(|| {
                 blocking
                     .iter()
-                    .map(|f| format!("{:#}", f.error))
+                    .map(|f| error_chain(*f))
                     .collect::<Vec<_>>()
                     .join("; ")
             });
             if let Some(e) = &unlisted {
-                if let Some(j) = hooks.journal.as_deref_mut() {
-                    // Best effort: the phase's error is also in the output and the
-                    // run's record, which `zsnap check` reads.
-                    let _ = j.write(&zsnap_exec::journal::Record::PhaseFailed {
-                        at: Utc::now(),
-                        phase: kind.to_string(),
-                        error: e.clone(),
-                    });
-                }
+                hooks.phase_failed(&kind, e);
             }
             // A real replication runs through the library's runner, which lists, plans
             // and applies (and re-plans once after a stale resume token) itself.
@@ -819,16 +679,10 @@ impl<'c> Engine<'c> {
                 (&kind, &mut source, dry_run, &unlisted)
             {
                 let phase = self.replicate(kind.clone(), target, now, &mut **backends, hooks);
-                if phase.error.is_some() {
-                    if let (Some(j), Some(e)) = (hooks.journal.as_deref_mut(), &phase.error) {
-                        let _ = j.write(&zsnap_exec::journal::Record::PhaseFailed {
-                            at: Utc::now(),
-                            phase: kind.to_string(),
-                            error: e.clone(),
-                        });
-                    }
+                if let Some(e) = &phase.error {
+                    hooks.phase_failed(&kind, e);
                 }
-                (hooks.applied)(&phase);
+                hooks.phase_applied(&phase);
                 let changed = phase.did_something();
                 phases.push(phase);
                 if changed {
@@ -836,21 +690,24 @@ impl<'c> Engine<'c> {
                 }
                 continue;
             }
-            let planned = if unlisted.is_some() && matches!(kind, PhaseKind::Replicate { .. }) {
-                Err(anyhow!("cannot replicate without listing both sides"))
-            } else {
-                let backends = match &mut source {
-                    Source::Backends(b) => Some(&mut **b as &mut dyn Backends),
-                    Source::Saved(_) => None,
-                };
-                self.plan_phase(&kind, job, &invs, backends, &failed, now)
+            let planned = match &kind {
+                PhaseKind::Replicate { target } if unlisted.is_some() => Err(JobError::Unlisted {
+                    target: target.clone(),
+                }),
+                _ => {
+                    let backends = match &mut source {
+                        Source::Backends(b) => Some(&mut **b as &mut dyn Backends),
+                        Source::Saved(_) => None,
+                    };
+                    self.plan_phase(&kind, job, &invs, backends, &failed, now)
+                }
             };
             let plan = match planned {
                 Ok(p) => p,
                 Err(e) => {
                     let error = match &unlisted {
-                        Some(u) => format!("{u}; {e:#}"),
-                        None => format!("{e:#}"),
+                        Some(u) => format!("{u}; {}", error_chain(&e)),
+                        None => error_chain(&e),
                     };
                     phases.push(Phase {
                         phase: kind,
@@ -865,13 +722,7 @@ impl<'c> Engine<'c> {
             // phase, naming each; the rest of the plan runs.
             let problems = problems_of(&plan);
             if let (Some(p), false) = (&problems, dry_run) {
-                if let Some(j) = hooks.journal.as_deref_mut() {
-                    let _ = j.write(&zsnap_exec::journal::Record::PhaseFailed {
-                        at: Utc::now(),
-                        phase: kind.to_string(),
-                        error: p.clone(),
-                    });
-                }
+                hooks.phase_failed(&kind, p);
             }
             let unlisted = match (unlisted, problems) {
                 (Some(u), Some(p)) => Some(format!("{u}; {p}")),
@@ -883,7 +734,10 @@ impl<'c> Engine<'c> {
                 if i < last && !plan.steps.is_empty() {
                     invs = plan
                         .simulate_at(&invs)
-                        .with_context(|| format!("{kind}: the plan would fail"))?;
+                        .map_err(|source| JobError::Simulate {
+                            phase: kind.clone(),
+                            source,
+                        })?;
                 }
                 phases.push(Phase {
                     phase: kind,
@@ -909,7 +763,7 @@ impl<'c> Engine<'c> {
                 results: Some(results(&report)),
                 error: unlisted,
             };
-            (hooks.applied)(&phase);
+            hooks.phase_applied(&phase);
             phases.push(phase);
             if changed {
                 // Never an error past this point: a root that fails now is one more
@@ -921,7 +775,6 @@ impl<'c> Engine<'c> {
             now,
             dry_run,
             phases,
-            backups: None,
         })
     }
 }
