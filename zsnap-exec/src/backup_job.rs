@@ -1,6 +1,6 @@
 //! Backing up one dataset as a job: list it, plan the backup (taking a snapshot first
 //! when the request asks for a new one), and apply the plan through the same runner
-//! as every other plan ([`crate::apply`]): the stream ([`crate::backup::run_backup`]),
+//! as every other plan ([`mod@crate::apply`]): the stream ([`crate::backup::run_backup`]),
 //! then the bookmark that keeps the next incremental possible.
 
 use std::sync::Arc;
