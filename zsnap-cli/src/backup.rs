@@ -1522,92 +1522,17 @@ fn guards_audit(
     guards.as_mut().and_then(|g| g.audit.as_mut())
 }
 
-/// The state of one dataset's backups in one `[backups.NAME]` store (`zsnap status`,
-/// `zsnap check`).
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupStatus {
-    /// The `[backups.NAME]`.
-    pub name: String,
-    /// The store.
-    pub store: String,
-    /// The dataset (`None` when the store could not be read).
-    pub dataset: Option<String>,
-    /// When the newest restorable backup's snapshot was taken.
-    pub newest: Option<DateTime<Utc>>,
-    /// Its age in seconds.
-    pub age_seconds: Option<i64>,
-    /// The configured period (`every`), in seconds.
-    pub every_seconds: u64,
-    /// Restorable backups.
-    pub restorable: usize,
-    /// Unfinished uploads (no sidecar).
-    pub unfinished: usize,
-    /// Damaged backups and backups on broken chains: they need a person.
-    pub damaged: usize,
-    /// Why the store could not be read.
-    pub error: Option<String>,
-}
-
-/// Reads every `[backups.NAME]` store of `config` and reports, per dataset its source
-/// selects in `invs` (and per dataset the store holds), the newest restorable backup.
-/// A store that cannot be read is one entry with its error.
+/// The `[backups.NAME]` part of `zsnap status`: each store opened with its settings
+/// and its catalog read, for [`zsnap_exec::status::backup_status`].
 pub fn backup_status(
     config: &Config,
     invs: &std::collections::BTreeMap<zsnap_core::Location, zsnap_core::Inventory>,
     now: DateTime<Utc>,
-) -> Vec<BackupStatus> {
-    let mut out = Vec::new();
-    for (name, spec) in &config.backups {
-        let blank = |dataset: Option<String>| BackupStatus {
-            name: name.clone(),
-            store: spec.to.to_string(),
-            dataset,
-            newest: None,
-            age_seconds: None,
-            every_seconds: spec.every.seconds(),
-            restorable: 0,
-            unfinished: 0,
-            damaged: 0,
-            error: None,
-        };
-        let catalog = from_spec(spec)
+) -> Vec<zsnap_exec::status::BackupStatus> {
+    zsnap_exec::status::backup_status(config, invs, now, &mut |_, spec| {
+        from_spec(spec)
             .and_then(|s| Ok(open_initialised(&spec.to, &s)?.0))
-            .and_then(|store| Ok(read_catalog(&*store)?.1));
-        let catalog = match catalog {
-            Ok(c) => c,
-            Err(e) => {
-                let mut st = blank(None);
-                st.error = Some(format!("{e:#}"));
-                out.push(st);
-                continue;
-            }
-        };
-        let mut datasets: std::collections::BTreeSet<DatasetName> =
-            catalog.datasets.keys().cloned().collect();
-        if let Some(entry) = config.datasets.iter().find(|d| d.root == spec.source) {
-            let loc = entry.host.location();
-            if let Some(inv) = invs.get(&loc) {
-                datasets.extend(inv.datasets.keys().filter(|d| entry.selects(d)).cloned());
-            }
-        }
-        for dataset in datasets {
-            let mut st = blank(Some(dataset.to_string()));
-            if let Some(d) = catalog.dataset(&dataset) {
-                for e in &d.entries {
-                    match (&e.state, &e.link) {
-                        (EntryState::Unfinished, _) => st.unfinished += 1,
-                        (EntryState::Complete, Some(Link::Full | Link::Parent { .. })) => {
-                            st.restorable += 1;
-                            let t = e.stream.created();
-                            st.newest = Some(st.newest.map_or(t, |n| n.max(t)));
-                        }
-                        _ => st.damaged += 1,
-                    }
-                }
-            }
-            st.age_seconds = st.newest.map(|t| (now - t).num_seconds());
-            out.push(st);
-        }
-    }
-    out
+            .and_then(|store| Ok(read_catalog(&*store)?.1))
+            .map_err(|e| format!("{e:#}"))
+    })
 }

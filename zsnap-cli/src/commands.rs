@@ -10,6 +10,7 @@ use zsnap_core::{list_argv, parse_list, Inventory};
 use zsnap_exec::apply::OneBackend;
 use zsnap_exec::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
 use zsnap_exec::journal::Journal;
+use zsnap_exec::last_run::{self, RunRecord};
 use zsnap_exec::lock::{Lock, LockError};
 
 use crate::audit::AuditLog;
@@ -17,7 +18,6 @@ use crate::backends::{load_fake, real_backends};
 use crate::backup::ScheduledBackups;
 use crate::exit;
 use crate::failure::Failure;
-use crate::last_run::{self, RunRecord};
 use crate::output::{self, Progress};
 use crate::request::{BackendSpec, Command, Request, Verbosity};
 
@@ -343,7 +343,7 @@ fn run_job(
             } else {
                 status
             };
-            return Err(Failure::from(e.context(
+            return Err(Failure::from(anyhow::Error::new(e).context(
                 "the run ended but its outcome could not be recorded for `zsnap check`",
             ))
             .with_status(status));

@@ -6,8 +6,9 @@
 //! [`commands`] (one function per command) → the job engine of `zsnap-exec`
 //! ([`zsnap_exec::job`]: list → plan → apply per phase) on `zsnap-core` planners and
 //! `zsnap-exec` backends. Everything printed is rendered from those values ([`output`]);
-//! exit statuses live in [`exit`], and the outcome of each changing command's last run,
-//! which `zsnap check` reads, in [`last_run`].
+//! exit statuses live in [`exit`]. `zsnap status` and `zsnap check` are computed by
+//! [`zsnap_exec::status`] from the listing and the outcome of each changing command's
+//! last run ([`zsnap_exec::last_run`]); [`status`] gathers those inputs and renders.
 #![forbid(unsafe_code)]
 
 pub mod args;
@@ -18,7 +19,6 @@ pub mod commands;
 pub mod entry;
 pub mod exit;
 pub mod failure;
-pub mod last_run;
 pub mod man;
 pub mod output;
 pub mod request;

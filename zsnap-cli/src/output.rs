@@ -59,32 +59,10 @@ pub fn table(rows: &[Vec<String>]) -> String {
     s
 }
 
-/// A duration in words: `3d4h`, `15m`, `40s`.
+/// A duration in words: `3d4h`, `15m`, `40s` (the two largest units; `in 5m` when
+/// negative), as the library's status and check messages say it.
 pub fn age(d: chrono::TimeDelta) -> String {
-    let secs = d.num_seconds();
-    if secs < 0 {
-        return format!("in {}", age(-d));
-    }
-    let span = zsnap_core::duration::Span::from_secs(u64::try_from(secs).unwrap_or(0));
-    let s = span.to_string();
-    // Keep the two largest units: "3d4h", not "3d4h12m7s".
-    let mut out = String::new();
-    let mut units = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-        } else {
-            out.push_str(&num);
-            out.push(c);
-            num.clear();
-            units += 1;
-            if units == 2 {
-                break;
-            }
-        }
-    }
-    out
+    zsnap_exec::status::age(d)
 }
 
 /// A spinner on stderr for a restore, when stderr is a terminal and not `-q`: the

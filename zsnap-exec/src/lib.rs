@@ -18,7 +18,12 @@
 //! `zsnap-core`, apply, and re-plan once when a resume token turns out stale.
 //! [`job::Engine`] runs a whole job of a config (`zsnap run`: snapshot, replicate to
 //! each target, prune), phase by phase; a front end (the `zsnap` command, a daemon)
-//! only opens the backends and renders the [`job::Outcome`].
+//! only opens the backends and renders the [`job::Outcome`]. Likewise
+//! [`status::status`] computes what `zsnap status` shows (a [`status::Status`]) from a
+//! listing, and [`status::check`] what `zsnap check` says (a [`status::CheckReport`]:
+//! findings with Nagios levels, the overall level, its exit code) from a status and
+//! the last runs' records ([`last_run`]); the front end gathers those inputs and
+//! renders.
 //! Failures are classified from exit status and stderr by [`failure::classify`], and the
 //! stderr is always kept verbatim.
 #![deny(missing_docs)]
@@ -38,11 +43,13 @@ pub mod fake;
 pub mod holds;
 pub mod job;
 pub mod journal;
+pub mod last_run;
 pub mod lock;
 pub mod quote;
 pub mod replicate;
 pub mod safe_fs;
 pub mod send_info;
+pub mod status;
 pub mod store;
 mod stream_check;
 pub mod throttle;

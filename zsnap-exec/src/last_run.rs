@@ -1,25 +1,33 @@
 //! The outcome of the last run of each changing command (`run`, `snapshot`, `prune`,
-//! `replicate`), kept in `last-run.json` next to the journals so `zsnap check` sees a
-//! run that failed, and one that started and never ended (still holding the lock, or
-//! killed).
+//! `replicate`), kept in `last-run.json` next to the journals so `zsnap check` (and
+//! [`crate::status::check`]) sees a run that failed, and one that started and never
+//! ended (still holding the lock, or killed).
 //!
 //! The file is rewritten whole (temporary file, then rename) while the run lock is
 //! held, so two runs never write it at once and a crash leaves the old or the new one.
 //! Its size is bounded: a few errors per command, each cut to a few hundred bytes.
+//!
+//! A record's status is the exit status of the `zsnap` command that ran: 0 done,
+//! 1 failed (changed nothing), 3 done in part, 4 the lock was held.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use zsnap_exec::job::Outcome;
 
-use crate::exit;
+use crate::job::Outcome;
 
 /// The file's name in `[paths] journal_dir`.
 pub const FILE_NAME: &str = "last-run.json";
+
+/// The status of a run that failed and changed nothing.
+const FAILED: u8 = 1;
+/// The status of a run that did some of its work and failed at the rest.
+const PARTIAL: u8 = 3;
+/// The status of a run that found the lock held.
+const LOCKED: u8 = 4;
 
 /// At most this many errors are kept per command.
 const MAX_ERRORS: usize = 8;
@@ -30,12 +38,14 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// One command's last run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunRecord {
     /// The process.
     pub pid: u32,
     /// When it started (the instant it planned for).
     pub started: DateTime<Utc>,
-    /// How it ended; absent while it runs (or when it was killed).
+    /// How it ended (the command's exit status); absent while it runs (or when it was
+    /// killed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u8>,
     /// The phases (or the whole command) that failed, with their errors.
@@ -44,7 +54,7 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// A run that has just started.
+    /// A run of this process that has just started.
     pub fn started(now: DateTime<Utc>) -> Self {
         RunRecord {
             pid: std::process::id(),
@@ -68,13 +78,54 @@ impl RunRecord {
 
     /// Whether it ended with an error that changed nothing (exit status 1 or 4).
     pub fn failed(&self) -> bool {
-        matches!(self.status, Some(s) if s == exit::ERROR || s == exit::LOCKED)
+        matches!(self.status, Some(FAILED | LOCKED))
     }
 
     /// Whether some of it was done and some failed (exit status 3).
     pub fn partial(&self) -> bool {
-        self.status == Some(exit::PARTIAL)
+        self.status == Some(PARTIAL)
     }
+}
+
+/// The record file could not be read or written. Reads after "failed to …"; render it
+/// with every cause with [`error_chain`](crate::failure::error_chain).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LastRunError {
+    /// Opening or reading the file failed.
+    #[error("read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is too large to be a record zsnap wrote.
+    #[error("{} is larger than {MAX_FILE_BYTES} bytes: not a record zsnap wrote", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file does not parse (its content is never echoed).
+    #[error("{} is not a run record zsnap wrote (line {line}, column {column})", path.display())]
+    NotARecord {
+        /// The file.
+        path: PathBuf,
+        /// Where it stops parsing.
+        line: usize,
+        /// Where it stops parsing.
+        column: usize,
+    },
+    /// Writing the file (a temporary file, then a rename) failed.
+    #[error("write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
@@ -124,32 +175,31 @@ pub fn path(journal_dir: &Path) -> PathBuf {
 ///
 /// # Errors
 /// An unreadable file, or one that is not a record zsnap wrote.
-pub fn read(path: &Path) -> anyhow::Result<BTreeMap<String, RunRecord>> {
+pub fn read(path: &Path) -> Result<BTreeMap<String, RunRecord>, LastRunError> {
+    let io = |source| LastRunError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("open {}", path.display()))),
+        Err(e) => return Err(io(e)),
     };
     let mut text = Vec::new();
     std::io::Read::read_to_end(
         &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
         &mut text,
     )
-    .with_context(|| format!("read {}", path.display()))?;
+    .map_err(io)?;
     if text.len() as u64 > MAX_FILE_BYTES {
-        anyhow::bail!(
-            "{} is larger than {MAX_FILE_BYTES} bytes: not a record zsnap wrote",
-            path.display()
-        );
+        return Err(LastRunError::TooLarge {
+            path: path.to_owned(),
+        });
     }
-    // The content is never echoed: only whether it parses.
-    serde_json::from_slice(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a run record zsnap wrote (line {}, column {})",
-            path.display(),
-            e.line(),
-            e.column()
-        )
+    serde_json::from_slice(&text).map_err(|e| LastRunError::NotARecord {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
     })
 }
 
@@ -158,28 +208,33 @@ pub fn read(path: &Path) -> anyhow::Result<BTreeMap<String, RunRecord>> {
 ///
 /// # Errors
 /// When the file cannot be written.
-pub fn write(path: &Path, command: &str, record: RunRecord) -> anyhow::Result<()> {
+pub fn write(path: &Path, command: &str, record: RunRecord) -> Result<(), LastRunError> {
     let mut all = read(path).unwrap_or_default();
     all.insert(command.to_owned(), record);
-    let json = serde_json::to_vec_pretty(&all).context("serialize the run record")?;
+    let json = serde_json::to_vec_pretty(&all).map_err(|e| LastRunError::Write {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("create a temporary file in {}", dir.display()))?;
+    let failed = |source| LastRunError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
     tmp.write_all(&json)
         .and_then(|()| tmp.write_all(b"\n"))
-        .with_context(|| format!("write {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("replace {}", path.display()))?;
+        .map_err(failed)?;
+    tmp.persist(path).map_err(|e| failed(e.error))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::error_chain;
 
     #[test]
     fn records_are_bounded_and_kept_per_command() {
@@ -188,14 +243,9 @@ mod tests {
         assert!(read(&p).unwrap().is_empty());
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
         let long = "é".repeat(10_000);
-        let r = RunRecord::started(now).ended(exit::PARTIAL, vec![long; 100]);
+        let r = RunRecord::started(now).ended(PARTIAL, vec![long; 100]);
         write(&p, "run", r).unwrap();
-        write(
-            &p,
-            "snapshot",
-            RunRecord::started(now).ended(exit::OK, vec![]),
-        )
-        .unwrap();
+        write(&p, "snapshot", RunRecord::started(now).ended(0, vec![])).unwrap();
         let all = read(&p).unwrap();
         let run = &all["run"];
         assert!(run.partial() && !run.failed());
@@ -204,10 +254,10 @@ mod tests {
             .errors
             .iter()
             .all(|e| e.len() <= MAX_ERROR_BYTES + "…".len()));
-        assert_eq!(all["snapshot"].status, Some(exit::OK));
+        assert_eq!(all["snapshot"].status, Some(0));
         assert!(std::fs::metadata(&p).unwrap().len() < 16 * 1024);
         std::fs::write(&p, "root:$6$secret-hash:19000::::::").unwrap();
-        let e = format!("{:#}", read(&p).unwrap_err());
+        let e = error_chain(&read(&p).unwrap_err());
         assert!(!e.contains("secret"), "{e}");
     }
 }
