@@ -1,13 +1,14 @@
 //! A transfer killed midway leaves a resumable receive; the next `run` asks the source
-//! what the token brings and resumes it instead of starting over.
+//! what the token brings and resumes it instead of starting over. The job engine's
+//! replication is the library's runner: transfers are estimated, and a token the
+//! source cannot read is reported.
 
-use chrono::{TimeDelta, TimeZone, Utc};
-use zsnap_cli::backends::fresh_fake;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use zsnap_core::config::Config;
 use zsnap_core::{SendSpec, Step};
 use zsnap_exec::apply::{Observer, OneBackend};
-use zsnap_exec::fake::{Fault, FaultEffect, FaultOp};
-use zsnap_exec::job::{Engine, Hooks, Job, Phase, PhaseKind, Source};
+use zsnap_exec::fake::{FakeZfs, Fault, FaultEffect, FaultOp};
+use zsnap_exec::job::{Engine, Hooks, Job, Outcome, Phase, PhaseKind, Source};
 
 const CONFIG: &str = r#"
 [policies.p]
@@ -26,6 +27,23 @@ policy = "p"
 struct Silent;
 impl Observer for Silent {}
 
+/// `zsnap run` on the fake at `t0` plus `h` hours.
+fn run_at(engine: &Engine<'_>, z: &mut FakeZfs, t0: DateTime<Utc>, h: i64) -> Outcome {
+    let now = t0 + TimeDelta::hours(h);
+    z.set_now(now);
+    let mut silent = Silent;
+    let mut hooks = Hooks::new(&mut silent);
+    engine
+        .run(
+            &Job::Run,
+            now,
+            false,
+            Source::Backends(&mut OneBackend(z)),
+            &mut hooks,
+        )
+        .unwrap()
+}
+
 fn transfers(phases: &[Phase]) -> Vec<&SendSpec> {
     phases
         .iter()
@@ -43,23 +61,9 @@ fn a_killed_transfer_is_resumed_by_the_next_run() {
     let config = Config::from_toml(CONFIG, "c.toml").unwrap();
     let engine = Engine::new(&config);
     let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
-    let mut z = fresh_fake(&config, t0).unwrap();
+    let mut z = FakeZfs::for_config(&config, 1, t0).unwrap();
     z.set_stream_bytes(1 << 20);
-    let run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
-        let now = t0 + TimeDelta::hours(h);
-        z.set_now(now);
-        let mut silent = Silent;
-        let mut hooks = Hooks::new(&mut silent);
-        engine
-            .run(
-                &Job::Run,
-                now,
-                false,
-                Source::Backends(&mut OneBackend(z)),
-                &mut hooks,
-            )
-            .unwrap()
-    };
+    let run = |z: &mut FakeZfs, h: i64| run_at(&engine, z, t0, h);
 
     let first = run(&mut z, 0);
     assert!(!first.failed());
@@ -132,23 +136,9 @@ fn transfers_are_estimated_and_unreadable_tokens_are_reported() {
     let config = Config::from_toml(CONFIG, "c.toml").unwrap();
     let engine = Engine::new(&config);
     let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
-    let mut z = fresh_fake(&config, t0).unwrap();
+    let mut z = FakeZfs::for_config(&config, 1, t0).unwrap();
     z.set_stream_bytes(1 << 20);
-    let run = |z: &mut zsnap_exec::fake::FakeZfs, h: i64| {
-        let now = t0 + TimeDelta::hours(h);
-        z.set_now(now);
-        let mut silent = Silent;
-        let mut hooks = Hooks::new(&mut silent);
-        engine
-            .run(
-                &Job::Run,
-                now,
-                false,
-                Source::Backends(&mut OneBackend(z)),
-                &mut hooks,
-            )
-            .unwrap()
-    };
+    let run = |z: &mut FakeZfs, h: i64| run_at(&engine, z, t0, h);
     let first = run(&mut z, 0);
     assert!(!first.failed(), "{:#?}", first.phases);
     let estimates: Vec<Option<u64>> = first
