@@ -2,8 +2,9 @@
 //! the contents of a resume token (`zfs send -nvP -t TOKEN`).
 //!
 //! Both are pure parsers of the dry run's standard output, tested against output
-//! captured from real OpenZFS 2.3 (`tests/fixtures/send/`), plus the pure builder of
-//! every `zfs send` argv ([`send_argv`]), so the real backend and its dry runs agree.
+//! captured from real OpenZFS 2.3 (`tests/fixtures/send/`). The argv of every
+//! `zfs send` and its dry runs is built in one place beside the real backend
+//! ([`send_argv`](crate::cli::send_argv)), so the two agree.
 //!
 //! # The output they read
 //! ```text
