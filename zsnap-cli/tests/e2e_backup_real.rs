@@ -60,9 +60,10 @@ fn s3(test: &str) -> Option<S3> {
             "CI is set but ZSNAP_TEST_S3_* are not: the S3 test server did not start \
              (`. \"$(testbed/s3/start.sh)\"`), and this scenario must not be skipped in CI"
         );
-        eprintln!(
-            "skipping {test}: ZSNAP_TEST_S3_ENDPOINT etc. are not set. To run it: \
-             `. \"$(testbed/s3/start.sh)\"`, then `cargo test -p zsnap-cli --test e2e_backup_real`"
+        e2e::skip::skipped(
+            test,
+            "ZSNAP_TEST_S3_ENDPOINT etc. are not set. To run it: \
+             `. \"$(testbed/s3/start.sh)\"`, then `cargo test -p zsnap-cli --test e2e_backup_real`",
         );
         return None;
     };

@@ -5,8 +5,8 @@
 //! `ZSNAP_TEST_S3_ACCESS_KEY_ID`, `ZSNAP_TEST_S3_SECRET_ACCESS_KEY`. Without them each
 //! test says why it is skipped, except under `CI`, where it fails. Every test works
 //! below its own fresh prefix and removes what it wrote.
-#![expect(clippy::print_stderr, reason = "skipped tests say so")]
-
+#[path = "support/skip.rs"]
+mod skip;
 mod store_suite;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,7 +34,7 @@ fn server() -> Option<(S3Settings, String)> {
         if std::env::var_os("CI").is_some() {
             panic!("{why}");
         }
-        eprintln!("skipped: {why}");
+        skip::skipped("store_s3_real", &why);
         return None;
     }
     let [endpoint, region, bucket, id, secret] = <[Option<String>; 5]>::try_from(values)

@@ -46,10 +46,11 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn guest(test: &str) -> Option<&'static Guest> {
     let g = GUEST.get_or_init(Guest::connect).as_ref();
     if g.is_none() {
-        eprintln!(
-            "skipping {test}: ZSNAP_TESTBED_SSH_CONFIG is not set. To run the end-to-end \
-             scenarios on real OpenZFS: `. \"$(testbed/up.sh)\"` (as root, from the \
-             repository root), then `cargo test -p zsnap-cli --test e2e_real`"
+        super::skip::skipped(
+            test,
+            "ZSNAP_TESTBED_SSH_CONFIG is not set. To run the end-to-end scenarios on real \
+             OpenZFS: `. \"$(testbed/up.sh)\"` (as root, from the repository root), then \
+             `cargo test -p zsnap-cli --test e2e_real`",
         );
     }
     g

@@ -4,3 +4,5 @@
 
 pub mod compare;
 pub mod guest;
+#[path = "../../../zsnap-exec/tests/support/skip.rs"]
+pub mod skip;

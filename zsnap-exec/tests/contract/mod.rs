@@ -15,6 +15,8 @@
 
 pub mod beds;
 pub mod real;
+#[path = "../support/skip.rs"]
+pub mod skip;
 
 use std::collections::BTreeMap;
 use std::io::Read;

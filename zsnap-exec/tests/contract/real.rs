@@ -41,8 +41,9 @@ impl RealBed {
                 std::env::var("CI").as_deref() != Ok("true"),
                 "CI=true but ZSNAP_TESTBED_SSH_CONFIG/ZSNAP_TESTBED_HOST are not set: the real-OpenZFS testbed did not start"
             );
-            eprintln!(
-                "skipping {test}: set ZSNAP_TESTBED_SSH_CONFIG and ZSNAP_TESTBED_HOST (see testbed/) to run this test on real OpenZFS"
+            super::skip::skipped(
+                test,
+                "set ZSNAP_TESTBED_SSH_CONFIG and ZSNAP_TESTBED_HOST (see testbed/) to run this test on real OpenZFS",
             );
             return None;
         };
