@@ -288,14 +288,10 @@ pub fn ask_source(
     sender: &dyn ZfsBackend,
     req: &mut ReplicationRequest<'_>,
 ) -> Result<(), ReplicateError> {
-    let mut learned = ReplicationRun {
-        rounds: Vec::new(),
-        resume_guids: BTreeMap::new(),
-        stale_tokens: BTreeSet::new(),
-    };
-    decode_tokens(sender, req, &mut learned)?;
-    req.resume_guids.extend(learned.resume_guids);
-    req.stale_tokens.extend(learned.stale_tokens);
+    let (mut resume_guids, mut stale_tokens) = (BTreeMap::new(), BTreeSet::new());
+    decode_tokens(sender, req, &mut resume_guids, &mut stale_tokens)?;
+    req.resume_guids.extend(resume_guids);
+    req.stale_tokens.extend(stale_tokens);
     if req.cursor_holds.is_none() {
         req.cursor_holds = cursor_holds(sender, req);
     }
@@ -322,7 +318,7 @@ fn round(
     req.target = target;
     {
         let sender = backend(backends, &template.source_location)?;
-        decode_tokens(&*sender, &req, run)?;
+        decode_tokens(&*sender, &req, &mut run.resume_guids, &mut run.stale_tokens)?;
         if req.cursor_holds.is_none() {
             req.cursor_holds = cursor_holds(&*sender, &req);
         }
@@ -523,12 +519,14 @@ fn list_roots(backend: &dyn ZfsBackend, roots: &[DatasetName]) -> Result<Invento
     }
 }
 
-/// Decodes the resume token of every mapped target dataset that has one and that the
-/// run does not know yet.
+/// Decodes the resume token of every mapped target dataset that has one and that
+/// neither `req` nor what was learned before knows yet, adding what it learns to
+/// `resume_guids` and `stale_tokens`.
 fn decode_tokens(
     sender: &dyn ZfsBackend,
     req: &ReplicationRequest<'_>,
-    run: &mut ReplicationRun,
+    resume_guids: &mut BTreeMap<DatasetName, Guid>,
+    stale_tokens: &mut BTreeSet<DatasetName>,
 ) -> Result<(), ReplicateError> {
     for src in mapped_sources(req) {
         for target in req
@@ -545,17 +543,17 @@ fn decode_tokens(
             };
             if req.stale_tokens.contains(&target)
                 || req.resume_guids.contains_key(&target)
-                || run.stale_tokens.contains(&target)
-                || run.resume_guids.contains_key(&target)
+                || stale_tokens.contains(&target)
+                || resume_guids.contains_key(&target)
             {
                 continue;
             }
             match sender.resume_token(token) {
                 Ok(t) => {
-                    run.resume_guids.insert(target, t.toguid);
+                    resume_guids.insert(target, t.toguid);
                 }
                 Err(e) if e.is_stale() => {
-                    run.stale_tokens.insert(target);
+                    stale_tokens.insert(target);
                 }
                 Err(source) => {
                     return Err(ReplicateError::ResumeToken {
@@ -594,24 +592,15 @@ fn sources_under<'a>(source: &'a Inventory, mappings: &[DatasetMapping]) -> Vec<
     out
 }
 
-fn cursor_holds(sender: &dyn ZfsBackend, req: &ReplicationRequest<'_>) -> Option<BTreeSet<Guid>> {
-    cursor_holds_of(sender, req.source, &req.mappings, &req.target_name)
-}
-
-/// The guids of the source snapshots under `mappings` that carry the cursor hold of
-/// target `target_name` (`zsnap:<target>`), from one `zfs holds` of the snapshots that
-/// have any hold (none: no call): what [`ReplicationRequest::cursor_holds`] wants, so the
-/// planner releases every cursor hold but the current one, including one a failed
+/// The guids of the mapped source snapshots that carry the request's target's cursor
+/// hold (`zsnap:<target>`), from one `zfs holds` of the snapshots that have any hold
+/// (none: no call): what [`ReplicationRequest::cursor_holds`] wants, so the planner
+/// releases every cursor hold but the current one, including one a failed
 /// `zfs release` left. `None` when that listing fails: the planner then assumes what a
 /// completed run leaves.
-pub fn cursor_holds_of(
-    sender: &dyn ZfsBackend,
-    source: &Inventory,
-    mappings: &[DatasetMapping],
-    target_name: &str,
-) -> Option<BTreeSet<Guid>> {
+fn cursor_holds(sender: &dyn ZfsBackend, req: &ReplicationRequest<'_>) -> Option<BTreeSet<Guid>> {
     let mut held: BTreeMap<SnapshotName, Guid> = BTreeMap::new();
-    for d in sources_under(source, mappings) {
+    for d in mapped_sources(req) {
         for s in d.snapshots.iter().filter(|s| s.userrefs > 0) {
             held.insert(d.snapshot_name(s), s.guid);
         }
@@ -620,7 +609,7 @@ pub fn cursor_holds_of(
         return Some(BTreeSet::new());
     }
     let names: Vec<SnapshotName> = held.keys().cloned().collect();
-    let tag = cursor_hold_tag(target_name);
+    let tag = cursor_hold_tag(&req.target_name);
     let holds = sender.holds(&names).ok()?;
     Some(
         holds
