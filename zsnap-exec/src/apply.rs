@@ -2,6 +2,11 @@
 //!
 //! Steps run in order. Each is journaled before and after it runs (when a
 //! [`Journal`] is given), reported to an [`Observer`], and ends as one [`StepOutcome`].
+//! Consecutive steps that one `zfs` call can do run as one backend call: holds (or
+//! releases) of one tag at one location ([`ZfsBackend::hold_many`],
+//! [`ZfsBackend::release_many`]), and destroys at one location
+//! ([`ZfsBackend::destroy_many`], whose guids are re-checked with one listing); each
+//! step is still journaled and reported on its own.
 //!
 //! # When the run stops
 //! A failed step stops the run (every later step is [`StepOutcome::Skipped`]) unless
@@ -13,8 +18,9 @@
 //! Interruptions are safe to re-plan: every step is idempotent once re-planned from a
 //! fresh listing (a snapshot that exists is not taken again; a transfer resumes from
 //! the target's token or from the newest common snapshot). For the same reason, a
-//! release of a hold tag the snapshot does not carry ([`FailureKind::NoSuchTag`]) is
-//! done: what the step wants is already true.
+//! release of a hold tag the snapshot does not carry ([`FailureKind::NoSuchTag`]), and
+//! a hold of a tag it carries already ([`FailureKind::AlreadyExists`]), is done: what
+//! the step wants is already true.
 //!
 //! # Options
 //! [`apply_with`] takes [`ApplyOptions`]: a bandwidth limit on transfers (their bytes
@@ -375,6 +381,127 @@ fn backend<'a>(
         })
 }
 
+/// The end (exclusive) of the group of steps starting at `start` that run as one `zfs`
+/// call: consecutive holds (or releases) of one tag at one location, or consecutive
+/// destroys at one location. Any other step is a group of one.
+fn group_end(steps: &[Step], start: usize) -> usize {
+    let same = |a: &Step, b: &Step| match (a, b) {
+        (Step::Hold(a), Step::Hold(b)) | (Step::Release(a), Step::Release(b)) => {
+            a.location == b.location && a.tag == b.tag
+        }
+        (Step::Destroy(a), Step::Destroy(b)) => a.location == b.location,
+        _ => false,
+    };
+    let first = &steps[start];
+    start
+        + 1
+        + steps[start + 1..]
+            .iter()
+            .take_while(|s| same(first, s))
+            .count()
+}
+
+/// Runs a group of [`group_end`] as one backend call; one result per step.
+fn run_group(group: &[Step], backends: &mut dyn Backends) -> Vec<Result<StepOutcome, StepError>> {
+    let location = match &group[0] {
+        Step::Hold(h) | Step::Release(h) => &h.location,
+        Step::Destroy(d) => &d.location,
+        _ => unreachable!("group_end groups only holds, releases and destroys"),
+    };
+    let backend = match backend(backends, location) {
+        Ok(b) => b,
+        Err(e) => {
+            let mut out = vec![Err(e)];
+            out.extend(group[1..].iter().map(|_| {
+                Err(StepError::NoBackend {
+                    location: location.clone(),
+                })
+            }));
+            return out;
+        }
+    };
+    let done = || StepOutcome::Done { bytes: None };
+    match &group[0] {
+        Step::Hold(first) => {
+            let names: Vec<_> = group
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Hold(h) => Some(h.snapshot.clone()),
+                    _ => None,
+                })
+                .collect();
+            backend
+                .hold_many(&names, &first.tag)
+                .into_iter()
+                .map(|r| hold_result(r).map(|()| done()))
+                .collect()
+        }
+        Step::Release(first) => {
+            let names: Vec<_> = group
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Release(h) => Some(h.snapshot.clone()),
+                    _ => None,
+                })
+                .collect();
+            backend
+                .release_many(&names, &first.tag)
+                .into_iter()
+                .map(|r| release_result(r).map(|()| done()))
+                .collect()
+        }
+        _ => {
+            let batches: Vec<_> = group
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Destroy(d) => Some((&d.dataset, d.snapshots.as_slice())),
+                    _ => None,
+                })
+                .collect();
+            backend
+                .destroy_many(&batches)
+                .into_iter()
+                .map(|r| r.map(destroy_outcome).map_err(StepError::from))
+                .collect()
+        }
+    }
+}
+
+/// A hold that exists already is what the step wants (a group call placed it, or a
+/// run that died before its journal said so).
+fn hold_result(r: Result<(), HoldError>) -> Result<(), StepError> {
+    match r {
+        Err(e)
+            if e.failure()
+                .is_some_and(|f| f.kind == FailureKind::AlreadyExists) =>
+        {
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// A release of a tag the snapshot does not carry is done: see the module docs.
+fn release_result(r: Result<(), ReleaseError>) -> Result<(), StepError> {
+    match r {
+        Err(e)
+            if e.failure()
+                .is_some_and(|f| f.kind == FailureKind::NoSuchTag) =>
+        {
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+fn destroy_outcome(report: DestroyReport) -> StepOutcome {
+    if report.refused.is_empty() && report.skipped.is_empty() {
+        StepOutcome::Done { bytes: None }
+    } else {
+        StepOutcome::Partial { report }
+    }
+}
+
 fn run_step(
     index: usize,
     step: &Step,
@@ -390,23 +517,14 @@ fn run_step(
         }
         Step::Destroy(d) => {
             let report = backend(backends, &d.location)?.destroy(&d.dataset, &d.snapshots)?;
-            if report.refused.is_empty() && report.skipped.is_empty() {
-                Ok(done)
-            } else {
-                Ok(StepOutcome::Partial { report })
-            }
+            Ok(destroy_outcome(report))
         }
         Step::Hold(h) => {
-            backend(backends, &h.location)?.hold(&h.snapshot, &h.tag)?;
+            hold_result(backend(backends, &h.location)?.hold(&h.snapshot, &h.tag))?;
             Ok(done)
         }
         Step::Release(h) => {
-            match backend(backends, &h.location)?.release(&h.snapshot, &h.tag) {
-                Err(e)
-                    if e.failure()
-                        .is_some_and(|f| f.kind == FailureKind::NoSuchTag) => {}
-                other => other?,
-            }
+            release_result(backend(backends, &h.location)?.release(&h.snapshot, &h.tag))?;
             Ok(done)
         }
         Step::Bookmark(b) => {
@@ -517,8 +635,11 @@ pub fn apply_with(
             report.steps.push(StepReport { index: 0, outcome });
         }
     }
-    for (index, step) in plan.steps.iter().enumerate() {
+    let mut index = 0;
+    while index < plan.steps.len() {
+        let step = &plan.steps[index];
         if index == 0 && stopped.is_some() {
+            index += 1;
             continue;
         }
         if let Some(after) = stopped {
@@ -528,40 +649,65 @@ pub fn apply_with(
                 let _ = j.write(&step_finished(index, &outcome));
             }
             report.steps.push(StepReport { index, outcome });
+            index += 1;
             continue;
         }
-        observer.step_started(index, step);
-        let started = match journal.as_deref_mut() {
-            Some(j) => j.step_started(index, step).map_err(StepError::from),
-            None => Ok(()),
-        };
-        let result = started.and_then(|()| run_step(index, step, backends, observer, options));
-        let outcome = match result {
-            Ok(o) => o,
-            Err(error) => {
-                let contained =
-                    failure_is_contained(step) && !matches!(error, StepError::Journal(_));
-                if !contained {
-                    stopped = Some(index);
-                }
-                StepOutcome::Failed {
-                    error,
-                    stopped_run: !contained,
+        // Steps that one `zfs` call can do together (holds or releases of one tag,
+        // destroys at one location) run as one group: each is journaled and reported
+        // on its own, as if run alone.
+        let end = group_end(&plan.steps, index);
+        let mut results: Vec<Result<StepOutcome, StepError>> = Vec::new();
+        let mut started = index;
+        for (k, member) in plan.steps[index..end].iter().enumerate() {
+            observer.step_started(index + k, member);
+            if let Some(j) = journal.as_deref_mut() {
+                if let Err(e) = j.step_started(index + k, member) {
+                    results.push(Err(StepError::from(e)));
+                    break;
                 }
             }
-        };
-        if let Some(j) = journal.as_deref_mut() {
-            if let Err(e) = j.write(&step_finished(index, &outcome)) {
-                // The step ran but its end is not recorded: stop rather than run on
-                // unjournaled.
-                if stopped.is_none() {
-                    stopped = Some(index);
-                }
-                let _ = e;
-            }
+            started = index + k + 1;
         }
-        observer.step_finished(index, step, &outcome);
-        report.steps.push(StepReport { index, outcome });
+        let journal_failed = results.pop();
+        let ran = if started - index == 1 {
+            vec![run_step(index, step, backends, observer, options)]
+        } else if started > index {
+            run_group(&plan.steps[index..started], backends)
+        } else {
+            Vec::new()
+        };
+        results.extend(ran);
+        results.extend(journal_failed);
+        for (k, result) in results.into_iter().enumerate() {
+            let (index, step) = (index + k, &plan.steps[index + k]);
+            let outcome = match result {
+                Ok(o) => o,
+                Err(error) => {
+                    let contained =
+                        failure_is_contained(step) && !matches!(error, StepError::Journal(_));
+                    if !contained && stopped.is_none() {
+                        stopped = Some(index);
+                    }
+                    StepOutcome::Failed {
+                        error,
+                        stopped_run: !contained,
+                    }
+                }
+            };
+            if let Some(j) = journal.as_deref_mut() {
+                if let Err(e) = j.write(&step_finished(index, &outcome)) {
+                    // The step ran but its end is not recorded: stop rather than run on
+                    // unjournaled.
+                    if stopped.is_none() {
+                        stopped = Some(index);
+                    }
+                    let _ = e;
+                }
+            }
+            observer.step_finished(index, step, &outcome);
+            report.steps.push(StepReport { index, outcome });
+        }
+        index = report.steps.len();
     }
     if let Some(j) = journal {
         let _ = j.write(&run_finished(&report));

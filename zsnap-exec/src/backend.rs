@@ -64,6 +64,19 @@ pub trait ZfsBackend {
         snapshots: &[SnapshotRef],
     ) -> Result<DestroyReport, DestroyError>;
 
+    /// Destroys the snapshots of several datasets, one [`ZfsBackend::destroy`] each, in
+    /// order; one result per dataset. The real backend re-checks every guid with one
+    /// listing for all of them (not one per dataset) before the first destroy.
+    fn destroy_many(
+        &mut self,
+        batches: &[(&DatasetName, &[SnapshotRef])],
+    ) -> Vec<Result<DestroyReport, DestroyError>> {
+        batches
+            .iter()
+            .map(|(dataset, snapshots)| self.destroy(dataset, snapshots))
+            .collect()
+    }
+
     /// Places the user hold `tag` on a snapshot.
     ///
     /// # Errors
@@ -75,6 +88,23 @@ pub trait ZfsBackend {
     /// # Errors
     /// When the snapshot is missing or has no such tag.
     fn release(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), ReleaseError>;
+
+    /// Places the user hold `tag` on each of `snapshots`; one result per snapshot, in
+    /// order. The real backend does it with one `zfs hold` (and only after that call
+    /// failed, one call per snapshot, to tell which failed).
+    fn hold_many(&mut self, snapshots: &[SnapshotName], tag: &str) -> Vec<Result<(), HoldError>> {
+        snapshots.iter().map(|s| self.hold(s, tag)).collect()
+    }
+
+    /// Releases the user hold `tag` from each of `snapshots`; one result per snapshot, in
+    /// order, as [`ZfsBackend::hold_many`].
+    fn release_many(
+        &mut self,
+        snapshots: &[SnapshotName],
+        tag: &str,
+    ) -> Vec<Result<(), ReleaseError>> {
+        snapshots.iter().map(|s| self.release(s, tag)).collect()
+    }
 
     /// Creates `bookmark` from `snapshot` (same dataset).
     ///
@@ -112,6 +142,27 @@ pub trait ZfsBackend {
         target: &PropertyTarget,
         name: &str,
     ) -> Result<Option<String>, GetPropertyError>;
+
+    /// Lists exactly the named datasets and snapshots, none of their children or other
+    /// snapshots: what a run needs to learn of the snapshots it just created (their
+    /// guids and createtxgs) without listing everything again. Each snapshot's dataset
+    /// is in the result (with only the named snapshots), and a dataset named on its own
+    /// comes without snapshots.
+    ///
+    /// # Errors
+    /// When a name does not exist, the listing fails, or its output cannot be parsed.
+    fn list_named(
+        &self,
+        datasets: &[DatasetName],
+        snapshots: &[SnapshotName],
+    ) -> Result<Inventory, ListError> {
+        let mut roots: Vec<DatasetName> = datasets.to_vec();
+        roots.extend(snapshots.iter().map(|s| s.dataset().clone()));
+        roots.sort();
+        roots.dedup();
+        let full = self.list(&roots)?;
+        Ok(named_part(&full, &roots, snapshots))
+    }
 
     /// Opens a send stream (`zfs send`). Nothing may run before the stream is read or
     /// its command taken.
@@ -162,6 +213,29 @@ pub trait ZfsBackend {
     /// # Errors
     /// When a snapshot is missing, `zfs holds` fails, or its output cannot be read.
     fn holds(&self, snapshots: &[SnapshotName]) -> Result<Vec<(SnapshotName, String)>, HoldsError>;
+}
+
+/// The part of `full` that [`ZfsBackend::list_named`] returns: the datasets named in
+/// `datasets`, each with only the snapshots named in `snapshots`.
+pub(crate) fn named_part(
+    full: &Inventory,
+    datasets: &[DatasetName],
+    snapshots: &[SnapshotName],
+) -> Inventory {
+    let mut out = Inventory::new();
+    for name in datasets {
+        if let Some(d) = full.dataset(name) {
+            let mut d = d.clone();
+            d.snapshots.retain(|s| {
+                snapshots
+                    .iter()
+                    .any(|n| n.dataset() == name && n.short() == &s.name)
+            });
+            d.bookmarks.clear();
+            out.insert(d);
+        }
+    }
+    out
 }
 
 /// A dataset or a snapshot, as the target of a property.
@@ -1130,20 +1204,27 @@ impl HoldsError {
 /// Splits snapshot names into groups whose joined length stays under `budget` bytes (one
 /// `zfs holds` call each); a name longer than the budget gets its own group.
 pub(crate) fn split_names(names: &[SnapshotName], budget: usize) -> Vec<&[SnapshotName]> {
+    split_by(names, budget, |n| {
+        n.dataset().as_str().len() + n.short().as_str().len() + 2
+    })
+}
+
+/// `items` in consecutive groups whose `len`s add up to at most `budget` (an item
+/// longer than the budget alone still gets its own group).
+pub(crate) fn split_by<T>(items: &[T], budget: usize, len: impl Fn(&T) -> usize) -> Vec<&[T]> {
     let mut out = Vec::new();
-    let mut start = 0;
-    let mut len = 0;
-    for (i, n) in names.iter().enumerate() {
-        let add = n.dataset().as_str().len() + n.short().as_str().len() + 2;
-        if i > start && len + add > budget {
-            out.push(&names[start..i]);
+    let (mut start, mut total) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let add = len(item);
+        if i > start && total + add > budget {
+            out.push(&items[start..i]);
             start = i;
-            len = 0;
+            total = 0;
         }
-        len += add;
+        total += add;
     }
-    if start < names.len() {
-        out.push(&names[start..]);
+    if start < items.len() {
+        out.push(&items[start..]);
     }
     out
 }

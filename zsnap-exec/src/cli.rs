@@ -7,9 +7,13 @@
 //!   remote side is a shell: every word is quoted by [`crate::quote`], and options end
 //!   with `--` before the host. Positional words that could start with `-` (hold tags)
 //!   follow a `--` for `zfs` too.
-//! - A destroy re-lists the dataset and re-checks each guid first, splits the comma list
-//!   under a byte budget, and when `zfs destroy` refuses members, reports them and
-//!   destroys the others.
+//! - A destroy re-checks each guid first (one `zfs list -d 1` for all the datasets of
+//!   a [`ZfsBackend::destroy_many`]), splits the comma list under the planner's byte
+//!   budget (so a plan's destroy step is one `zfs destroy`), and when `zfs destroy`
+//!   refuses members, reports them and destroys the others.
+//! - Holds and releases of one tag are one `zfs hold` / `zfs release` for many
+//!   snapshots ([`ZfsBackend::hold_many`]); only when it fails, one call each, to tell
+//!   which snapshot failed.
 //! - A transfer between two [`CliZfs`] is a pipeline of two processes joined by an OS
 //!   pipe. When progress is wanted, zsnap sits between them and counts: on Linux the
 //!   bytes move from one pipe to the other with splice(2), never copied into zsnap;
@@ -26,7 +30,7 @@ use zsnap_core::{
 };
 
 use crate::backend::{
-    check_property_name, destroy_with_retry, parse_get_value, split_batches, split_names,
+    check_property_name, destroy_with_retry, parse_get_value, split_batches, split_by, split_names,
     AbortReceiveError, AttemptError, BookmarkError, CommandError, DestroyBookmarkError,
     DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError, HoldsError, ListError,
     PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, ResumeTokenError,
@@ -38,9 +42,13 @@ use crate::holds::parse_holds;
 use crate::quote::remote_command;
 use crate::send_info::{parse_resume_token, parse_send_estimate, ResumeToken, SendEstimate};
 
-/// Default byte budget of one `zfs destroy` argument (one argv word must stay under
-/// Linux's `MAX_ARG_STRLEN` of 128 KiB, and over ssh the whole remote command is one).
-pub const DEFAULT_DESTROY_BUDGET: usize = 64 * 1024;
+/// Default byte budget of one `zfs destroy` argument, and of the names of one `zfs
+/// hold`, `release`, `holds` or `list` of named snapshots: one argv word must stay under
+/// Linux's `MAX_ARG_STRLEN` of 128 KiB, and over ssh the whole remote command is one.
+/// The same budget the planner splits destroys by
+/// ([`zsnap_core::DEFAULT_DESTROY_ARG_BUDGET`]), so each destroy step of a plan is one
+/// `zfs destroy`.
+pub const DEFAULT_DESTROY_BUDGET: usize = zsnap_core::DEFAULT_DESTROY_ARG_BUDGET;
 
 /// The `zfs` [`CliZfs`] runs unless told otherwise, here and on remote hosts: an
 /// absolute path, because zsnap runs as root and a `PATH` lookup could find anyone's.
@@ -352,50 +360,116 @@ impl CliZfs {
         }
     }
 
-    /// Re-lists the snapshots of one dataset: name → (guid, userrefs).
-    fn recheck(
-        &self,
-        dataset: &DatasetName,
-    ) -> Result<std::collections::HashMap<ShortName, (Guid, u64)>, DestroyError> {
-        let argv: Vec<String> = [
-            "list",
-            "-H",
-            "-p",
-            "-t",
-            "snapshot",
-            "-o",
-            "name,guid,userrefs",
-            "-s",
-            "createtxg",
-            "-d",
-            "1",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .chain(std::iter::once(dataset.to_string()))
-        .collect();
-        let out = self.run(&argv).map_err(|source| DestroyError::Recheck {
-            dataset: dataset.clone(),
-            source,
-        })?;
-        let mut map = std::collections::HashMap::new();
-        for line in out.lines() {
-            let parsed = (|| {
-                let mut f = line.rsplitn(3, '\t');
-                let userrefs: u64 = f.next()?.parse().ok()?;
-                let guid: u64 = f.next()?.parse().ok()?;
-                let name: SnapshotName = f.next()?.parse().ok()?;
-                (name.dataset() == dataset).then(|| (name.short().clone(), (Guid(guid), userrefs)))
-            })();
-            let Some((name, v)) = parsed else {
-                return Err(DestroyError::RecheckParse {
-                    dataset: dataset.clone(),
-                    line: line.chars().take(4096).collect(),
-                });
+    /// Re-lists the snapshots of `datasets` (one `zfs list -d 1` for all of them):
+    /// name → (guid, userrefs), per dataset.
+    fn recheck(&self, datasets: &[&DatasetName]) -> Result<Recheck, DestroyError> {
+        let mut map: Recheck = datasets
+            .iter()
+            .map(|d| ((*d).clone(), std::collections::HashMap::new()))
+            .collect();
+        let names: Vec<DatasetName> = map.keys().cloned().collect();
+        let first = names.first().cloned();
+        for group in split_datasets(&names, self.destroy_budget) {
+            let argv: Vec<String> = [
+                "list",
+                "-H",
+                "-p",
+                "-t",
+                "snapshot",
+                "-o",
+                "name,guid,userrefs",
+                "-s",
+                "createtxg",
+                "-d",
+                "1",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(group.iter().map(ToString::to_string))
+            .collect();
+            let failed = |source| DestroyError::Recheck {
+                dataset: group.first().cloned().or(first.clone()).expect("not empty"),
+                source,
             };
-            map.insert(name, v);
+            let out = self.run(&argv).map_err(failed)?;
+            for line in out.lines() {
+                let parsed = (|| {
+                    let mut f = line.rsplitn(3, '\t');
+                    let userrefs: u64 = f.next()?.parse().ok()?;
+                    let guid: u64 = f.next()?.parse().ok()?;
+                    let name: SnapshotName = f.next()?.parse().ok()?;
+                    Some((name, Guid(guid), userrefs))
+                })();
+                let entry = parsed.and_then(|(name, guid, userrefs)| {
+                    map.get_mut(name.dataset())
+                        .map(|m| m.insert(name.short().clone(), (guid, userrefs)))
+                });
+                if entry.is_none() {
+                    return Err(DestroyError::RecheckParse {
+                        dataset: group[0].clone(),
+                        line: line.chars().take(4096).collect(),
+                    });
+                }
+            }
         }
         Ok(map)
+    }
+
+    /// Destroys `snapshots` of `dataset` that still have their planned guid in `current`
+    /// (a [`CliZfs::recheck`]), in comma lists under the budget.
+    fn destroy_checked(
+        &mut self,
+        dataset: &DatasetName,
+        snapshots: &[SnapshotRef],
+        current: &std::collections::HashMap<ShortName, (Guid, u64)>,
+    ) -> Result<DestroyReport, DestroyError> {
+        let mut report = DestroyReport::default();
+        let mut batch = Vec::new();
+        for r in snapshots {
+            match current.get(&r.name) {
+                Some((g, _)) if *g == r.guid => batch.push((r.name.clone(), r.guid)),
+                other => report.skipped.push(Skipped {
+                    name: r.name.clone(),
+                    planned: r.guid,
+                    now: other.map(|(g, _)| *g),
+                }),
+            }
+        }
+        let userrefs = |n: &ShortName| current.get(n).map_or(0, |(_, u)| *u);
+        for chunk in split_batches(dataset, batch, self.destroy_budget) {
+            destroy_with_retry(dataset, chunk, &mut report, &userrefs, &mut |names| {
+                let list: Vec<&str> = names.iter().map(ShortName::as_str).collect();
+                let argv = vec![
+                    "destroy".to_owned(),
+                    format!("{dataset}@{}", list.join(",")),
+                ];
+                match self.run(&argv) {
+                    Ok(_) => Ok(()),
+                    Err(CommandError::Failed(f)) => {
+                        Err(AttemptError::from_failure(dataset, names, f))
+                    }
+                    Err(e) => Err(AttemptError::Whole(e)),
+                }
+            })?;
+        }
+        Ok(report)
+    }
+
+    /// One `zfs hold` or `zfs release` of `tag` on all of `snapshots` (in groups under
+    /// the budget); whether every call succeeded. On `false` the caller tries each
+    /// snapshot alone, which tells which failed (what the group call did stays done:
+    /// a hold that exists or a release already made is success to the caller).
+    fn many(&self, verb: &str, snapshots: &[SnapshotName], tag: &str) -> bool {
+        if crate::backend::check_tag(tag).is_err() || snapshots.is_empty() {
+            return false;
+        }
+        split_names(snapshots, self.destroy_budget)
+            .into_iter()
+            .all(|group| {
+                let mut argv = vec![verb.to_owned(), "--".to_owned(), tag.to_owned()];
+                argv.extend(group.iter().map(ToString::to_string));
+                self.run(&argv).is_ok()
+            })
     }
 
     /// `zfs send -t TOKEN` sends whatever the token names, and the token comes from the
@@ -453,6 +527,21 @@ impl CliZfs {
         argv.push(request.target.to_string());
         argv
     }
+}
+
+/// What [`CliZfs::recheck`] found: per dataset, snapshot name → (guid, userrefs).
+type Recheck =
+    std::collections::BTreeMap<DatasetName, std::collections::HashMap<ShortName, (Guid, u64)>>;
+
+/// `datasets` in groups whose names add up to at most `budget` bytes (one alone may be
+/// longer).
+fn split_datasets(datasets: &[DatasetName], budget: usize) -> Vec<&[DatasetName]> {
+    split_by(datasets, budget, |d| d.as_str().len() + 1)
+}
+
+/// `words` in groups that add up to at most `budget` bytes.
+fn split_words(words: &[String], budget: usize) -> Vec<&[String]> {
+    split_by(words, budget, |w| w.len() + 1)
 }
 
 fn ssh_options(target: &SshTarget, control_dir: &std::path::Path) -> Vec<String> {
@@ -911,37 +1000,81 @@ impl ZfsBackend for CliZfs {
         dataset: &DatasetName,
         snapshots: &[SnapshotRef],
     ) -> Result<DestroyReport, DestroyError> {
-        let mut report = DestroyReport::default();
-        let current = self.recheck(dataset)?;
-        let mut batch = Vec::new();
-        for r in snapshots {
-            match current.get(&r.name) {
-                Some((g, _)) if *g == r.guid => batch.push((r.name.clone(), r.guid)),
-                other => report.skipped.push(Skipped {
-                    name: r.name.clone(),
-                    planned: r.guid,
-                    now: other.map(|(g, _)| *g),
-                }),
+        let mut current = self.recheck(&[dataset])?;
+        let current = current.remove(dataset).unwrap_or_default();
+        self.destroy_checked(dataset, snapshots, &current)
+    }
+
+    fn destroy_many(
+        &mut self,
+        batches: &[(&DatasetName, &[SnapshotRef])],
+    ) -> Vec<Result<DestroyReport, DestroyError>> {
+        let datasets: Vec<&DatasetName> = batches.iter().map(|(d, _)| *d).collect();
+        match self.recheck(&datasets) {
+            Ok(current) => batches
+                .iter()
+                .map(|(dataset, snapshots)| {
+                    let empty = std::collections::HashMap::new();
+                    let now = current.get(*dataset).unwrap_or(&empty);
+                    self.destroy_checked(dataset, snapshots, now)
+                })
+                .collect(),
+            // One listing for all failed (a dataset gone, say): each on its own, so
+            // the others still go and each failure names its dataset.
+            Err(_) => batches
+                .iter()
+                .map(|(dataset, snapshots)| self.destroy(dataset, snapshots))
+                .collect(),
+        }
+    }
+
+    fn hold_many(&mut self, snapshots: &[SnapshotName], tag: &str) -> Vec<Result<(), HoldError>> {
+        if self.many("hold", snapshots, tag) {
+            return snapshots.iter().map(|_| Ok(())).collect();
+        }
+        snapshots.iter().map(|s| self.hold(s, tag)).collect()
+    }
+
+    fn release_many(
+        &mut self,
+        snapshots: &[SnapshotName],
+        tag: &str,
+    ) -> Vec<Result<(), ReleaseError>> {
+        if self.many("release", snapshots, tag) {
+            return snapshots.iter().map(|_| Ok(())).collect();
+        }
+        snapshots.iter().map(|s| self.release(s, tag)).collect()
+    }
+
+    fn list_named(
+        &self,
+        datasets: &[DatasetName],
+        snapshots: &[SnapshotName],
+    ) -> Result<Inventory, ListError> {
+        let mut names: Vec<String> = datasets.iter().map(ToString::to_string).collect();
+        for s in snapshots {
+            let d = s.dataset().to_string();
+            if !names.contains(&d) {
+                names.push(d);
             }
         }
-        let userrefs = |n: &ShortName| current.get(n).map_or(0, |(_, u)| *u);
-        for chunk in split_batches(dataset, batch, self.destroy_budget) {
-            destroy_with_retry(dataset, chunk, &mut report, &userrefs, &mut |names| {
-                let list: Vec<&str> = names.iter().map(ShortName::as_str).collect();
-                let argv = vec![
-                    "destroy".to_owned(),
-                    format!("{dataset}@{}", list.join(",")),
-                ];
-                match self.run(&argv) {
-                    Ok(_) => Ok(()),
-                    Err(CommandError::Failed(f)) => {
-                        Err(AttemptError::from_failure(dataset, names, f))
-                    }
-                    Err(e) => Err(AttemptError::Whole(e)),
+        names.extend(snapshots.iter().map(ToString::to_string));
+        let roots: Vec<DatasetName> = datasets.to_vec();
+        let mut inv = Inventory::new();
+        for group in split_words(&names, self.destroy_budget) {
+            let mut argv = zsnap_core::zfs_list::list_argv(&[]);
+            argv.extend(group.iter().cloned());
+            let out = self.run(&argv).map_err(|e| ListError::command(&roots, e))?;
+            let part = zsnap_core::zfs_list::parse_list(&out)
+                .map_err(|e| ListError::parse(&roots, &out, e))?;
+            for (_, d) in part.datasets {
+                match inv.datasets.get_mut(&d.name) {
+                    Some(have) => have.snapshots.extend(d.snapshots),
+                    None => inv.insert(d),
                 }
-            })?;
+            }
         }
-        Ok(report)
+        Ok(inv)
     }
 
     fn hold(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<(), HoldError> {

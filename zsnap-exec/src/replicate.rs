@@ -2,7 +2,9 @@
 //!
 //! 1. List both sides: one `zfs list` per location with every mapped root there (a
 //!    source and a target on one host share one listing). A target root that does not
-//!    exist yet is simply absent; only then are the roots listed one by one.
+//!    exist yet is simply absent; only then are the roots listed one by one. A job
+//!    that listed them already in this run passes its inventories instead
+//!    ([`run_replication_on`]).
 //! 2. Decode the target's resume tokens on the source (`zfs send -nvP -t TOKEN`): a
 //!    usable token gives [`ReplicationRequest::resume_guids`], so the planner resumes
 //!    *and* plans what follows in the same run; a stale one (its snapshot or base gone
@@ -53,7 +55,8 @@ use crate::journal::Journal;
 #[non_exhaustive]
 pub struct ReplicateOptions {
     /// Estimate every transfer's size before applying (one `zfs send -nvP` each), so
-    /// the observer sees a total. On by default.
+    /// the observer sees a total. On by default; done only for an observer that counts
+    /// bytes ([`Observer::wants_bytes`]), as nothing else shows a total.
     pub estimate: bool,
     /// How the plan is applied (bandwidth limit).
     pub apply: ApplyOptions,
@@ -225,6 +228,27 @@ pub fn run_replication(
     now: DateTime<Utc>,
     options: &ReplicateOptions,
     observer: &mut dyn Observer,
+    journal: Option<&mut Journal>,
+) -> Result<ReplicationRun, ReplicateError> {
+    run_replication_on(backends, template, None, now, options, observer, journal)
+}
+
+/// [`run_replication`] whose first round plans on inventories the caller listed in the
+/// same run (a job that listed every location once), instead of listing both sides
+/// again: `listed` has the source's and the target's location (one entry when they are
+/// the same), each covering the mapped roots. A second round (after a stale token) and
+/// the protection after a failed round list afresh. The inventories come back in the
+/// first round's [`ReplicationRound::inventories`].
+///
+/// # Errors
+/// As [`run_replication`].
+pub fn run_replication_on(
+    backends: &mut dyn Backends,
+    template: &ReplicationRequest<'_>,
+    listed: Option<BTreeMap<Location, Inventory>>,
+    now: DateTime<Utc>,
+    options: &ReplicateOptions,
+    observer: &mut dyn Observer,
     mut journal: Option<&mut Journal>,
 ) -> Result<ReplicationRun, ReplicateError> {
     let mut run = ReplicationRun {
@@ -235,6 +259,7 @@ pub fn run_replication(
     let first = round(
         backends,
         template,
+        listed,
         now,
         options,
         observer,
@@ -261,7 +286,7 @@ pub fn run_replication(
     }
     run.stale_tokens.extend(stale);
     match round(
-        backends, template, now, options, observer, journal, &mut run,
+        backends, template, None, now, options, observer, journal, &mut run,
     ) {
         Ok(second) => {
             run.rounds.push(second);
@@ -298,17 +323,26 @@ pub fn ask_source(
     Ok(())
 }
 
-/// One list → decode → plan → apply round; learned tokens accumulate in `run`.
+/// One list → decode → plan → apply round (planned on `listed` when given);
+/// learned tokens accumulate in `run`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the runner's inputs and what it learned so far; a struct would only rename them"
+)]
 fn round(
     backends: &mut dyn Backends,
     template: &ReplicationRequest<'_>,
+    listed: Option<BTreeMap<Location, Inventory>>,
     now: DateTime<Utc>,
     options: &ReplicateOptions,
     observer: &mut dyn Observer,
     mut journal: Option<&mut Journal>,
     run: &mut ReplicationRun,
 ) -> Result<ReplicationRound, ReplicateError> {
-    let inventories = list_sides(backends, template)?;
+    let inventories = match listed {
+        Some(listed) => listed,
+        None => list_sides(backends, template)?,
+    };
     let empty = Inventory::new();
     let source = inventories.get(&template.source_location).unwrap_or(&empty);
     let target = inventories.get(&template.target_location).unwrap_or(&empty);
@@ -331,7 +365,8 @@ fn round(
         target_name: template.target_name.clone(),
         source,
     })?;
-    let estimate_failures = if options.estimate {
+    // Estimates (one `zfs send -nvP` per transfer) serve only a progress display.
+    let estimate_failures = if options.estimate && observer.wants_bytes() {
         estimate_transfers(&mut plan, backends)
     } else {
         Vec::new()

@@ -118,18 +118,28 @@ fn an_unknown_target_is_refused_before_anything_runs() {
     assert_eq!(z.calls(FaultOp::Snapshot), 0);
 }
 
+/// Makes the next listing of the two roots fail for the second one: the call listing
+/// both, then (after the first root's own call) the second root's own call.
+fn fail_second_root(z: &mut FakeZfs) {
+    let calls = z.calls(FaultOp::List);
+    for nth in [calls + 1, calls + 3] {
+        z.inject(Fault::on_call(
+            FaultOp::List,
+            nth,
+            FaultEffect::PermissionDenied,
+        ));
+    }
+}
+
 #[test]
 fn a_target_that_cannot_be_listed_fails_its_replication_only() {
     let config = Config::from_toml(CONFIG, "c.toml").unwrap();
     let engine = Engine::new(&config);
     let mut z = FakeZfs::for_config(&config, 7, t0()).unwrap();
 
-    // The roots are listed one by one: tank/home, then backup/home.
-    z.inject(Fault::on_call(
-        FaultOp::List,
-        2,
-        FaultEffect::PermissionDenied,
-    ));
+    // Both roots are listed in one call; when it fails, one by one (tank/home, then
+    // backup/home), so the failure names its root.
+    fail_second_root(&mut z);
     let listing = engine
         .list_each(&mut Source::Backends(&mut OneBackend(&mut z)))
         .unwrap();
@@ -142,12 +152,7 @@ fn a_target_that_cannot_be_listed_fails_its_replication_only() {
     );
     assert!(error_chain(f).starts_with("list the datasets of backup/home at local: "));
 
-    let calls = z.calls(FaultOp::List);
-    z.inject(Fault::on_call(
-        FaultOp::List,
-        calls + 2,
-        FaultEffect::PermissionDenied,
-    ));
+    fail_second_root(&mut z);
     let e = engine
         .list(&mut Source::Backends(&mut OneBackend(&mut z)))
         .unwrap_err();
@@ -156,12 +161,7 @@ fn a_target_that_cannot_be_listed_fails_its_replication_only() {
     // A run after a first one, within the hour: no snapshot is due, so nothing is
     // listed again after the failed listing.
     assert!(!run(&engine, &mut z, &Job::Run, t0()).unwrap().failed());
-    let calls = z.calls(FaultOp::List);
-    z.inject(Fault::on_call(
-        FaultOp::List,
-        calls + 2,
-        FaultEffect::PermissionDenied,
-    ));
+    fail_second_root(&mut z);
     let outcome = run(&engine, &mut z, &Job::Run, t0()).unwrap();
     assert!(outcome.failed());
     let [snap, repl, prune] = &outcome.phases[..] else {

@@ -24,15 +24,33 @@ to = "backup/home"
 policy = "p"
 "#;
 
-struct Silent;
-impl Observer for Silent {}
+/// A progress display (`watching`, as on a terminal: transfers are estimated and
+/// their bytes counted) or none.
+struct Display {
+    watching: bool,
+}
+impl Observer for Display {
+    fn wants_bytes(&self) -> bool {
+        self.watching
+    }
+}
 
 /// `zsnap run` on the fake at `t0` plus `h` hours.
 fn run_at(engine: &Engine<'_>, z: &mut FakeZfs, t0: DateTime<Utc>, h: i64) -> Outcome {
+    run_shown(engine, z, t0, h, false)
+}
+
+fn run_shown(
+    engine: &Engine<'_>,
+    z: &mut FakeZfs,
+    t0: DateTime<Utc>,
+    h: i64,
+    watching: bool,
+) -> Outcome {
     let now = t0 + TimeDelta::hours(h);
     z.set_now(now);
-    let mut silent = Silent;
-    let mut hooks = Hooks::new(&mut silent);
+    let mut display = Display { watching };
+    let mut hooks = Hooks::new(&mut display);
     engine
         .run(
             &Job::Run,
@@ -127,10 +145,11 @@ fn a_killed_transfer_is_resumed_by_the_next_run() {
         .is_none());
 }
 
-/// The engine's replication goes through the library's runner: every transfer carries
-/// a size estimate (the progress display's total), and a resume token the source cannot
-/// read for another reason than being stale fails the replication, naming the token's
-/// dataset, instead of being dropped silently.
+/// The engine's replication goes through the library's runner: with a progress display
+/// every transfer carries a size estimate (the display's total; without one, none is
+/// made: an estimate is one more `zfs send` per transfer), and a resume token the
+/// source cannot read for another reason than being stale fails the replication,
+/// naming the token's dataset, instead of being dropped silently.
 #[test]
 fn transfers_are_estimated_and_unreadable_tokens_are_reported() {
     let config = Config::from_toml(CONFIG, "c.toml").unwrap();
@@ -138,7 +157,7 @@ fn transfers_are_estimated_and_unreadable_tokens_are_reported() {
     let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
     let mut z = FakeZfs::for_config(&config, 1, t0).unwrap();
     z.set_stream_bytes(1 << 20);
-    let run = |z: &mut FakeZfs, h: i64| run_at(&engine, z, t0, h);
+    let run = |z: &mut FakeZfs, h: i64| run_shown(&engine, z, t0, h, true);
     let first = run(&mut z, 0);
     assert!(!first.failed(), "{:#?}", first.phases);
     let estimates: Vec<Option<u64>> = first
@@ -155,6 +174,12 @@ fn transfers_are_estimated_and_unreadable_tokens_are_reported() {
         estimates.iter().all(|e| e.is_some_and(|n| n > 0)),
         "{estimates:?}"
     );
+    // Unwatched, nothing is estimated: no `zfs send -nvP` at all.
+    let mut quiet = FakeZfs::for_config(&config, 1, t0).unwrap();
+    let unwatched = run_at(&engine, &mut quiet, t0, 0);
+    assert!(!unwatched.failed());
+    assert_eq!(quiet.calls(FaultOp::SendDry), 0);
+    assert!(quiet.calls(FaultOp::Send) > 0);
 
     // A killed transfer leaves a token; then the source's ssh drops while the token
     // is read (the first `zfs send -nvP` of the next run: `send -nvP -t TOKEN`).

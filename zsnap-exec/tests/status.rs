@@ -165,13 +165,16 @@ fn an_unreachable_target_is_reported_and_critical() {
     let mut z = FakeZfs::for_config(&config, 5, t0()).unwrap();
     run(&engine, &mut z, &Job::Run, t0());
 
-    // The roots are listed one by one: tank/home, then backup/home.
+    // Both roots are listed in one call; when it fails, one by one (tank/home, then
+    // backup/home), so the failure names its root.
     let calls = z.calls(FaultOp::List);
-    z.inject(Fault::on_call(
-        FaultOp::List,
-        calls + 2,
-        FaultEffect::PermissionDenied,
-    ));
+    for nth in [calls + 1, calls + 3] {
+        z.inject(Fault::on_call(
+            FaultOp::List,
+            nth,
+            FaultEffect::PermissionDenied,
+        ));
+    }
     let st = status_at(&engine, &mut z, t0());
     assert_eq!(st.datasets.len(), 1);
     assert_eq!(st.datasets[0].labels[0].count, 1);

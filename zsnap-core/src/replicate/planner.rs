@@ -26,7 +26,8 @@ const FILESYSTEM_ONLY: [&str; 4] = ["mountpoint", "canmount", "sharenfs", "share
 
 /// Plans the replication of the mapped source datasets to the target.
 ///
-/// For each mapped dataset, parents before children, the plan holds in this order:
+/// For each mapped dataset, parents before children, the plan holds in this order (the
+/// cursor steps of item 3 come last, after every dataset's transfers):
 /// 1. the interrupted receive, if the target holds one: `zfs recv -A` when it is known
 ///    to be stale ([`ReplicationRequest::stale_tokens`], or its snapshot is gone on the
 ///    source), else a resume (`zfs send -t`). When the snapshot the resume produces is
@@ -49,6 +50,10 @@ const FILESYSTEM_ONLY: [&str; 4] = ["mountpoint", "canmount", "sharenfs", "share
 ///      forced full send overwrites it;
 /// 3. the cursor on the source ([`Cursor`]): the newest snapshot in common after the
 ///    transfers is held or bookmarked, and the previous cursor released or destroyed.
+///    The cursor steps of all datasets come after all their transfers, grouped by kind
+///    (holds, bookmarks, releases, bookmark destroys), so the executor moves every
+///    cursor with one `zfs hold` and one `zfs release` per run, whatever the number of
+///    datasets. Until they run, the previous cursor still protects each base.
 ///
 /// Every transfer receives with `-s -u`, the configured `-x`/`-o` properties, and is raw
 /// for encrypted sources. Finally, with [`ReplicationOptions::prune_target`], the
@@ -124,10 +129,24 @@ pub fn plan_replication(
         exists_after: HashSet::new(),
         protected: BTreeMap::new(),
         pending_resume: HashSet::new(),
+        cursor: Vec::new(),
     };
     for pair in &pairs {
         planner.dataset(pair)?;
     }
+    // The cursors move after every transfer, holds first, then bookmarks, releases and
+    // bookmark destroys: so that one `zfs hold` (and one `zfs release`) can move every
+    // dataset's cursor at once. A run stopped by a failed transfer moves no cursor;
+    // the old one still protects the base, and the runner protects what arrived.
+    let rank = |s: &Step| match s {
+        Step::Hold(_) => 0,
+        Step::Bookmark(_) => 1,
+        Step::Release(_) => 2,
+        _ => 3,
+    };
+    let mut cursor = std::mem::take(&mut planner.cursor);
+    cursor.sort_by_key(rank);
+    planner.plan.steps.extend(cursor);
     if req.options.prune_target {
         planner.prune_target()?;
     }
@@ -217,6 +236,9 @@ struct Planner<'r, 'a> {
     protected: BTreeMap<DatasetName, Guid>,
     /// Target datasets left with a resume whose outcome is unknown: not pruned.
     pending_resume: HashSet<DatasetName>,
+    /// The cursor steps of every dataset, planned after all transfers (see
+    /// [`plan_replication`]).
+    cursor: Vec<Step>,
 }
 
 /// Where the transfers of one dataset start.
@@ -611,7 +633,9 @@ impl<'r, 'a> Planner<'r, 'a> {
         let cursor = w.last().map(|&i| &src.snapshots[i]).or(base_snapshot);
         let sent = !w.is_empty();
         if let Some(c) = cursor {
-            self.cursor_steps(src, c, base_snapshot, sent, &mut steps)?;
+            let mut cursor = Vec::new();
+            self.cursor_steps(src, c, base_snapshot, sent, &mut cursor)?;
+            self.cursor.extend(cursor);
             self.protected.insert(tname.clone(), c.guid);
         } else if let Some(b) = base {
             self.protected.insert(tname.clone(), b.guid());

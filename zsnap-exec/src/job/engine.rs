@@ -8,16 +8,16 @@ use zsnap_core::config::{Config, Host, TargetAddress};
 use zsnap_core::policy::Policy;
 use zsnap_core::replicate::{plan_replication, DatasetMapping, ReplicationRequest};
 use zsnap_core::snapshot::{check_expiry_label, plan_snapshot_on_demand, plan_snapshots};
-use zsnap_core::{DatasetName, Inventory, Location, Plan};
+use zsnap_core::{DatasetName, Inventory, Location, Plan, SnapshotName, Step};
 
 use super::error::JobError;
 use super::listing::{ListFailure, Listing, Source};
 use super::phase::{results, Job, Outcome, Phase, PhaseKind, StepResult};
-use crate::apply::{apply, Backends, Observer};
+use crate::apply::{apply, Backends, Observer, Report, StepOutcome};
 use crate::failure::{error_chain, FailureKind};
 use crate::journal::{Journal, Record};
 use crate::replicate::{
-    ask_source, run_replication, ReplicateError, ReplicateOptions, ReplicationRound,
+    ask_source, run_replication_on, ReplicateError, ReplicateOptions, ReplicationRound,
 };
 
 /// What a run calls around applying each phase.
@@ -98,6 +98,14 @@ fn merge_rounds(rounds: &[ReplicationRound], now: DateTime<Utc>) -> (Plan, Vec<S
         }
     }
     (plan, out)
+}
+
+/// Whether every step was done, none partly.
+fn all_done(report: &Report) -> bool {
+    report
+        .steps
+        .iter()
+        .all(|s| matches!(s.outcome, StepOutcome::Done { .. }))
 }
 
 /// A plan's problems as one error message, `None` without any.
@@ -219,6 +227,13 @@ impl<'c> Engine<'c> {
                     let backend = backends.backend(&loc).ok_or_else(|| JobError::NoBackend {
                         location: loc.clone(),
                     })?;
+                    // One `zfs list` for every root of the location; only when it
+                    // fails (a root missing or unreadable) each root on its own, so
+                    // the failure names its root and the others are still listed.
+                    if let Ok(inv) = backend.list(&roots) {
+                        out.invs.insert(loc, inv);
+                        continue;
+                    }
                     let mut inv = Inventory::new();
                     for root in &roots {
                         let mut at = root.clone();
@@ -563,6 +578,12 @@ impl<'c> Engine<'c> {
     /// ([`run_replication`]): both sides listed, resume tokens and cursor holds asked
     /// of the source, sizes estimated for the observer, the bases protected after a
     /// failed round, and one re-plan when a resume token turns out stale.
+    ///
+    /// The runner plans its first round on `invs`, this run's inventories of the
+    /// source's and the target's location, instead of listing them again. When the
+    /// round did everything, `invs` is updated to what it left (simulated: received
+    /// snapshots keep their source guids) and `true` returned; `false` means `invs`
+    /// no longer knows these locations and they must be listed again.
     fn replicate(
         &self,
         kind: PhaseKind,
@@ -570,7 +591,8 @@ impl<'c> Engine<'c> {
         now: DateTime<Utc>,
         backends: &mut dyn Backends,
         hooks: &mut Hooks<'_>,
-    ) -> Phase {
+        invs: &mut BTreeMap<Location, Inventory>,
+    ) -> (Phase, bool) {
         let failed = |error: JobError| Phase {
             phase: kind.clone(),
             plan: Plan::new(now),
@@ -580,19 +602,25 @@ impl<'c> Engine<'c> {
         let route = match self.replication_route(target) {
             Ok(Some(route)) => route,
             Ok(None) => {
-                return Phase::applied(
-                    kind.clone(),
-                    self.unsupported_target(target, now),
-                    Vec::new(),
-                )
+                let plan = self.unsupported_target(target, now);
+                return (Phase::applied(kind.clone(), plan, Vec::new()), true);
             }
-            Err(e) => return failed(e),
+            Err(e) => return (failed(e), true),
         };
+        // Both sides as this run listed them, or (a side unknown) none: the runner
+        // then lists both itself, never planning on a side it does not know.
+        let listed = (invs.contains_key(&route.0) && invs.contains_key(&route.1)).then(|| {
+            [&route.0, &route.1]
+                .into_iter()
+                .filter_map(|loc| invs.remove_entry(loc))
+                .collect::<BTreeMap<Location, Inventory>>()
+        });
         let empty = Inventory::new();
         let template = self.replication_request(target, route, &empty, &empty);
-        let run = run_replication(
+        let run = run_replication_on(
             backends,
             &template,
+            listed,
             now,
             &ReplicateOptions::default(),
             hooks.observer,
@@ -601,7 +629,15 @@ impl<'c> Engine<'c> {
         match run {
             Ok(run) => {
                 let (plan, results) = merge_rounds(&run.rounds, now);
-                Phase::applied(kind, plan, results)
+                let current = match run.rounds.as_slice() {
+                    [only] if all_done(&only.report) && only.protected.is_none() => only
+                        .plan
+                        .simulate_at(&only.inventories)
+                        .map(|after| invs.extend(after))
+                        .is_ok(),
+                    _ => false,
+                };
+                (Phase::applied(kind, plan, results), current)
             }
             Err(ReplicateError::Replan {
                 datasets,
@@ -614,16 +650,62 @@ impl<'c> Engine<'c> {
                     datasets,
                     source,
                 };
-                Phase {
+                let phase = Phase {
                     error: Some(error_chain(&error)),
                     ..Phase::applied(kind, plan, results)
-                }
+                };
+                (phase, false)
             }
-            Err(source) => failed(JobError::Replicate {
-                target: target.to_owned(),
-                source,
-            }),
+            Err(source) => (
+                failed(JobError::Replicate {
+                    target: target.to_owned(),
+                    source,
+                }),
+                false,
+            ),
         }
+    }
+
+    /// The inventories `plan` leaves, when every step of it was done: simulated, with
+    /// the snapshots it created read back from ZFS (one listing of just them per
+    /// location: their guids and createtxgs are ZFS's). `None` when they must be
+    /// listed again instead (a step failed or was partial, or reading back failed).
+    fn after_applied(
+        &self,
+        plan: &Plan,
+        report: &Report,
+        invs: &BTreeMap<Location, Inventory>,
+        backends: &mut dyn Backends,
+    ) -> Option<BTreeMap<Location, Inventory>> {
+        if !all_done(report) {
+            return None;
+        }
+        let mut after = plan.simulate_at(invs).ok()?;
+        let mut created: BTreeMap<&Location, Vec<SnapshotName>> = BTreeMap::new();
+        for step in &plan.steps {
+            if let Step::Snapshot(s) = step {
+                created
+                    .entry(&s.location)
+                    .or_default()
+                    .extend(s.names.iter().cloned());
+            }
+        }
+        for (loc, names) in created {
+            let listed = backends.backend(loc)?.list_named(&[], &names).ok()?;
+            let inv = after.get_mut(loc)?;
+            for name in &names {
+                let real = listed
+                    .dataset(name.dataset())?
+                    .snapshots
+                    .iter()
+                    .find(|s| &s.name == name.short())?
+                    .clone();
+                let ds = inv.datasets.get_mut(name.dataset())?;
+                ds.snapshots.retain(|s| &s.name != name.short());
+                ds.insert_snapshot(real);
+            }
+        }
+        Some(after)
     }
 
     /// Runs `job` at `now`: each phase planned on fresh (or, when `dry_run`, simulated)
@@ -678,14 +760,16 @@ impl<'c> Engine<'c> {
             if let (PhaseKind::Replicate { target }, Source::Backends(backends), false, None) =
                 (&kind, &mut source, dry_run, &unlisted)
             {
-                let phase = self.replicate(kind.clone(), target, now, &mut **backends, hooks);
+                let (phase, current) =
+                    self.replicate(kind.clone(), target, now, &mut **backends, hooks, &mut invs);
                 if let Some(e) = &phase.error {
                     hooks.phase_failed(&kind, e);
                 }
                 hooks.phase_applied(&phase);
-                let changed = phase.did_something();
                 phases.push(phase);
-                if changed {
+                // The next phases plan on what this one left: known without listing
+                // when it did everything, listed again otherwise (never after the last).
+                if !current && i < last {
                     Listing { invs, failed } = self.list_roots(&mut source, self.roots_for(job))?;
                 }
                 continue;
@@ -764,11 +848,23 @@ impl<'c> Engine<'c> {
                 error: unlisted,
             };
             hooks.phase_applied(&phase);
-            phases.push(phase);
-            if changed {
-                // Never an error past this point: a root that fails now is one more
-                // failed listing for the phases after this one.
-                Listing { invs, failed } = self.list_roots(&mut source, self.roots_for(job))?;
+            // The next phases plan on what this one left: simulated when it did
+            // everything (with the new snapshots' guids read back), listed again
+            // otherwise; after the last phase, neither.
+            if changed && i < last {
+                let known = self.after_applied(&phase.plan, &report, &invs, &mut **backends);
+                phases.push(phase);
+                match known {
+                    Some(after) => invs = after,
+                    // Never an error past this point: a root that fails now is one
+                    // more failed listing for the phases after this one.
+                    None => {
+                        Listing { invs, failed } =
+                            self.list_roots(&mut source, self.roots_for(job))?;
+                    }
+                }
+            } else {
+                phases.push(phase);
             }
         }
         Ok(Outcome {

@@ -19,8 +19,12 @@
 //!
 //! A dry run plans each phase on the inventories the previous phases would leave
 //! ([`zsnap_core::Plan::simulate_at`]), so a plan of `run` shows the whole run. A real
-//! run lists again after every phase that changed something, since new snapshots get
-//! guids only ZFS knows.
+//! run does the same after a phase whose every step was done, reading back only the
+//! snapshots it created (their guids and createtxgs are ZFS's:
+//! [`crate::ZfsBackend::list_named`]); after a phase where something failed or was
+//! partial, it lists again. So a run that goes well lists each location once, in one
+//! `zfs list` for all its roots, plus one listing of the snapshots it took, whatever
+//! the number of datasets.
 //!
 //! A root that cannot be listed (a pool exported, a host unreachable) does not stop the
 //! run: it is a [`ListFailure`], and each phase that needs it fails, naming it (a

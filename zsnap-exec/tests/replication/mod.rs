@@ -219,14 +219,24 @@ pub fn replicate_with(
                 None,
             )
         }
+        // A progress display: transfers are estimated and their bytes counted.
         None => run_replication(
             &mut OneBackend(backend),
             &template,
             now(),
             &options,
-            &mut NoObserver,
+            &mut Watching,
             None,
         ),
+    }
+}
+
+/// An observer that shows progress, as a terminal does.
+struct Watching;
+
+impl zsnap_exec::apply::Observer for Watching {
+    fn wants_bytes(&self) -> bool {
+        true
     }
 }
 

@@ -211,8 +211,36 @@ fn main() {
                     }
                     Ok(out)
                 })
-            } else {
+            } else if opts.iter().any(|(c, _)| *c == 'r') {
                 with_state(state, |z| z.cmd_list(&roots))
+            } else {
+                // Named datasets and snapshots, none of their children (`zfs list`
+                // without -r).
+                let (mut datasets, mut snapshots) = (Vec::new(), Vec::new());
+                for p in &pos {
+                    match p.split_once('@') {
+                        Some(_) => snapshots.push(parse::<SnapshotName>(p)),
+                        None => datasets.push(parse::<DatasetName>(p)),
+                    }
+                }
+                with_state(state, |z| {
+                    let inv = z.list_named(&datasets, &snapshots).map_err(|e| {
+                        e.failure()
+                            .cloned()
+                            .unwrap_or_else(|| ZfsFailure::new(Exit::Code(1), e.to_string()))
+                    })?;
+                    let missing = snapshots.iter().find(|s| {
+                        inv.dataset(s.dataset())
+                            .is_none_or(|d| d.snapshots.iter().all(|x| &x.name != s.short()))
+                    });
+                    match missing {
+                        Some(s) => Err(ZfsFailure::new(
+                            Exit::Code(1),
+                            format!("cannot open '{s}': dataset does not exist\n"),
+                        )),
+                        None => Ok(zsnap_core::zfs_list::render_list(&inv)),
+                    }
+                })
             }
         }
         "snapshot" => {
@@ -253,17 +281,31 @@ fn main() {
         }
         "hold" | "release" => {
             let (_, pos) = getopt(rest, "");
-            let [tag, snap] = pos.as_slice() else {
-                usage("hold/release TAG SNAPSHOT")
+            let [tag, snaps @ ..] = pos.as_slice() else {
+                usage("hold/release TAG SNAPSHOT...")
             };
-            let snap: SnapshotName = parse(snap);
+            if snaps.is_empty() {
+                usage("hold/release TAG SNAPSHOT...")
+            }
+            // As zfs does: each snapshot on its own, every failure reported, exit 1 when
+            // any failed.
             with_state(state, |z| {
-                if command == "hold" {
-                    z.cmd_hold(&snap, tag)
-                } else {
-                    z.cmd_release(&snap, tag)
+                let mut failed: Option<ZfsFailure> = None;
+                for snap in snaps {
+                    let snap: SnapshotName = parse(snap);
+                    let r = if command == "hold" {
+                        z.cmd_hold(&snap, tag)
+                    } else {
+                        z.cmd_release(&snap, tag)
+                    };
+                    if let Err(f) = r {
+                        match &mut failed {
+                            Some(first) => first.stderr.push_str(&f.stderr),
+                            None => failed = Some(f),
+                        }
+                    }
                 }
-                .map(|()| String::new())
+                failed.map_or(Ok(String::new()), Err)
             })
         }
         "bookmark" => {
