@@ -8,7 +8,8 @@
 # prints one line per run: the number of zfs processes by subcommand. The guest is
 # emulated (TCG), so wall times are not meaningful; the counts are.
 #
-# Needs a running testbed: . "$(testbed/up.sh)"; builds target/release/zsnap.
+# Needs a running testbed: . "$(testbed/up.sh)"; builds the release zsnap (or takes
+# ZSNAP_BIN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${ZSNAP_TESTBED_SSH_CONFIG:?start the testbed first: . \"\$(testbed/up.sh)\"}"
@@ -17,10 +18,16 @@ g() { ssh -F "$ZSNAP_TESTBED_SSH_CONFIG" "$host" "$@"; }
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1 10 100)
 
-cargo build --release --quiet -p zsnap-cli
+# ZSNAP_BIN=path measures another build (an older commit, say).
+local_bin=${ZSNAP_BIN:-}
+if [ -z "$local_bin" ]; then
+    cargo build --release --quiet -p zsnap-cli
+    local_bin=${CARGO_TARGET_DIR:-target}/release/zsnap
+fi
 bin=/tmp/zsnap-bench-$$
-g "cat > $bin && chmod +x $bin" < target/release/zsnap
-# A wrapper named zfs, first on PATH, that logs its subcommand and runs the real one.
+g "cat > $bin && chmod +x $bin" < "$local_bin"
+# A wrapper named zfs that logs its subcommand and runs the real one (the config below
+# names it: zsnap runs zfs by absolute path, never through PATH).
 real=$(g 'command -v zfs')
 g "mkdir -p /tmp/zwrap && printf '%s\n' '#!/bin/sh' 'echo \"\$1\" >> /tmp/zwrap/log' 'exec $real \"\$@\"' > /tmp/zwrap/zfs && chmod +x /tmp/zwrap/zfs"
 
@@ -41,6 +48,7 @@ for n in "${sizes[@]}"; do
     g "zfs create -o mountpoint=none $root && i=0; while [ \$i -lt $n ]; do zfs create $root/d\$i; i=\$((i+1)); done"
     g "cat > /tmp/pc-$n.toml" <<EOF
 [paths]
+zfs = "/tmp/zwrap/zfs"
 audit_log = "/tmp/pc-$n.audit"
 journal_dir = "/tmp/pc-$n.journal"
 lock_file = "/tmp/pc-$n.lock"
@@ -60,7 +68,7 @@ to = "dst/pc-$n"
 policy = "p"
 EOF
     for hour in 10 11 12; do
-        g ": > /tmp/zwrap/log; PATH=/tmp/zwrap:\$PATH $bin --config /tmp/pc-$n.toml --now 2026-11-23T$hour:30:00Z -q run >/dev/null"
+        g ": > /tmp/zwrap/log; $bin --config /tmp/pc-$n.toml --now 2026-11-23T$hour:30:00Z -q run >/dev/null"
         counts=$(g "sort /tmp/zwrap/log | uniq -c | awk '{printf \"%s=%s \", \$2, \$1}'")
         total=$(g "wc -l < /tmp/zwrap/log")
         printf '%-6s %-4s %-7s %s\n' "$n" "$hour:30" "$total" "$counts"

@@ -280,23 +280,14 @@ fn token_snapshot(s: &Scenario, token: &str, source: &Inventory, dataset: &str) 
     SnapshotRef::new(snap.name.clone(), snap.guid)
 }
 
-#[test]
-fn killed_transfer_resumes_on_the_next_run() {
-    let Some(g) = guest("killed_transfer_resumes_on_the_next_run") else {
-        return;
-    };
-    let s = Scenario::new(g, "resume", "");
-    let target = format!("{}/copy", s.dst);
-    s.config(&replication_config(&s.src, false, &target));
-    s.write(&s.src, "small", 1);
-    s.checked_ok(&at(0), "run");
-
-    // Kill `zfs send` of this scenario's source once it has written 1 MiB of the 24 (so
-    // much that a watcher slowed down by a busy guest still comes in time). The watcher
-    // only reads /proc: any signal, even SIGSTOP, makes the kernel abort a `zfs send`.
-    // zsnap runs zfs by its absolute path ([paths] zfs), so the program is matched by
-    // its last component.
-    s.write(&s.src, "big", 24);
+/// Runs `zsnap --json run` at `now` in the guest while a watcher kills the `zfs send`
+/// of `dataset` (`DATASET@…`) once it has written 1 MiB (write much more than that to
+/// it first, so that a watcher slowed down by a busy guest still comes in time).
+/// Returns `rc=N` (zsnap's exit status), then the watcher's log and zsnap's stderr.
+/// The watcher only reads /proc: any signal, even SIGSTOP, makes the kernel abort a
+/// `zfs send`. zsnap runs zfs by its absolute path ([paths] zfs), so the program is
+/// matched by its last component.
+fn run_killing_send(s: &Scenario, now: &str, dataset: &str) -> String {
     let script = format!(
         "cd {dir} || exit 99\n\
          (\n\
@@ -315,10 +306,26 @@ fn killed_transfer_resumes_on_the_next_run() {
          kill $w 2> /dev/null; wait $w\n\
          cat watcher.log run.err",
         dir = quote(&s.dir),
-        d = quote(&format!("{}@", s.src)),
-        z = s.zsnap_words(&at(1)),
+        d = quote(&format!("{dataset}@")),
+        z = s.zsnap_words(now),
     );
-    let out = g.ok(&script);
+    s.guest.ok(&script)
+}
+
+#[test]
+fn killed_transfer_resumes_on_the_next_run() {
+    let Some(g) = guest("killed_transfer_resumes_on_the_next_run") else {
+        return;
+    };
+    let s = Scenario::new(g, "resume", "");
+    let target = format!("{}/copy", s.dst);
+    s.config(&replication_config(&s.src, false, &target));
+    s.write(&s.src, "small", 1);
+    s.checked_ok(&at(0), "run");
+
+    // Kill `zfs send` of this scenario's source once it has written 1 MiB of the 24.
+    s.write(&s.src, "big", 24);
+    let out = run_killing_send(&s, &at(1), &s.src);
     assert!(
         out.contains("killed zfs send"),
         "the transfer ended before the watcher could kill it:\n{out}"
@@ -730,5 +737,123 @@ fn leaked_cursor_hold_is_released_by_the_next_run() {
         [format!("zsnap_hourly_{}", stamp(2))],
         "only the current cursor keeps the target's hold"
     );
+    s.done();
+}
+
+/// Issue 13 on real OpenZFS: a replication that fails midway (the `zfs send` of the
+/// last of three datasets killed) leaves every base the source must keep protected —
+/// the old cursor of the dataset that failed, and, for the datasets that arrived, both
+/// the old cursor and the newest snapshot they now share with the target (the runner
+/// holds it after the failed round) — so pruning by the rules (keep 1) destroys none of
+/// them. The next run resumes, moves every cursor with one `zfs hold`, releases every
+/// hold it no longer needs with one `zfs release`, and prunes what they protected.
+#[test]
+fn a_failed_transfer_protects_the_bases_and_the_next_run_releases_them() {
+    let Some(g) = guest("a_failed_transfer_protects_the_bases_and_the_next_run_releases_them")
+    else {
+        return;
+    };
+    let s = Scenario::new(g, "protect", "");
+    let (a, b) = (format!("{}/a", s.src), format!("{}/b", s.src));
+    for d in [&a, &b] {
+        g.ok(&format!("zfs create {}", quote(d)));
+    }
+    let target = format!("{}/copy", s.dst);
+    let config = replication_config(&s.src, true, &target).replace(
+        "keep_counts = { hourly = 2 }",
+        "keep_counts = { hourly = 1 }",
+    );
+    assert!(config.contains("hourly = 1 }"), "{config}");
+    s.config(&config);
+    s.write(&a, "small", 1);
+    s.checked_ok(&at(0), "run");
+
+    let hold_tags = |snap: &str| -> Vec<String> {
+        g.ok(&format!("zfs holds -H {} 2>/dev/null || true", quote(snap)))
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1).map(str::to_owned))
+            .collect()
+    };
+    let held_by_copy = |inv: &Inventory, dataset: &str| -> Vec<String> {
+        names(inv, dataset)
+            .into_iter()
+            .filter(|n| hold_tags(&format!("{dataset}@{n}")).contains(&"zsnap:copy".to_owned()))
+            .collect()
+    };
+    let h = |hour: i64| format!("zsnap_hourly_{}", stamp(hour));
+
+    // Run 1: the root and `a` arrive, `b`'s send is killed (targets go in name order).
+    s.write(&b, "big", 24);
+    let out = run_killing_send(&s, &at(1), &b);
+    assert!(
+        out.contains("killed zfs send"),
+        "the transfer ended before the watcher could kill it:\n{out}"
+    );
+    assert!(out.starts_with("rc=3\n"), "a partial run exits 3:\n{out}");
+    let inv = s.list();
+    for d in [&s.src, &a] {
+        assert_eq!(
+            names(&inv, d),
+            [h(0), h(1)],
+            "{d}: keep 1, but @{} is still held as the cursor",
+            h(0)
+        );
+        assert_eq!(
+            held_by_copy(&inv, d),
+            [h(0), h(1)],
+            "{d}: the old cursor stays (the run stopped before moving it) and what \
+             arrived is protected"
+        );
+    }
+    assert_eq!(
+        names(&inv, &b),
+        [h(0), h(1)],
+        "b: its base @{} survives the prune",
+        h(0)
+    );
+    assert_eq!(held_by_copy(&inv, &b), [h(0)], "b: the base stays held");
+    assert!(
+        s.prop(&format!("{target}/b"), "receive_resume_token")
+            .starts_with("1-"),
+        "the killed receive is resumable"
+    );
+
+    // Run 2: resumes `b`, sends the new snapshots, moves every cursor to the newest
+    // and releases the rest, then prunes to the newest on the source.
+    let c = s.checked_ok(&at(2), "run");
+    assert_eq!(
+        transfers(&c.plan),
+        ["incremental", "incremental", "resume", "incremental"],
+        "root and a from @{}, b resumed then sent on",
+        h(1)
+    );
+    let holds = phase_plans(&c.run.json())
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .map(|st| match st {
+            Step::Hold(_) => "hold",
+            Step::Release(_) => "release",
+            _ => "",
+        })
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        holds, "hold hold hold release release release release release",
+        "one hold per dataset, the five old holds released (after every transfer)"
+    );
+    let inv = s.list();
+    for d in [&s.src, &a, &b] {
+        assert_eq!(names(&inv, d), [h(2)], "{d}: pruned to the newest");
+        assert_eq!(
+            held_by_copy(&inv, d),
+            [h(2)],
+            "{d}: only the new cursor is held"
+        );
+    }
+    for d in ["", "/a", "/b"] {
+        assert_eq!(names(&inv, &format!("{target}{d}")), [h(0), h(1), h(2)]);
+    }
+    assert_same_guids(&inv, &b, &format!("{target}/b"));
     s.done();
 }
