@@ -1059,7 +1059,9 @@ impl ZfsBackend for CliZfs {
             }
         }
         names.extend(snapshots.iter().map(ToString::to_string));
-        let roots: Vec<DatasetName> = datasets.to_vec();
+        let mut roots: Vec<DatasetName> = datasets.to_vec();
+        roots.extend(snapshots.iter().map(|s| s.dataset().clone()));
+        roots.dedup();
         let mut inv = Inventory::new();
         for group in split_words(&names, self.destroy_budget) {
             let mut argv = zsnap_core::zfs_list::list_argv(&[]);

@@ -309,3 +309,96 @@ fn a_sender_killed_mid_stream_leaves_a_token_and_resumes() {
         );
     }
 }
+
+/// The `zfs` processes of `zsnap run` (snapshot, replicate, prune) through the real
+/// backend, per subcommand, for a recursive root with `n` children, over three hourly
+/// runs (the third prunes): the issue's "processes per run independent of the number
+/// of datasets", checked on every `cargo test` (`benches/testbed-processes.sh`
+/// measures the same on real OpenZFS).
+fn processes_per_run(n: usize) -> Vec<BTreeMap<String, usize>> {
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use zsnap_core::config::Config;
+    use zsnap_exec::job::{Engine, Hooks, Job, Source};
+    use zsnap_exec::{NoObserver, OneBackend};
+
+    let mut bed = ShimBed::unboxed(&format!("processes-{n}"), false);
+    let root = bed.src();
+    for i in 0..n {
+        bed.create(&child(&root, &format!("d{i}")), false);
+    }
+    let config = Config::from_toml(
+        &format!(
+            "[policies.p]\nsnapshot = {{ hourly = \"hourly\" }}\nkeep_counts = {{ hourly = 2 }}\n\n\
+             [[datasets]]\nroot = \"{root}\"\nrecursive = true\npolicy = \"p\"\n\n\
+             [targets.t]\nsource = \"{root}\"\nto = \"{}/copy\"\npolicy = \"p\"\n",
+            bed.dst()
+        ),
+        "processes.toml",
+    )
+    .expect("a valid config");
+    let engine = Engine::new(&config);
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 23, 16, 30, 0).unwrap();
+    let mut runs = Vec::new();
+    for h in 0..3 {
+        let now = t0 + TimeDelta::hours(h);
+        bed.edit(|z| z.set_now(now));
+        let before = bed.log().len();
+        let mut observer = NoObserver;
+        let mut hooks = Hooks::new(&mut observer);
+        let outcome = engine
+            .run(
+                &Job::Run,
+                now,
+                false,
+                Source::Backends(&mut OneBackend(bed.backend())),
+                &mut hooks,
+            )
+            .expect("ran");
+        assert!(!outcome.failed(), "{:#?}", outcome.phases);
+        let mut counts = BTreeMap::new();
+        for (argv, _) in &bed.log()[before..] {
+            *counts.entry(argv[0].clone()).or_insert(0) += 1;
+        }
+        runs.push(counts);
+    }
+    runs
+}
+
+#[test]
+fn zfs_processes_per_run_do_not_grow_with_the_datasets() {
+    let (few, many) = (processes_per_run(2), processes_per_run(9));
+    let per_dataset = ["send", "receive", "destroy"];
+    for (run, (f, m)) in few.iter().zip(&many).enumerate() {
+        let flat = |c: &BTreeMap<String, usize>| -> BTreeMap<String, usize> {
+            c.iter()
+                .filter(|(k, _)| !per_dataset.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        };
+        assert_eq!(
+            flat(f),
+            flat(m),
+            "run {run}: 3 datasets {f:?}, 10 datasets {m:?}"
+        );
+        // What does grow: one send and one receive per dataset, one destroy per dataset
+        // and side once there is something to prune.
+        assert_eq!((f["send"], m["send"]), (3, 10), "run {run}");
+        assert_eq!(f.get("receive"), f.get("send"));
+        assert_eq!(m.get("receive"), m.get("send"));
+    }
+    // The first run: the target root does not exist yet (each root listed alone,
+    // then its parent), then just the new snapshots.
+    assert_eq!(few[0]["list"], 5, "{:?}", few[0]);
+    // After that: one listing of both roots, one of the new snapshots; the pruning
+    // run re-checks guids once per side before its destroys.
+    assert_eq!(few[1]["list"], 2, "{:?}", few[1]);
+    assert_eq!(few[2]["list"], 4, "{:?}", few[2]);
+    for run in &many[1..] {
+        assert_eq!(
+            (run["hold"], run["release"], run["holds"]),
+            (1, 1, 1),
+            "{run:?}"
+        );
+    }
+    assert_eq!(many[2]["destroy"], 20, "one destroy per dataset and side");
+}

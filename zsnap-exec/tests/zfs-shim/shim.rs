@@ -192,8 +192,9 @@ fn main() {
                 .iter()
                 .find(|(c, _)| *c == 'o')
                 .and_then(|(_, v)| v.clone());
-            let roots: Vec<DatasetName> = pos.iter().map(|p| parse(p)).collect();
+            let roots = || -> Vec<DatasetName> { pos.iter().map(|p| parse(p)).collect() };
             if cols.as_deref() == Some("name,guid,userrefs") {
+                let roots = roots();
                 with_state(state, |z| {
                     let inv = z.list(&roots).map_err(|e| {
                         e.failure()
@@ -212,6 +213,7 @@ fn main() {
                     Ok(out)
                 })
             } else if opts.iter().any(|(c, _)| *c == 'r') {
+                let roots = roots();
                 with_state(state, |z| z.cmd_list(&roots))
             } else {
                 // Named datasets and snapshots, none of their children (`zfs list`
