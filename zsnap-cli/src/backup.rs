@@ -2,51 +2,41 @@
 //! `zsnap run`: wiring of `zsnap_exec::backup` and rendering.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zsnap_core::backup::{
-    backup_due, parse_since, plan_backup_prune, BackupDue, BackupEntry, BackupId, BackupMode,
-    BackupRequest, BackupSchedule, Catalog, Compression, EntryState, Link, RestoreTarget, StoreUrl,
+    parse_since, plan_backup_prune, BackupEntry, BackupId, BackupMode, BackupRequest, Catalog,
+    Compression, EntryState, Link, RestoreTarget, StoreUrl,
 };
-use zsnap_core::config::{BackupSpec, Config};
+use zsnap_core::config::Config;
 use zsnap_core::naming::Label;
 use zsnap_core::retention::RetentionPolicy;
 use zsnap_core::{DatasetName, ShortName};
-use zsnap_exec::apply::{ApplyOptions, Backends, NoObserver};
+use zsnap_exec::apply::Backends;
 use zsnap_exec::backup::{
-    delete_objects, restore, save_entry, verify_entry, BackupOptions, RestoreOptions,
-    RestoreRunError,
+    delete_in_order, restore, save_entry, verify_entry, Deletions, RestoreOptions, RestoreRunError,
 };
-use zsnap_exec::backup_job::back_up;
+use zsnap_exec::backup_job::{back_up_reported, BackupResult};
 use zsnap_exec::failure::error_chain;
-use zsnap_exec::job::{Phase, PhaseKind};
+use zsnap_exec::job::Phase;
+use zsnap_exec::scheduled::{naming_for, ScheduledBackups};
 use zsnap_exec::store::{
-    init_store, open_initialised, read_catalog, BackupStore, OpenStoreProblem, S3Settings,
+    init_store, open_initialised, read_catalog, read_spec_catalog, settings_for_url, BackupStore,
+    OpenStoreProblem, S3Settings, SpecSettingsError,
 };
 
+use crate::args::{BackupArgs, BackupsCmd, RestoreArgs, S3Flags};
+use crate::audit::AuditLog;
 use crate::exit;
 use crate::failure::Failure;
+use crate::guards::{guards_audit, optional_guards, RunGuards};
+use crate::load::optional_config;
 use crate::output;
-use crate::request::Request;
-
-/// S3 settings given on the command line (or, for a store a `[backups.NAME]` of the
-/// config names, taken from there).
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct S3Flags {
-    /// S3 endpoint URL (default: `AWS_ENDPOINT_URL`, else AWS).
-    #[arg(long, value_name = "URL", global = true)]
-    pub s3_endpoint: Option<String>,
-    /// S3 region (default: `AWS_REGION`).
-    #[arg(long, value_name = "REGION", global = true)]
-    pub s3_region: Option<String>,
-    /// Allow a plain http:// endpoint.
-    #[arg(long, global = true)]
-    pub s3_allow_http: bool,
-}
+use crate::request::{Request, Verbosity};
 
 /// The S3 settings for `url`: the flags, else the config's `[backups.NAME]` with this
 /// store, else the environment (object_store reads `AWS_*` for anything unset).
@@ -57,11 +47,8 @@ pub fn s3_settings(
     url: &StoreUrl,
     flags: &S3Flags,
     config: Option<&Config>,
-) -> anyhow::Result<S3Settings> {
-    let mut s = S3Settings::new();
-    if let Some(spec) = config.and_then(|c| c.backups.values().find(|b| &b.to == url)) {
-        s = from_spec(spec)?;
-    }
+) -> Result<S3Settings, SpecSettingsError> {
+    let mut s = settings_for_url(url, config)?;
     if let Some(e) = &flags.s3_endpoint {
         s = s.with_endpoint(e.clone());
     }
@@ -70,29 +57,6 @@ pub fn s3_settings(
     }
     if flags.s3_allow_http {
         s = s.with_allow_http(true);
-    }
-    Ok(s)
-}
-
-fn from_spec(spec: &BackupSpec) -> anyhow::Result<S3Settings> {
-    let mut s = S3Settings::new().with_allow_http(spec.s3.allow_http);
-    if let Some(e) = &spec.s3.endpoint {
-        s = s.with_endpoint(e.clone());
-    }
-    if let Some(r) = &spec.s3.region {
-        s = s.with_region(r.clone());
-    }
-    if let Some(id) = &spec.s3.access_key_id {
-        s = s.with_access_key_id(id.clone());
-    }
-    if let Some(path) = &spec.s3.secret_access_key_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("read the secret key file {path}"))?;
-        let secret = text.lines().next().unwrap_or("").trim().to_owned();
-        if secret.is_empty() {
-            return Err(anyhow!("the secret key file {path} is empty"));
-        }
-        s = s.with_secret_access_key(secret);
     }
     Ok(s)
 }
@@ -121,200 +85,6 @@ pub fn open(
     Ok((url, Arc::from(store)))
 }
 
-/// The naming scheme of the policy that manages `dataset` on `host` (so a backup's
-/// snapshot is named like the dataset's other snapshots, with the policy's prefix).
-fn naming_for(
-    config: &Config,
-    host: &zsnap_core::config::Host,
-    dataset: &DatasetName,
-) -> Option<zsnap_core::naming::NamingScheme> {
-    let entry = config.entry_for(host, dataset)?;
-    config.policy(&entry.policy).map(|p| p.naming())
-}
-
-/// The config when its file exists (ad-hoc backup commands work without one).
-///
-/// # Errors
-/// A config file that exists but is invalid.
-pub fn optional_config(path: &Path) -> Result<Option<Config>, Failure> {
-    if path.exists() {
-        crate::commands::load_config(path).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-/// Arguments of `zsnap backup`.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-pub struct BackupArgs {
-    /// The datasets to back up.
-    #[arg(value_name = "DATASET", required = true)]
-    pub datasets: Vec<String>,
-    /// The store: dir:/absolute/path or s3://bucket/prefix.
-    #[arg(long, value_name = "STORE")]
-    pub to: String,
-    /// An incremental from the newest snapshot already backed up in the store (found
-    /// by guid), or a full stream when there is none.
-    #[arg(long)]
-    pub auto_incremental: bool,
-    /// An incremental from this snapshot of the dataset (its name after `@`), which
-    /// must have a backup in the store. Wins over --auto-incremental.
-    #[arg(long, value_name = "SNAPSHOT")]
-    pub since: Option<String>,
-    /// Back up this existing snapshot instead of taking a new one.
-    #[arg(long, value_name = "NAME")]
-    pub snapshot: Option<String>,
-    /// The label of the snapshot taken.
-    #[arg(long, value_name = "LABEL", default_value = "backup")]
-    pub label: String,
-    /// Compress the stored stream: none or zstd.
-    #[arg(long, value_name = "ALGO", default_value = "none")]
-    pub compress: String,
-    /// Read the stream back after uploading and compare size and SHA-256 before
-    /// writing its sidecar.
-    #[arg(long)]
-    pub verify: bool,
-    /// Show the plan; change nothing.
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
-    /// S3 settings.
-    #[command(flatten)]
-    pub s3: S3Flags,
-}
-
-/// `zsnap backups …`
-#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
-pub enum BackupsCmd {
-    /// Make a store once before its first backup: writes its marker. A directory
-    /// store's directory is made (only its last component; its parent must exist, so
-    /// an unmounted disk is not filled), an S3 bucket must exist. A store that already
-    /// has backups is adopted as it is.
-    Init {
-        /// The store: dir:/absolute/path or s3://bucket/prefix.
-        #[arg(value_name = "STORE")]
-        store: String,
-        /// S3 settings.
-        #[command(flatten)]
-        s3: S3Flags,
-    },
-    /// Every backup in a store with its chain, size and state.
-    List {
-        /// The store.
-        #[arg(long, value_name = "STORE")]
-        from: String,
-        /// Only this dataset.
-        #[arg(long, value_name = "DATASET")]
-        dataset: Option<String>,
-        /// Only backups of snapshots taken at or after this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Only backups of snapshots taken at or before this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-        /// S3 settings.
-        #[command(flatten)]
-        s3: S3Flags,
-    },
-    /// Re-read every complete backup (sizes, SHA-256) and check every chain.
-    Verify {
-        /// The store.
-        #[arg(long, value_name = "STORE")]
-        from: String,
-        /// Only this dataset.
-        #[arg(long, value_name = "DATASET")]
-        dataset: Option<String>,
-        /// S3 settings.
-        #[command(flatten)]
-        s3: S3Flags,
-    },
-    /// Delete one backup (by its id, as `backups list` shows it).
-    Delete {
-        /// The store.
-        #[arg(long, value_name = "STORE")]
-        from: String,
-        /// The backup's id.
-        #[arg(value_name = "ID")]
-        id: String,
-        /// Also delete the incrementals restored through it.
-        #[arg(long)]
-        with_dependents: bool,
-        /// Show what would go; delete nothing.
-        #[arg(short = 'n', long)]
-        dry_run: bool,
-        /// S3 settings.
-        #[command(flatten)]
-        s3: S3Flags,
-    },
-    /// Apply keep rules to a store's chains (a full stays while a kept incremental
-    /// needs it; unfinished uploads older than an hour go).
-    Prune {
-        /// The store.
-        #[arg(long, value_name = "STORE")]
-        from: String,
-        /// Keep rules, one per flag (e.g. `--keep "last 7" --keep "calendar daily = 14"`):
-        /// `last N`, `calendar daily = N, …`, `labels LABEL = N, …`, `grid SPEC`,
-        /// `newer than DURATION`.
-        #[arg(long = "keep", value_name = "RULE", required = true)]
-        keep: Vec<String>,
-        /// Show what would go; delete nothing.
-        #[arg(short = 'n', long)]
-        dry_run: bool,
-        /// S3 settings.
-        #[command(flatten)]
-        s3: S3Flags,
-    },
-}
-
-/// Arguments of `zsnap restore`.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-pub struct RestoreArgs {
-    /// The store.
-    #[arg(long, value_name = "STORE")]
-    pub from: String,
-    /// The dataset whose backups to restore.
-    #[arg(value_name = "DATASET")]
-    pub dataset: String,
-    /// The newest backup of a snapshot taken at or before this time (RFC 3339).
-    #[arg(long, value_name = "TIME", conflicts_with_all = ["snapshot", "latest"])]
-    pub at: Option<String>,
-    /// This snapshot (its name after `@`).
-    #[arg(long, value_name = "NAME", conflicts_with = "latest")]
-    pub snapshot: Option<String>,
-    /// The newest backup (the default).
-    #[arg(long)]
-    pub latest: bool,
-    /// The dataset to receive into: `pool/path` (on --backend's host) or
-    /// `ssh://[user@]host[:port]/pool/path`. It must not exist, or hold an earlier part
-    /// of the same chain (a restore that stopped continues).
-    #[arg(long, value_name = "TARGET", required_unless_present = "save")]
-    pub to: Option<String>,
-    /// Let the first receive roll the target back (zfs receive -F): it discards the
-    /// target's snapshots after the newest one it shares with this restore, or replaces
-    /// a target that has no snapshots. A target with snapshots of its own is never
-    /// overwritten: restore into a new dataset.
-    #[arg(long)]
-    pub force: bool,
-    /// Restore the newest restorable point even when the store records a newer backup
-    /// that cannot be restored (missing, damaged, on a broken chain). Without it,
-    /// --latest and --at refuse and name that backup.
-    #[arg(long)]
-    pub allow_older: bool,
-    /// Mount the restored dataset (at the mountpoint it inherits; the stream's own
-    /// mountpoint is never taken). By default it is received unmounted.
-    #[arg(long)]
-    pub mount: bool,
-    /// Show what would be received; change nothing.
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
-    /// Write the chosen backup's own stream (decompressed, checked) to FILE instead of
-    /// receiving; `zfs receive` can read it later.
-    #[arg(long, value_name = "FILE", conflicts_with = "to")]
-    pub save: Option<PathBuf>,
-    /// S3 settings.
-    #[command(flatten)]
-    pub s3: S3Flags,
-}
-
 fn dataset_arg(s: &str) -> Result<DatasetName, Failure> {
     s.parse::<DatasetName>()
         .with_context(|| format!("invalid dataset {s:?}"))
@@ -335,92 +105,6 @@ fn catalog(store: &dyn BackupStore) -> Result<Catalog, Failure> {
     Ok(catalog)
 }
 
-/// One backup done (or planned) by `zsnap backup` or `zsnap run`.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupResult {
-    /// The dataset.
-    pub dataset: DatasetName,
-    /// The store.
-    pub store: String,
-    /// The stream object's key (`None` when only its snapshot was planned).
-    pub stream: Option<String>,
-    /// The plans made: the snapshot's, then the send's.
-    pub plan: Vec<zsnap_core::Plan>,
-    /// Every applied step succeeded.
-    pub ok: bool,
-    /// What failed, with causes.
-    pub errors: Vec<String>,
-}
-
-/// Called with every applied plan of a backup (for the audit log).
-pub type Recorder<'a> = &'a mut dyn FnMut(&Phase);
-
-/// Runs one backup request through `zsnap_exec::backup_job::back_up` on `backends`.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one backup's inputs; a struct would only rename them"
-)]
-fn run_one(
-    request: &BackupRequest,
-    backends: &mut dyn Backends,
-    store: &Arc<dyn BackupStore>,
-    catalog: &Catalog,
-    now: DateTime<Utc>,
-    dry_run: bool,
-    verify: bool,
-    record: Recorder<'_>,
-    observer: &mut dyn zsnap_exec::apply::Observer,
-) -> BackupResult {
-    let mut result = BackupResult {
-        dataset: request.dataset.clone(),
-        store: request.store.to_string(),
-        stream: None,
-        plan: Vec::new(),
-        ok: false,
-        errors: Vec::new(),
-    };
-    let Some(backend) = backends.backend(&request.location) else {
-        result
-            .errors
-            .push(format!("no backend for {}", request.location));
-        return result;
-    };
-    let options = ApplyOptions::default().with_backup(BackupOptions::default().with_verify(verify));
-    match back_up(
-        request, backend, store, catalog, now, dry_run, &options, observer,
-    ) {
-        Ok(run) => {
-            result.ok = run.is_success();
-            for (plan, report) in run.plans.iter().zip(&run.reports) {
-                record(&Phase::applied(
-                    PhaseKind::Backup {
-                        store: request.store.to_string(),
-                    },
-                    plan.clone(),
-                    zsnap_exec::job::results(report),
-                ));
-            }
-            result.stream = run.stream.as_ref().map(ToString::to_string);
-            for report in &run.reports {
-                for (i, e) in report.failures() {
-                    let what = run
-                        .plans
-                        .iter()
-                        .flat_map(|p| p.steps.get(i))
-                        .next()
-                        .map_or("", |s| s.reason());
-                    result
-                        .errors
-                        .push(format!("step {} ({what}): {}", i + 1, error_chain(e)));
-                }
-            }
-            result.plan = run.plans;
-        }
-        Err(e) => result.errors.push(error_chain(&e)),
-    }
-    result
-}
-
 fn render_results(
     req: &Request,
     results: &[BackupResult],
@@ -439,9 +123,7 @@ fn render_results(
             } else {
                 s.push_str(&format!("{} → {}/{what}: ok\n", r.dataset, r.store));
             }
-            if req.verbosity >= crate::request::Verbosity::Verbose(1)
-                || r.plan.iter().any(|p| p.steps.is_empty())
-            {
+            if req.verbosity >= Verbosity::Verbose(1) || r.plan.iter().any(|p| p.steps.is_empty()) {
                 for p in &r.plan {
                     s.push_str(&p.render());
                 }
@@ -541,7 +223,7 @@ pub fn backup(
             Some(naming) => request.with_naming(naming),
             None => request,
         };
-        results.push(run_one(
+        results.push(back_up_reported(
             &request,
             backends,
             &store,
@@ -563,213 +245,39 @@ pub fn backup(
     Ok(status_of(&results))
 }
 
-/// What the scheduled backups of one `zsnap run` did (`backups` in its JSON).
-#[derive(Debug, Clone, Serialize)]
-pub struct ScheduledBackups {
-    /// Per `[backups.NAME]` in the config.
-    pub stores: Vec<ScheduledStore>,
-    /// The text rendering.
-    #[serde(skip)]
-    pub text: String,
-}
-
-impl ScheduledBackups {
-    /// Whether every backup and deletion succeeded.
-    pub fn ok(&self) -> bool {
-        self.stores
-            .iter()
-            .all(|s| s.error.is_none() && s.backups.iter().all(|b| b.errors.is_empty()))
-    }
-}
-
-/// One deletion from a store tried by a run.
-#[derive(Debug, Clone)]
-pub struct DeletedObject {
-    /// The key.
-    pub key: String,
-    /// Why.
-    pub reason: String,
-    /// Why it failed, if it did.
-    pub error: Option<String>,
-}
-
-/// One `[backups.NAME]` of a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScheduledStore {
-    /// The name.
-    pub name: String,
-    /// The store.
-    pub store: String,
-    /// The backups that were due.
-    pub backups: Vec<BackupResult>,
-    /// Keys deleted by the store's keep policy (or, in a dry run, that would be).
-    pub pruned: Vec<String>,
-    /// Every deletion tried (none in a dry run), for the audit log.
-    #[serde(skip)]
-    pub deleted: Vec<DeletedObject>,
-    /// What stopped this entry (store unreachable, listing failed, a deletion failed).
-    pub error: Option<String>,
-}
-
-/// The scheduled backups of `config` that are due at `now` (`zsnap run`): per
-/// `[backups.NAME]`, every dataset its source selects, backed up when
-/// [`backup_due`] says so; then the store's keep policy, if any. A store that fails
-/// is reported and the others still run.
-pub fn run_scheduled(
-    config: &Config,
-    backends: &mut dyn Backends,
-    now: DateTime<Utc>,
-    dry_run: bool,
-    record: Recorder<'_>,
-) -> ScheduledBackups {
-    let mut open = |spec: &BackupSpec| -> anyhow::Result<Arc<dyn BackupStore>> {
-        let settings = from_spec(spec)?;
-        Ok(Arc::from(open_initialised(&spec.to, &settings)?.0))
-    };
-    run_scheduled_in(config, backends, now, dry_run, record, &mut open)
-}
-
-/// Opens the store of a `[backups.NAME]`.
-pub type StoreOpener<'a> = &'a mut dyn FnMut(&BackupSpec) -> anyhow::Result<Arc<dyn BackupStore>>;
-
-/// [`run_scheduled`] with the stores `open` gives (`zsnap simulate` keeps them in
-/// memory).
-pub fn run_scheduled_in(
-    config: &Config,
-    backends: &mut dyn Backends,
-    now: DateTime<Utc>,
-    dry_run: bool,
-    record: Recorder<'_>,
-    open: StoreOpener<'_>,
-) -> ScheduledBackups {
-    let mut all = ScheduledBackups {
-        stores: Vec::new(),
-        text: String::new(),
-    };
-    for (name, spec) in &config.backups {
-        let mut one = ScheduledStore {
-            name: name.clone(),
-            store: spec.to.to_string(),
-            backups: Vec::new(),
-            pruned: Vec::new(),
-            deleted: Vec::new(),
-            error: None,
-        };
-        all.text
-            .push_str(&format!("== backup {name} → {} ==\n", spec.to));
-        let result = open(spec).and_then(|store| {
-            scheduled_one(
-                config, spec, &store, backends, now, dry_run, &mut one, record,
-            )
-        });
-        if let Err(e) = result {
-            one.error = Some(format!("{e:#}"));
-        }
+/// The text of the scheduled backups of a `zsnap run`: per `[backups.NAME]`, each
+/// backup, what its keep policy deleted, and what stopped it.
+pub fn render_scheduled(backups: &ScheduledBackups) -> String {
+    let mut text = String::new();
+    for one in &backups.stores {
+        text.push_str(&format!("== backup {} → {} ==\n", one.name, one.store));
         for r in &one.backups {
             let what = r.stream.as_deref().unwrap_or("snapshot first");
             if r.errors.is_empty() {
-                all.text.push_str(&format!("{}: {what}\n", r.dataset));
+                text.push_str(&format!("{}: {what}\n", r.dataset));
             } else {
-                all.text.push_str(&format!("{}: FAILED\n", r.dataset));
+                text.push_str(&format!("{}: FAILED\n", r.dataset));
                 for e in &r.errors {
-                    all.text.push_str(&format!("  {e}\n"));
+                    text.push_str(&format!("  {e}\n"));
                 }
             }
         }
         if !one.pruned.is_empty() {
-            let verb = if dry_run { "would delete" } else { "deleted" };
-            all.text
-                .push_str(&format!("prune: {verb} {} object(s)\n", one.pruned.len()));
+            let verb = if backups.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            text.push_str(&format!("prune: {verb} {} object(s)\n", one.pruned.len()));
         }
         if let Some(e) = &one.error {
-            all.text.push_str(&format!("error: {e}\n"));
+            text.push_str(&format!("error: {}\n", error_chain(e)));
         }
         if one.backups.is_empty() && one.pruned.is_empty() && one.error.is_none() {
-            all.text.push_str("nothing due\n");
-        }
-        all.stores.push(one);
-    }
-    all
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one scheduled backup's inputs; a struct would only rename them"
-)]
-fn scheduled_one(
-    config: &Config,
-    spec: &BackupSpec,
-    store: &Arc<dyn BackupStore>,
-    backends: &mut dyn Backends,
-    now: DateTime<Utc>,
-    dry_run: bool,
-    one: &mut ScheduledStore,
-    record: Recorder<'_>,
-) -> anyhow::Result<()> {
-    let entry = config
-        .datasets
-        .iter()
-        .find(|d| d.root == spec.source)
-        .ok_or_else(|| anyhow!("no [[datasets]] entry has the root {}", spec.source))?;
-    let location = entry.host.location();
-    let (_, catalog) = read_catalog(&**store)?;
-    let backend = backends
-        .backend(&location)
-        .ok_or_else(|| anyhow!("no backend for {}", entry.host))?;
-    let listed = backend
-        .list(std::slice::from_ref(&entry.root))
-        .with_context(|| format!("list {}", entry.root))?;
-    let selected: Vec<DatasetName> = listed
-        .datasets
-        .keys()
-        .filter(|d| entry.selects(d))
-        .cloned()
-        .collect();
-    let schedule = BackupSchedule::new(spec.every, spec.full_every);
-    for dataset in selected {
-        if let BackupDue::Yes { mode, .. } = backup_due(&catalog, &dataset, &schedule, now) {
-            let mut request = BackupRequest::new(dataset.clone(), spec.to.clone(), mode)
-                .with_location(location.clone())
-                .with_label(spec.label.clone())
-                .with_compression(spec.compression);
-            if let Some(naming) = naming_for(config, &entry.host, &dataset) {
-                request = request.with_naming(naming);
-            }
-            one.backups.push(run_one(
-                &request,
-                backends,
-                store,
-                &catalog,
-                now,
-                dry_run,
-                spec.verify,
-                &mut *record,
-                &mut NoObserver,
-            ));
+            text.push_str("nothing due\n");
         }
     }
-    if let Some(policy) = spec.policy.as_ref().and_then(|p| config.policies.get(p)) {
-        let (_, catalog) = read_catalog(&**store)?;
-        let plan = plan_backup_prune(&catalog, &policy.retention_policy(), now, policy.timezone);
-        if dry_run {
-            one.pruned = plan.deletions.iter().map(|d| d.key.clone()).collect();
-        } else {
-            let mut tried = Vec::new();
-            let done = delete_in_order(&**store, &plan.deletions, now, &mut |c, e| {
-                tried.push(DeletedObject {
-                    key: c.key.to_owned(),
-                    reason: c.reason.to_owned(),
-                    error: e.map(str::to_owned),
-                });
-            });
-            one.deleted = tried;
-            one.pruned = done.keys;
-            if let Some(e) = done.error {
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
+    text
 }
 
 /// One object of a store deleted (or not), as the audit log records it.
@@ -781,76 +289,35 @@ struct StoreChange<'a> {
     reason: &'a str,
 }
 
-/// What [`delete_in_order`] did.
-struct Deleted {
-    /// The keys deleted.
-    keys: Vec<String>,
-    /// What stopped it.
-    error: Option<anyhow::Error>,
-}
-
-impl Deleted {
-    /// The exit status: 0 when all went, 3 when some went before a failure (the store
-    /// changed), 1 when nothing went.
-    fn status(&self) -> u8 {
-        match (&self.error, self.keys.is_empty()) {
-            (None, _) => exit::OK,
-            (Some(_), false) => exit::PARTIAL,
-            (Some(_), true) => exit::ERROR,
-        }
-    }
-}
-
-/// Deletes `deletions` in their order (safe to interrupt), stopping at the first
-/// failure, and logs every deletion tried with `log` (key, reason, error).
-fn delete_in_order(
+/// Audits the deletions `done` tried with `log`, and gives its exit status: 0 when
+/// all went, 3 when some went before a failure (the store changed), 1 when nothing
+/// went.
+fn audit_deletions(
     store: &dyn BackupStore,
-    deletions: &[zsnap_core::backup::Deletion],
-    now: DateTime<Utc>,
+    done: &Deletions,
     log: &mut dyn FnMut(&StoreChange<'_>, Option<&str>),
-) -> Deleted {
-    let report = delete_objects(store, deletions, now);
+) -> u8 {
     let url = store.url().to_string();
-    for key in &report.deleted {
-        let reason = deletions
-            .iter()
-            .find(|d| &d.key == key)
-            .map_or("", |d| d.reason.as_str());
+    for d in &done.tried {
         let change = StoreChange {
             action: "delete",
             store: &url,
-            key,
-            reason,
+            key: &d.key,
+            reason: &d.reason,
         };
-        log(&change, None);
+        log(&change, d.error.as_deref());
     }
-    let error = report.failed.map(|(key, e)| {
-        let e = anyhow::Error::new(e);
-        let reason = deletions
-            .iter()
-            .find(|d| d.key == key)
-            .map_or("", |d| d.reason.as_str());
-        let change = StoreChange {
-            action: "delete",
-            store: &url,
-            key: &key,
-            reason,
-        };
-        log(&change, Some(&error_chain(e.as_ref())));
-        e.context(format!(
-            "delete {key}; the deletions after it were left (the next prune finishes them)"
-        ))
-    });
-    Deleted {
-        keys: report.deleted,
-        error,
+    match (&done.error, done.deleted().is_empty()) {
+        (None, _) => exit::OK,
+        (Some(_), false) => exit::PARTIAL,
+        (Some(_), true) => exit::ERROR,
     }
 }
 
 /// An audit logger for store changes of `command`, into `guards`' log (nothing in a
 /// dry run or without a config); write errors are kept in `audit_error`.
 fn change_logger<'a>(
-    guards: &'a mut Option<crate::commands::RunGuards>,
+    guards: &'a mut Option<RunGuards>,
     now: DateTime<Utc>,
     command: &'a str,
     phase: &'a str,
@@ -872,7 +339,7 @@ fn change_logger<'a>(
 /// # Errors
 /// When the log cannot be written.
 pub fn audit_scheduled(
-    audit: &mut crate::audit::AuditLog,
+    audit: &mut AuditLog,
     now: DateTime<Utc>,
     command: &str,
     backups: &ScheduledBackups,
@@ -928,18 +395,6 @@ struct ListRow<'a> {
     dataset: &'a DatasetName,
     snapshot: &'a ShortName,
     created: DateTime<Utc>,
-}
-
-/// The lock, journal and audit log of a command run with a config; none without one
-/// (a store named on the command line alone).
-fn optional_guards(
-    req: &Request,
-    config: Option<&Config>,
-    dry_run: bool,
-) -> Result<Option<crate::commands::RunGuards>, Failure> {
-    config
-        .map(|c| crate::commands::guards(req, c, dry_run))
-        .transpose()
 }
 
 /// `zsnap backups …`
@@ -1181,7 +636,9 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                     "delete",
                     &mut audit_error,
                 );
-                Some(delete_in_order(&*store, &plan.deletions, req.now, &mut log))
+                let done = delete_in_order(&*store, &plan.deletions, req.now);
+                let status = audit_deletions(&*store, &done, &mut log);
+                Some((done, status))
             };
             if req.json {
                 output::json(
@@ -1223,7 +680,9 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                     "prune",
                     &mut audit_error,
                 );
-                Some(delete_in_order(&*store, &plan.deletions, req.now, &mut log))
+                let done = delete_in_order(&*store, &plan.deletions, req.now);
+                let status = audit_deletions(&*store, &done, &mut log);
+                Some((done, status))
             };
             if req.json {
                 output::json(out, &plan)?;
@@ -1249,18 +708,18 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
 /// half-way changed the store (exit 3, [`exit::PARTIAL`]); a failure before any
 /// deletion changed nothing (exit 1).
 fn finish_deletions(
-    done: Option<Deleted>,
+    done: Option<(Deletions, u8)>,
     audit_error: Option<anyhow::Error>,
 ) -> Result<u8, Failure> {
-    let Some(done) = done else {
+    let Some((done, status)) = done else {
         return Ok(exit::OK);
     };
-    let status = done.status();
+    let deleted = done.deleted().len();
     if let Some(e) = done.error {
+        let e = anyhow::Error::new(e);
         let e = if status == exit::PARTIAL {
             e.context(format!(
-                "{} object(s) were deleted before this failure",
-                done.keys.len()
+                "{deleted} object(s) were deleted before this failure"
             ))
         } else {
             e
@@ -1367,7 +826,7 @@ pub fn restore_cmd(
         other => {
             // The config's [paths] (ssh, remote zfs, ssh_config), or their defaults.
             let paths = config.as_ref().map(|c| c.paths.clone()).unwrap_or_default();
-            remote = crate::backends::backend_for(other, &paths)?;
+            remote = zsnap_exec::connect::connect(other, &paths)?;
             &mut remote
         }
     };
@@ -1515,24 +974,15 @@ pub fn restore_cmd(
     Ok(exit::OK)
 }
 
-/// The audit log of `guards`, if any.
-fn guards_audit(
-    guards: &mut Option<crate::commands::RunGuards>,
-) -> Option<&mut crate::audit::AuditLog> {
-    guards.as_mut().and_then(|g| g.audit.as_mut())
-}
-
 /// The `[backups.NAME]` part of `zsnap status`: each store opened with its settings
-/// and its catalog read, for [`zsnap_exec::status::backup_status`].
+/// and its catalog read ([`read_spec_catalog`]), for
+/// [`zsnap_exec::status::backup_status`].
 pub fn backup_status(
     config: &Config,
     invs: &std::collections::BTreeMap<zsnap_core::Location, zsnap_core::Inventory>,
     now: DateTime<Utc>,
 ) -> Vec<zsnap_exec::status::BackupStatus> {
     zsnap_exec::status::backup_status(config, invs, now, &mut |_, spec| {
-        from_spec(spec)
-            .and_then(|s| Ok(open_initialised(&spec.to, &s)?.0))
-            .and_then(|store| Ok(read_catalog(&*store)?.1))
-            .map_err(|e| format!("{e:#}"))
+        read_spec_catalog(spec).map_err(|e| error_chain(&e))
     })
 }

@@ -1,25 +1,25 @@
 //! One function per command. Each returns the exit status or a [`Failure`].
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use serde::Serialize;
 use zsnap_core::config::{import_sanoid, Config, Host};
-use zsnap_core::{list_argv, parse_list, Inventory};
+use zsnap_core::list_argv;
 use zsnap_exec::apply::OneBackend;
 use zsnap_exec::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
-use zsnap_exec::journal::Journal;
 use zsnap_exec::last_run::{self, RunRecord};
-use zsnap_exec::lock::{Lock, LockError};
+use zsnap_exec::scheduled::{run_scheduled, ScheduledBackups};
 
-use crate::audit::AuditLog;
-use crate::backends::{load_fake, real_backends};
-use crate::backup::ScheduledBackups;
+use crate::backends::load_fake;
 use crate::exit;
 use crate::failure::Failure;
+use crate::guards::{guards, RunGuards};
+use crate::load::{load_config, optional_config, read_inventory};
 use crate::output::{self, Progress};
 use crate::request::{BackendSpec, Command, Request, Verbosity};
+use zsnap_exec::connect::connect_config;
 
 /// Runs the request, writing results to `out`.
 ///
@@ -114,15 +114,15 @@ fn with_one_backend(
     out: &mut dyn Write,
     f: impl FnOnce(&mut dyn zsnap_exec::apply::Backends, &mut dyn Write) -> Result<u8, Failure>,
 ) -> Result<u8, Failure> {
-    let config = crate::backup::optional_config(&req.config)?;
+    let config = optional_config(&req.config)?;
     let paths = config.map(|c| c.paths).unwrap_or_default();
     match &req.backend {
         BackendSpec::Local => {
-            let mut z = crate::backends::backend_for(&Host::Local, &paths)?;
+            let mut z = zsnap_exec::connect::connect(&Host::Local, &paths)?;
             f(&mut OneBackend(&mut z), out)
         }
         BackendSpec::Ssh(host) => {
-            let mut z = crate::backends::backend_for(host, &paths)?;
+            let mut z = zsnap_exec::connect::connect(host, &paths)?;
             f(&mut OneBackend(&mut z), out)
         }
         BackendSpec::Fake(path) => {
@@ -161,31 +161,6 @@ pub fn shell_quote(w: &str) -> String {
     }
 }
 
-/// Reads and validates the config.
-///
-/// # Errors
-/// A usage failure: unreadable file (with a hint), or the first config error.
-pub fn load_config(path: &Path) -> Result<Config, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("read the config {}", path.display())))
-            .with_hint("pass --config FILE; commented examples are in the examples/ directory of the source")
-    })?;
-    Config::from_toml(&text, &path.display().to_string()).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("load the config {}", path.display())))
-            .with_hint("fix the place shown above; `zsnap config check` validates a config without running anything")
-    })
-}
-
-/// A config path resolved against the config file's directory.
-pub fn resolve(config_path: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        config_path.parent().unwrap_or(Path::new(".")).join(p)
-    }
-}
-
 fn import(req: &Request, file: &Path, out: &mut dyn Write) -> Result<u8, Failure> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("read {}", file.display()))
@@ -200,68 +175,6 @@ fn import(req: &Request, file: &Path, out: &mut dyn Write) -> Result<u8, Failure
         output::text(out, &imported.to_toml(&name))?;
     }
     Ok(exit::OK)
-}
-
-fn lock_failure(e: LockError) -> Failure {
-    match &e {
-        LockError::Held { pid, .. } => {
-            let hint = match pid {
-                Some(pid) => {
-                    format!("another zsnap (process {pid}) is running; try again when it ends")
-                }
-                None => "another zsnap is running; try again when it ends".to_owned(),
-            };
-            Failure::from(e).with_status(exit::LOCKED).with_hint(hint)
-        }
-        _ => Failure::from(e).with_hint("check the lock_file path in [paths]"),
-    }
-}
-
-/// What the changing commands set up around the engine: lock, journal, audit log.
-pub struct RunGuards {
-    _lock: Option<Lock>,
-    journal: Option<Journal>,
-    /// The audit log (none in a dry run).
-    pub audit: Option<AuditLog>,
-    /// Where the outcome of the run is recorded for `zsnap check` (none in a dry run).
-    pub run_record: Option<PathBuf>,
-}
-
-/// Takes the run lock and opens the journal and audit log of `config` (nothing for a
-/// dry run or a saved listing).
-///
-/// # Errors
-/// The lock is held, or a path cannot be created or opened.
-pub fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards, Failure> {
-    if dry_run || req.inventory.is_some() {
-        return Ok(RunGuards {
-            _lock: None,
-            journal: None,
-            audit: None,
-            run_record: None,
-        });
-    }
-    let lock_path = resolve(&req.config, &config.paths.lock_file);
-    if let Some(dir) = lock_path.parent() {
-        zsnap_exec::safe_fs::create_dir_all(dir).context("create the lock's directory")?;
-    }
-    let lock = Lock::acquire(&lock_path).map_err(lock_failure)?;
-    let journal_dir = resolve(&req.config, &config.paths.journal_dir);
-    zsnap_exec::safe_fs::create_dir_all(&journal_dir).context("create the journal directory")?;
-    let journal_path = journal_dir.join(format!(
-        "{}-{}.jsonl",
-        req.now.format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    ));
-    let journal = Journal::open(&journal_path)
-        .with_context(|| format!("open the journal {}", journal_path.display()))?;
-    let audit = AuditLog::open(&resolve(&req.config, &config.paths.audit_log))?;
-    Ok(RunGuards {
-        _lock: Some(lock),
-        journal: Some(journal),
-        audit: Some(audit),
-        run_record: Some(last_run::path(&journal_dir)),
-    })
 }
 
 /// What a job did ([`Outcome`]) with, for `zsnap run`, its scheduled backups: what
@@ -293,7 +206,7 @@ impl RunOutcome {
             || self
                 .backups
                 .as_ref()
-                .is_some_and(|b| b.stores.iter().any(|s| s.backups.iter().any(|r| r.ok)))
+                .is_some_and(ScheduledBackups::did_something)
     }
 }
 
@@ -438,7 +351,7 @@ fn run_guarded(
                     BackendSpec::Ssh(host) => host.clone(),
                     _ => Host::Local,
                 };
-                let mut backends = real_backends(config, &host)?;
+                let mut backends = connect_config(config, &host)?;
                 let outcome = engine
                     .run(
                         job,
@@ -499,27 +412,10 @@ fn scheduled_backups(
     backends: &mut dyn zsnap_exec::apply::Backends,
     now: chrono::DateTime<chrono::Utc>,
     dry_run: bool,
-    record: crate::backup::Recorder<'_>,
+    record: &mut dyn FnMut(&Phase),
 ) -> Option<ScheduledBackups> {
     (*job == Job::Run && !config.backups.is_empty())
-        .then(|| crate::backup::run_scheduled(config, backends, now, dry_run, record))
-}
-
-/// Reads a saved `zfs list` output.
-///
-/// # Errors
-/// Unreadable or unparsable files.
-pub fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("read the saved listing {}", path.display()))
-        .map_err(Failure::usage)?;
-    parse_list(&text)
-        .with_context(|| format!("parse the saved listing {}", path.display()))
-        .map_err(|e| {
-            Failure::usage(e).with_hint(
-                "save it with the exact command `zsnap plan --print-list-command` prints",
-            )
-        })
+        .then(|| run_scheduled(config, backends, now, dry_run, None, record))
 }
 
 fn render_outcome(req: &Request, run: &RunOutcome, out: &mut dyn Write) -> Result<(), Failure> {
@@ -571,7 +467,7 @@ fn render_outcome(req: &Request, run: &RunOutcome, out: &mut dyn Write) -> Resul
         s.push('\n');
     }
     if let Some(b) = &run.backups {
-        s.push_str(&b.text);
+        s.push_str(&crate::backup::render_scheduled(b));
     }
     output::text(out, &s)?;
     Ok(())

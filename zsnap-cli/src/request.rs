@@ -71,11 +71,11 @@ pub enum Command {
         file: PathBuf,
     },
     /// `zsnap backup`.
-    Backup(crate::backup::BackupArgs),
+    Backup(crate::args::BackupArgs),
     /// `zsnap backups …`.
-    Backups(crate::backup::BackupsCmd),
+    Backups(crate::args::BackupsCmd),
     /// `zsnap restore`.
-    Restore(crate::backup::RestoreArgs),
+    Restore(crate::args::RestoreArgs),
     /// `zsnap completions SHELL`.
     Completions(clap_complete::Shell),
     /// `zsnap man [--dir DIR]`.
