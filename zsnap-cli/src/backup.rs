@@ -2,41 +2,37 @@
 //! `zsnap run`: wiring of `zsnap_exec::backup` and rendering.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use zsnap_core::backup::{
-    parse_since, plan_backup_prune, BackupEntry, BackupId, BackupMode, BackupRequest, Catalog,
-    Compression, EntryState, Link, RestoreTarget, StoreUrl,
-};
-use zsnap_core::config::Config;
-use zsnap_core::naming::Label;
-use zsnap_core::retention::RetentionPolicy;
-use zsnap_core::{DatasetName, ShortName};
+use zsnap_core::backup::{plan_backup_prune, Catalog, EntryState, Link, StoreUrl};
+use zsnap_core::config::{Config, Host};
 use zsnap_exec::apply::Backends;
-use zsnap_exec::backup::{
-    delete_in_order, restore, save_entry, verify_entry, Deletions, RestoreOptions, RestoreRunError,
-};
-use zsnap_exec::backup_job::{back_up_reported, BackupResult};
+use zsnap_exec::backup::{delete_in_order, restore, Deletions, RestoreOptions, RestoreRunError};
+use zsnap_exec::backup_job::{back_up_all, BackupResult};
 use zsnap_exec::failure::error_chain;
 use zsnap_exec::job::Phase;
-use zsnap_exec::scheduled::{naming_for, ScheduledBackups};
+use zsnap_exec::scheduled::ScheduledBackups;
 use zsnap_exec::store::{
     init_store, open_initialised, read_catalog, read_spec_catalog, settings_for_url, BackupStore,
     OpenStoreProblem, S3Settings, SpecSettingsError,
 };
+use zsnap_exec::store_ops::{
+    interrupted_note, list_backups, save_point, verify_store, ListedBackup,
+};
 
-use crate::args::{BackupArgs, BackupsCmd, RestoreArgs, S3Flags};
+use crate::args::S3Flags;
 use crate::audit::AuditLog;
 use crate::exit;
 use crate::failure::Failure;
 use crate::guards::{guards_audit, optional_guards, RunGuards};
 use crate::load::optional_config;
 use crate::output;
-use crate::request::{Request, Verbosity};
+use crate::request::{
+    BackupCommand, BackupsCommand, Request, RestoreCommand, RestoreTo, StoreArg, Verbosity,
+};
 
 /// The S3 settings for `url`: the flags, else the config's `[backups.NAME]` with this
 /// store, else the environment (object_store reads `AWS_*` for anything unset).
@@ -61,19 +57,18 @@ pub fn s3_settings(
     Ok(s)
 }
 
-/// Opens an initialised store (see `zsnap backups init`).
+/// Opens an initialised store (see `zsnap backups init`) and reads its catalog.
 ///
 /// # Errors
-/// A bad URL (usage), a store that cannot be opened, or one without its marker (with
-/// the `init` command as the hint).
+/// Unusable S3 settings (usage), a store that cannot be opened, one without its marker
+/// (with the `init` command as the hint), or a catalog that cannot be read.
 pub fn open(
-    url: &str,
-    flags: &S3Flags,
+    store: &StoreArg,
     config: Option<&Config>,
-) -> Result<(StoreUrl, Arc<dyn BackupStore>), Failure> {
-    let url: StoreUrl = url.parse().map_err(Failure::usage)?;
-    let settings = s3_settings(&url, flags, config).map_err(Failure::usage)?;
-    let (store, _) = open_initialised(&url, &settings).map_err(|e| {
+) -> Result<(Arc<dyn BackupStore>, Catalog), Failure> {
+    let url = &store.url;
+    let settings = s3_settings(url, &store.s3, config).map_err(Failure::usage)?;
+    let (opened, _) = open_initialised(url, &settings).map_err(|e| {
         let hint = matches!(e.problem, OpenStoreProblem::NotInitialised { .. })
             .then(|| format!("a new store is made once with: zsnap backups init {url}"));
         let f = Failure::from(e);
@@ -82,27 +77,8 @@ pub fn open(
             None => f,
         }
     })?;
-    Ok((url, Arc::from(store)))
-}
-
-fn dataset_arg(s: &str) -> Result<DatasetName, Failure> {
-    s.parse::<DatasetName>()
-        .with_context(|| format!("invalid dataset {s:?}"))
-        .map_err(Failure::usage)
-}
-
-fn time_arg(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .with_context(|| {
-            format!("invalid {flag} {s:?}; expected RFC 3339 such as 2026-11-23T15:00:00Z")
-        })
-        .map_err(Failure::usage)
-}
-
-fn catalog(store: &dyn BackupStore) -> Result<Catalog, Failure> {
-    let (_, catalog) = read_catalog(store)?;
-    Ok(catalog)
+    let (_, catalog) = read_catalog(&*opened)?;
+    Ok((Arc::from(opened), catalog))
 }
 
 fn render_results(
@@ -156,92 +132,45 @@ fn status_of(results: &[BackupResult]) -> u8 {
 /// `zsnap backup DATASET… --to STORE`.
 ///
 /// # Errors
-/// Bad arguments (usage), an unusable store, or a backend that cannot be opened.
+/// An unusable store or config.
 pub fn backup(
     req: &Request,
-    args: &BackupArgs,
+    cmd: &BackupCommand,
     backends: &mut dyn Backends,
     out: &mut dyn Write,
 ) -> Result<u8, Failure> {
     let config = optional_config(&req.config)?;
-    let datasets = args
-        .datasets
-        .iter()
-        .map(|d| dataset_arg(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    let compression: Compression = args
-        .compress
-        .parse()
-        .context("invalid --compress")
-        .map_err(Failure::usage)?;
-    let label: Label = args
-        .label
-        .parse()
-        .context("invalid --label")
-        .map_err(Failure::usage)?;
-    let (url, store) = open(&args.to, &args.s3, config.as_ref())?;
-    let catalog = catalog(&*store)?;
+    let (store, catalog) = open(&cmd.store, config.as_ref())?;
     // With a config, a backup takes the run lock and logs its changes like any run.
-    let mut guards = optional_guards(req, config.as_ref(), args.dry_run)?;
+    let mut guards = optional_guards(req, config.as_ref(), cmd.dry_run)?;
     let mut audit_error: Option<anyhow::Error> = None;
     let now = req.now;
     let mut record = |phase: &Phase| {
-        if let Some(a) = guards.as_mut().and_then(|g| g.audit.as_mut()) {
+        if let Some(a) = guards_audit(&mut guards) {
             if let Err(e) = a.record(now, "backup", phase) {
                 audit_error.get_or_insert(e);
             }
         }
     };
     let mut progress = crate::output::Progress::new(req.verbosity);
-    let mut results = Vec::new();
-    for dataset in datasets {
-        let since = args
-            .since
-            .as_deref()
-            .map(|s| parse_since(&dataset, s))
-            .transpose()
-            .context("invalid --since")
-            .map_err(Failure::usage)?;
-        let snapshot = args
-            .snapshot
-            .as_deref()
-            .map(|s| parse_since(&dataset, s).map_err(|e| anyhow!("invalid --snapshot: {e}")))
-            .transpose()
-            .map_err(Failure::usage)?;
-        let request = BackupRequest::new(
-            dataset.clone(),
-            url.clone(),
-            BackupMode::from_flags(since, args.auto_incremental),
-        )
-        .with_snapshot(snapshot)
-        .with_label(label.clone())
-        .with_compression(compression);
-        let request = match config
-            .as_ref()
-            .and_then(|c| naming_for(c, &zsnap_core::config::Host::Local, &dataset))
-        {
-            Some(naming) => request.with_naming(naming),
-            None => request,
-        };
-        results.push(back_up_reported(
-            &request,
-            backends,
-            &store,
-            &catalog,
-            req.now,
-            args.dry_run,
-            args.verify,
-            &mut record,
-            &mut progress,
-        ));
-    }
+    let results = back_up_all(
+        &cmd.requests,
+        config.as_ref(),
+        backends,
+        &store,
+        &catalog,
+        now,
+        cmd.dry_run,
+        cmd.verify,
+        &mut record,
+        &mut progress,
+    );
+    render_results(req, &results, out)?;
     if let Some(e) = audit_error {
-        render_results(req, &results, out)?;
         return Err(Failure::from(
             e.context("the backups were made but could not all be logged"),
         ));
     }
-    render_results(req, &results, out)?;
     Ok(status_of(&results))
 }
 
@@ -360,54 +289,17 @@ pub fn audit_scheduled(
     Ok(())
 }
 
-/// `--keep` as the README and `--help` write it: a calendar unit and a count may be
-/// given without `=` (`daily 14` means `daily = 14`).
-fn keep_rule_arg(rule: &str) -> Result<zsnap_core::retention::KeepRule, Failure> {
-    const UNITS: [&str; 5] = ["hourly", "daily", "weekly", "monthly", "yearly"];
-    let words: Vec<&str> = rule.split_whitespace().collect();
-    let text = match words.as_slice() {
-        [unit, n] if UNITS.contains(unit) && n.parse::<usize>().is_ok() => {
-            format!("{unit} = {n}")
-        }
-        _ => rule.to_owned(),
-    };
-    text.parse()
-        .context("invalid --keep")
-        .map_err(Failure::usage)
-}
-
-/// What an interrupted prune or delete left, when it left something.
-fn interrupted_note(catalog: &Catalog) -> Option<String> {
-    (!catalog.orphan_sidecars.is_empty()).then(|| {
-        format!(
-            "{} sidecar(s) left by an interrupted prune or delete (their streams are gone); \
-             the next `zsnap backups prune` (or run) finishes the deletion",
-            catalog.orphan_sidecars.len()
-        )
-    })
-}
-
-/// A row of `zsnap backups list`.
-#[derive(Debug, Serialize)]
-struct ListRow<'a> {
-    #[serde(flatten)]
-    entry: &'a BackupEntry,
-    dataset: &'a DatasetName,
-    snapshot: &'a ShortName,
-    created: DateTime<Utc>,
-}
-
 /// `zsnap backups …`
 ///
 /// # Errors
-/// Bad arguments, an unusable store.
-pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u8, Failure> {
+/// An unusable store or config, a refused deletion.
+pub fn backups(req: &Request, cmd: &BackupsCommand, out: &mut dyn Write) -> Result<u8, Failure> {
     let config = optional_config(&req.config)?;
     match cmd {
-        BackupsCmd::Init { store, s3 } => {
-            let url: StoreUrl = store.parse().map_err(Failure::usage)?;
-            let settings = s3_settings(&url, s3, config.as_ref()).map_err(Failure::usage)?;
-            let done = init_store(&url, &settings, req.now)?;
+        BackupsCommand::Init(store) => {
+            let url = &store.url;
+            let settings = s3_settings(url, &store.s3, config.as_ref()).map_err(Failure::usage)?;
+            let done = init_store(url, &settings, req.now)?;
             if req.json {
                 #[derive(Serialize)]
                 struct Initialised<'a> {
@@ -440,250 +332,83 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
             }
             Ok(exit::OK)
         }
-        BackupsCmd::List {
-            from,
-            dataset,
-            since,
-            until,
-            s3,
-        } => {
-            let dataset = dataset.as_deref().map(dataset_arg).transpose()?;
-            let since = since
-                .as_deref()
-                .map(|s| time_arg("--since", s))
-                .transpose()?;
-            let until = until
-                .as_deref()
-                .map(|s| time_arg("--until", s))
-                .transpose()?;
-            let (_, store) = open(from, s3, config.as_ref())?;
-            let catalog = catalog(&*store)?;
-            let mut rows = Vec::new();
-            for (name, backups) in &catalog.datasets {
-                if dataset.as_ref().is_some_and(|d| d != name) {
-                    continue;
-                }
-                for e in &backups.entries {
-                    let created = e.stream.created();
-                    if since.is_some_and(|t| created < t) || until.is_some_and(|t| created > t) {
-                        continue;
-                    }
-                    rows.push(ListRow {
-                        entry: e,
-                        dataset: name,
-                        snapshot: e.stream.snapshot(),
-                        created,
-                    });
-                }
-            }
+        BackupsCommand::List { store, filter } => {
+            let (_, catalog) = open(store, config.as_ref())?;
+            let rows = list_backups(&catalog, filter);
             if req.json {
                 output::json(out, &rows)?;
-                return Ok(exit::OK);
+            } else {
+                output::text(out, &render_list(&rows, &catalog))?;
             }
-            let mut table = vec![vec![
-                "DATASET".to_owned(),
-                "SNAPSHOT".to_owned(),
-                "KIND".to_owned(),
-                "SIZE".to_owned(),
-                "STATE".to_owned(),
-                "RESTORE".to_owned(),
-                "ID".to_owned(),
-            ]];
-            for r in &rows {
-                let e = r.entry;
-                let kind = match e.stream.parent() {
-                    None => "full".to_owned(),
-                    Some(p) => format!("inc from {p}"),
-                };
-                let state = match &e.state {
-                    EntryState::Complete => "complete".to_owned(),
-                    EntryState::Unfinished => "UNFINISHED".to_owned(),
-                    EntryState::Damaged { problem } => format!("DAMAGED: {problem}"),
-                    EntryState::Missing => "MISSING: stream gone, sidecar left".to_owned(),
-                    _ => "?".to_owned(),
-                };
-                let restore = match (&e.link, e.chain_len) {
-                    (Some(Link::Full), _) => "full".to_owned(),
-                    (Some(Link::Parent { .. }), Some(n)) => format!("{n} streams"),
-                    (Some(Link::Broken { parent, .. }), _) => format!("BROKEN (no {parent})"),
-                    _ => "-".to_owned(),
-                };
-                table.push(vec![
-                    r.dataset.to_string(),
-                    r.snapshot.to_string(),
-                    kind,
-                    e.size.to_string(),
-                    state,
-                    restore,
-                    e.id.to_string(),
-                ]);
-            }
-            let mut text = output::table(&table);
-            if let Some(n) = interrupted_note(&catalog) {
-                text.push_str(&format!("note: {n}\n"));
-            }
-            output::text(out, &text)?;
             Ok(exit::OK)
         }
-        BackupsCmd::Verify { from, dataset, s3 } => {
-            let dataset = dataset.as_deref().map(dataset_arg).transpose()?;
-            let (_, store) = open(from, s3, config.as_ref())?;
-            let catalog = catalog(&*store)?;
-            let mut problems = Vec::new();
-            let mut checked = 0usize;
-            let mut bytes = 0u64;
-            for (name, backups) in &catalog.datasets {
-                if dataset.as_ref().is_some_and(|d| d != name) {
-                    continue;
-                }
-                for e in &backups.entries {
-                    match &e.state {
-                        EntryState::Complete => match verify_entry(&*store, e) {
-                            Ok(n) => {
-                                checked += 1;
-                                bytes += n;
-                            }
-                            Err(err) => problems.push(error_chain(&err)),
-                        },
-                        EntryState::Unfinished => {
-                            problems.push(format!("{}: unfinished (no sidecar)", e.id));
-                        }
-                        EntryState::Damaged { problem } => {
-                            problems.push(format!("{}: damaged: {problem}", e.id));
-                        }
-                        EntryState::Missing => {
-                            problems.push(format!(
-                                "{}: MISSING: its sidecar is in the store but its stream is gone",
-                                e.id
-                            ));
-                        }
-                        _ => {}
-                    }
-                    if let Some(Link::Broken { parent, guid }) = &e.link {
-                        problems.push(format!(
-                            "{}: broken chain: no restorable backup of its parent {parent} (guid {guid})",
-                            e.id
-                        ));
-                    }
-                }
-            }
-            let notes = interrupted_note(&catalog).into_iter().collect::<Vec<_>>();
-            #[derive(Serialize)]
-            struct Verified<'a> {
-                checked: usize,
-                bytes: u64,
-                problems: &'a [String],
-                notes: &'a [String],
-            }
+        BackupsCommand::Verify { store, dataset } => {
+            let (store, catalog) = open(store, config.as_ref())?;
+            let v = verify_store(&*store, &catalog, dataset.as_ref());
             if req.json {
-                output::json(
-                    out,
-                    &Verified {
-                        checked,
-                        bytes,
-                        problems: &problems,
-                        notes: &notes,
-                    },
-                )?;
+                output::json(out, &v)?;
             } else {
-                let mut s = format!("{checked} backup(s) checked, {bytes} bytes read\n");
-                for p in &problems {
-                    s.push_str(&format!("PROBLEM: {p}\n"));
+                let mut s = format!("{} backup(s) checked, {} bytes read\n", v.checked, v.bytes);
+                for p in &v.problems {
+                    s.push_str(&format!("PROBLEM: {}\n", error_chain(p)));
                 }
-                for n in &notes {
+                for n in &v.notes {
                     s.push_str(&format!("note: {n}\n"));
                 }
-                if problems.is_empty() {
+                if v.ok() {
                     s.push_str("every backup matches its sidecar and every chain is whole\n");
                 }
                 output::text(out, &s)?;
             }
-            Ok(if problems.is_empty() {
-                exit::OK
-            } else {
-                exit::ERROR
-            })
+            Ok(if v.ok() { exit::OK } else { exit::ERROR })
         }
-        BackupsCmd::Delete {
-            from,
+        BackupsCommand::Delete {
+            store,
             id,
             with_dependents,
             dry_run,
-            s3,
         } => {
-            let id: BackupId = id
-                .parse()
-                .with_context(|| format!("invalid backup id {id:?}"))
-                .map_err(Failure::usage)?;
-            let (_, store) = open(from, s3, config.as_ref())?;
-            let catalog = catalog(&*store)?;
+            let (store, catalog) = open(store, config.as_ref())?;
             let plan = catalog
-                .plan_delete(&id, *with_dependents)
+                .plan_delete(id, *with_dependents)
                 .map_err(|e| Failure::usage(anyhow::Error::new(e)))?;
-            let mut s = String::new();
-            for d in &plan.deletions {
-                s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
-            }
-            let mut guards = optional_guards(req, config.as_ref(), *dry_run)?;
-            let mut audit_error = None;
-            let done = if *dry_run {
-                None
-            } else {
-                let mut log = change_logger(
-                    &mut guards,
-                    req.now,
-                    "backups delete",
-                    "delete",
-                    &mut audit_error,
-                );
-                let done = delete_in_order(&*store, &plan.deletions, req.now);
-                let status = audit_deletions(&*store, &done, &mut log);
-                Some((done, status))
-            };
+            let done = delete_logged(
+                req,
+                config.as_ref(),
+                &*store,
+                &plan.deletions,
+                *dry_run,
+                ("backups delete", "delete"),
+            )?;
             if req.json {
                 output::json(
                     out,
                     &plan.deletions.iter().map(|d| &d.key).collect::<Vec<_>>(),
                 )?;
             } else {
+                let mut s = String::new();
+                for d in &plan.deletions {
+                    s.push_str(&format!("delete {} ({})\n", d.key, d.reason));
+                }
                 output::text(out, &s)?;
             }
-            finish_deletions(done, audit_error)
+            finish_deletions(done)
         }
-        BackupsCmd::Prune {
-            from,
+        BackupsCommand::Prune {
+            store,
             keep,
             dry_run,
-            s3,
         } => {
-            let rules = keep
-                .iter()
-                .map(|r| keep_rule_arg(r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let (_, store) = open(from, s3, config.as_ref())?;
-            let catalog = catalog(&*store)?;
-            let plan = plan_backup_prune(
-                &catalog,
-                &RetentionPolicy::new(rules),
-                req.now,
-                chrono_tz::UTC,
-            );
-            let mut guards = optional_guards(req, config.as_ref(), *dry_run)?;
-            let mut audit_error = None;
-            let done = if *dry_run {
-                None
-            } else {
-                let mut log = change_logger(
-                    &mut guards,
-                    req.now,
-                    "backups prune",
-                    "prune",
-                    &mut audit_error,
-                );
-                let done = delete_in_order(&*store, &plan.deletions, req.now);
-                let status = audit_deletions(&*store, &done, &mut log);
-                Some((done, status))
-            };
+            let (store, catalog) = open(store, config.as_ref())?;
+            let plan = plan_backup_prune(&catalog, keep, req.now, chrono_tz::UTC);
+            let done = delete_logged(
+                req,
+                config.as_ref(),
+                &*store,
+                &plan.deletions,
+                *dry_run,
+                ("backups prune", "prune"),
+            )?;
             if req.json {
                 output::json(out, &plan)?;
             } else {
@@ -699,19 +424,93 @@ pub fn backups(req: &Request, cmd: &BackupsCmd, out: &mut dyn Write) -> Result<u
                 }
                 output::text(out, &s)?;
             }
-            finish_deletions(done, audit_error)
+            finish_deletions(done)
         }
     }
+}
+
+/// The table of `zsnap backups list`.
+fn render_list(rows: &[ListedBackup<'_>], catalog: &Catalog) -> String {
+    let mut table = vec![vec![
+        "DATASET".to_owned(),
+        "SNAPSHOT".to_owned(),
+        "KIND".to_owned(),
+        "SIZE".to_owned(),
+        "STATE".to_owned(),
+        "RESTORE".to_owned(),
+        "ID".to_owned(),
+    ]];
+    for r in rows {
+        let e = r.entry;
+        let kind = match e.stream.parent() {
+            None => "full".to_owned(),
+            Some(p) => format!("inc from {p}"),
+        };
+        let state = match &e.state {
+            EntryState::Complete => "complete".to_owned(),
+            EntryState::Unfinished => "UNFINISHED".to_owned(),
+            EntryState::Damaged { problem } => format!("DAMAGED: {problem}"),
+            EntryState::Missing => "MISSING: stream gone, sidecar left".to_owned(),
+            _ => "?".to_owned(),
+        };
+        let restore = match (&e.link, e.chain_len) {
+            (Some(Link::Full), _) => "full".to_owned(),
+            (Some(Link::Parent { .. }), Some(n)) => format!("{n} streams"),
+            (Some(Link::Broken { parent, .. }), _) => format!("BROKEN (no {parent})"),
+            _ => "-".to_owned(),
+        };
+        table.push(vec![
+            r.dataset.to_string(),
+            r.snapshot.to_string(),
+            kind,
+            e.size.to_string(),
+            state,
+            restore,
+            e.id.to_string(),
+        ]);
+    }
+    let mut text = output::table(&table);
+    if let Some(n) = interrupted_note(catalog) {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    text
+}
+
+/// What a deleting command did: the deletions, their exit status, and why their audit
+/// log could not be written (none in a dry run).
+type Deleted = Option<(Deletions, u8, Option<anyhow::Error>)>;
+
+/// Deletes `deletions` unless `dry_run` ([`delete_in_order`]), under the config's
+/// guards, each deletion tried logged in the audit log as `(command, phase)`.
+///
+/// # Errors
+/// The lock is held, or a guard cannot be set up.
+fn delete_logged(
+    req: &Request,
+    config: Option<&Config>,
+    store: &dyn BackupStore,
+    deletions: &[zsnap_core::backup::Deletion],
+    dry_run: bool,
+    (command, phase): (&str, &str),
+) -> Result<Deleted, Failure> {
+    let mut guards = optional_guards(req, config, dry_run)?;
+    if dry_run {
+        return Ok(None);
+    }
+    let mut audit_error = None;
+    let done = delete_in_order(store, deletions, req.now);
+    let status = {
+        let mut log = change_logger(&mut guards, req.now, command, phase, &mut audit_error);
+        audit_deletions(store, &done, &mut log)
+    };
+    Ok(Some((done, status, audit_error)))
 }
 
 /// The exit status of a deleting command, or its error: deletions that stopped
 /// half-way changed the store (exit 3, [`exit::PARTIAL`]); a failure before any
 /// deletion changed nothing (exit 1).
-fn finish_deletions(
-    done: Option<(Deletions, u8)>,
-    audit_error: Option<anyhow::Error>,
-) -> Result<u8, Failure> {
-    let Some((done, status)) = done else {
+fn finish_deletions(done: Deleted) -> Result<u8, Failure> {
+    let Some((done, status, audit_error)) = done else {
         return Ok(exit::OK);
     };
     let deleted = done.deleted().len();
@@ -741,83 +540,46 @@ fn finish_deletions(
 /// Bad arguments, an unusable store, a refused or failed restore.
 pub fn restore_cmd(
     req: &Request,
-    args: &RestoreArgs,
+    cmd: &RestoreCommand,
     backends: &mut dyn Backends,
     out: &mut dyn Write,
 ) -> Result<u8, Failure> {
     let config = optional_config(&req.config)?;
-    let dataset = dataset_arg(&args.dataset)?;
-    let point = match (&args.at, &args.snapshot) {
-        (Some(at), _) => RestoreTarget::At(time_arg("--at", at)?),
-        (None, Some(s)) => RestoreTarget::Snapshot(
-            parse_since(&dataset, s)
-                .map_err(|e| Failure::usage(anyhow!("invalid --snapshot: {e}")))?,
-        ),
-        (None, None) => RestoreTarget::Latest,
-    };
-    let (_, store) = open(&args.from, &args.s3, config.as_ref())?;
-    let catalog = catalog(&*store)?;
-    if let Some(path) = &args.save {
-        let chain =
-            zsnap_core::backup::resolve_restore_with(&catalog, &dataset, &point, args.allow_older)
-                .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
-        if args.dry_run {
-            let entry = chain.last().expect("a resolved chain is not empty");
-            output::text(
-                out,
-                &format!("would save {} as {}\n", entry.id, path.display()),
+    let dataset = &cmd.dataset;
+    let (store, catalog) = open(&cmd.store, config.as_ref())?;
+    let (host, target) = match &cmd.to {
+        RestoreTo::Save(path) => {
+            let saved = save_point(
+                &*store,
+                &catalog,
+                dataset,
+                &cmd.point,
+                cmd.allow_older,
+                path,
+                cmd.dry_run,
             )?;
+            let text = match saved.bytes {
+                None => format!("would save {} as {}\n", saved.id, path.display()),
+                Some(n) => format!(
+                    "saved {} ({n} bytes) as {}{}\n",
+                    saved.id,
+                    path.display(),
+                    match saved.earlier {
+                        0 => String::new(),
+                        needs => format!(
+                            "; it is an incremental: receive the {needs} stream(s) before it first"
+                        ),
+                    }
+                ),
+            };
+            output::text(out, &text)?;
             return Ok(exit::OK);
         }
-        let entry = chain.last().expect("a resolved chain is not empty");
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("create a temporary file in {}", dir.display()))?;
-        let n = save_entry(&*store, entry, tmp.as_file_mut(), &mut |_| {})
-            .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
-        tmp.as_file().sync_all().context("sync the saved stream")?;
-        tmp.persist(path)
-            .with_context(|| format!("save the stream as {}", path.display()))?;
-        let needs = chain.len() - 1;
-        output::text(
-            out,
-            &format!(
-                "saved {} ({n} bytes) as {}{}\n",
-                entry.id,
-                path.display(),
-                if needs == 0 {
-                    String::new()
-                } else {
-                    format!("; it is an incremental: receive the {needs} stream(s) before it first")
-                }
-            ),
-        )?;
-        return Ok(exit::OK);
-    }
-    let to = args
-        .to
-        .as_deref()
-        .expect("clap requires --to without --save");
-    // `pool/path` on --backend's host, or `ssh://[user@]host[:port]/pool/path`.
-    let address: zsnap_core::config::TargetAddress = to
-        .parse()
-        .with_context(|| format!("invalid --to {to:?}"))
-        .map_err(Failure::usage)?;
-    let zsnap_core::config::TargetAddress::Dataset {
-        host,
-        dataset: target,
-    } = address
-    else {
-        return Err(Failure::usage(anyhow!(
-            "invalid --to {to:?}: not a dataset"
-        )));
+        RestoreTo::Dataset { host, dataset } => (host, dataset),
     };
     let mut remote;
-    let backend: &mut dyn zsnap_exec::ZfsBackend = match &host {
-        zsnap_core::config::Host::Local => {
+    let backend: &mut dyn zsnap_exec::ZfsBackend = match host {
+        Host::Local => {
             let Some(b) = backends.backend(&zsnap_core::Location::local()) else {
                 return Err(Failure::from(anyhow!("no backend for the local host")));
             };
@@ -830,19 +592,19 @@ pub fn restore_cmd(
             &mut remote
         }
     };
-    let mut guards = optional_guards(req, config.as_ref(), args.dry_run)?;
+    let mut guards = optional_guards(req, config.as_ref(), cmd.dry_run)?;
     let options = RestoreOptions::default()
-        .with_force(args.force)
-        .with_allow_older(args.allow_older)
-        .with_mount(args.mount)
-        .with_dry_run(args.dry_run);
+        .with_force(cmd.force)
+        .with_allow_older(cmd.allow_older)
+        .with_mount(cmd.mount)
+        .with_dry_run(cmd.dry_run);
     let mut progress = crate::output::RestoreProgress::new(req.verbosity);
     let run = restore(
         &*store,
         &catalog,
-        &dataset,
-        &point,
-        &target,
+        dataset,
+        &cmd.point,
+        target,
         backend,
         &options,
         &mut |index, total, bytes| progress.update(index, total, bytes),
@@ -861,7 +623,7 @@ pub fn restore_cmd(
         }
         if let Some(a) = guards_audit(&mut guards) {
             let received: Vec<String> = match &run {
-                Ok(r) if !args.dry_run => r.received.clone(),
+                Ok(r) if !cmd.dry_run => r.received.clone(),
                 _ => Vec::new(),
             };
             for key in &received {
@@ -925,7 +687,7 @@ pub fn restore_cmd(
                 plan: &run.plan,
                 received: &run.received,
                 bytes: run.bytes,
-                dry_run: args.dry_run,
+                dry_run: cmd.dry_run,
                 mounted: !run.unmounted,
             },
         )?;
@@ -940,7 +702,7 @@ pub fn restore_cmd(
             .last()
             .map(|e| e.stream.snapshot().to_string())
             .unwrap_or_default();
-        if args.dry_run {
+        if cmd.dry_run {
             for e in run.plan.remaining() {
                 s.push_str(&format!("would receive {}\n", e.id));
             }

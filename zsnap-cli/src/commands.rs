@@ -91,13 +91,16 @@ pub fn execute(req: &Request, out: &mut dyn Write) -> Result<u8, Failure> {
             };
             crate::status::check(req, &config, out)
         }
-        Command::Backup(args) => with_one_backend(req, args.dry_run, out, |b, out| {
-            crate::backup::backup(req, args, b, out)
+        Command::Backup(cmd) => with_one_backend(req, cmd.dry_run, out, |b, out| {
+            crate::backup::backup(req, cmd, b, out)
         }),
         Command::Backups(cmd) => crate::backup::backups(req, cmd, out),
-        Command::Restore(args) => with_one_backend(req, args.save.is_some(), out, |b, out| {
-            crate::backup::restore_cmd(req, args, b, out)
-        }),
+        Command::Restore(cmd) => with_one_backend(
+            req,
+            matches!(cmd.to, crate::request::RestoreTo::Save(_)),
+            out,
+            |b, out| crate::backup::restore_cmd(req, cmd, b, out),
+        ),
         Command::Simulate { days, step } => {
             let config = load_config(&req.config)?;
             crate::simulate::simulate(req, &config, *days, *step, out)

@@ -255,3 +255,39 @@ pub fn back_up_reported(
     }
     result
 }
+
+/// Backs up each of `requests` ([`back_up_reported`]) to one store, as `zsnap backup`
+/// does: with a config, each dataset's snapshot is named by the policy that manages
+/// it on this machine ([`crate::scheduled::naming_for`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the backups' inputs; a struct would only rename them"
+)]
+pub fn back_up_all(
+    requests: &[zsnap_core::backup::BackupRequest],
+    config: Option<&zsnap_core::config::Config>,
+    backends: &mut dyn Backends,
+    store: &Arc<dyn BackupStore>,
+    catalog: &zsnap_core::backup::Catalog,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+    verify: bool,
+    applied: &mut dyn FnMut(&Phase),
+    observer: &mut dyn Observer,
+) -> Vec<BackupResult> {
+    requests
+        .iter()
+        .map(|request| {
+            let naming = config.and_then(|c| {
+                crate::scheduled::naming_for(c, &zsnap_core::config::Host::Local, &request.dataset)
+            });
+            let request = match naming {
+                Some(naming) => request.clone().with_naming(naming),
+                None => request.clone(),
+            };
+            back_up_reported(
+                &request, backends, store, catalog, now, dry_run, verify, applied, observer,
+            )
+        })
+        .collect()
+}

@@ -27,7 +27,8 @@
 //! run (a [`scheduled::ScheduledBackups`]); [`connect::connect_config`] opens the real
 //! backends of a config's locations; [`rehearsal::rehearse`] drives the engine on an
 //! in-memory pool with a virtual clock (what `zsnap simulate` shows, a
-//! [`rehearsal::Rehearsal`]).
+//! [`rehearsal::Rehearsal`]). `zsnap backup` is [`backup_job::back_up_all`];
+//! listing, verifying and saving a store's backups are in [`store_ops`].
 //! Failures are classified from exit status and stderr by [`failure::classify`], and the
 //! stderr is always kept verbatim.
 #![deny(missing_docs)]
@@ -58,6 +59,7 @@ pub mod scheduled;
 pub mod send_info;
 pub mod status;
 pub mod store;
+pub mod store_ops;
 mod stream_check;
 pub mod throttle;
 
