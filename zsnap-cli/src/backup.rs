@@ -1,5 +1,8 @@
 //! `zsnap backup`, `zsnap backups …`, `zsnap restore`, and the scheduled backups of
-//! `zsnap run`: wiring of `zsnap_exec::backup` and rendering.
+//! `zsnap run`: opening the store named on the command line (with the S3 flags), the
+//! guards and audit lines of each command, and rendering what the library did
+//! ([`zsnap_exec::backup_job`], [`zsnap_exec::store_ops`], [`zsnap_exec::backup`],
+//! [`zsnap_exec::scheduled`]).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use serde::Serialize;
 use zsnap_core::backup::{plan_backup_prune, Catalog, EntryState, Link, StoreUrl};
 use zsnap_core::config::{Config, Host};
 use zsnap_exec::apply::Backends;
+use zsnap_exec::audit::{AuditError, AuditLog};
 use zsnap_exec::backup::{delete_in_order, restore, Deletions, RestoreOptions, RestoreRunError};
 use zsnap_exec::backup_job::{back_up_all, BackupResult};
 use zsnap_exec::failure::error_chain;
@@ -24,10 +28,9 @@ use zsnap_exec::store_ops::{
 };
 
 use crate::args::S3Flags;
-use crate::audit::AuditLog;
 use crate::exit;
 use crate::failure::Failure;
-use crate::guards::{guards_audit, optional_guards, RunGuards};
+use crate::guards::{guards_audit, optional_guards};
 use crate::load::optional_config;
 use crate::output;
 use crate::request::{
@@ -148,7 +151,7 @@ pub fn backup(
     let mut record = |phase: &Phase| {
         if let Some(a) = guards_audit(&mut guards) {
             if let Err(e) = a.record(now, "backup", phase) {
-                audit_error.get_or_insert(e);
+                audit_error.get_or_insert(e.into());
             }
         }
     };
@@ -209,59 +212,6 @@ pub fn render_scheduled(backups: &ScheduledBackups) -> String {
     text
 }
 
-/// One object of a store deleted (or not), as the audit log records it.
-#[derive(Debug, Serialize)]
-struct StoreChange<'a> {
-    action: &'a str,
-    store: &'a str,
-    key: &'a str,
-    reason: &'a str,
-}
-
-/// Audits the deletions `done` tried with `log`, and gives its exit status: 0 when
-/// all went, 3 when some went before a failure (the store changed), 1 when nothing
-/// went.
-fn audit_deletions(
-    store: &dyn BackupStore,
-    done: &Deletions,
-    log: &mut dyn FnMut(&StoreChange<'_>, Option<&str>),
-) -> u8 {
-    let url = store.url().to_string();
-    for d in &done.tried {
-        let change = StoreChange {
-            action: "delete",
-            store: &url,
-            key: &d.key,
-            reason: &d.reason,
-        };
-        log(&change, d.error.as_deref());
-    }
-    match (&done.error, done.deleted().is_empty()) {
-        (None, _) => exit::OK,
-        (Some(_), false) => exit::PARTIAL,
-        (Some(_), true) => exit::ERROR,
-    }
-}
-
-/// An audit logger for store changes of `command`, into `guards`' log (nothing in a
-/// dry run or without a config); write errors are kept in `audit_error`.
-fn change_logger<'a>(
-    guards: &'a mut Option<RunGuards>,
-    now: DateTime<Utc>,
-    command: &'a str,
-    phase: &'a str,
-    audit_error: &'a mut Option<anyhow::Error>,
-) -> impl FnMut(&StoreChange<'_>, Option<&str>) + 'a {
-    move |change, error| {
-        if let Some(a) = guards.as_mut().and_then(|g| g.audit.as_mut()) {
-            let result = if error.is_some() { "failed" } else { "done" };
-            if let Err(e) = a.record_change(now, command, phase, change, result, error) {
-                audit_error.get_or_insert(e);
-            }
-        }
-    }
-}
-
 /// Writes the audit lines of the store deletions of a `zsnap run`'s scheduled
 /// backups (the backups themselves are logged as phases while they run).
 ///
@@ -272,19 +222,10 @@ pub fn audit_scheduled(
     now: DateTime<Utc>,
     command: &str,
     backups: &ScheduledBackups,
-) -> anyhow::Result<()> {
+) -> Result<(), AuditError> {
     for st in &backups.stores {
         let phase = format!("prune store {}", st.store);
-        for d in &st.deleted {
-            let change = StoreChange {
-                action: "delete",
-                store: &st.store,
-                key: &d.key,
-                reason: &d.reason,
-            };
-            let result = if d.error.is_some() { "failed" } else { "done" };
-            audit.record_change(now, command, &phase, &change, result, d.error.as_deref())?;
-        }
+        audit.record_deletions(now, command, &phase, &st.store, &st.deleted)?;
     }
     Ok(())
 }
@@ -476,8 +417,9 @@ fn render_list(rows: &[ListedBackup<'_>], catalog: &Catalog) -> String {
     text
 }
 
-/// What a deleting command did: the deletions, their exit status, and why their audit
-/// log could not be written (none in a dry run).
+/// What a deleting command did: the deletions, their exit status (0 when all went, 3
+/// when some went before a failure, 1 when nothing went), and why their audit lines
+/// could not be written (none in a dry run).
 type Deleted = Option<(Deletions, u8, Option<anyhow::Error>)>;
 
 /// Deletes `deletions` unless `dry_run` ([`delete_in_order`]), under the config's
@@ -497,11 +439,22 @@ fn delete_logged(
     if dry_run {
         return Ok(None);
     }
-    let mut audit_error = None;
     let done = delete_in_order(store, deletions, req.now);
-    let status = {
-        let mut log = change_logger(&mut guards, req.now, command, phase, &mut audit_error);
-        audit_deletions(store, &done, &mut log)
+    let audit_error = guards_audit(&mut guards).and_then(|a| {
+        a.record_deletions(
+            req.now,
+            command,
+            phase,
+            &store.url().to_string(),
+            &done.tried,
+        )
+        .err()
+        .map(anyhow::Error::new)
+    });
+    let status = match (&done.error, done.deleted().is_empty()) {
+        (None, _) => exit::OK,
+        (Some(_), false) => exit::PARTIAL,
+        (Some(_), true) => exit::ERROR,
     };
     Ok(Some((done, status, audit_error)))
 }
@@ -610,7 +563,7 @@ pub fn restore_cmd(
         &mut |index, total, bytes| progress.update(index, total, bytes),
     );
     drop(progress);
-    let mut audit_error = None;
+    let mut audit_error: Option<anyhow::Error> = None;
     {
         let url = store.url().to_string();
         let target_text = target.to_string();
@@ -636,7 +589,7 @@ pub fn restore_cmd(
                 if let Err(e) =
                     a.record_change(req.now, "restore", "restore", &change, "done", None)
                 {
-                    audit_error.get_or_insert(e);
+                    audit_error.get_or_insert(e.into());
                 }
             }
             if let Err(e) = &run {
@@ -650,7 +603,7 @@ pub fn restore_cmd(
                 if let Err(e) =
                     a.record_change(req.now, "restore", "restore", &change, "failed", Some(&msg))
                 {
-                    audit_error.get_or_insert(e);
+                    audit_error.get_or_insert(e.into());
                 }
             }
         }

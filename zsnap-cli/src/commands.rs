@@ -4,13 +4,12 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Serialize;
 use zsnap_core::config::{import_sanoid, Config, Host};
 use zsnap_core::list_argv;
 use zsnap_exec::apply::OneBackend;
-use zsnap_exec::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
+use zsnap_exec::job::{Engine, Hooks, Job, JobError, Phase, Source};
 use zsnap_exec::last_run::{self, RunRecord};
-use zsnap_exec::scheduled::{run_scheduled, ScheduledBackups};
+use zsnap_exec::scheduled::{run_with_backups, RunOutcome};
 
 use crate::backends::load_fake;
 use crate::exit;
@@ -180,39 +179,6 @@ fn import(req: &Request, file: &Path, out: &mut dyn Write) -> Result<u8, Failure
     Ok(exit::OK)
 }
 
-/// What a job did ([`Outcome`]) with, for `zsnap run`, its scheduled backups: what
-/// `--json` prints (the outcome's fields, then `backups`; see docs/json.md).
-#[derive(Debug, Serialize)]
-pub struct RunOutcome {
-    /// The engine's outcome.
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    /// The scheduled backups (`zsnap run` with `[backups.NAME]` in the config).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backups: Option<ScheduledBackups>,
-}
-
-impl RunOutcome {
-    /// Whether any phase or scheduled backup failed.
-    pub fn failed(&self) -> bool {
-        self.outcome.failed() || self.backups_failed()
-    }
-
-    /// Whether a scheduled backup failed.
-    pub fn backups_failed(&self) -> bool {
-        self.backups.as_ref().is_some_and(|b| !b.ok())
-    }
-
-    /// Whether any phase or scheduled backup changed something.
-    pub fn did_something(&self) -> bool {
-        self.outcome.did_something()
-            || self
-                .backups
-                .as_ref()
-                .is_some_and(ScheduledBackups::did_something)
-    }
-}
-
 /// A job refused before it runs, as a usage failure: an unknown target, or an expiry
 /// (`--expire-in`) for a scheduled label.
 fn job_usage(e: JobError) -> Failure {
@@ -298,20 +264,18 @@ fn run_guarded(
     let mut record = |phase: &Phase| {
         if let Some(a) = audit.as_mut() {
             if let Err(e) = a.record(now, command, phase) {
-                audit_error.get_or_insert(e);
+                audit_error.get_or_insert(e.into());
             }
         }
     };
     let mut hooks = Hooks::new(&mut progress)
         .with_journal(g.journal.as_mut())
         .on_applied(&mut record);
-    // The scheduled backups of `zsnap run`.
-    let mut backups: Option<ScheduledBackups> = None;
     // An error after the engine ran: whatever it did stays done.
     let mut late: Option<anyhow::Error> = None;
     let outcome = if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
-        engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?
+        RunOutcome::new(engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?)
     } else {
         match &req.backend {
             BackendSpec::Fake(path) => {
@@ -321,24 +285,15 @@ fn run_guarded(
                     // Each change is kept as it happens, as a pool would.
                     z.persist_to(path);
                 }
-                let outcome = engine.run(
+                let run = run_with_backups(
+                    engine,
                     job,
                     now,
                     dry_run,
-                    Source::Backends(&mut OneBackend(&mut z)),
+                    &mut OneBackend(&mut z),
                     &mut hooks,
                 );
                 // What a failed run did is saved too: a real pool keeps it.
-                if outcome.is_ok() {
-                    backups = scheduled_backups(
-                        job,
-                        config,
-                        &mut OneBackend(&mut z),
-                        now,
-                        dry_run,
-                        &mut record,
-                    );
-                }
                 if !dry_run {
                     if let Err(e) = z.save(path) {
                         late = Some(
@@ -347,7 +302,7 @@ fn run_guarded(
                         );
                     }
                 }
-                outcome?
+                run?
             }
             BackendSpec::Local | BackendSpec::Ssh(_) => {
                 let host = match &req.backend {
@@ -355,27 +310,17 @@ fn run_guarded(
                     _ => Host::Local,
                 };
                 let mut backends = connect_config(config, &host)?;
-                let outcome = engine
-                    .run(
-                        job,
-                        now,
-                        dry_run,
-                        Source::Backends(&mut backends),
-                        &mut hooks,
-                    )
-                    .map_err(|e| Failure::from_zfs(e.into()))?;
-                backups = scheduled_backups(job, config, &mut backends, now, dry_run, &mut record);
-                outcome
+                run_with_backups(engine, job, now, dry_run, &mut backends, &mut hooks)
+                    .map_err(|e| Failure::from_zfs(e.into()))?
             }
         }
     };
     // The store deletions of the scheduled backups are not plan steps: logged here.
-    if let (Some(a), Some(b)) = (g.audit.as_mut(), &backups) {
+    if let (Some(a), Some(b)) = (g.audit.as_mut(), &outcome.backups) {
         if let Err(e) = crate::backup::audit_scheduled(a, now, command, b) {
-            audit_error.get_or_insert(e);
+            audit_error.get_or_insert(e.into());
         }
     }
-    let outcome = RunOutcome { outcome, backups };
     let status = job_status(&outcome);
     let errors = last_run::errors(&outcome.outcome, outcome.backups_failed());
     // After the engine ran, a failure says what was done: 3 when something was.
@@ -405,20 +350,6 @@ fn run_guarded(
     // allocation at a time would only make it end later.
     std::mem::forget(outcome);
     Ok((status, errors))
-}
-
-/// The scheduled backups of a `zsnap run` (none for other jobs, or without
-/// `[backups.NAME]` in the config).
-fn scheduled_backups(
-    job: &Job,
-    config: &Config,
-    backends: &mut dyn zsnap_exec::apply::Backends,
-    now: chrono::DateTime<chrono::Utc>,
-    dry_run: bool,
-    record: &mut dyn FnMut(&Phase),
-) -> Option<ScheduledBackups> {
-    (*job == Job::Run && !config.backups.is_empty())
-        .then(|| run_scheduled(config, backends, now, dry_run, None, record))
 }
 
 fn render_outcome(req: &Request, run: &RunOutcome, out: &mut dyn Write) -> Result<(), Failure> {

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use zsnap_core::config::Config;
+use zsnap_exec::audit::AuditLog;
 use zsnap_exec::journal::Journal;
 use zsnap_exec::last_run;
 use zsnap_exec::lock::{Lock, LockError};
 
-use crate::audit::AuditLog;
 use crate::exit;
 use crate::failure::Failure;
 use crate::load::resolve;

@@ -7,8 +7,8 @@
 //! commands of one area, with their rendering) → [`guards`] (lock, journal, audit log
 //! around a changing command), [`backends`] (the fake pool of `--backend fake:`),
 //! [`load`] (config and saved listings) → [`output`] (printing) → [`request`] (the one
-//! conversion of the arguments into typed values) → [`args`] (clap), with [`failure`],
-//! [`exit`] and [`audit`] beside. The work itself is the library's: the job engine
+//! conversion of the arguments into typed values) → [`args`] (clap), with [`failure`]
+//! and [`exit`] beside. The work itself is the library's: the job engine
 //! ([`zsnap_exec::job`]), the scheduled backups of a run ([`zsnap_exec::scheduled`]),
 //! rehearsals ([`zsnap_exec::rehearsal`]), status and check ([`zsnap_exec::status`],
 //! from the listing and the outcome of each changing command's last run,
@@ -16,7 +16,6 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
-pub mod audit;
 pub mod backends;
 pub mod backup;
 pub mod commands;

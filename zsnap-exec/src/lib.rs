@@ -28,7 +28,8 @@
 //! backends of a config's locations; [`rehearsal::rehearse`] drives the engine on an
 //! in-memory pool with a virtual clock (what `zsnap simulate` shows, a
 //! [`rehearsal::Rehearsal`]). `zsnap backup` is [`backup_job::back_up_all`];
-//! listing, verifying and saving a store's backups are in [`store_ops`].
+//! listing, verifying and saving a store's backups are in [`store_ops`]. What a run
+//! changed is logged in an [`audit::AuditLog`].
 //! Failures are classified from exit status and stderr by [`failure::classify`], and the
 //! stderr is always kept verbatim.
 #![deny(missing_docs)]
@@ -39,6 +40,7 @@
 )]
 
 pub mod apply;
+pub mod audit;
 pub mod backend;
 pub mod backup;
 pub mod backup_job;

@@ -87,7 +87,7 @@ impl Observer for Silent {}
 /// One day (or week) of a rehearsal's timeline.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
-pub struct Period {
+pub struct TimelineBucket {
     /// First day.
     pub from: NaiveDate,
     /// Snapshots taken.
@@ -159,7 +159,7 @@ pub struct Rehearsal {
     /// Runs made.
     pub runs: usize,
     /// Per day (or week, for long simulations).
-    pub timeline: Vec<Period>,
+    pub timeline: Vec<TimelineBucket>,
     /// What exists at the end.
     pub datasets: Vec<DatasetSummary>,
     /// What each `[backups.NAME]` store holds at the end (in memory during the
@@ -243,7 +243,7 @@ pub fn rehearse(
         .ok_or(RehearsalError::Calendar { days, start })?;
     let step_d = step.to_chrono();
     let bucket_days: i64 = if weekly(days) { 7 } else { 1 };
-    let mut timeline: Vec<Period> = Vec::new();
+    let mut timeline: Vec<TimelineBucket> = Vec::new();
     let mut errors = Vec::new();
     let mut runs = 0;
     let mut t = start;
@@ -325,7 +325,7 @@ pub fn rehearse(
         let from = start.date_naive()
             + TimeDelta::days((day - start.date_naive()).num_days() / bucket_days * bucket_days);
         if timeline.last().is_none_or(|p| p.from != from) {
-            timeline.push(Period {
+            timeline.push(TimelineBucket {
                 from,
                 taken: 0,
                 received: 0,

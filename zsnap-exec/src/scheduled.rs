@@ -10,6 +10,9 @@
 //! [`crate::backup::delete_in_order`]). A store that fails is reported in its
 //! [`ScheduledStore::error`] and the others still run.
 //!
+//! [`run_with_backups`] is a whole job as `zsnap run` runs it: the engine's phases, then
+//! (for [`Job::Run`]) the scheduled backups, in one [`RunOutcome`].
+//!
 //! Which datasets a source selects comes from a listing: the caller's, when it has
 //! listed the location already, else one `zfs list` of each source (shared by the
 //! entries backing up the same source).
@@ -29,8 +32,77 @@ use crate::backend::ListError;
 use crate::backup::{delete_in_order, DeletedObject, DeletionError};
 use crate::backup_job::{back_up_reported, BackupResult};
 use crate::failure::error_chain;
-use crate::job::Phase;
+use crate::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
 use crate::store::{open_spec, read_catalog, BackupStore, OpenSpecError, StoreError};
+
+/// What a job did ([`Outcome`]) with, for `zsnap run`, its scheduled backups: what
+/// the JSON of a job shows (the outcome's fields, then `backups`; see docs/json.md).
+#[derive(Debug, Serialize)]
+#[non_exhaustive]
+pub struct RunOutcome {
+    /// The engine's outcome.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The scheduled backups (`zsnap run` with `[backups.NAME]` in the config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<ScheduledBackups>,
+}
+
+impl RunOutcome {
+    /// A job's outcome without scheduled backups.
+    pub fn new(outcome: Outcome) -> Self {
+        RunOutcome {
+            outcome,
+            backups: None,
+        }
+    }
+
+    /// Whether any phase or scheduled backup failed.
+    pub fn failed(&self) -> bool {
+        self.outcome.failed() || self.backups_failed()
+    }
+
+    /// Whether a scheduled backup failed.
+    pub fn backups_failed(&self) -> bool {
+        self.backups.as_ref().is_some_and(|b| !b.ok())
+    }
+
+    /// Whether any phase or scheduled backup changed something.
+    pub fn did_something(&self) -> bool {
+        self.outcome.did_something()
+            || self
+                .backups
+                .as_ref()
+                .is_some_and(ScheduledBackups::did_something)
+    }
+}
+
+/// Runs `job` on `backends` ([`Engine::run`]) and, when it is [`Job::Run`] and the
+/// config has `[backups.NAME]`, then its scheduled backups ([`run_scheduled`]), whose
+/// applied plans also go to the hooks' `applied` callback.
+///
+/// # Errors
+/// What stops the job ([`Engine::run`]); the scheduled backups then do not run.
+pub fn run_with_backups(
+    engine: &Engine<'_>,
+    job: &Job,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    backends: &mut dyn Backends,
+    hooks: &mut Hooks<'_>,
+) -> Result<RunOutcome, JobError> {
+    let outcome = engine.run(job, now, dry_run, Source::Backends(&mut *backends), hooks)?;
+    let config = engine.config();
+    let backups = (*job == Job::Run && !config.backups.is_empty()).then(|| {
+        let mut nobody = |_: &Phase| {};
+        let applied: &mut dyn FnMut(&Phase) = match hooks.applied.as_deref_mut() {
+            Some(f) => f,
+            None => &mut nobody,
+        };
+        run_scheduled(config, backends, now, dry_run, None, applied)
+    });
+    Ok(RunOutcome { outcome, backups })
+}
 
 /// What the scheduled backups of one run did (`backups` in the JSON of `zsnap run`).
 #[derive(Debug, Serialize)]

@@ -12,14 +12,14 @@ use zsnap_core::Location;
 use zsnap_exec::backup::delete_in_order;
 use zsnap_exec::connect::connect_config;
 use zsnap_exec::fake::{FakeZfs, FaultOp};
-use zsnap_exec::job::{Engine, PhaseKind, Source};
+use zsnap_exec::job::{Engine, Hooks, Job, PhaseKind, Source};
 use zsnap_exec::rehearsal::{fresh_pool, rehearse, RehearsalError};
-use zsnap_exec::scheduled::{run_scheduled, ScheduledError};
+use zsnap_exec::scheduled::{run_scheduled, run_with_backups, ScheduledError};
 use zsnap_exec::store::{
     init_store, read_catalog, BackupStore, DirStore, OpenSpecError, OpenStoreProblem, S3Settings,
     StoreError, StoreOp, Upload,
 };
-use zsnap_exec::OneBackend;
+use zsnap_exec::{NoObserver, OneBackend};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
@@ -321,4 +321,52 @@ fn a_fresh_pool_has_the_same_guids_for_the_same_config() {
     // Another seed gives other guids.
     let other = FakeZfs::for_config(&config, 1, t0()).unwrap();
     assert_ne!(one, list(&other));
+}
+
+#[test]
+fn a_run_job_backs_up_after_its_phases_and_other_jobs_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir_store(dir.path(), "a", true);
+    let config = Config::from_toml(&backups(&[("a", &a)]), "c.toml").unwrap();
+    let engine = Engine::new(&config);
+    let mut z = fresh_pool(&config, t0()).unwrap();
+    let mut observer = NoObserver;
+    let mut kinds = Vec::new();
+    let mut applied = |p: &zsnap_exec::job::Phase| kinds.push(p.phase.clone());
+    let mut hooks = Hooks::new(&mut observer).on_applied(&mut applied);
+    let prune = run_with_backups(
+        &engine,
+        &Job::Prune,
+        t0(),
+        false,
+        &mut OneBackend(&mut z),
+        &mut hooks,
+    )
+    .unwrap();
+    assert!(prune.backups.is_none());
+    let run = run_with_backups(
+        &engine,
+        &Job::Run,
+        t0(),
+        false,
+        &mut OneBackend(&mut z),
+        &mut hooks,
+    )
+    .unwrap();
+    assert!(!run.failed(), "{run:?}");
+    assert!(run.did_something());
+    let backups = run.backups.as_ref().expect("the run's backups");
+    assert_eq!(backups.stores[0].backups.len(), 1);
+    // The engine's phases, then the backup's plans, reach the same callback.
+    let first_backup = kinds
+        .iter()
+        .position(|k| matches!(k, PhaseKind::Backup { .. }))
+        .expect("a backup phase");
+    assert!(first_backup > 0, "{kinds:?}");
+    assert!(kinds[first_backup..]
+        .iter()
+        .all(|k| matches!(k, PhaseKind::Backup { .. })));
+    // In JSON, the backups follow the outcome's fields.
+    let json = serde_json::to_value(&run).unwrap();
+    assert!(json["phases"].is_array() && json["backups"]["stores"].is_array());
 }
