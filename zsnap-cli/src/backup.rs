@@ -14,7 +14,7 @@ use zsnap_core::backup::{plan_backup_prune, Catalog, EntryState, Link, StoreUrl}
 use zsnap_core::config::{Config, Host};
 use zsnap_exec::apply::Backends;
 use zsnap_exec::audit::{AuditError, AuditLog};
-use zsnap_exec::backup::{delete_in_order, restore, Deletions, RestoreOptions, RestoreRunError};
+use zsnap_exec::backup::{delete_in_order, restore, Deletions, RestoreOptions};
 use zsnap_exec::backup_job::{back_up_all, BackupResult};
 use zsnap_exec::failure::error_chain;
 use zsnap_exec::job::Phase;
@@ -563,66 +563,27 @@ pub fn restore_cmd(
         &mut |index, total, bytes| progress.update(index, total, bytes),
     );
     drop(progress);
-    let mut audit_error: Option<anyhow::Error> = None;
-    {
-        let url = store.url().to_string();
-        let target_text = target.to_string();
-        #[derive(Serialize)]
-        struct Received<'a> {
-            action: &'a str,
-            store: &'a str,
-            key: &'a str,
-            target: &'a str,
-        }
-        if let Some(a) = guards_audit(&mut guards) {
-            let received: Vec<String> = match &run {
-                Ok(r) if !cmd.dry_run => r.received.clone(),
-                _ => Vec::new(),
-            };
-            for key in &received {
-                let change = Received {
-                    action: "receive",
-                    store: &url,
-                    key,
-                    target: &target_text,
-                };
-                if let Err(e) =
-                    a.record_change(req.now, "restore", "restore", &change, "done", None)
-                {
-                    audit_error.get_or_insert(e.into());
-                }
-            }
-            if let Err(e) = &run {
-                let change = Received {
-                    action: "receive",
-                    store: &url,
-                    key: "",
-                    target: &target_text,
-                };
-                let msg = error_chain(e);
-                if let Err(e) =
-                    a.record_change(req.now, "restore", "restore", &change, "failed", Some(&msg))
-                {
-                    audit_error.get_or_insert(e.into());
-                }
-            }
-        }
-    }
+    let audit_error = guards_audit(&mut guards).and_then(|a| {
+        a.record_restore(
+            req.now,
+            "restore",
+            &store.url().to_string(),
+            &target.to_string(),
+            &run,
+            cmd.dry_run,
+        )
+        .err()
+    });
     let run = match run {
         Ok(run) => run,
         Err(e) => {
             // Streams received before the failure changed the target: exit 3.
-            let changed = matches!(
-                &e,
-                RestoreRunError::Receive { received, .. }
-                    | RestoreRunError::Damaged { received, .. } if *received > 0
-            ) || matches!(e, RestoreRunError::Arrived { .. });
-            let f = Failure::from(anyhow::Error::new(e));
-            return Err(if changed {
-                f.with_status(exit::PARTIAL)
+            let status = if e.changed_target() {
+                exit::PARTIAL
             } else {
-                f
-            });
+                exit::ERROR
+            };
+            return Err(Failure::from(anyhow::Error::new(e)).with_status(status));
         }
     };
     if req.json {
@@ -681,10 +642,10 @@ pub fn restore_cmd(
         output::text(out, &s)?;
     }
     if let Some(e) = audit_error {
-        return Err(
-            Failure::from(e.context("the restore was made but could not be logged"))
-                .with_status(exit::PARTIAL),
-        );
+        return Err(Failure::from(
+            anyhow::Error::new(e).context("the restore was made but could not be logged"),
+        )
+        .with_status(exit::PARTIAL));
     }
     Ok(exit::OK)
 }

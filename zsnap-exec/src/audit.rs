@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zsnap_core::Step;
 
-use crate::backup::DeletedObject;
+use crate::backup::{DeletedObject, RestoreRun, RestoreRunError};
+use crate::failure::error_chain;
 use crate::job::Phase;
 use crate::safe_fs::{self, SafeFsError};
 
@@ -64,6 +65,15 @@ struct StoreChange<'a> {
     store: &'a str,
     key: &'a str,
     reason: &'a str,
+}
+
+/// A stored stream received by a restore (or a restore that failed).
+#[derive(Serialize)]
+struct Received<'a> {
+    action: &'a str,
+    store: &'a str,
+    key: &'a str,
+    target: &'a str,
 }
 
 /// A line for a change that is not a step of a plan: an object of a backup store
@@ -197,6 +207,52 @@ impl AuditLog {
         }
         first.map_or(Ok(()), Err)
     }
+
+    /// Appends the lines of a restore from `store` into `target` that `command` ran
+    /// ([`crate::backup::restore`]): one per stream received (none in a dry run), and
+    /// one `failed` line with the error when it failed. Every line is tried; the first
+    /// write that failed is the error.
+    ///
+    /// # Errors
+    /// When the log cannot be written.
+    pub fn record_restore(
+        &mut self,
+        time: DateTime<Utc>,
+        command: &str,
+        store: &str,
+        target: &str,
+        run: &Result<RestoreRun, RestoreRunError>,
+        dry_run: bool,
+    ) -> Result<(), AuditError> {
+        let mut first = None;
+        let change = |key| Received {
+            action: "receive",
+            store,
+            key,
+            target,
+        };
+        match run {
+            Ok(r) if !dry_run => {
+                for key in &r.received {
+                    if let Err(e) =
+                        self.record_change(time, command, command, &change(key), "done", None)
+                    {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let msg = error_chain(e);
+                if let Err(e) =
+                    self.record_change(time, command, command, &change(""), "failed", Some(&msg))
+                {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
 }
 
 #[cfg(test)]
@@ -250,5 +306,31 @@ mod tests {
         assert_eq!(lines[1]["result"], "failed");
         assert_eq!(lines[1]["error"], "delete: refused");
         assert_eq!(lines[1]["command"], "backups prune");
+    }
+
+    #[test]
+    fn a_failed_restore_is_one_failed_line_with_its_error() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path).expect("opened");
+        let dataset: zsnap_core::DatasetName = "tank/home".parse().expect("a name");
+        let run: Result<RestoreRun, RestoreRunError> = Err(RestoreRunError::Resolve(
+            zsnap_core::backup::RestoreError::NoBackups {
+                dataset,
+                incomplete: 0,
+            },
+        ));
+        assert!(!run.as_ref().expect_err("failed").changed_target());
+        let t = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("a time");
+        log.record_restore(t, "restore", "dir:/srv/b", "pool/home", &run, false)
+            .expect("written");
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("one line");
+        assert_eq!(line["result"], "failed");
+        assert_eq!(line["change"]["action"], "receive");
+        assert_eq!(line["change"]["target"], "pool/home");
+        assert!(line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no complete backup of tank/home")));
     }
 }

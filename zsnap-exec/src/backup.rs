@@ -1215,6 +1215,19 @@ pub enum RestoreRunError {
     },
 }
 
+impl RestoreRunError {
+    /// Whether the target was changed before the failure: streams were received (or
+    /// the restore arrived but a later check failed), so what is there now differs
+    /// from before.
+    pub fn changed_target(&self) -> bool {
+        matches!(
+            self,
+            RestoreRunError::Receive { received, .. }
+                | RestoreRunError::Damaged { received, .. } if *received > 0
+        ) || matches!(self, RestoreRunError::Arrived { .. })
+    }
+}
+
 /// Restores `dataset` from the store at `point` into `target` on `backend`: resolves
 /// the chain by guid (refusing to go back past a newer backup the store records but
 /// cannot restore, unless [`RestoreOptions::allow_older`]), plans against the target
