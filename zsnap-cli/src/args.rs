@@ -141,15 +141,15 @@ pub enum Cmd {
         step: String,
     },
     /// Back up datasets' send streams to a directory or an S3-compatible store.
-    Backup(crate::backup::BackupArgs),
+    Backup(BackupArgs),
     /// List, verify, delete and prune the backups in a store.
     Backups {
         /// What to do.
         #[command(subcommand)]
-        command: crate::backup::BackupsCmd,
+        command: BackupsCmd,
     },
     /// Restore a dataset from a store (the chain to a point, checked, by guid).
-    Restore(crate::backup::RestoreArgs),
+    Restore(RestoreArgs),
     /// Work with the config file.
     Config {
         /// What to do with it.
@@ -207,6 +207,192 @@ pub enum JobArg {
     Replicate,
     /// All of the above, in order.
     Run,
+}
+
+/// S3 settings given on the command line (or, for a store a `[backups.NAME]` of the
+/// config names, taken from there).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct S3Flags {
+    /// S3 endpoint URL (default: `AWS_ENDPOINT_URL`, else AWS).
+    #[arg(long, value_name = "URL", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: `AWS_REGION`).
+    #[arg(long, value_name = "REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Allow a plain http:// endpoint.
+    #[arg(long, global = true)]
+    pub s3_allow_http: bool,
+}
+
+/// Arguments of `zsnap backup`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct BackupArgs {
+    /// The datasets to back up.
+    #[arg(value_name = "DATASET", required = true)]
+    pub datasets: Vec<String>,
+    /// The store: dir:/absolute/path or s3://bucket/prefix.
+    #[arg(long, value_name = "STORE")]
+    pub to: String,
+    /// An incremental from the newest snapshot already backed up in the store (found
+    /// by guid), or a full stream when there is none.
+    #[arg(long)]
+    pub auto_incremental: bool,
+    /// An incremental from this snapshot of the dataset (its name after `@`), which
+    /// must have a backup in the store. Wins over --auto-incremental.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub since: Option<String>,
+    /// Back up this existing snapshot instead of taking a new one.
+    #[arg(long, value_name = "NAME")]
+    pub snapshot: Option<String>,
+    /// The label of the snapshot taken.
+    #[arg(long, value_name = "LABEL", default_value = "backup")]
+    pub label: String,
+    /// Compress the stored stream: none or zstd.
+    #[arg(long, value_name = "ALGO", default_value = "none")]
+    pub compress: String,
+    /// Read the stream back after uploading and compare size and SHA-256 before
+    /// writing its sidecar.
+    #[arg(long)]
+    pub verify: bool,
+    /// Show the plan; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Flags,
+}
+
+/// `zsnap backups …`
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum BackupsCmd {
+    /// Make a store once before its first backup: writes its marker. A directory
+    /// store's directory is made (only its last component; its parent must exist, so
+    /// an unmounted disk is not filled), an S3 bucket must exist. A store that already
+    /// has backups is adopted as it is.
+    Init {
+        /// The store: dir:/absolute/path or s3://bucket/prefix.
+        #[arg(value_name = "STORE")]
+        store: String,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+    /// Every backup in a store with its chain, size and state.
+    List {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// Only this dataset.
+        #[arg(long, value_name = "DATASET")]
+        dataset: Option<String>,
+        /// Only backups of snapshots taken at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only backups of snapshots taken at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+    /// Re-read every complete backup (sizes, SHA-256) and check every chain.
+    Verify {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// Only this dataset.
+        #[arg(long, value_name = "DATASET")]
+        dataset: Option<String>,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+    /// Delete one backup (by its id, as `backups list` shows it).
+    Delete {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The backup's id.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Also delete the incrementals restored through it.
+        #[arg(long)]
+        with_dependents: bool,
+        /// Show what would go; delete nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+    /// Apply keep rules to a store's chains (a full stays while a kept incremental
+    /// needs it; unfinished uploads older than an hour go).
+    Prune {
+        /// The store.
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// Keep rules, one per flag (e.g. `--keep "last 7" --keep "calendar daily = 14"`):
+        /// `last N`, `calendar daily = N, …`, `labels LABEL = N, …`, `grid SPEC`,
+        /// `newer than DURATION`.
+        #[arg(long = "keep", value_name = "RULE", required = true)]
+        keep: Vec<String>,
+        /// Show what would go; delete nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// S3 settings.
+        #[command(flatten)]
+        s3: S3Flags,
+    },
+}
+
+/// Arguments of `zsnap restore`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct RestoreArgs {
+    /// The store.
+    #[arg(long, value_name = "STORE")]
+    pub from: String,
+    /// The dataset whose backups to restore.
+    #[arg(value_name = "DATASET")]
+    pub dataset: String,
+    /// The newest backup of a snapshot taken at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["snapshot", "latest"])]
+    pub at: Option<String>,
+    /// This snapshot (its name after `@`).
+    #[arg(long, value_name = "NAME", conflicts_with = "latest")]
+    pub snapshot: Option<String>,
+    /// The newest backup (the default).
+    #[arg(long)]
+    pub latest: bool,
+    /// The dataset to receive into: `pool/path` (on --backend's host) or
+    /// `ssh://[user@]host[:port]/pool/path`. It must not exist, or hold an earlier part
+    /// of the same chain (a restore that stopped continues).
+    #[arg(long, value_name = "TARGET", required_unless_present = "save")]
+    pub to: Option<String>,
+    /// Let the first receive roll the target back (zfs receive -F): it discards the
+    /// target's snapshots after the newest one it shares with this restore, or replaces
+    /// a target that has no snapshots. A target with snapshots of its own is never
+    /// overwritten: restore into a new dataset.
+    #[arg(long)]
+    pub force: bool,
+    /// Restore the newest restorable point even when the store records a newer backup
+    /// that cannot be restored (missing, damaged, on a broken chain). Without it,
+    /// --latest and --at refuse and name that backup.
+    #[arg(long)]
+    pub allow_older: bool,
+    /// Mount the restored dataset (at the mountpoint it inherits; the stream's own
+    /// mountpoint is never taken). By default it is received unmounted.
+    #[arg(long)]
+    pub mount: bool,
+    /// Show what would be received; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Write the chosen backup's own stream (decompressed, checked) to FILE instead of
+    /// receiving; `zfs receive` can read it later.
+    #[arg(long, value_name = "FILE", conflicts_with = "to")]
+    pub save: Option<PathBuf>,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Flags,
 }
 
 /// The clap command (for completions and the man page).

@@ -1,25 +1,24 @@
 //! One function per command. Each returns the exit status or a [`Failure`].
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Serialize;
 use zsnap_core::config::{import_sanoid, Config, Host};
-use zsnap_core::{list_argv, parse_list, Inventory};
+use zsnap_core::list_argv;
 use zsnap_exec::apply::OneBackend;
-use zsnap_exec::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
-use zsnap_exec::journal::Journal;
+use zsnap_exec::job::{Engine, Hooks, Job, JobError, Phase, Source};
 use zsnap_exec::last_run::{self, RunRecord};
-use zsnap_exec::lock::{Lock, LockError};
+use zsnap_exec::scheduled::{run_with_backups, RunOutcome};
 
-use crate::audit::AuditLog;
-use crate::backends::{load_fake, real_backends};
-use crate::backup::ScheduledBackups;
+use crate::backends::load_fake;
 use crate::exit;
 use crate::failure::Failure;
+use crate::guards::{guards, RunGuards};
+use crate::load::{load_config, optional_config, read_inventory};
 use crate::output::{self, Progress};
 use crate::request::{BackendSpec, Command, Request, Verbosity};
+use zsnap_exec::connect::connect_config;
 
 /// Runs the request, writing results to `out`.
 ///
@@ -91,13 +90,16 @@ pub fn execute(req: &Request, out: &mut dyn Write) -> Result<u8, Failure> {
             };
             crate::status::check(req, &config, out)
         }
-        Command::Backup(args) => with_one_backend(req, args.dry_run, out, |b, out| {
-            crate::backup::backup(req, args, b, out)
+        Command::Backup(cmd) => with_one_backend(req, cmd.dry_run, out, |b, out| {
+            crate::backup::backup(req, cmd, b, out)
         }),
         Command::Backups(cmd) => crate::backup::backups(req, cmd, out),
-        Command::Restore(args) => with_one_backend(req, args.save.is_some(), out, |b, out| {
-            crate::backup::restore_cmd(req, args, b, out)
-        }),
+        Command::Restore(cmd) => with_one_backend(
+            req,
+            matches!(cmd.to, crate::request::RestoreTo::Save(_)),
+            out,
+            |b, out| crate::backup::restore_cmd(req, cmd, b, out),
+        ),
         Command::Simulate { days, step } => {
             let config = load_config(&req.config)?;
             crate::simulate::simulate(req, &config, *days, *step, out)
@@ -114,15 +116,15 @@ fn with_one_backend(
     out: &mut dyn Write,
     f: impl FnOnce(&mut dyn zsnap_exec::apply::Backends, &mut dyn Write) -> Result<u8, Failure>,
 ) -> Result<u8, Failure> {
-    let config = crate::backup::optional_config(&req.config)?;
+    let config = optional_config(&req.config)?;
     let paths = config.map(|c| c.paths).unwrap_or_default();
     match &req.backend {
         BackendSpec::Local => {
-            let mut z = crate::backends::backend_for(&Host::Local, &paths)?;
+            let mut z = zsnap_exec::connect::connect(&Host::Local, &paths)?;
             f(&mut OneBackend(&mut z), out)
         }
         BackendSpec::Ssh(host) => {
-            let mut z = crate::backends::backend_for(host, &paths)?;
+            let mut z = zsnap_exec::connect::connect(host, &paths)?;
             f(&mut OneBackend(&mut z), out)
         }
         BackendSpec::Fake(path) => {
@@ -161,31 +163,6 @@ pub fn shell_quote(w: &str) -> String {
     }
 }
 
-/// Reads and validates the config.
-///
-/// # Errors
-/// A usage failure: unreadable file (with a hint), or the first config error.
-pub fn load_config(path: &Path) -> Result<Config, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("read the config {}", path.display())))
-            .with_hint("pass --config FILE; commented examples are in the examples/ directory of the source")
-    })?;
-    Config::from_toml(&text, &path.display().to_string()).map_err(|e| {
-        Failure::usage(anyhow::Error::new(e).context(format!("load the config {}", path.display())))
-            .with_hint("fix the place shown above; `zsnap config check` validates a config without running anything")
-    })
-}
-
-/// A config path resolved against the config file's directory.
-pub fn resolve(config_path: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        config_path.parent().unwrap_or(Path::new(".")).join(p)
-    }
-}
-
 fn import(req: &Request, file: &Path, out: &mut dyn Write) -> Result<u8, Failure> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("read {}", file.display()))
@@ -200,101 +177,6 @@ fn import(req: &Request, file: &Path, out: &mut dyn Write) -> Result<u8, Failure
         output::text(out, &imported.to_toml(&name))?;
     }
     Ok(exit::OK)
-}
-
-fn lock_failure(e: LockError) -> Failure {
-    match &e {
-        LockError::Held { pid, .. } => {
-            let hint = match pid {
-                Some(pid) => {
-                    format!("another zsnap (process {pid}) is running; try again when it ends")
-                }
-                None => "another zsnap is running; try again when it ends".to_owned(),
-            };
-            Failure::from(e).with_status(exit::LOCKED).with_hint(hint)
-        }
-        _ => Failure::from(e).with_hint("check the lock_file path in [paths]"),
-    }
-}
-
-/// What the changing commands set up around the engine: lock, journal, audit log.
-pub struct RunGuards {
-    _lock: Option<Lock>,
-    journal: Option<Journal>,
-    /// The audit log (none in a dry run).
-    pub audit: Option<AuditLog>,
-    /// Where the outcome of the run is recorded for `zsnap check` (none in a dry run).
-    pub run_record: Option<PathBuf>,
-}
-
-/// Takes the run lock and opens the journal and audit log of `config` (nothing for a
-/// dry run or a saved listing).
-///
-/// # Errors
-/// The lock is held, or a path cannot be created or opened.
-pub fn guards(req: &Request, config: &Config, dry_run: bool) -> Result<RunGuards, Failure> {
-    if dry_run || req.inventory.is_some() {
-        return Ok(RunGuards {
-            _lock: None,
-            journal: None,
-            audit: None,
-            run_record: None,
-        });
-    }
-    let lock_path = resolve(&req.config, &config.paths.lock_file);
-    if let Some(dir) = lock_path.parent() {
-        zsnap_exec::safe_fs::create_dir_all(dir).context("create the lock's directory")?;
-    }
-    let lock = Lock::acquire(&lock_path).map_err(lock_failure)?;
-    let journal_dir = resolve(&req.config, &config.paths.journal_dir);
-    zsnap_exec::safe_fs::create_dir_all(&journal_dir).context("create the journal directory")?;
-    let journal_path = journal_dir.join(format!(
-        "{}-{}.jsonl",
-        req.now.format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    ));
-    let journal = Journal::open(&journal_path)
-        .with_context(|| format!("open the journal {}", journal_path.display()))?;
-    let audit = AuditLog::open(&resolve(&req.config, &config.paths.audit_log))?;
-    Ok(RunGuards {
-        _lock: Some(lock),
-        journal: Some(journal),
-        audit: Some(audit),
-        run_record: Some(last_run::path(&journal_dir)),
-    })
-}
-
-/// What a job did ([`Outcome`]) with, for `zsnap run`, its scheduled backups: what
-/// `--json` prints (the outcome's fields, then `backups`; see docs/json.md).
-#[derive(Debug, Serialize)]
-pub struct RunOutcome {
-    /// The engine's outcome.
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    /// The scheduled backups (`zsnap run` with `[backups.NAME]` in the config).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backups: Option<ScheduledBackups>,
-}
-
-impl RunOutcome {
-    /// Whether any phase or scheduled backup failed.
-    pub fn failed(&self) -> bool {
-        self.outcome.failed() || self.backups_failed()
-    }
-
-    /// Whether a scheduled backup failed.
-    pub fn backups_failed(&self) -> bool {
-        self.backups.as_ref().is_some_and(|b| !b.ok())
-    }
-
-    /// Whether any phase or scheduled backup changed something.
-    pub fn did_something(&self) -> bool {
-        self.outcome.did_something()
-            || self
-                .backups
-                .as_ref()
-                .is_some_and(|b| b.stores.iter().any(|s| s.backups.iter().any(|r| r.ok)))
-    }
 }
 
 /// A job refused before it runs, as a usage failure: an unknown target, or an expiry
@@ -382,20 +264,18 @@ fn run_guarded(
     let mut record = |phase: &Phase| {
         if let Some(a) = audit.as_mut() {
             if let Err(e) = a.record(now, command, phase) {
-                audit_error.get_or_insert(e);
+                audit_error.get_or_insert(e.into());
             }
         }
     };
     let mut hooks = Hooks::new(&mut progress)
         .with_journal(g.journal.as_mut())
         .on_applied(&mut record);
-    // The scheduled backups of `zsnap run`.
-    let mut backups: Option<ScheduledBackups> = None;
     // An error after the engine ran: whatever it did stays done.
     let mut late: Option<anyhow::Error> = None;
     let outcome = if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
-        engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?
+        RunOutcome::new(engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?)
     } else {
         match &req.backend {
             BackendSpec::Fake(path) => {
@@ -405,24 +285,15 @@ fn run_guarded(
                     // Each change is kept as it happens, as a pool would.
                     z.persist_to(path);
                 }
-                let outcome = engine.run(
+                let run = run_with_backups(
+                    engine,
                     job,
                     now,
                     dry_run,
-                    Source::Backends(&mut OneBackend(&mut z)),
+                    &mut OneBackend(&mut z),
                     &mut hooks,
                 );
                 // What a failed run did is saved too: a real pool keeps it.
-                if outcome.is_ok() {
-                    backups = scheduled_backups(
-                        job,
-                        config,
-                        &mut OneBackend(&mut z),
-                        now,
-                        dry_run,
-                        &mut record,
-                    );
-                }
                 if !dry_run {
                     if let Err(e) = z.save(path) {
                         late = Some(
@@ -431,35 +302,25 @@ fn run_guarded(
                         );
                     }
                 }
-                outcome?
+                run?
             }
             BackendSpec::Local | BackendSpec::Ssh(_) => {
                 let host = match &req.backend {
                     BackendSpec::Ssh(host) => host.clone(),
                     _ => Host::Local,
                 };
-                let mut backends = real_backends(config, &host)?;
-                let outcome = engine
-                    .run(
-                        job,
-                        now,
-                        dry_run,
-                        Source::Backends(&mut backends),
-                        &mut hooks,
-                    )
-                    .map_err(|e| Failure::from_zfs(e.into()))?;
-                backups = scheduled_backups(job, config, &mut backends, now, dry_run, &mut record);
-                outcome
+                let mut backends = connect_config(config, &host)?;
+                run_with_backups(engine, job, now, dry_run, &mut backends, &mut hooks)
+                    .map_err(|e| Failure::from_zfs(e.into()))?
             }
         }
     };
     // The store deletions of the scheduled backups are not plan steps: logged here.
-    if let (Some(a), Some(b)) = (g.audit.as_mut(), &backups) {
+    if let (Some(a), Some(b)) = (g.audit.as_mut(), &outcome.backups) {
         if let Err(e) = crate::backup::audit_scheduled(a, now, command, b) {
-            audit_error.get_or_insert(e);
+            audit_error.get_or_insert(e.into());
         }
     }
-    let outcome = RunOutcome { outcome, backups };
     let status = job_status(&outcome);
     let errors = last_run::errors(&outcome.outcome, outcome.backups_failed());
     // After the engine ran, a failure says what was done: 3 when something was.
@@ -489,37 +350,6 @@ fn run_guarded(
     // allocation at a time would only make it end later.
     std::mem::forget(outcome);
     Ok((status, errors))
-}
-
-/// The scheduled backups of a `zsnap run` (none for other jobs, or without
-/// `[backups.NAME]` in the config).
-fn scheduled_backups(
-    job: &Job,
-    config: &Config,
-    backends: &mut dyn zsnap_exec::apply::Backends,
-    now: chrono::DateTime<chrono::Utc>,
-    dry_run: bool,
-    record: crate::backup::Recorder<'_>,
-) -> Option<ScheduledBackups> {
-    (*job == Job::Run && !config.backups.is_empty())
-        .then(|| crate::backup::run_scheduled(config, backends, now, dry_run, record))
-}
-
-/// Reads a saved `zfs list` output.
-///
-/// # Errors
-/// Unreadable or unparsable files.
-pub fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("read the saved listing {}", path.display()))
-        .map_err(Failure::usage)?;
-    parse_list(&text)
-        .with_context(|| format!("parse the saved listing {}", path.display()))
-        .map_err(|e| {
-            Failure::usage(e).with_hint(
-                "save it with the exact command `zsnap plan --print-list-command` prints",
-            )
-        })
 }
 
 fn render_outcome(req: &Request, run: &RunOutcome, out: &mut dyn Write) -> Result<(), Failure> {
@@ -571,7 +401,7 @@ fn render_outcome(req: &Request, run: &RunOutcome, out: &mut dyn Write) -> Resul
         s.push('\n');
     }
     if let Some(b) = &run.backups {
-        s.push_str(&b.text);
+        s.push_str(&crate::backup::render_scheduled(b));
     }
     output::text(out, &s)?;
     Ok(())

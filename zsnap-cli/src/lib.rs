@@ -1,24 +1,29 @@
 //! The `zsnap` command as a library, so its tests can drive the very command the binary
 //! runs. Other front ends run jobs with [`zsnap_exec::job`] directly.
 //!
-//! Layering: [`entry`] (the whole command as a function of its arguments) → [`args`]
-//! (clap) → [`request`] (one conversion into typed values) →
-//! [`commands`] (one function per command) → the job engine of `zsnap-exec`
-//! ([`zsnap_exec::job`]: list → plan → apply per phase) on `zsnap-core` planners and
-//! `zsnap-exec` backends. Everything printed is rendered from those values ([`output`]);
-//! exit statuses live in [`exit`]. `zsnap status` and `zsnap check` are computed by
-//! [`zsnap_exec::status`] from the listing and the outcome of each changing command's
-//! last run ([`zsnap_exec::last_run`]); [`status`] gathers those inputs and renders.
+//! Layers, each importing only from the ones below it: [`entry`] (the whole command as
+//! a function of its arguments) → [`commands`] (one function per command: load the
+//! inputs, call the library, render) → [`backup`], [`status`], [`simulate`] (the
+//! commands of one area, with their rendering) → [`guards`] (lock, journal, audit log
+//! around a changing command), [`backends`] (the fake pool of `--backend fake:`),
+//! [`load`] (config and saved listings) → [`output`] (printing) → [`request`] (the one
+//! conversion of the arguments into typed values) → [`args`] (clap), with [`failure`]
+//! and [`exit`] beside. The work itself is the library's: the job engine
+//! ([`zsnap_exec::job`]), the scheduled backups of a run ([`zsnap_exec::scheduled`]),
+//! rehearsals ([`zsnap_exec::rehearsal`]), status and check ([`zsnap_exec::status`],
+//! from the listing and the outcome of each changing command's last run,
+//! [`zsnap_exec::last_run`]).
 #![forbid(unsafe_code)]
 
 pub mod args;
-pub mod audit;
 pub mod backends;
 pub mod backup;
 pub mod commands;
 pub mod entry;
 pub mod exit;
 pub mod failure;
+pub mod guards;
+pub mod load;
 pub mod man;
 pub mod output;
 pub mod request;

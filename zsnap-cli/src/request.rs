@@ -6,12 +6,20 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
-use zsnap_core::config::Host;
+use zsnap_core::backup::{
+    parse_since, BackupId, BackupMode, BackupRequest, Compression, RestoreTarget, StoreUrl,
+};
+use zsnap_core::config::{Host, TargetAddress};
 use zsnap_core::duration::Span;
 use zsnap_core::naming::Label;
+use zsnap_core::retention::{KeepRule, RetentionPolicy};
+use zsnap_core::DatasetName;
 use zsnap_exec::job::Job;
+use zsnap_exec::store_ops::ListFilter;
 
-use crate::args::{Args, Cmd, ConfigCmd, ImportCmd, JobArg};
+use crate::args::{
+    Args, BackupArgs, BackupsCmd, Cmd, ConfigCmd, ImportCmd, JobArg, RestoreArgs, S3Flags,
+};
 use crate::failure::Failure;
 
 /// The longest `zsnap simulate --days` (100 years): beyond it the virtual clock would
@@ -71,11 +79,11 @@ pub enum Command {
         file: PathBuf,
     },
     /// `zsnap backup`.
-    Backup(crate::backup::BackupArgs),
+    Backup(BackupCommand),
     /// `zsnap backups …`.
-    Backups(crate::backup::BackupsCmd),
+    Backups(BackupsCommand),
     /// `zsnap restore`.
-    Restore(crate::backup::RestoreArgs),
+    Restore(RestoreCommand),
     /// `zsnap completions SHELL`.
     Completions(clap_complete::Shell),
     /// `zsnap man [--dir DIR]`.
@@ -101,6 +109,294 @@ pub struct Request {
     pub now_given: bool,
     /// What to do.
     pub command: Command,
+}
+
+/// A store named on the command line, with the S3 flags given with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreArg {
+    /// The store.
+    pub url: StoreUrl,
+    /// `--s3-endpoint`, `--s3-region`, `--s3-allow-http`.
+    pub s3: S3Flags,
+}
+
+/// `zsnap backup`: one request per dataset, to one store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupCommand {
+    /// The store.
+    pub store: StoreArg,
+    /// What to back up, per dataset.
+    pub requests: Vec<BackupRequest>,
+    /// Read each stream back before writing its sidecar.
+    pub verify: bool,
+    /// Show the plan only.
+    pub dry_run: bool,
+}
+
+/// `zsnap backups …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupsCommand {
+    /// `init STORE`.
+    Init(StoreArg),
+    /// `list`.
+    List {
+        /// The store.
+        store: StoreArg,
+        /// Which backups.
+        filter: ListFilter,
+    },
+    /// `verify`.
+    Verify {
+        /// The store.
+        store: StoreArg,
+        /// Only this dataset's backups.
+        dataset: Option<DatasetName>,
+    },
+    /// `delete ID`.
+    Delete {
+        /// The store.
+        store: StoreArg,
+        /// The backup.
+        id: BackupId,
+        /// Also the incrementals restored through it.
+        with_dependents: bool,
+        /// Show what would go only.
+        dry_run: bool,
+    },
+    /// `prune --keep …`.
+    Prune {
+        /// The store.
+        store: StoreArg,
+        /// The keep rules.
+        keep: RetentionPolicy,
+        /// Show what would go only.
+        dry_run: bool,
+    },
+}
+
+/// Where `zsnap restore` puts the stream(s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTo {
+    /// Received into this dataset (on `--backend`'s host when `host` is local).
+    Dataset {
+        /// The host.
+        host: Host,
+        /// The dataset.
+        dataset: DatasetName,
+    },
+    /// The chosen backup's own stream, saved in this file.
+    Save(PathBuf),
+}
+
+/// `zsnap restore`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreCommand {
+    /// The store.
+    pub store: StoreArg,
+    /// The dataset whose backups to restore.
+    pub dataset: DatasetName,
+    /// The point to restore.
+    pub point: RestoreTarget,
+    /// Where to.
+    pub to: RestoreTo,
+    /// `--force`.
+    pub force: bool,
+    /// `--allow-older`.
+    pub allow_older: bool,
+    /// `--mount`.
+    pub mount: bool,
+    /// Show what would be received only.
+    pub dry_run: bool,
+}
+
+fn store_arg(url: &str, s3: S3Flags) -> Result<StoreArg, Failure> {
+    Ok(StoreArg {
+        url: url.parse().map_err(Failure::usage)?,
+        s3,
+    })
+}
+
+fn dataset_arg(s: &str) -> Result<DatasetName, Failure> {
+    s.parse::<DatasetName>()
+        .with_context(|| format!("invalid dataset {s:?}"))
+        .map_err(Failure::usage)
+}
+
+fn time_arg(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| {
+            format!("invalid {flag} {s:?}; expected RFC 3339 such as 2026-11-23T15:00:00Z")
+        })
+        .map_err(Failure::usage)
+}
+
+/// `--keep` as the README and `--help` write it: a calendar unit and a count may be
+/// given without `=` (`daily 14` means `daily = 14`).
+fn keep_rule_arg(rule: &str) -> Result<KeepRule, Failure> {
+    const UNITS: [&str; 5] = ["hourly", "daily", "weekly", "monthly", "yearly"];
+    let words: Vec<&str> = rule.split_whitespace().collect();
+    let text = match words.as_slice() {
+        [unit, n] if UNITS.contains(unit) && n.parse::<usize>().is_ok() => {
+            format!("{unit} = {n}")
+        }
+        _ => rule.to_owned(),
+    };
+    text.parse()
+        .context("invalid --keep")
+        .map_err(Failure::usage)
+}
+
+fn backup_command(a: BackupArgs) -> Result<BackupCommand, Failure> {
+    let datasets = a
+        .datasets
+        .iter()
+        .map(|d| dataset_arg(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let compression: Compression = a
+        .compress
+        .parse()
+        .context("invalid --compress")
+        .map_err(Failure::usage)?;
+    let label: Label = a
+        .label
+        .parse()
+        .context("invalid --label")
+        .map_err(Failure::usage)?;
+    let store = store_arg(&a.to, a.s3)?;
+    let mut requests = Vec::new();
+    for dataset in datasets {
+        let since = a
+            .since
+            .as_deref()
+            .map(|s| parse_since(&dataset, s))
+            .transpose()
+            .context("invalid --since")
+            .map_err(Failure::usage)?;
+        let snapshot = a
+            .snapshot
+            .as_deref()
+            .map(|s| parse_since(&dataset, s).map_err(|e| anyhow!("invalid --snapshot: {e}")))
+            .transpose()
+            .map_err(Failure::usage)?;
+        requests.push(
+            BackupRequest::new(
+                dataset,
+                store.url.clone(),
+                BackupMode::from_flags(since, a.auto_incremental),
+            )
+            .with_snapshot(snapshot)
+            .with_label(label.clone())
+            .with_compression(compression),
+        );
+    }
+    Ok(BackupCommand {
+        store,
+        requests,
+        verify: a.verify,
+        dry_run: a.dry_run,
+    })
+}
+
+fn backups_command(cmd: BackupsCmd) -> Result<BackupsCommand, Failure> {
+    Ok(match cmd {
+        BackupsCmd::Init { store, s3 } => BackupsCommand::Init(store_arg(&store, s3)?),
+        BackupsCmd::List {
+            from,
+            dataset,
+            since,
+            until,
+            s3,
+        } => {
+            let dataset = dataset.as_deref().map(dataset_arg).transpose()?;
+            let since = since
+                .as_deref()
+                .map(|s| time_arg("--since", s))
+                .transpose()?;
+            let until = until
+                .as_deref()
+                .map(|s| time_arg("--until", s))
+                .transpose()?;
+            BackupsCommand::List {
+                store: store_arg(&from, s3)?,
+                filter: ListFilter::new()
+                    .with_dataset(dataset)
+                    .with_times(since, until),
+            }
+        }
+        BackupsCmd::Verify { from, dataset, s3 } => BackupsCommand::Verify {
+            dataset: dataset.as_deref().map(dataset_arg).transpose()?,
+            store: store_arg(&from, s3)?,
+        },
+        BackupsCmd::Delete {
+            from,
+            id,
+            with_dependents,
+            dry_run,
+            s3,
+        } => BackupsCommand::Delete {
+            id: id
+                .parse()
+                .with_context(|| format!("invalid backup id {id:?}"))
+                .map_err(Failure::usage)?,
+            store: store_arg(&from, s3)?,
+            with_dependents,
+            dry_run,
+        },
+        BackupsCmd::Prune {
+            from,
+            keep,
+            dry_run,
+            s3,
+        } => BackupsCommand::Prune {
+            keep: RetentionPolicy::new(
+                keep.iter()
+                    .map(|r| keep_rule_arg(r))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            store: store_arg(&from, s3)?,
+            dry_run,
+        },
+    })
+}
+
+fn restore_command(a: RestoreArgs) -> Result<RestoreCommand, Failure> {
+    let dataset = dataset_arg(&a.dataset)?;
+    let point = match (&a.at, &a.snapshot) {
+        (Some(at), _) => RestoreTarget::At(time_arg("--at", at)?),
+        (None, Some(s)) => RestoreTarget::Snapshot(
+            parse_since(&dataset, s)
+                .map_err(|e| Failure::usage(anyhow!("invalid --snapshot: {e}")))?,
+        ),
+        (None, None) => RestoreTarget::Latest,
+    };
+    let to = match (a.save, a.to) {
+        (Some(path), _) => RestoreTo::Save(path),
+        (None, Some(to)) => {
+            // `pool/path` on --backend's host, or `ssh://[user@]host[:port]/pool/path`.
+            let address: TargetAddress = to
+                .parse()
+                .with_context(|| format!("invalid --to {to:?}"))
+                .map_err(Failure::usage)?;
+            let TargetAddress::Dataset { host, dataset } = address else {
+                return Err(Failure::usage(anyhow!(
+                    "invalid --to {to:?}: not a dataset"
+                )));
+            };
+            RestoreTo::Dataset { host, dataset }
+        }
+        (None, None) => unreachable!("clap requires --to without --save"),
+    };
+    Ok(RestoreCommand {
+        store: store_arg(&a.from, a.s3)?,
+        dataset,
+        point,
+        to,
+        force: a.force,
+        allow_older: a.allow_older,
+        mount: a.mount,
+        dry_run: a.dry_run,
+    })
 }
 
 fn parse_backend(s: &str) -> anyhow::Result<BackendSpec> {
@@ -245,9 +541,9 @@ impl Request {
             Cmd::Import {
                 tool: ImportCmd::Sanoid { file },
             } => Command::ImportSanoid { file },
-            Cmd::Backup(a) => Command::Backup(a),
-            Cmd::Backups { command } => Command::Backups(command),
-            Cmd::Restore(a) => Command::Restore(a),
+            Cmd::Backup(a) => Command::Backup(backup_command(a)?),
+            Cmd::Backups { command } => Command::Backups(backups_command(command)?),
+            Cmd::Restore(a) => Command::Restore(restore_command(a)?),
             Cmd::Completions { shell } => Command::Completions(shell),
             Cmd::Man { dir } => Command::Man(dir),
         };
@@ -397,5 +693,100 @@ mod tests {
             req(&["snapshot", "--label", "a_b"]).unwrap_err().status,
             crate::exit::USAGE
         );
+    }
+
+    #[test]
+    fn backup_commands_are_parsed_at_the_edge() {
+        let r = req(&[
+            "backup",
+            "tank/home",
+            "tank/db",
+            "--to",
+            "dir:/srv/backups",
+            "--since",
+            "tank/db@a",
+            "--compress",
+            "zstd",
+        ]);
+        // --since names tank/db's snapshot: refused for tank/home.
+        assert_eq!(r.unwrap_err().status, crate::exit::USAGE);
+        let r = req(&[
+            "backup",
+            "tank/home",
+            "tank/db",
+            "--to",
+            "dir:/srv/backups",
+            "--since",
+            "a",
+        ]);
+        let Command::Backup(b) = r.unwrap().command else {
+            panic!("a backup")
+        };
+        assert_eq!(b.store.url.to_string(), "dir:/srv/backups");
+        let datasets: Vec<String> = b.requests.iter().map(|r| r.dataset.to_string()).collect();
+        assert_eq!(datasets, ["tank/home", "tank/db"]);
+        assert!(b.requests.iter().all(|r| r.store == b.store.url));
+        for bad in [
+            &["backup", "tank/home", "--to", "dir:/x", "--compress", "lz4"][..],
+            &["backup", "tank/home", "--to", "dir:relative"],
+            &["backup", "/tank", "--to", "dir:/x"],
+            &[
+                "backups",
+                "list",
+                "--from",
+                "dir:/x",
+                "--since",
+                "yesterday",
+            ],
+            &["backups", "prune", "--from", "dir:/x", "--keep", "most"],
+            &["backups", "delete", "--from", "dir:/x", "not an id"],
+            &[
+                "restore",
+                "tank/home",
+                "--from",
+                "dir:/x",
+                "--to",
+                "ssh://nas",
+            ],
+        ] {
+            assert_eq!(req(bad).unwrap_err().status, crate::exit::USAGE, "{bad:?}");
+        }
+        let r = req(&["backups", "prune", "--from", "dir:/x", "--keep", "daily 14"]).unwrap();
+        assert!(matches!(
+            r.command,
+            Command::Backups(BackupsCommand::Prune { ref keep, dry_run: false, .. })
+                if keep.rules.len() == 1
+        ));
+        let r = req(&[
+            "restore",
+            "tank/home",
+            "--from",
+            "dir:/x",
+            "--to",
+            "ssh://root@nas/pool/home",
+        ]);
+        let Command::Restore(c) = r.unwrap().command else {
+            panic!("a restore")
+        };
+        assert_eq!(c.point, RestoreTarget::Latest);
+        assert!(matches!(
+            c.to,
+            RestoreTo::Dataset { host: Host::Ssh { .. }, ref dataset } if dataset.as_str() == "pool/home"
+        ));
+        let r = req(&[
+            "restore",
+            "tank/home",
+            "--from",
+            "dir:/x",
+            "--save",
+            "s.zfs",
+            "--snapshot",
+            "a",
+        ]);
+        let Command::Restore(c) = r.unwrap().command else {
+            panic!("a restore")
+        };
+        assert_eq!(c.to, RestoreTo::Save(PathBuf::from("s.zfs")));
+        assert!(matches!(c.point, RestoreTarget::Snapshot(ref s) if s.as_str() == "a"));
     }
 }

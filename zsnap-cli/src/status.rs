@@ -14,12 +14,13 @@ use zsnap_exec::job::{Engine, Listing, Source};
 use zsnap_exec::last_run;
 use zsnap_exec::status::{LabelStatus, Level, Status, UnreachableStatus};
 
-use crate::backends::{load_fake, real_backends};
-use crate::commands::read_inventory;
+use crate::backends::load_fake;
 use crate::exit;
 use crate::failure::Failure;
+use crate::load::{read_inventory, resolve};
 use crate::output;
 use crate::request::{BackendSpec, Request};
+use zsnap_exec::connect::connect_config;
 
 /// Every location listed root by root: what could be listed, and what could not.
 fn listing(req: &Request, config: &Config, engine: &Engine<'_>) -> Result<Listing, Failure> {
@@ -32,12 +33,12 @@ fn listing(req: &Request, config: &Config, engine: &Engine<'_>) -> Result<Listin
             let (mut z, _) = load_fake(path, config, req.now)?;
             engine.list_each(&mut Source::Backends(&mut OneBackend(&mut z)))?
         }
-        BackendSpec::Local => engine.list_each(&mut Source::Backends(&mut real_backends(
+        BackendSpec::Local => engine.list_each(&mut Source::Backends(&mut connect_config(
             config,
             &Host::Local,
         )?))?,
         BackendSpec::Ssh(h) => {
-            engine.list_each(&mut Source::Backends(&mut real_backends(config, h)?))?
+            engine.list_each(&mut Source::Backends(&mut connect_config(config, h)?))?
         }
     })
 }
@@ -328,7 +329,7 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
         Ok(st) => st,
         Err(f) => return unknown(req, &format!("{:#}", f.error), out),
     };
-    let dir = crate::commands::resolve(&req.config, &config.paths.journal_dir);
+    let dir = resolve(&req.config, &config.paths.journal_dir);
     let runs = last_run::read(&last_run::path(&dir));
     let report = zsnap_exec::status::check(&engine, &st, runs.as_ref());
     let level = report.level();

@@ -100,7 +100,7 @@ fn the_binary_matches_the_library_loop() {
     let st = status_json(&env, &at(47));
     let config = zsnap_core::config::Config::from_toml(CONFIG, "c.toml").unwrap();
     let start = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
-    let sim = zsnap_cli::simulate::run(
+    let sim = zsnap_exec::rehearsal::rehearse(
         &config,
         start,
         2,

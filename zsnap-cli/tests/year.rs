@@ -2,15 +2,15 @@
 //! says.
 //!
 //! 8,760 process spawns, each loading and saving a growing JSON state, would make this
-//! test slow, so the year runs through `zsnap_cli::simulate::run` — the very loop
+//! test slow, so the year runs through `zsnap_exec::rehearsal::rehearse` — the very loop
 //! (`Engine::run` of the `run` job on a `FakeZfs`) that `zsnap run --backend fake:…` and
 //! `zsnap simulate` execute — and `cli.rs` spot-checks that the binary, run hour by hour
 //! with its state persisted, ends in the same state as this loop.
 
 use chrono::{TimeZone, Utc};
-use zsnap_cli::simulate;
 use zsnap_core::config::Config;
 use zsnap_core::duration::Span;
+use zsnap_exec::rehearsal;
 
 const CONFIG: &str = r#"
 [policies.counts]
@@ -37,7 +37,7 @@ to = "backup/home"
 policy = "counts"
 "#;
 
-fn labels(sim: &simulate::Simulation, dataset: &str) -> Vec<(String, usize)> {
+fn labels(sim: &rehearsal::Rehearsal, dataset: &str) -> Vec<(String, usize)> {
     let d = sim
         .datasets
         .iter()
@@ -53,7 +53,7 @@ fn labels(sim: &simulate::Simulation, dataset: &str) -> Vec<(String, usize)> {
 fn a_year_of_hourly_runs_ends_with_exactly_what_the_policy_says() {
     let config = Config::from_toml(CONFIG, "year.toml").unwrap();
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let sim = simulate::run(&config, start, 365, Span::from_secs(3600)).unwrap();
+    let sim = rehearsal::rehearse(&config, start, 365, Span::from_secs(3600)).unwrap();
     assert_eq!(sim.runs, 365 * 24);
     assert!(sim.errors.is_empty(), "{:?}", sim.errors);
 

@@ -987,6 +987,84 @@ pub fn delete_objects(
     report
 }
 
+/// One deletion from a store tried by [`delete_in_order`], as an audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeletedObject {
+    /// The key.
+    pub key: String,
+    /// Why it was to go (the plan's reason).
+    pub reason: String,
+    /// Why it failed, with every cause, if it did.
+    pub error: Option<String>,
+}
+
+/// The deletion that stopped [`delete_in_order`].
+#[derive(Debug, thiserror::Error)]
+#[error("delete {key}; the deletions after it were left (the next prune finishes them)")]
+#[non_exhaustive]
+pub struct DeletionError {
+    /// The key that could not be deleted.
+    pub key: String,
+    /// The cause.
+    #[source]
+    pub source: StoreError,
+}
+
+/// What [`delete_in_order`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Deletions {
+    /// Every deletion tried, in order: the ones done, then the one that failed.
+    pub tried: Vec<DeletedObject>,
+    /// The deletion that failed (the ones after it were not tried).
+    pub error: Option<DeletionError>,
+}
+
+impl Deletions {
+    /// The keys deleted, in order.
+    pub fn deleted(&self) -> Vec<String> {
+        self.tried
+            .iter()
+            .filter(|d| d.error.is_none())
+            .map(|d| d.key.clone())
+            .collect()
+    }
+}
+
+/// Deletes `deletions` in their order, safe to interrupt ([`delete_objects`]), and
+/// says what was tried, with each deletion's reason.
+pub fn delete_in_order(
+    store: &dyn BackupStore,
+    deletions: &[Deletion],
+    now: DateTime<Utc>,
+) -> Deletions {
+    let report = delete_objects(store, deletions, now);
+    let reason = |key: &str| {
+        deletions
+            .iter()
+            .find(|d| d.key == key)
+            .map_or_else(String::new, |d| d.reason.clone())
+    };
+    let mut done = Deletions::default();
+    for key in report.deleted {
+        done.tried.push(DeletedObject {
+            reason: reason(&key),
+            key,
+            error: None,
+        });
+    }
+    if let Some((key, source)) = report.failed {
+        done.tried.push(DeletedObject {
+            reason: reason(&key),
+            key: key.clone(),
+            error: Some(crate::failure::error_chain(&source)),
+        });
+        done.error = Some(DeletionError { key, source });
+    }
+    done
+}
+
 /// How to run a restore.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -1135,6 +1213,19 @@ pub enum RestoreRunError {
         #[source]
         source: ListError,
     },
+}
+
+impl RestoreRunError {
+    /// Whether the target was changed before the failure: streams were received (or
+    /// the restore arrived but a later check failed), so what is there now differs
+    /// from before.
+    pub fn changed_target(&self) -> bool {
+        matches!(
+            self,
+            RestoreRunError::Receive { received, .. }
+                | RestoreRunError::Damaged { received, .. } if *received > 0
+        ) || matches!(self, RestoreRunError::Arrived { .. })
+    }
 }
 
 /// Restores `dataset` from the store at `point` into `target` on `backend`: resolves

@@ -2,12 +2,21 @@
 //! when the request asks for a new one), and apply the plan through the same runner
 //! as every other plan ([`mod@crate::apply`]): the stream ([`crate::backup::run_backup`]),
 //! then the bookmark that keeps the next incremental possible.
+//!
+//! [`back_up_reported`] runs one request on a location's backend and reports it as a
+//! [`BackupResult`] (what `zsnap backup` and the scheduled backups of `zsnap run`
+//! show); [`crate::scheduled`] runs the `[backups.NAME]` of a config.
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use zsnap_core::DatasetName;
 
+use crate::apply::{ApplyOptions, Backends, Observer};
 use crate::backend::{ListError, ZfsBackend};
+use crate::backup::BackupOptions;
+use crate::failure::error_chain;
+use crate::job::{Phase, PhaseKind};
 use crate::store::BackupStore;
 
 /// What [`back_up`] did.
@@ -149,4 +158,136 @@ pub fn back_up(
         }
     }
     Ok(run)
+}
+
+/// One backup done (or planned), as `zsnap backup` and the scheduled backups of
+/// `zsnap run` report it (its `--json`, see docs/json.md).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct BackupResult {
+    /// The dataset.
+    pub dataset: DatasetName,
+    /// The store.
+    pub store: String,
+    /// The stream object's key (`None` when only its snapshot was planned).
+    pub stream: Option<String>,
+    /// The plans made: the snapshot's, then the send's.
+    pub plan: Vec<zsnap_core::Plan>,
+    /// Every applied step succeeded.
+    pub ok: bool,
+    /// What failed, each with its causes: a step (`step N (reason): …`), or why the
+    /// backup could not run at all.
+    pub errors: Vec<String>,
+}
+
+impl BackupResult {
+    /// Whether something failed.
+    pub fn failed(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
+/// Runs `request` ([`back_up`]) on the backend of its location in `backends`, and
+/// reports it: each applied plan goes to `applied` as a [`PhaseKind::Backup`] phase
+/// (for an audit log), each failure into [`BackupResult::errors`]. `verify` reads the
+/// stream back before its sidecar is written.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one backup's inputs; a struct would only rename them"
+)]
+pub fn back_up_reported(
+    request: &zsnap_core::backup::BackupRequest,
+    backends: &mut dyn Backends,
+    store: &Arc<dyn BackupStore>,
+    catalog: &zsnap_core::backup::Catalog,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+    verify: bool,
+    applied: &mut dyn FnMut(&Phase),
+    observer: &mut dyn Observer,
+) -> BackupResult {
+    let mut result = BackupResult {
+        dataset: request.dataset.clone(),
+        store: request.store.to_string(),
+        stream: None,
+        plan: Vec::new(),
+        ok: false,
+        errors: Vec::new(),
+    };
+    let Some(backend) = backends.backend(&request.location) else {
+        result
+            .errors
+            .push(format!("no backend for {}", request.location));
+        return result;
+    };
+    let options = ApplyOptions::default().with_backup(BackupOptions::default().with_verify(verify));
+    match back_up(
+        request, backend, store, catalog, now, dry_run, &options, observer,
+    ) {
+        Ok(run) => {
+            result.ok = run.is_success();
+            for (plan, report) in run.plans.iter().zip(&run.reports) {
+                applied(&Phase::applied(
+                    PhaseKind::Backup {
+                        store: request.store.to_string(),
+                    },
+                    plan.clone(),
+                    crate::job::results(report),
+                ));
+            }
+            result.stream = run.stream.as_ref().map(ToString::to_string);
+            for report in &run.reports {
+                for (i, e) in report.failures() {
+                    let what = run
+                        .plans
+                        .iter()
+                        .flat_map(|p| p.steps.get(i))
+                        .next()
+                        .map_or("", |s| s.reason());
+                    result
+                        .errors
+                        .push(format!("step {} ({what}): {}", i + 1, error_chain(e)));
+                }
+            }
+            result.plan = run.plans;
+        }
+        Err(e) => result.errors.push(error_chain(&e)),
+    }
+    result
+}
+
+/// Backs up each of `requests` ([`back_up_reported`]) to one store, as `zsnap backup`
+/// does: with a config, each dataset's snapshot is named by the policy that manages
+/// it on this machine ([`crate::scheduled::naming_for`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the backups' inputs; a struct would only rename them"
+)]
+pub fn back_up_all(
+    requests: &[zsnap_core::backup::BackupRequest],
+    config: Option<&zsnap_core::config::Config>,
+    backends: &mut dyn Backends,
+    store: &Arc<dyn BackupStore>,
+    catalog: &zsnap_core::backup::Catalog,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+    verify: bool,
+    applied: &mut dyn FnMut(&Phase),
+    observer: &mut dyn Observer,
+) -> Vec<BackupResult> {
+    requests
+        .iter()
+        .map(|request| {
+            let naming = config.and_then(|c| {
+                crate::scheduled::naming_for(c, &zsnap_core::config::Host::Local, &request.dataset)
+            });
+            let request = match naming {
+                Some(naming) => request.clone().with_naming(naming),
+                None => request.clone(),
+            };
+            back_up_reported(
+                &request, backends, store, catalog, now, dry_run, verify, applied, observer,
+            )
+        })
+        .collect()
 }

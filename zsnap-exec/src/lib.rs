@@ -23,7 +23,13 @@
 //! listing, and [`status::check`] what `zsnap check` says (a [`status::CheckReport`]:
 //! findings with Nagios levels, the overall level, its exit code) from a status and
 //! the last runs' records ([`last_run`]); the front end gathers those inputs and
-//! renders.
+//! renders. [`scheduled::run_scheduled`] runs the `[backups.NAME]` of a config after a
+//! run (a [`scheduled::ScheduledBackups`]); [`connect::connect_config`] opens the real
+//! backends of a config's locations; [`rehearsal::rehearse`] drives the engine on an
+//! in-memory pool with a virtual clock (what `zsnap simulate` shows, a
+//! [`rehearsal::Rehearsal`]). `zsnap backup` is [`backup_job::back_up_all`];
+//! listing, verifying and saving a store's backups are in [`store_ops`]. What a run
+//! changed is logged in an [`audit::AuditLog`].
 //! Failures are classified from exit status and stderr by [`failure::classify`], and the
 //! stderr is always kept verbatim.
 #![deny(missing_docs)]
@@ -34,10 +40,12 @@
 )]
 
 pub mod apply;
+pub mod audit;
 pub mod backend;
 pub mod backup;
 pub mod backup_job;
 pub mod cli;
+pub mod connect;
 pub mod failure;
 pub mod fake;
 pub mod holds;
@@ -46,11 +54,14 @@ pub mod journal;
 pub mod last_run;
 pub mod lock;
 pub mod quote;
+pub mod rehearsal;
 pub mod replicate;
 pub mod safe_fs;
+pub mod scheduled;
 pub mod send_info;
 pub mod status;
 pub mod store;
+pub mod store_ops;
 mod stream_check;
 pub mod throttle;
 

@@ -11,6 +11,9 @@
 //!   an S3-compatible bucket ([`open_store`] with [`S3Settings`]) or an in-memory store
 //!   for tests and simulations ([`ObjectStoreBackup::in_memory`]).
 //!
+//! The store of a `[backups.NAME]` of the config opens with [`open_spec`] (its S3
+//! settings from the entry: [`spec_settings`]).
+//!
 //! [`read_catalog`] lists a store, reads its sidecars and builds the
 //! [`Catalog`] that every backup decision starts from.
 //!
@@ -49,9 +52,14 @@ use zsnap_core::backup::{
 
 mod dir;
 mod object;
+mod spec;
 
 pub use dir::DirStore;
 pub use object::{ObjectStoreBackup, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PARTS_IN_FLIGHT};
+pub use spec::{
+    open_spec, read_spec_catalog, settings_for_url, spec_settings, OpenSpecError, SpecCatalogError,
+    SpecSettingsError,
+};
 
 /// The start of the names of the temporary files a [`DirStore`] writes (and renames)
 /// in [`BackupStore::put`]; [`BackupStore::list`] leaves them out, and no key part may

@@ -1,0 +1,90 @@
+//! Opening the real backends of a config: the `zfs` of each location it names, on this
+//! machine or over ssh ([`CliZfs`]), with the programs and ssh settings of its
+//! `[paths]`. What every front end (the `zsnap` command, a daemon) runs jobs on.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use zsnap_core::config::{Config, Host, Paths, TargetAddress};
+use zsnap_core::Location;
+
+use crate::backend::ZfsBackend;
+use crate::cli::{CliZfs, SshTarget, SshTargetError};
+
+/// Why a backend cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// A host or user ssh would misread.
+    #[error(transparent)]
+    Target(#[from] SshTargetError),
+    /// The ssh connection cannot be prepared (no room for its socket).
+    #[error("prepare the ssh connection to {host}")]
+    Ssh {
+        /// The host.
+        host: Host,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The real `zfs` at `host`: on this machine `paths.zfs`, over ssh (`paths.ssh`, with
+/// `paths.ssh_config`) `paths.remote_zfs`; never a program looked up in `PATH`.
+///
+/// # Errors
+/// A host or user ssh would misread, or no room for the connection socket.
+pub fn connect(host: &Host, paths: &Paths) -> Result<CliZfs, ConnectError> {
+    let Host::Ssh {
+        user,
+        host: name,
+        port,
+    } = host
+    else {
+        return Ok(CliZfs::local().with_zfs_program(&paths.zfs));
+    };
+    let mut target = SshTarget::new(name)?;
+    if let Some(u) = user {
+        target = target.with_user(u)?;
+    }
+    target.port = *port;
+    target.config_file = paths.ssh_config.as_deref().map(PathBuf::from);
+    Ok(CliZfs::ssh(target)
+        .map_err(|source| ConnectError::Ssh {
+            host: host.clone(),
+            source,
+        })?
+        .with_zfs_program(&paths.remote_zfs)
+        .with_ssh_program(&paths.ssh))
+}
+
+/// A backend for every location `config` names (its datasets' hosts, its targets'
+/// hosts), each opened once ([`connect`]); the location `local` is `local_host`
+/// (this machine, or the host a front end runs the local datasets on).
+///
+/// # Errors
+/// See [`connect`].
+pub fn connect_config(
+    config: &Config,
+    local_host: &Host,
+) -> Result<BTreeMap<Location, Box<dyn ZfsBackend>>, ConnectError> {
+    let mut map: BTreeMap<Location, Box<dyn ZfsBackend>> = BTreeMap::new();
+    let mut hosts: Vec<&Host> = config.datasets.iter().map(|d| &d.host).collect();
+    for t in config.targets.values() {
+        if let TargetAddress::Dataset { host, .. } = &t.to {
+            hosts.push(host);
+        }
+    }
+    for h in hosts {
+        let loc = h.location();
+        if map.contains_key(&loc) {
+            continue;
+        }
+        let host = match h {
+            Host::Local => local_host,
+            other => other,
+        };
+        map.insert(loc, Box::new(connect(host, &config.paths)?));
+    }
+    Ok(map)
+}
