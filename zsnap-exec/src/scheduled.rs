@@ -91,7 +91,9 @@ pub fn run_with_backups(
     backends: &mut dyn Backends,
     hooks: &mut Hooks<'_>,
 ) -> Result<RunOutcome, JobError> {
-    let outcome = engine.run(job, now, dry_run, Source::Backends(&mut *backends), hooks)?;
+    let mut outcome = engine.run(job, now, dry_run, Source::Backends(&mut *backends), hooks)?;
+    // What the run listed and did, so the backups list nothing again.
+    let listed = outcome.inventories.take();
     let config = engine.config();
     let backups = (*job == Job::Run && !config.backups.is_empty()).then(|| {
         let mut nobody = |_: &Phase| {};
@@ -99,7 +101,7 @@ pub fn run_with_backups(
             Some(f) => f,
             None => &mut nobody,
         };
-        run_scheduled(config, backends, now, dry_run, None, applied)
+        run_scheduled(config, backends, now, dry_run, listed.as_ref(), applied)
     });
     Ok(RunOutcome { outcome, backups })
 }

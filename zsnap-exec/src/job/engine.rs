@@ -739,6 +739,9 @@ impl<'c> Engine<'c> {
         }
         let mut phases = Vec::new();
         let kinds = self.phases(job)?;
+        // The scheduled backups of a `run` plan on what the run left: keep it known
+        // after the last phase too.
+        let keep_final = *job == Job::Run && !self.config.backups.is_empty();
         let last = kinds.len().saturating_sub(1);
         for (i, kind) in kinds.into_iter().enumerate() {
             // A root this phase needs could not be listed: a replication stops there;
@@ -769,7 +772,7 @@ impl<'c> Engine<'c> {
                 phases.push(phase);
                 // The next phases plan on what this one left: known without listing
                 // when it did everything, listed again otherwise (never after the last).
-                if !current && i < last {
+                if !current && (i < last || keep_final) {
                     Listing { invs, failed } = self.list_roots(&mut source, self.roots_for(job))?;
                 }
                 continue;
@@ -851,7 +854,7 @@ impl<'c> Engine<'c> {
             // The next phases plan on what this one left: simulated when it did
             // everything (with the new snapshots' guids read back), listed again
             // otherwise; after the last phase, neither.
-            if changed && i < last {
+            if changed && (i < last || keep_final) {
                 let known = self.after_applied(&phase.plan, &report, &invs, &mut **backends);
                 phases.push(phase);
                 match known {
@@ -871,6 +874,7 @@ impl<'c> Engine<'c> {
             now,
             dry_run,
             phases,
+            inventories: (keep_final && !dry_run).then_some(invs),
         })
     }
 }

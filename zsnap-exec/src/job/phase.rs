@@ -2,11 +2,13 @@
 //! ([`PhaseKind`]), and per phase the plan and what applying it did ([`Phase`],
 //! [`StepResult`]), gathered in an [`Outcome`].
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zsnap_core::duration::Span;
 use zsnap_core::naming::Label;
-use zsnap_core::{Location, Plan};
+use zsnap_core::{Inventory, Location, Plan};
 
 use crate::apply::{Report, StepOutcome};
 use crate::failure::error_chain;
@@ -174,6 +176,12 @@ pub struct Outcome {
     pub dry_run: bool,
     /// The phases, in order.
     pub phases: Vec<Phase>,
+    /// What every listed location holds after the job, as far as known without
+    /// listing again: kept only for a `run` whose config has scheduled backups, which
+    /// plan on it ([`crate::scheduled::run_with_backups`]). `None` otherwise, and after
+    /// a dry run.
+    #[serde(skip)]
+    pub inventories: Option<BTreeMap<Location, Inventory>>,
 }
 
 impl Outcome {
