@@ -37,7 +37,7 @@ echo "|---|---|---|---|---|"
 measure() {
     local name=$1 package=$2
     shift 2
-    local tree built start end target=$work/$package${1:+-features}
+    local tree built wall user sys target=$work/$package${1:+-features}
     tree=$(cargo tree --locked -p "$package" "$@" -e normal --prefix none \
         | sed 's/ (\*)$//' | sort -u | wc -l)
     rm -rf "$target"
