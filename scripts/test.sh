@@ -49,6 +49,18 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "light builds: zsnap-core (no clock), zsnap-exec without S3"
+# What `cargo add zsnap-core` / `cargo add zsnap-exec` build, so that neither rots:
+# zsnap-core without chrono's clock, zsnap-exec without its feature `s3`.
+if cargo tree -p zsnap-core -e normal,features | grep -q 'chrono feature "clock"'; then
+    echo "zsnap-core's dependencies enable chrono's clock" >&2
+    exit 1
+fi
+cargo check -p zsnap-core --quiet
+cargo check -p zsnap-exec --no-default-features --all-targets --quiet
+
+# The whole workspace: zsnap-cli enables zsnap-exec's feature `s3`, so the S3 store
+# and its tests (store_s3_real) are built and run here.
 step "cargo test (PROPTEST_CASES=$PROPTEST_CASES)"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$out"
 # one summary line for the whole run, in the plain "N passed, N failed" form

@@ -14,6 +14,82 @@
 //!
 //! Everything time-related takes `now` (and a time zone) as an argument; `clippy.toml`
 //! forbids the clock, the environment, files and processes in this crate.
+//!
+//! # The loop: list, plan, apply
+//! Five hourly runs of `zsnap snapshot` and `zsnap prune` on one dataset whose policy
+//! keeps the newest three snapshots. This crate does the middle of each step: it parses
+//! the listing ([`parse_list`], the columns of [`LIST_COLUMNS`]) and plans the snapshot
+//! that is due ([`plan_snapshots`]) or the retention ([`plan_prune`]). The pool and the
+//! carrying out of a plan are `zsnap-exec`'s: here its in-memory fake ZFS stands in for
+//! the pool, and `zsnap_exec::apply::apply` runs each plan on it.
+//!
+//! ```
+//! use chrono::{TimeDelta, TimeZone, Utc};
+//! use zsnap_core::config::{Config, Host};
+//! use zsnap_core::{parse_list, plan_prune, plan_snapshots, DatasetName, Location, PruneRequest};
+//! use zsnap_exec::apply::{apply, NoObserver, OneBackend};
+//! use zsnap_exec::fake::FakeZfs;
+//!
+//! // The policy: an hourly snapshot of tank/home, the newest three kept.
+//! let config = Config::from_toml(
+//!     r#"
+//!     [policies.hourly]
+//!     snapshot = { hourly = "hourly" }
+//!     keep_counts = { hourly = 3 }
+//!
+//!     [[datasets]]
+//!     root = "tank/home"
+//!     policy = "hourly"
+//!     "#,
+//!     "zsnap.toml",
+//! )?;
+//! let policies = config.core_policies();
+//! let selections = config.selections(&Host::Local);
+//! let here = Location::local();
+//!
+//! // The pool.
+//! let start = Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0).unwrap();
+//! let mut zfs = FakeZfs::new(1, start);
+//! zfs.add_pool("tank")?;
+//! let home: DatasetName = "tank/home".parse()?;
+//! zfs.create(&home, false)?;
+//!
+//! for hour in 0..5 {
+//!     let now = start + TimeDelta::hours(hour);
+//!     zfs.set_now(now);
+//!     // `zsnap snapshot`, then `zsnap prune`: each lists, plans and applies.
+//!     for phase in ["snapshot", "prune"] {
+//!         // List: the text `zfs list -H -p -o <LIST_COLUMNS> -r tank/home` prints.
+//!         let listing = zfs.cmd_list(&[home.clone()])?;
+//!         assert!(listing.starts_with("tank/home\tfilesystem\t"));
+//!         let inventory = parse_list(&listing)?;
+//!         // Plan: a plain value, decided from the inventory, the policies and `now`.
+//!         let plan = if phase == "snapshot" {
+//!             plan_snapshots(&inventory, &selections, &policies, &here, now)?
+//!         } else {
+//!             let request = PruneRequest::new(here.clone(), &inventory, &selections, &policies);
+//!             plan_prune(&request, now)
+//!         };
+//!         // Apply.
+//!         let report = apply(&plan, &mut OneBackend(&mut zfs), &mut NoObserver, None);
+//!         assert!(report.is_success(), "{report:?}");
+//!     }
+//! }
+//!
+//! // The snapshot of the last run exists; the two oldest were pruned.
+//! let inventory = parse_list(&zfs.cmd_list(&[home.clone()])?)?;
+//! let snapshots = &inventory.dataset(&home).unwrap().snapshots;
+//! let names: Vec<String> = snapshots.iter().map(|s| s.name.to_string()).collect();
+//! assert_eq!(
+//!     names,
+//!     [
+//!         "zsnap_hourly_20261123T170000Z",
+//!         "zsnap_hourly_20261123T180000Z",
+//!         "zsnap_hourly_20261123T190000Z",
+//!     ]
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

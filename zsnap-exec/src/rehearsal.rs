@@ -26,7 +26,7 @@ use crate::failure::error_chain;
 use crate::fake::{FakeZfs, ForConfigError};
 use crate::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
 use crate::scheduled::run_scheduled_in;
-use crate::store::{read_catalog, BackupStore, ObjectStoreBackup, OpenSpecError, StoreError};
+use crate::store::{read_catalog, BackupStore, OpenSpecError, StoreError};
 
 /// The seed of a fresh in-memory pool's guids (fixed, so rehearsals repeat, and a
 /// pool made for a config by a front end matches the rehearsal's).
@@ -77,6 +77,24 @@ pub enum RehearsalError {
     /// An in-memory store's catalog cannot be read.
     #[error(transparent)]
     Catalog(#[from] StoreError),
+    /// The config has scheduled backups, whose in-memory stores are object_store's:
+    /// this build has no feature `s3`.
+    #[error(
+        "rehearse the scheduled backups: this build has no in-memory store (build zsnap-exec with its cargo feature `s3`)"
+    )]
+    NoMemoryStore,
+}
+
+/// An in-memory store for `spec` (object_store's, so only with the feature `s3`;
+/// [`rehearse`] refuses a config with backups without it).
+#[cfg(feature = "s3")]
+fn memory_store(spec: &BackupSpec) -> Arc<dyn BackupStore> {
+    Arc::new(crate::store::ObjectStoreBackup::in_memory(spec.to.clone()))
+}
+
+#[cfg(not(feature = "s3"))]
+fn memory_store(_: &BackupSpec) -> Arc<dyn BackupStore> {
+    unreachable!("rehearse refuses a config with backups without the feature s3")
 }
 
 /// Watches nothing: a rehearsal reports only its result.
@@ -237,6 +255,9 @@ pub fn rehearse(
     step: Span,
 ) -> Result<Rehearsal, RehearsalError> {
     let engine = Engine::new(config);
+    if !cfg!(feature = "s3") && !config.backups.is_empty() {
+        return Err(RehearsalError::NoMemoryStore);
+    }
     let mut z = fresh_pool(config, start)?;
     let end = start
         .checked_add_signed(TimeDelta::days(i64::from(days)))
@@ -266,9 +287,9 @@ pub fn rehearse(
         if !config.backups.is_empty() {
             let mut open = |spec: &BackupSpec| -> Result<Arc<dyn BackupStore>, OpenSpecError> {
                 let key = spec.to.to_string();
-                Ok(Arc::clone(stores.entry(key).or_insert_with(|| {
-                    Arc::new(ObjectStoreBackup::in_memory(spec.to.clone()))
-                })))
+                Ok(Arc::clone(
+                    stores.entry(key).or_insert_with(|| memory_store(spec)),
+                ))
             };
             let mut skip = |_: &Phase| {};
             let done = run_scheduled_in(

@@ -1,15 +1,21 @@
-//! The backup-store contract suite on a directory store and on the in-memory object
-//! store, and what only a directory store does (real S3: `store_s3_real.rs`).
+//! The backup-store contract suite on a directory store and (with the feature `s3`) on
+//! the in-memory object store, and what only a directory store does (real S3:
+//! `store_s3_real.rs`); without the feature, `s3://` stores are refused.
 
 mod store_suite;
 
+#[cfg(feature = "s3")]
 use std::sync::Arc;
 
-use store_suite::{Bed, Expect, PART_SIZE};
+#[cfg(feature = "s3")]
+use store_suite::PART_SIZE;
+use store_suite::{Bed, Expect};
 use zsnap_core::backup::{StoreUrl, STORE_MARKER_KEY};
+#[cfg(feature = "s3")]
+use zsnap_exec::store::ObjectStoreBackup;
 use zsnap_exec::store::{
     init_store, open_initialised, open_store, read_catalog, BackupStore, DirStore,
-    ObjectStoreBackup, OpenStoreProblem, S3Settings,
+    OpenStoreProblem, S3Settings,
 };
 
 fn dir_url(path: &std::path::Path) -> StoreUrl {
@@ -29,6 +35,7 @@ fn dir_bed() -> Option<Bed> {
     })
 }
 
+#[cfg(feature = "s3")]
 fn memory_bed() -> Option<Bed> {
     let url: StoreUrl = "s3://zsnap-test/host1".parse().unwrap();
     let store = ObjectStoreBackup::in_memory(url).with_part_size(PART_SIZE);
@@ -47,6 +54,7 @@ mod dir {
     store_contract!(dir_bed);
 }
 
+#[cfg(feature = "s3")]
 mod memory {
     use super::*;
     store_contract!(memory_bed);
@@ -56,8 +64,11 @@ mod memory {
 fn whole_suite_on_one_store_of_each_kind() {
     let dir = dir_bed().unwrap();
     store_suite::contract(&*dir.store, dir.expect);
-    let memory = memory_bed().unwrap();
-    store_suite::contract(&*memory.store, memory.expect);
+    #[cfg(feature = "s3")]
+    {
+        let memory = memory_bed().unwrap();
+        store_suite::contract(&*memory.store, memory.expect);
+    }
 }
 
 #[test]
@@ -144,6 +155,7 @@ fn dir_store_is_made_only_by_init_and_only_its_last_component() {
     );
 }
 
+#[cfg(feature = "s3")]
 #[test]
 fn in_memory_stores_need_their_marker_too() {
     let url: StoreUrl = "s3://zsnap-test/p".parse().unwrap();
@@ -264,6 +276,7 @@ fn dir_store_reads_no_linked_object() {
     assert!(listed.iter().all(|o| o.size != 9), "{listed:?}");
 }
 
+#[cfg(feature = "s3")]
 #[test]
 fn object_store_keys_live_below_the_prefix_verbatim() {
     let url: StoreUrl = "s3://zsnap-test/host1/zsnap".parse().unwrap();
@@ -278,6 +291,7 @@ fn object_store_keys_live_below_the_prefix_verbatim() {
     assert_eq!(keys, ["tank%2Fhome/a.json"]);
 }
 
+#[cfg(feature = "s3")]
 #[test]
 fn s3_stores_check_their_settings_without_a_request() {
     let url: StoreUrl = "s3://zsnap-test/p".parse().unwrap();
@@ -300,4 +314,24 @@ fn s3_stores_check_their_settings_without_a_request() {
     assert!(!format!("{settings:?}").contains("very-secret-value"));
     let s3 = ObjectStoreBackup::s3(&url, &settings).unwrap();
     assert!(!format!("{s3:?}").contains("very-secret-value"));
+}
+
+#[cfg(not(feature = "s3"))]
+#[test]
+fn s3_stores_are_refused_by_a_build_without_the_feature() {
+    let url: StoreUrl = "s3://zsnap-test/p".parse().unwrap();
+    let settings = S3Settings::new().with_endpoint("http://127.0.0.1:9");
+    let now = chrono::Utc::now();
+    let errors = [
+        open_store(&url, &settings).err().unwrap(),
+        open_initialised(&url, &settings).err().unwrap(),
+        init_store(&url, &settings, now).err().unwrap(),
+    ];
+    for e in errors {
+        assert!(matches!(e.problem, OpenStoreProblem::NoS3Support), "{e:?}");
+        assert_eq!(e.store, url);
+        let why = std::error::Error::source(&e).unwrap().to_string();
+        assert!(why.contains("no S3 support"), "{why}");
+        assert!(why.contains("feature `s3`"), "{why}");
+    }
 }

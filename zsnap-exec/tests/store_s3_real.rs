@@ -4,7 +4,9 @@
 //! `ZSNAP_TEST_S3_ENDPOINT`, `ZSNAP_TEST_S3_REGION`, `ZSNAP_TEST_S3_BUCKET`,
 //! `ZSNAP_TEST_S3_ACCESS_KEY_ID`, `ZSNAP_TEST_S3_SECRET_ACCESS_KEY`. Without them each
 //! test says why it is skipped, except under `CI`, where it fails. Every test works
-//! below its own fresh prefix and removes what it wrote.
+//! below its own fresh prefix and removes what it wrote. Built with the feature `s3`
+//! only.
+#![cfg(feature = "s3")]
 #[path = "support/skip.rs"]
 mod skip;
 mod store_suite;

@@ -7,9 +7,16 @@
 //! - [`DirStore`]: a directory on a mounted filesystem (keys are file paths verbatim,
 //!   nothing below the root is reached through a symbolic link, files are private,
 //!   writes are fsynced);
-//! - [`ObjectStoreBackup`]: any [`object_store::ObjectStore`] below a prefix, which is
-//!   an S3-compatible bucket ([`open_store`] with [`S3Settings`]) or an in-memory store
-//!   for tests and simulations ([`ObjectStoreBackup::in_memory`]).
+//! - `ObjectStoreBackup` (with the cargo feature `s3`): any `object_store::ObjectStore`
+//!   below a prefix, which is an S3-compatible bucket ([`open_store`] with
+//!   [`S3Settings`]) or an in-memory store for tests and simulations
+//!   (`ObjectStoreBackup::in_memory`).
+//!
+//! # Without the feature `s3`
+//! The S3 client (an HTTP client, TLS and an async runtime) is only built with the
+//! cargo feature `s3`, which the `zsnap` command enables. Without it, [`open_store`],
+//! [`open_initialised`] and [`init_store`] refuse `s3://` URLs with
+//! [`OpenStoreProblem::NoS3Support`]; directory stores work the same either way.
 //!
 //! The store of a `[backups.NAME]` of the config opens with [`open_spec`] (its S3
 //! settings from the entry: [`spec_settings`]).
@@ -51,15 +58,28 @@ use zsnap_core::backup::{
 };
 
 mod dir;
+#[cfg(feature = "s3")]
 mod object;
 mod spec;
 
 pub use dir::DirStore;
-pub use object::{ObjectStoreBackup, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PARTS_IN_FLIGHT};
+#[cfg(feature = "s3")]
+pub use object::ObjectStoreBackup;
 pub use spec::{
     open_spec, read_spec_catalog, settings_for_url, spec_settings, OpenSpecError, SpecCatalogError,
     SpecSettingsError,
 };
+
+/// The default size of the parts of an S3 upload: 32 MiB, so one upload may hold
+/// [`MAX_PARTS`]` × 32 MiB` ≈ 312 GiB.
+pub const DEFAULT_PART_SIZE: usize = 32 << 20;
+
+/// The most parts one S3 multipart upload may have.
+pub const MAX_PARTS: usize = 10_000;
+
+/// How many parts of one S3 upload are sent at the same time (one more is being
+/// filled).
+pub const MAX_PARTS_IN_FLIGHT: usize = 3;
 
 /// The start of the names of the temporary files a [`DirStore`] writes (and renames)
 /// in [`BackupStore::put`]; [`BackupStore::list`] leaves them out, and no key part may
@@ -280,7 +300,8 @@ pub enum StoreProblem {
     /// The filesystem refused.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    /// The object store refused (or could not be reached).
+    /// The object store refused (or could not be reached). Only with the feature `s3`.
+    #[cfg(feature = "s3")]
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
 }
@@ -342,9 +363,14 @@ pub enum OpenStoreProblem {
         /// The part size asked for.
         part_size: usize,
     },
-    /// The S3 client could not be configured (endpoint, region, credentials…).
+    /// The S3 client could not be configured (endpoint, region, credentials…). Only
+    /// with the feature `s3`.
+    #[cfg(feature = "s3")]
     #[error("cannot configure the S3 client")]
     S3(#[source] object_store::Error),
+    /// An `s3://` store, in a build of zsnap-exec without its cargo feature `s3`.
+    #[error("this build has no S3 support: build zsnap-exec with its cargo feature `s3`")]
+    NoS3Support,
     /// The store's I/O threads could not be started.
     #[error("cannot start the store's I/O runtime")]
     Runtime(#[source] std::io::Error),
@@ -381,6 +407,9 @@ impl OpenStoreError {
 /// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP` (and the other `AWS_*` variables
 /// `object_store` reads). Requests are path-style (`endpoint/bucket/key`), which every
 /// S3-compatible service accepts. Secrets never appear in `Debug` output.
+///
+/// Present in every build, so that callers compile either way; only a build with the
+/// cargo feature `s3` opens S3 stores with them.
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct S3Settings {
@@ -480,11 +509,27 @@ impl S3Settings {
 /// A directory store's directory must exist; nothing is created. An S3 store is
 /// configured from `s3` and the environment, without any request: the bucket is never
 /// created, and a missing bucket or bad credentials show at the first operation.
+///
+/// # Errors
+/// A directory that cannot be used; S3 settings that cannot be used; an `s3://` URL in
+/// a build without the feature `s3` ([`OpenStoreProblem::NoS3Support`]).
 pub fn open_store(url: &StoreUrl, s3: &S3Settings) -> Result<Box<dyn BackupStore>, OpenStoreError> {
     match url {
-        StoreUrl::S3 { .. } => Ok(Box::new(ObjectStoreBackup::s3(url, s3)?)),
+        StoreUrl::S3 { .. } => open_s3(url, s3),
         _ => Ok(Box::new(DirStore::open(url)?)),
     }
+}
+
+/// The S3 store `url`.
+#[cfg(feature = "s3")]
+fn open_s3(url: &StoreUrl, s3: &S3Settings) -> Result<Box<dyn BackupStore>, OpenStoreError> {
+    Ok(Box::new(ObjectStoreBackup::s3(url, s3)?))
+}
+
+/// No S3 store in this build: [`OpenStoreProblem::NoS3Support`].
+#[cfg(not(feature = "s3"))]
+fn open_s3(url: &StoreUrl, _: &S3Settings) -> Result<Box<dyn BackupStore>, OpenStoreError> {
+    Err(OpenStoreError::new(url, OpenStoreProblem::NoS3Support))
 }
 
 /// Opens the store at `url` ([`open_store`]) and reads its marker: a store that was
@@ -566,7 +611,7 @@ pub fn init_store(
     now: DateTime<Utc>,
 ) -> Result<InitOutcome, OpenStoreError> {
     let store: Box<dyn BackupStore> = match url {
-        StoreUrl::S3 { .. } => Box::new(ObjectStoreBackup::s3(url, s3)?),
+        StoreUrl::S3 { .. } => open_s3(url, s3)?,
         _ => Box::new(DirStore::init(url)?.0),
     };
     match read_marker(&*store) {

@@ -17,18 +17,8 @@ use zsnap_core::backup::{StoreObject, StoreUrl};
 
 use super::{
     check_key, BackupStore, OpenStoreError, OpenStoreProblem, S3Settings, StoreError, StoreOp,
-    StoreProblem, Upload, MAX_LISTED_OBJECTS,
+    StoreProblem, Upload, DEFAULT_PART_SIZE, MAX_LISTED_OBJECTS, MAX_PARTS, MAX_PARTS_IN_FLIGHT,
 };
-
-/// The default size of the parts of an upload: 32 MiB, so one upload may hold
-/// [`MAX_PARTS`]` × 32 MiB` ≈ 312 GiB.
-pub const DEFAULT_PART_SIZE: usize = 32 << 20;
-
-/// The most parts one S3 multipart upload may have.
-pub const MAX_PARTS: usize = 10_000;
-
-/// How many parts of one upload are sent at the same time (one more is being filled).
-pub const MAX_PARTS_IN_FLIGHT: usize = 3;
 
 /// The smallest part S3 accepts (except the last).
 const MIN_PART_SIZE: usize = 5 << 20;
