@@ -28,7 +28,8 @@ bin=/tmp/zsnap-bench-$$
 g "cat > $bin && chmod +x $bin" < "$local_bin"
 # A wrapper named zfs that logs its subcommand and runs the real one (the config below
 # names it: zsnap runs zfs by absolute path, never through PATH).
-real=$(g 'command -v zfs')
+# The real zfs, never a wrapper another script may have put first on PATH.
+real=$(g 'PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v zfs')
 g "mkdir -p /tmp/zwrap && printf '%s\n' '#!/bin/sh' 'echo \"\$1\" >> /tmp/zwrap/log' 'exec $real \"\$@\"' > /tmp/zwrap/zfs && chmod +x /tmp/zwrap/zfs"
 
 # Removes src/pc-N and dst/pc-N, releasing the cursor holds zsnap placed first.
