@@ -151,7 +151,12 @@ fn log(argv: &[String]) {
             .append(true)
             .open(path)
             .unwrap_or_else(|e| usage(&e.to_string()));
-        writeln!(f, "{line}").unwrap_or_else(|e| usage(&e.to_string()));
+        // One write of the whole line: a transfer's `zfs send` and `zfs recv` are two
+        // shims appending at the same time, and O_APPEND keeps each write whole.
+        let mut text = line.to_string();
+        text.push('\n');
+        f.write_all(text.as_bytes())
+            .unwrap_or_else(|e| usage(&e.to_string()));
     }
 }
 
