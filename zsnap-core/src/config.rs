@@ -83,7 +83,7 @@ impl Config {
     pub fn entry_for(
         &self,
         host: &Host,
-        dataset: &crate::names::DatasetName,
+        dataset: &crate::zfs_names::DatasetName,
     ) -> Option<&DatasetEntry> {
         self.datasets
             .iter()

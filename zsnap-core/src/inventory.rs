@@ -16,7 +16,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::names::{BookmarkName, DatasetName, ShortName, SnapshotName};
+use crate::zfs_names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 
 /// The user property zsnap sets on every snapshot it creates.
 ///

@@ -97,7 +97,6 @@ pub mod backup;
 pub mod config;
 pub mod duration;
 pub mod inventory;
-pub mod names;
 pub mod naming;
 pub mod plan;
 pub mod policy;
@@ -109,6 +108,7 @@ pub mod schedule;
 pub mod simulate;
 pub mod snapshot;
 pub mod zfs_list;
+pub mod zfs_names;
 
 pub use backup::{
     plan_backup, plan_backup_prune, resolve_restore, BackupPlan, BackupRequest, BackupStep,
@@ -119,7 +119,6 @@ pub use inventory::{
     Bookmark, Dataset, DatasetKind, DatasetProps, Guid, Inventory, InventoryError, Snapshot,
     EXPIRES_PROPERTY, MANAGED_PROPERTY,
 };
-pub use names::{BookmarkName, DatasetName, NameError, NameProblem, ShortName, SnapshotName};
 pub use naming::{
     recognize_any, Label, LabelError, NameTime, NamingError, NamingScheme, Recognized, Recognizer,
 };
@@ -135,10 +134,13 @@ pub use prune::{plan_prune, PruneRequest, DEFAULT_DESTROY_ARG_BUDGET};
 pub use replicate::{
     plan_replication, DatasetMapping, ReplicationError, ReplicationOptions, ReplicationRequest,
 };
-pub use retention::{evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
+pub use retention::{
+    evaluate, Candidate, Grid, KeepRule, NameRegex, RetentionPolicy, SanoidCounts,
+};
 pub use schedule::{LabelSchedule, Period, Schedule, ScheduleError};
 pub use simulate::{Refusal, SimulateError};
 pub use snapshot::{plan_snapshot_on_demand, plan_snapshots, SnapshotPlanError};
 pub use zfs_list::{
     list_argv, parse_list, render_list, ListParseError, ListParseErrorKind, LIST_COLUMNS,
 };
+pub use zfs_names::{BookmarkName, DatasetName, NameError, NameProblem, ShortName, SnapshotName};

@@ -36,7 +36,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Tim
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::names::ShortName;
+use crate::zfs_names::ShortName;
 
 /// The prefix of zsnap's own snapshot names unless a policy sets another.
 pub const DEFAULT_PREFIX: &str = "zsnap";

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backup::BackupStep;
 use crate::inventory::Guid;
-use crate::names::{BookmarkName, DatasetName, ShortName, SnapshotName};
+use crate::zfs_names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 
 /// Where a step runs: the id of a location (a host reached locally or over ssh).
 ///

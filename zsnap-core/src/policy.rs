@@ -37,10 +37,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Span;
 use crate::inventory::{Dataset, Inventory, Snapshot};
-use crate::names::DatasetName;
 use crate::naming::{Label, NamingScheme, Recognizer};
 use crate::retention::RetentionPolicy;
 use crate::schedule::Schedule;
+use crate::zfs_names::DatasetName;
 
 /// The value of [`MANAGED_PROPERTY`](crate::inventory::MANAGED_PROPERTY) on the snapshots zsnap takes.
 pub const MANAGED_VALUE: &str = "yes";

@@ -67,13 +67,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use crate::inventory::{utc_text, Dataset, Guid, Inventory, Snapshot, EXPIRES_PROPERTY};
-use crate::names::DatasetName;
 use crate::plan::{
     Decision, DestroyStep, KeepReason, KeptUntil, Location, Note, Plan, Protection, SnapshotRef,
     Step, Verdict,
 };
 use crate::policy::{DatasetSelection, Ownership, Policy};
 use crate::retention::{evaluate, Candidate};
+use crate::zfs_names::DatasetName;
 
 /// The default byte budget of one `DATASET@a,b,c` argument: far under Linux's 128 KiB
 /// limit of one argument (`MAX_ARG_STRLEN`) and the platforms' `ARG_MAX`, with room for

@@ -18,11 +18,11 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::names::{DatasetName, SnapshotName};
 use crate::plan::{
     Decision, KeepReason, Location, Plan, SendBase, SendSpec, Step, TransferStep, Verdict,
 };
 use crate::simulate::action;
+use crate::zfs_names::{DatasetName, SnapshotName};
 
 /// How many names a step line lists before "… and N more".
 pub const LISTED: usize = 5;

@@ -79,11 +79,11 @@ use crate::backup::BackupStep;
 use crate::inventory::{
     Bookmark, Dataset, DatasetProps, Guid, Inventory, Snapshot, EXPIRES_PROPERTY, MANAGED_PROPERTY,
 };
-use crate::names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 use crate::plan::{
     AbortReceiveStep, BookmarkStep, DestroyBookmarkStep, DestroyStep, HoldStep, Location, Plan,
     SendBase, SendSpec, SnapshotRef, SnapshotStep, Step, TransferStep,
 };
+use crate::zfs_names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 
 /// A plan step that ZFS would refuse, with the step's position and what is wrong.
 ///

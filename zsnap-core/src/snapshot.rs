@@ -38,11 +38,11 @@ use chrono::{DateTime, Utc};
 
 use crate::duration::Span;
 use crate::inventory::{utc_text, Dataset, Inventory, EXPIRES_PROPERTY, MANAGED_PROPERTY};
-use crate::names::{DatasetName, SnapshotName};
 use crate::naming::{Label, NamingError};
 use crate::plan::{Location, Note, Plan, SnapshotStep, Step};
 use crate::policy::{resolve_policies, DatasetSelection, Policy, SelectionError, MANAGED_VALUE};
 use crate::schedule::due;
+use crate::zfs_names::{DatasetName, SnapshotName};
 
 /// Why snapshots could not be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -73,7 +73,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use crate::inventory::{Bookmark, Dataset, DatasetKind, Guid, Inventory, Snapshot};
-use crate::names::{BookmarkName, DatasetName, NameError, ShortName, SnapshotName, MAX_NAME_LEN};
+use crate::zfs_names::{
+    BookmarkName, DatasetName, NameError, ShortName, SnapshotName, MAX_NAME_LEN,
+};
 
 /// The columns zsnap asks `zfs list` for (`-o`), in order.
 pub const LIST_COLUMNS: &[&str] = &[

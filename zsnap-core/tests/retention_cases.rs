@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use zsnap_core::retention::{
-    evaluate, Candidate, Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts,
+    evaluate, Candidate, Grid, KeepRule, NameRegex, RetentionPolicy, SanoidCounts,
 };
 use zsnap_core::{Guid, ShortName};
 
@@ -567,16 +567,16 @@ fn serde_forms() {
 
 #[test]
 fn pattern_errors() {
-    let e = |s: &str| s.parse::<Pattern>().unwrap_err().to_string();
+    let e = |s: &str| s.parse::<NameRegex>().unwrap_err().to_string();
     insta::assert_snapshot!(e("zsnap_(hourly"), @r#"invalid regex "zsnap_(hourly": unclosed group (at column 7)"#);
     insta::assert_snapshot!(e("[z-a]"), @r#"invalid regex "[z-a]": invalid character class range, the start must be <= the end (at column 2)"#);
     insta::assert_snapshot!(e("*daily"), @r#"invalid regex "*daily": repetition operator missing expression (at column 1)"#);
     insta::assert_snapshot!(e("(?<=a)b"), @r#"invalid regex "(?<=a)b": look-around, including look-ahead and look-behind, is not supported (at column 1)"#);
     insta::assert_snapshot!(e("a{1000000}{1000000}"), @r#"invalid regex "a{1000000}{1000000}": it compiles to more than the size limit of 10485760 bytes"#);
-    let p: Pattern = "^a".parse().unwrap();
-    assert_eq!(p, Pattern::new("^a").unwrap());
-    assert_ne!(p, Pattern::new("^(?:a)").unwrap());
-    assert_eq!(format!("{p:?}"), r#"Pattern("^a")"#);
+    let p: NameRegex = "^a".parse().unwrap();
+    assert_eq!(p, NameRegex::new("^a").unwrap());
+    assert_ne!(p, NameRegex::new("^(?:a)").unwrap());
+    assert_eq!(format!("{p:?}"), r#"NameRegex("^a")"#);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 use zsnap_core::duration::Span;
 use zsnap_core::retention::{
-    evaluate, Candidate, Grid, GridInterval, GridKeep, KeepRule, Pattern, RetentionPolicy,
+    evaluate, Candidate, Grid, GridInterval, GridKeep, KeepRule, NameRegex, RetentionPolicy,
     SanoidCounts,
 };
 use zsnap_core::{Guid, KeepReason, ShortName};
@@ -176,7 +176,7 @@ fn opt_label() -> impl Strategy<Value = Option<String>> {
     )
 }
 
-fn opt_pattern() -> impl Strategy<Value = Option<Pattern>> {
+fn opt_pattern() -> impl Strategy<Value = Option<NameRegex>> {
     prop::option::weighted(
         0.3,
         (0..PATTERNS.len()).prop_map(|i| PATTERNS[i].parse().unwrap()),
@@ -442,7 +442,7 @@ proptest! {
     #[test]
     fn last_matches_oracle(w in world(), rule in last_rule()) {
         let KeepRule::Last { count, label, regex } = &rule else { unreachable!() };
-        let expected = oracle_last(&w, *count, label.as_deref(), regex.as_ref().map(Pattern::as_str));
+        let expected = oracle_last(&w, *count, label.as_deref(), regex.as_ref().map(NameRegex::as_str));
         let got = w.run(&policy(vec![rule.clone()]));
         prop_assert_eq!(got.iter().map(|r| !r.is_empty()).collect::<Vec<_>>(), expected);
         // Reasons number the kept ones newest first: #1 of N, #2 of N, …

@@ -420,7 +420,7 @@ pub struct Skipped {
 /// A snapshot ZFS refused to destroy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct Refusal {
+pub struct DestroyRefusal {
     /// The snapshot.
     pub name: ShortName,
     /// Its guid.
@@ -436,7 +436,7 @@ pub struct DestroyReport {
     /// Destroyed.
     pub destroyed: Vec<ShortName>,
     /// Refused by ZFS; the others were destroyed.
-    pub refused: Vec<Refusal>,
+    pub refused: Vec<DestroyRefusal>,
     /// Not attempted: gone, or a different snapshot under the same name.
     pub skipped: Vec<Skipped>,
 }
@@ -1280,7 +1280,7 @@ pub(crate) fn destroy_with_retry(
                     if let Some(i) = batch.iter().position(|(n, _)| *n == name) {
                         let (name, guid) = batch.remove(i);
                         let failure = failure.refine_held(userrefs(&name));
-                        report.refused.push(Refusal {
+                        report.refused.push(DestroyRefusal {
                             name,
                             guid,
                             failure,

@@ -11,8 +11,8 @@ use super::marker::{PendingDeletion, STORE_MARKER_KEY};
 use super::sidecar::Sidecar;
 use super::stream::{StreamName, StreamNameError, SIDECAR_SUFFIX};
 use crate::inventory::{Dataset, Guid};
-use crate::names::{DatasetName, ShortName};
 use crate::plan::SendBase;
+use crate::zfs_names::{DatasetName, ShortName};
 
 /// One object of a store's listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,7 +40,6 @@ mod catalog;
 mod escape;
 mod marker;
 mod planner;
-mod prune;
 mod restore;
 mod schedule;
 mod send_check;
@@ -48,6 +47,7 @@ mod send_header;
 mod sidecar;
 mod step;
 mod store;
+mod store_prune;
 mod stream;
 
 pub use catalog::{
@@ -61,10 +61,6 @@ pub use marker::{
 pub use planner::{
     backup_bookmark_name, parse_since, plan_backup, BackupMode, BackupPlan, BackupPlanError,
     BackupRequest, SinceError, BACKUP_BOOKMARK_PREFIX, DEFAULT_BACKUP_LABEL,
-};
-pub use prune::{
-    plan_backup_prune, BackupDecision, BackupProtection, BackupPrunePlan, BackupVerdict, Deletion,
-    ObjectRole, UNFINISHED_GRACE,
 };
 pub use restore::{
     plan_restore, resolve_restore, resolve_restore_with, BackupDeletePlan, DeleteError,
@@ -80,6 +76,10 @@ pub use sidecar::{
 };
 pub use step::BackupStep;
 pub use store::{StoreUrl, StoreUrlError, StoreUrlProblem, MAX_S3_KEY};
+pub use store_prune::{
+    plan_backup_prune, BackupDecision, BackupProtection, BackupPrunePlan, BackupVerdict, Deletion,
+    ObjectRole, UNFINISHED_GRACE,
+};
 pub use stream::{
     Compression, CompressionError, StreamKind, StreamName, StreamNameError, StreamNameProblem,
     MAX_KEY_COMPONENT, SIDECAR_SUFFIX, STREAM_SUFFIX, ZSTD_SUFFIX,

@@ -12,13 +12,13 @@ use super::stream::{
     Compression, StreamKind, StreamName, StreamNameError, MAX_KEY_COMPONENT, SIDECAR_SUFFIX,
 };
 use crate::inventory::{Dataset, Guid, Snapshot, MANAGED_PROPERTY};
-use crate::names::{BookmarkName, DatasetName, NameError, ShortName, SnapshotName};
 use crate::naming::{Label, NamingError, NamingScheme};
 use crate::plan::{
     BookmarkStep, DestroyBookmarkStep, Location, Note, Plan, SendBase, SendSpec, SnapshotRef,
     SnapshotStep, Step,
 };
 use crate::policy::MANAGED_VALUE;
+use crate::zfs_names::{BookmarkName, DatasetName, NameError, ShortName, SnapshotName};
 
 /// What the names of the bookmarks that backups keep on the source begin with.
 pub const BACKUP_BOOKMARK_PREFIX: &str = "zsnap-backup";

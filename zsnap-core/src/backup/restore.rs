@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{
     resolve, BackupEntry, BackupId, Catalog, DatasetBackups, EntryState, Link, Resolved,
 };
-use super::prune::{n_backups, ordered_deletions, Deletion};
+use super::store_prune::{n_backups, ordered_deletions, Deletion};
 use crate::inventory::Guid;
-use crate::names::{DatasetName, ShortName};
+use crate::zfs_names::{DatasetName, ShortName};
 
 /// Which point of a dataset's backups to restore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{Catalog, Link};
 use super::planner::BackupMode;
 use crate::duration::Span;
-use crate::names::DatasetName;
+use crate::zfs_names::DatasetName;
 
 /// The schedule of one `[backups.NAME]` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

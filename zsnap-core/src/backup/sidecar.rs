@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::stream::{Compression, StreamKind, StreamName, StreamNameError};
 use crate::inventory::Guid;
-use crate::names::{DatasetName, NameError, ShortName, SnapshotName};
+use crate::zfs_names::{DatasetName, NameError, ShortName, SnapshotName};
 
 /// The sidecar format this version writes and reads.
 pub const SIDECAR_FORMAT: u32 = 1;

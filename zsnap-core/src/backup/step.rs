@@ -6,8 +6,8 @@ use super::sidecar::{Sha256, Sidecar, SidecarError};
 use super::store::StoreUrl;
 use super::stream::StreamName;
 use crate::inventory::Guid;
-use crate::names::DatasetName;
 use crate::plan::{Location, SendSpec, SnapshotRef};
+use crate::zfs_names::DatasetName;
 
 /// Write one send stream of a source snapshot to a store, then its sidecar.
 ///

@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::escape::{self, EscapeProblem};
-use crate::names::{DatasetName, NameError, ShortName, SnapshotName};
+use crate::zfs_names::{DatasetName, NameError, ShortName, SnapshotName};
 
 /// What every stream object's name ends in (before [`ZSTD_SUFFIX`], when compressed).
 pub const STREAM_SUFFIX: &str = ".zfs";

@@ -10,7 +10,7 @@ use super::model::{Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAdd
 use crate::naming::{Label, NamingScheme, Recognizer};
 use crate::policy::{DatasetSelection, Policy};
 use crate::replicate::{Cursor, DatasetMapping, ReplicationOptions};
-use crate::retention::{Grid, KeepRule, Pattern, RetentionPolicy, SanoidCounts};
+use crate::retention::{Grid, KeepRule, NameRegex, RetentionPolicy, SanoidCounts};
 use crate::schedule::{LabelSchedule, Schedule};
 
 fn usize_of(n: u32) -> usize {
@@ -141,7 +141,7 @@ impl PolicySpec {
             rules.push(KeepRule::NewerThan(span));
         }
         for re in &r.keep_regex {
-            let p = Pattern::new(re)
+            let p = NameRegex::new(re)
                 .expect("the config parser accepted this regex with the same constructor");
             rules.push(KeepRule::Regex(p));
         }

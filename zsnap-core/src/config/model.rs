@@ -10,9 +10,9 @@ use std::str::FromStr;
 use serde::{Serialize, Serializer};
 
 use crate::duration::Span;
-use crate::names::DatasetName;
 use crate::naming::Label;
 use crate::schedule::Period;
+use crate::zfs_names::DatasetName;
 
 /// A whole zsnap configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -650,7 +650,7 @@ pub enum TargetAddressError {
     Host(#[from] HostError),
     /// Bad dataset part.
     #[error(transparent)]
-    Dataset(#[from] crate::names::NameError),
+    Dataset(#[from] crate::zfs_names::NameError),
     /// Something else.
     #[error("invalid target {input:?}: {problem}")]
     Other {

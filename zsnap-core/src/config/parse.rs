@@ -19,10 +19,10 @@ use super::model::{
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::duration::Span;
-use crate::names::DatasetName;
 use crate::naming::{Label, NamingScheme};
-use crate::retention::{Grid, Pattern};
+use crate::retention::{Grid, NameRegex};
 use crate::schedule::Period;
+use crate::zfs_names::DatasetName;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -988,7 +988,7 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionParts> {
     if let Some(v) = t.get("keep_regex") {
         let p = t.path("keep_regex");
         for (i, (re, item)) in cx.strings(v, &p, "\"^manual-\"")?.into_iter().enumerate() {
-            if let Err(e) = Pattern::new(re) {
+            if let Err(e) = NameRegex::new(re) {
                 return Err(cx.invalid(item.span(), &format!("{p}[{}]", i + 1), e.to_string()));
             }
             r.keep_regex.push(re.to_owned());

@@ -14,7 +14,7 @@ use super::error::{ConfigError, ConfigProblem};
 use super::model::{BackupSpec, CalendarUnit, DatasetEntry, PolicySpec, TargetAddress, TargetSpec};
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
-use crate::retention::Pattern;
+use crate::retention::NameRegex;
 
 /// The labels the snapshots of an adopted tool carry.
 fn tool_labels(tool: &str) -> &'static [&'static str] {
@@ -49,7 +49,7 @@ fn own_labels(policy: &PolicySpec) -> BTreeSet<String> {
 /// The `[[datasets]]` entries at or below `root`.
 fn under<'a>(
     datasets: &'a [DatasetEntry],
-    root: &'a crate::names::DatasetName,
+    root: &'a crate::zfs_names::DatasetName,
 ) -> impl Iterator<Item = &'a DatasetEntry> + 'a {
     datasets
         .iter()
@@ -103,7 +103,7 @@ fn agnostic_rule_keeps(policy: &PolicySpec, label: &str) -> bool {
         let sample = format!("{}_{label}_20260101T000000Z", policy.prefix);
         r.keep_regex
             .iter()
-            .filter_map(|re| Pattern::new(re).ok())
+            .filter_map(|re| NameRegex::new(re).ok())
             .any(|p| p.is_match(&sample))
     };
     calendar
@@ -323,7 +323,7 @@ pub(crate) fn check_name_lengths(
 ) -> Result<(), ConfigError> {
     let too_long = |dataset: String, path: String, prefix: &str, label: &str, span| {
         let name = format!("{dataset}@{prefix}_{label}_{}", "0".repeat(TIMESTAMP_LEN));
-        if name.len() <= crate::names::MAX_NAME_LEN {
+        if name.len() <= crate::zfs_names::MAX_NAME_LEN {
             return Ok(());
         }
         Err(ConfigError::at(
@@ -335,7 +335,7 @@ pub(crate) fn check_name_lengths(
                 dataset,
                 label: label.to_owned(),
                 length: name.len(),
-                limit: crate::names::MAX_NAME_LEN,
+                limit: crate::zfs_names::MAX_NAME_LEN,
             },
         ))
     };

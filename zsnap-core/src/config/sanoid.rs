@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 
 use super::model::{Config, DatasetEntry, Host, Paths, PolicySpec, RetentionSpec, SanoidKeep};
 use crate::duration::Span;
-use crate::names::DatasetName;
 use crate::naming::Label;
 use crate::schedule::Period;
+use crate::zfs_names::DatasetName;
 
 /// Why a `sanoid.conf` could not be translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -375,7 +375,7 @@ pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImpor
     let mut policies: BTreeMap<String, PolicySpec> = BTreeMap::new();
     let mut datasets = Vec::new();
     for s in sections.iter().filter(|s| !s.name.starts_with("template_")) {
-        let root: DatasetName = s.name.parse().map_err(|e: crate::names::NameError| {
+        let root: DatasetName = s.name.parse().map_err(|e: crate::zfs_names::NameError| {
             reader.err(s.line, format!("section [{}]: {e}", s.name))
         })?;
         let mut v = base.clone();
@@ -417,14 +417,14 @@ pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImpor
             let len = entry.root.as_str().len()
                 + format!("@{prefix}_{label}_").len()
                 + super::rules::TIMESTAMP_LEN;
-            if len > crate::names::MAX_NAME_LEN {
+            if len > crate::zfs_names::MAX_NAME_LEN {
                 return Err(reader.err(
                     s.line,
                     format!(
                         "section [{}]: its {label} snapshots would have names of {len} bytes, \
                          over ZFS's limit of {}",
                         s.name,
-                        crate::names::MAX_NAME_LEN
+                        crate::zfs_names::MAX_NAME_LEN
                     ),
                 ));
             }

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::inventory::{Bookmark, Dataset, Guid, Inventory, Snapshot};
-use crate::names::DatasetName;
 use crate::replicate::DatasetMapping;
+use crate::zfs_names::DatasetName;
 
 /// A snapshot both sides have: the same guid on the source and on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

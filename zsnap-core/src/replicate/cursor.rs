@@ -7,7 +7,7 @@
 //!   cursor be created before the old one is destroyed, and says what it marks).
 
 use crate::inventory::Guid;
-use crate::names::{BookmarkName, DatasetName, NameError, ShortName};
+use crate::zfs_names::{BookmarkName, DatasetName, NameError, ShortName};
 
 /// The hold tag marking the cursor of `target_name`: `zsnap:<target_name>`.
 ///

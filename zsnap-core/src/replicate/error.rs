@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::names::{DatasetName, NameError, ShortName, SnapshotName};
 use crate::simulate::SimulateError;
+use crate::zfs_names::{DatasetName, NameError, ShortName, SnapshotName};
 
 /// Why [`plan_replication`](super::plan_replication) refused to plan. Reads after
 /// "failed to plan replication: ".

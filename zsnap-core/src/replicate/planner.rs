@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::inventory::{Dataset, DatasetKind, Guid, Snapshot, MANAGED_PROPERTY};
-use crate::names::{DatasetName, ShortName};
 use crate::plan::{
     AbortReceiveStep, BookmarkStep, DestroyBookmarkStep, DestroyStep, HoldStep, Note, Plan,
     Protection, RecvOptions, SendBase, SendSpec, SnapshotRef, Step, TransferStep, Verdict,
@@ -14,6 +13,7 @@ use crate::plan::{
 use crate::policy::{DatasetSelection, Ownership, MANAGED_VALUE};
 use crate::prune::{plan_prune, PruneRequest};
 use crate::retention::{evaluate, Candidate};
+use crate::zfs_names::{DatasetName, ShortName};
 
 use super::common::{bookmark_index, newest_common_in, snapshot_index, CommonBase};
 use super::cursor::{cursor_bookmark_name, cursor_hold_tag, is_cursor_bookmark};

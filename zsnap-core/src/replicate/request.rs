@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::inventory::{Dataset, Guid, Inventory, Snapshot};
-use crate::names::{DatasetName, NameError};
 use crate::plan::Location;
 use crate::policy::Policy;
+use crate::zfs_names::{DatasetName, NameError};
 
 /// One source dataset tree and where it goes on the target.
 ///

@@ -4,7 +4,7 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Offset, TimeZone, T
 use chrono_tz::Tz;
 
 use super::grid::{Grid, GridKeep};
-use super::pattern::Pattern;
+use super::pattern::NameRegex;
 use super::rule::{Candidate, KeepRule, RetentionPolicy, SanoidCounts, CALENDAR_UNITS};
 use crate::duration::Span;
 use crate::plan::KeepReason;
@@ -171,7 +171,7 @@ impl Ctx<'_, '_> {
         }
     }
 
-    fn last(&mut self, text: &str, count: usize, label: Option<&str>, regex: Option<&Pattern>) {
+    fn last(&mut self, text: &str, count: usize, label: Option<&str>, regex: Option<&NameRegex>) {
         if count == 0 {
             return;
         }

@@ -26,5 +26,5 @@ mod rule;
 pub use evaluate::evaluate;
 pub use grid::{Grid, GridError, GridInterval, GridKeep, GridProblem, IntervalProblem};
 pub use parse::{RuleError, RuleProblem};
-pub use pattern::{Pattern, PatternError};
+pub use pattern::{NameRegex, NameRegexError};
 pub use rule::{Candidate, KeepRule, RetentionPolicy, SanoidCounts};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use super::grid::{Grid, GridProblem};
-use super::pattern::Pattern;
+use super::pattern::NameRegex;
 use super::rule::{KeepRule, SanoidCounts, CALENDAR_UNITS};
 use crate::duration::Span;
 
@@ -132,7 +132,7 @@ fn parse_last(rest: &str) -> Result<KeepRule, RuleProblem> {
             Some(inner.strip_prefix("regex ").ok_or_else(bad)?)
         };
         if let Some(r) = regex_text {
-            regex = Some(Pattern::new(r).map_err(|e| RuleProblem::Pattern(e.problem))?);
+            regex = Some(NameRegex::new(r).map_err(|e| RuleProblem::Pattern(e.problem))?);
         }
     }
     Ok(KeepRule::Last {
@@ -221,7 +221,7 @@ fn parse_rule(s: &str) -> Result<KeepRule, RuleProblem> {
             let pattern = s["regex".len()..]
                 .strip_prefix(char::is_whitespace)
                 .ok_or(RuleProblem::UnknownRule)?;
-            Pattern::new(pattern)
+            NameRegex::new(pattern)
                 .map(KeepRule::Regex)
                 .map_err(|e| RuleProblem::Pattern(e.problem))
         }

@@ -1,4 +1,4 @@
-//! [`Pattern`]: a compiled regular expression that remembers how it was written.
+//! [`NameRegex`]: a compiled regular expression that remembers how it was written.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -16,44 +16,44 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// source text and `Display` prints it verbatim, so `FromStr` and `Display` round-trip.
 ///
 /// # Errors
-/// [`Pattern::new`] and `FromStr` fail with a [`PatternError`] that says what is wrong
+/// [`NameRegex::new`] and `FromStr` fail with a [`NameRegexError`] that says what is wrong
 /// and where.
 ///
 /// # Example
 /// ```
-/// use zsnap_core::retention::Pattern;
-/// let p: Pattern = "^manual_".parse().unwrap();
+/// use zsnap_core::retention::NameRegex;
+/// let p: NameRegex = "^manual_".parse().unwrap();
 /// assert!(p.is_match("manual_before_upgrade"));
 /// assert!(!p.is_match("zsnap_hourly_20261123T150000Z"));
 /// assert_eq!(p.to_string(), "^manual_");
 ///
-/// let err = "zsnap_(hourly".parse::<Pattern>().unwrap_err();
+/// let err = "zsnap_(hourly".parse::<NameRegex>().unwrap_err();
 /// assert_eq!(err.to_string(), r#"invalid regex "zsnap_(hourly": unclosed group (at column 7)"#);
 /// ```
 #[derive(Clone)]
-pub struct Pattern(regex::Regex);
+pub struct NameRegex(regex::Regex);
 
 /// Why a regular expression did not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid regex {pattern:?}: {problem}")]
 #[non_exhaustive]
-pub struct PatternError {
+pub struct NameRegexError {
     /// The pattern, verbatim.
     pub pattern: String,
     /// What is wrong, on one line (the regex crate's diagnosis).
     pub problem: String,
 }
 
-impl Pattern {
+impl NameRegex {
     /// Compiles `source`.
     ///
     /// # Errors
     /// When `source` is not a valid regular expression, or compiles to more than the
     /// regex crate's default size limit.
-    pub fn new(source: &str) -> Result<Self, PatternError> {
+    pub fn new(source: &str) -> Result<Self, NameRegexError> {
         regex::Regex::new(source)
-            .map(Pattern)
-            .map_err(|e| PatternError {
+            .map(NameRegex)
+            .map_err(|e| NameRegexError {
                 pattern: source.to_owned(),
                 problem: one_line(source, &e),
             })
@@ -107,48 +107,48 @@ fn one_line(source: &str, e: &regex::Error) -> String {
     }
 }
 
-impl FromStr for Pattern {
-    type Err = PatternError;
-    fn from_str(s: &str) -> Result<Self, PatternError> {
-        Pattern::new(s)
+impl FromStr for NameRegex {
+    type Err = NameRegexError;
+    fn from_str(s: &str) -> Result<Self, NameRegexError> {
+        NameRegex::new(s)
     }
 }
 
-impl PartialEq for Pattern {
+impl PartialEq for NameRegex {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
 }
 
-impl Eq for Pattern {}
+impl Eq for NameRegex {}
 
-impl Hash for Pattern {
+impl Hash for NameRegex {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }
 }
 
-impl fmt::Debug for Pattern {
+impl fmt::Debug for NameRegex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Pattern").field(&self.as_str()).finish()
+        f.debug_tuple("NameRegex").field(&self.as_str()).finish()
     }
 }
 
-impl fmt::Display for Pattern {
+impl fmt::Display for NameRegex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl Serialize for Pattern {
+impl Serialize for NameRegex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }
 }
 
-impl<'de> Deserialize<'de> for Pattern {
+impl<'de> Deserialize<'de> for NameRegex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        Pattern::new(&s).map_err(serde::de::Error::custom)
+        NameRegex::new(&s).map_err(serde::de::Error::custom)
     }
 }

@@ -9,10 +9,10 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::grid::Grid;
-use super::pattern::Pattern;
+use super::pattern::NameRegex;
 use crate::duration::Span;
 use crate::inventory::Guid;
-use crate::names::ShortName;
+use crate::zfs_names::ShortName;
 
 /// One snapshot as the retention rules see it.
 ///
@@ -245,7 +245,7 @@ pub enum KeepRule {
         label: Option<String>,
         /// Only candidates whose name matches.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        regex: Option<Pattern>,
+        regex: Option<NameRegex>,
     },
     /// backupd style `[policy] hourly = 24, daily = 7`: for each label, its newest N
     /// candidates. Candidates with other labels, or none, are not kept by this rule.
@@ -334,7 +334,7 @@ pub enum KeepRule {
     NewerThan(Span),
     /// Every candidate whose name matches. Reasons: rule `regex ^manual_`, bucket
     /// `name matches`.
-    Regex(Pattern),
+    Regex(NameRegex),
 }
 
 /// The calendar units in the order reasons list them, with their config keys.
@@ -435,7 +435,7 @@ enum TaggedRule {
         #[serde(default)]
         label: Option<String>,
         #[serde(default)]
-        regex: Option<Pattern>,
+        regex: Option<NameRegex>,
     },
     #[serde(rename = "labels")]
     LabelCounts(BTreeMap<String, usize>),
@@ -454,7 +454,7 @@ enum TaggedRule {
     Grid(Grid),
     Sanoid(SanoidCounts),
     NewerThan(Span),
-    Regex(Pattern),
+    Regex(NameRegex),
 }
 
 impl From<TaggedRule> for KeepRule {

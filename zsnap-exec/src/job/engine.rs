@@ -332,9 +332,9 @@ impl<'c> Engine<'c> {
 
     /// The dataset targets whose root could not be listed, with why: nothing is known
     /// of what they share with their source, so the source must not be pruned (see
-    /// [`prune::plan`](super::prune::plan)).
+    /// [`prune_phase::plan`](super::prune_phase::plan)).
     pub fn unlisted_targets(&self, failed: &[ListFailure]) -> BTreeMap<String, String> {
-        super::prune::unlisted_targets(self.config, failed)
+        super::prune_phase::unlisted_targets(self.config, failed)
     }
 
     fn is_target_root(&self, loc: &Location, root: &DatasetName) -> bool {
@@ -467,7 +467,7 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Plans pruning at `loc` on the given inventories; see [`super::prune::plan`].
+    /// Plans pruning at `loc` on the given inventories; see [`super::prune_phase::plan`].
     pub fn plan_prune(
         &self,
         loc: &Location,
@@ -476,7 +476,7 @@ impl<'c> Engine<'c> {
         now: DateTime<Utc>,
     ) -> Plan {
         let host = self.host_of(loc);
-        super::prune::plan(self.config, &self.policies, &host, loc, invs, failed, now)
+        super::prune_phase::plan(self.config, &self.policies, &host, loc, invs, failed, now)
     }
 
     /// The host whose location is `loc` (this machine when no source host is there).

@@ -8,7 +8,7 @@
 //! for plans only), then for each phase:
 //!
 //! - a **snapshot** or **prune** phase is planned by `zsnap-core`
-//!   ([`zsnap_core::snapshot::plan_snapshots`], or [`prune::plan`], which feeds
+//!   ([`zsnap_core::snapshot::plan_snapshots`], or [`prune_phase::plan`], which feeds
 //!   [`zsnap_core::prune::plan_prune`] with what the location's targets need) and
 //!   applied with [`crate::apply::apply`];
 //! - a **replicate** phase of a real run goes through
@@ -67,7 +67,7 @@ mod engine;
 mod error;
 mod listing;
 mod phase;
-pub mod prune;
+pub mod prune_phase;
 
 pub use engine::{Engine, Hooks};
 pub use error::JobError;

@@ -10,10 +10,10 @@ use serde::Serialize;
 use super::catalog::{BackupId, Catalog, DatasetBackups, EntryState, Link};
 use crate::duration::Span;
 use crate::inventory::Guid;
-use crate::names::{DatasetName, ShortName};
 use crate::naming::recognize_any;
 use crate::plan::{KeepReason, Note};
 use crate::retention::{evaluate, Candidate, RetentionPolicy};
+use crate::zfs_names::{DatasetName, ShortName};
 
 /// How long a stream without a sidecar is left alone, counted from when it was last
 /// written: another zsnap may still be uploading it, or about to write its sidecar.
