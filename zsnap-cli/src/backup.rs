@@ -1,66 +1,39 @@
 //! `zsnap backup`, `zsnap backups …`, `zsnap restore`, and the scheduled backups of
-//! `zsnap run`: opening the store named on the command line (with the S3 flags), the
-//! guards and audit lines of each command, and rendering what the library did
+//! `zsnap run`: each command's session and exit status, and rendering what the
+//! library did
 //! ([`zsnap_exec::backup_job`], [`zsnap_exec::store_ops`], [`zsnap_exec::backup`],
 //! [`zsnap_exec::scheduled`]).
 
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::anyhow;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
-use zsnap_core::backup::{plan_backup_prune, Catalog, EntryState, Link, StoreUrl};
-use zsnap_core::config::{Config, Host};
+use zsnap_core::backup::{plan_backup_prune, Catalog, EntryState, Link};
+use zsnap_core::config::Config;
 use zsnap_exec::apply::Backends;
-use zsnap_exec::audit::{AuditError, AuditLog};
-use zsnap_exec::backup::{delete_in_order, restore, Deletions, RestoreOptions};
+use zsnap_exec::backup::{restore, RestoreOptions};
 use zsnap_exec::backup_job::{back_up_all, BackupResult};
+use zsnap_exec::connect::with_backend_at;
 use zsnap_exec::failure::error_chain;
 use zsnap_exec::job::Phase;
 use zsnap_exec::scheduled::ScheduledBackups;
-use zsnap_exec::store::{
-    init_store, open_initialised, read_catalog, read_spec_catalog, settings_for_url, BackupStore,
-    OpenStoreProblem, S3Settings, SpecSettingsError,
-};
+use zsnap_exec::store::{init_store, BackupStore};
 use zsnap_exec::store_ops::{
-    interrupted_note, list_backups, save_point, verify_store, ListedBackup,
+    delete_logged, interrupted_note, list_backups, open_catalog, save_point, store_settings,
+    verify_store, ListedBackup, LoggedDeletions, OpenCatalogError,
 };
 
-use crate::args::S3Flags;
 use crate::exit;
 use crate::failure::Failure;
-use crate::guards::{guards_audit, optional_guards};
+use crate::guards::{audit_of, optional_session};
 use crate::load::optional_config;
 use crate::output;
 use crate::request::{
     BackupCommand, BackupsCommand, Request, RestoreCommand, RestoreTo, StoreArg, Verbosity,
 };
 
-/// The S3 settings for `url`: the flags, else the config's `[backups.NAME]` with this
-/// store, else the environment (object_store reads `AWS_*` for anything unset).
-///
-/// # Errors
-/// An unreadable secret key file.
-pub fn s3_settings(
-    url: &StoreUrl,
-    flags: &S3Flags,
-    config: Option<&Config>,
-) -> Result<S3Settings, SpecSettingsError> {
-    let mut s = settings_for_url(url, config)?;
-    if let Some(e) = &flags.s3_endpoint {
-        s = s.with_endpoint(e.clone());
-    }
-    if let Some(r) = &flags.s3_region {
-        s = s.with_region(r.clone());
-    }
-    if flags.s3_allow_http {
-        s = s.with_allow_http(true);
-    }
-    Ok(s)
-}
-
-/// Opens an initialised store (see `zsnap backups init`) and reads its catalog.
+/// Opens an initialised store (see `zsnap backups init`) and reads its catalog
+/// ([`open_catalog`]).
 ///
 /// # Errors
 /// Unusable S3 settings (usage), a store that cannot be opened, one without its marker
@@ -69,19 +42,14 @@ pub fn open(
     store: &StoreArg,
     config: Option<&Config>,
 ) -> Result<(Arc<dyn BackupStore>, Catalog), Failure> {
-    let url = &store.url;
-    let settings = s3_settings(url, &store.s3, config).map_err(Failure::usage)?;
-    let (opened, _) = open_initialised(url, &settings).map_err(|e| {
-        let hint = matches!(e.problem, OpenStoreProblem::NotInitialised { .. })
-            .then(|| format!("a new store is made once with: zsnap backups init {url}"));
-        let f = Failure::from(e);
-        match hint {
-            Some(h) => f.with_hint(h),
-            None => f,
-        }
-    })?;
-    let (_, catalog) = read_catalog(&*opened)?;
-    Ok((Arc::from(opened), catalog))
+    open_catalog(&store.url, &store.s3, config).map_err(|e| match e {
+        OpenCatalogError::Settings(_) => Failure::usage(e),
+        e if e.not_initialised() => Failure::from(e).with_hint(format!(
+            "a new store is made once with: zsnap backups init {}",
+            store.url
+        )),
+        e => Failure::from(e),
+    })
 }
 
 fn render_results(
@@ -145,11 +113,11 @@ pub fn backup(
     let config = optional_config(&req.config)?;
     let (store, catalog) = open(&cmd.store, config.as_ref())?;
     // With a config, a backup takes the run lock and logs its changes like any run.
-    let mut guards = optional_guards(req, config.as_ref(), cmd.dry_run)?;
+    let mut session = optional_session(req, config.as_ref(), cmd.dry_run)?;
     let mut audit_error: Option<anyhow::Error> = None;
     let now = req.now;
     let mut record = |phase: &Phase| {
-        if let Some(a) = guards_audit(&mut guards) {
+        if let Some(a) = audit_of(&mut session) {
             if let Err(e) = a.record(now, "backup", phase) {
                 audit_error.get_or_insert(e.into());
             }
@@ -212,24 +180,6 @@ pub fn render_scheduled(backups: &ScheduledBackups) -> String {
     text
 }
 
-/// Writes the audit lines of the store deletions of a `zsnap run`'s scheduled
-/// backups (the backups themselves are logged as phases while they run).
-///
-/// # Errors
-/// When the log cannot be written.
-pub fn audit_scheduled(
-    audit: &mut AuditLog,
-    now: DateTime<Utc>,
-    command: &str,
-    backups: &ScheduledBackups,
-) -> Result<(), AuditError> {
-    for st in &backups.stores {
-        let phase = format!("prune store {}", st.store);
-        audit.record_deletions(now, command, &phase, &st.store, &st.deleted)?;
-    }
-    Ok(())
-}
-
 /// `zsnap backups …`
 ///
 /// # Errors
@@ -239,7 +189,8 @@ pub fn backups(req: &Request, cmd: &BackupsCommand, out: &mut dyn Write) -> Resu
     match cmd {
         BackupsCommand::Init(store) => {
             let url = &store.url;
-            let settings = s3_settings(url, &store.s3, config.as_ref()).map_err(Failure::usage)?;
+            let settings =
+                store_settings(url, &store.s3, config.as_ref()).map_err(Failure::usage)?;
             let done = init_store(url, &settings, req.now)?;
             if req.json {
                 #[derive(Serialize)]
@@ -313,7 +264,7 @@ pub fn backups(req: &Request, cmd: &BackupsCommand, out: &mut dyn Write) -> Resu
             let plan = catalog
                 .plan_delete(id, *with_dependents)
                 .map_err(|e| Failure::usage(anyhow::Error::new(e)))?;
-            let done = delete_logged(
+            let done = delete_in_session(
                 req,
                 config.as_ref(),
                 &*store,
@@ -342,7 +293,7 @@ pub fn backups(req: &Request, cmd: &BackupsCommand, out: &mut dyn Write) -> Resu
         } => {
             let (store, catalog) = open(store, config.as_ref())?;
             let plan = plan_backup_prune(&catalog, keep, req.now, chrono_tz::UTC);
-            let done = delete_logged(
+            let done = delete_in_session(
                 req,
                 config.as_ref(),
                 &*store,
@@ -420,50 +371,38 @@ fn render_list(rows: &[ListedBackup<'_>], catalog: &Catalog) -> String {
 /// What a deleting command did: the deletions, their exit status (0 when all went, 3
 /// when some went before a failure, 1 when nothing went), and why their audit lines
 /// could not be written (none in a dry run).
-type Deleted = Option<(Deletions, u8, Option<anyhow::Error>)>;
+type Deleted = Option<(LoggedDeletions, u8)>;
 
-/// Deletes `deletions` unless `dry_run` ([`delete_in_order`]), under the config's
-/// guards, each deletion tried logged in the audit log as `(command, phase)`.
+/// Deletes `deletions` unless `dry_run` ([`delete_logged`]), in the config's session.
 ///
 /// # Errors
-/// The lock is held, or a guard cannot be set up.
-fn delete_logged(
+/// The lock is held, or the session cannot be opened.
+fn delete_in_session(
     req: &Request,
     config: Option<&Config>,
     store: &dyn BackupStore,
     deletions: &[zsnap_core::backup::Deletion],
     dry_run: bool,
-    (command, phase): (&str, &str),
+    what: (&str, &str),
 ) -> Result<Deleted, Failure> {
-    let mut guards = optional_guards(req, config, dry_run)?;
+    let mut session = optional_session(req, config, dry_run)?;
     if dry_run {
         return Ok(None);
     }
-    let done = delete_in_order(store, deletions, req.now);
-    let audit_error = guards_audit(&mut guards).and_then(|a| {
-        a.record_deletions(
-            req.now,
-            command,
-            phase,
-            &store.url().to_string(),
-            &done.tried,
-        )
-        .err()
-        .map(anyhow::Error::new)
-    });
-    let status = match (&done.error, done.deleted().is_empty()) {
+    let done = delete_logged(store, deletions, req.now, audit_of(&mut session), what);
+    let status = match (&done.done.error, done.done.deleted().is_empty()) {
         (None, _) => exit::OK,
         (Some(_), false) => exit::PARTIAL,
         (Some(_), true) => exit::ERROR,
     };
-    Ok(Some((done, status, audit_error)))
+    Ok(Some((done, status)))
 }
 
 /// The exit status of a deleting command, or its error: deletions that stopped
 /// half-way changed the store (exit 3, [`exit::PARTIAL`]); a failure before any
 /// deletion changed nothing (exit 1).
 fn finish_deletions(done: Deleted) -> Result<u8, Failure> {
-    let Some((done, status, audit_error)) = done else {
+    let Some((LoggedDeletions { done, unlogged, .. }, status)) = done else {
         return Ok(exit::OK);
     };
     let deleted = done.deleted().len();
@@ -478,9 +417,9 @@ fn finish_deletions(done: Deleted) -> Result<u8, Failure> {
         };
         return Err(Failure::from(e).with_status(status));
     }
-    if let Some(e) = audit_error {
+    if let Some(e) = unlogged {
         return Err(Failure::from(
-            e.context("the objects were deleted but could not all be logged"),
+            anyhow::Error::new(e).context("the objects were deleted but could not all be logged"),
         )
         .with_status(exit::PARTIAL));
     }
@@ -530,40 +469,31 @@ pub fn restore_cmd(
         }
         RestoreTo::Dataset { host, dataset } => (host, dataset),
     };
-    let mut remote;
-    let backend: &mut dyn zsnap_exec::ZfsBackend = match host {
-        Host::Local => {
-            let Some(b) = backends.backend(&zsnap_core::Location::local()) else {
-                return Err(Failure::from(anyhow!("no backend for the local host")));
-            };
-            b
-        }
-        other => {
-            // The config's [paths] (ssh, remote zfs, ssh_config), or their defaults.
-            let paths = config.as_ref().map(|c| c.paths.clone()).unwrap_or_default();
-            remote = zsnap_exec::connect::connect(other, &paths)?;
-            &mut remote
-        }
-    };
-    let mut guards = optional_guards(req, config.as_ref(), cmd.dry_run)?;
+    let mut session = optional_session(req, config.as_ref(), cmd.dry_run)?;
     let options = RestoreOptions::default()
         .with_force(cmd.force)
         .with_allow_older(cmd.allow_older)
         .with_mount(cmd.mount)
         .with_dry_run(cmd.dry_run);
     let mut progress = crate::output::RestoreProgress::new(req.verbosity);
-    let run = restore(
-        &*store,
-        &catalog,
-        dataset,
-        &cmd.point,
-        target,
-        backend,
-        &options,
-        &mut |index, total, bytes| progress.update(index, total, bytes),
-    );
+    // The config's [paths] (ssh, remote zfs, ssh_config), or their defaults.
+    let paths = config.as_ref().map(|c| c.paths.clone()).unwrap_or_default();
+    let run = with_backend_at(host, &paths, backends, |backend| {
+        restore(
+            &*store,
+            &catalog,
+            dataset,
+            &cmd.point,
+            target,
+            backend,
+            &options,
+            &mut |index, total, bytes| progress.update(index, total, bytes),
+        )
+        .map_err(Box::new)
+    })?
+    .map_err(|e| *e);
     drop(progress);
-    let audit_error = guards_audit(&mut guards).and_then(|a| {
+    let audit_error = audit_of(&mut session).and_then(|a| {
         a.record_restore(
             req.now,
             "restore",
@@ -648,17 +578,4 @@ pub fn restore_cmd(
         .with_status(exit::PARTIAL));
     }
     Ok(exit::OK)
-}
-
-/// The `[backups.NAME]` part of `zsnap status`: each store opened with its settings
-/// and its catalog read ([`read_spec_catalog`]), for
-/// [`zsnap_exec::status::backup_status`].
-pub fn backup_status(
-    config: &Config,
-    invs: &std::collections::BTreeMap<zsnap_core::Location, zsnap_core::Inventory>,
-    now: DateTime<Utc>,
-) -> Vec<zsnap_exec::status::BackupStatus> {
-    zsnap_exec::status::backup_status(config, invs, now, &mut |_, spec| {
-        read_spec_catalog(spec).map_err(|e| error_chain(&e))
-    })
 }

@@ -7,14 +7,15 @@ use anyhow::Context as _;
 use zsnap_core::config::{import_sanoid, Config, Host};
 use zsnap_core::list_argv;
 use zsnap_exec::apply::OneBackend;
-use zsnap_exec::job::{Engine, Hooks, Job, JobError, Phase, Source};
-use zsnap_exec::last_run::{self, RunRecord};
+use zsnap_exec::failure::error_chain;
+use zsnap_exec::job::{Engine, Hooks, Job, JobError, Source};
 use zsnap_exec::scheduled::{run_with_backups, RunOutcome};
+use zsnap_exec::session::{AfterRunError, RunStatus, Session, SessionRunError};
 
 use crate::backends::load_fake;
 use crate::exit;
 use crate::failure::Failure;
-use crate::guards::{guards, RunGuards};
+use crate::guards::session;
 use crate::load::{load_config, optional_config, read_inventory};
 use crate::output::{self, Progress};
 use crate::request::{BackendSpec, Command, Request, Verbosity};
@@ -201,81 +202,16 @@ fn run_job(
     // A target name that is not in the config is a usage error, found before anything
     // runs (or takes the lock).
     engine.phases(job).map_err(job_usage)?;
-    let mut g = guards(req, config, dry_run)?;
-    let command = job.name();
-    let record = g.run_record.clone();
-    if let Some(path) = &record {
-        last_run::write(path, command, RunRecord::started(req.now))
-            .context("record the start of this run for `zsnap check`")?;
-    }
-    let result = run_guarded(req, config, &engine, job, dry_run, &mut g, out);
-    if let Some(path) = &record {
-        let ended = match &result {
-            Ok((status, errors)) => RunRecord::started(req.now).ended(*status, errors.clone()),
-            Err(f) => RunRecord::started(req.now).ended(f.status, [format!("{:#}", f.error)]),
-        };
-        if let Err(e) = last_run::write(path, command, ended) {
-            // What the run did is reported either way; only `check` would miss it.
-            let status = match &result {
-                Ok((status, _)) => *status,
-                Err(f) => f.status,
-            };
-            let status = if status == exit::OK {
-                exit::PARTIAL
-            } else {
-                status
-            };
-            return Err(Failure::from(anyhow::Error::new(e).context(
-                "the run ended but its outcome could not be recorded for `zsnap check`",
-            ))
-            .with_status(status));
-        }
-    }
-    result.map(|(status, _)| status)
-}
-
-/// The exit status of a job's outcome: 0 when nothing failed, 3 when something failed
-/// and something was done, 1 when something failed and nothing was changed.
-pub fn job_status(outcome: &RunOutcome) -> u8 {
-    if !outcome.failed() {
-        exit::OK
-    } else if outcome.did_something() {
-        exit::PARTIAL
-    } else {
-        exit::ERROR
-    }
-}
-
-/// A job under its guards: its status and the errors `zsnap check` is to see.
-fn run_guarded(
-    req: &Request,
-    config: &Config,
-    engine: &Engine<'_>,
-    job: &Job,
-    dry_run: bool,
-    g: &mut RunGuards,
-    out: &mut dyn Write,
-) -> Result<(u8, Vec<String>), Failure> {
-    let mut progress = Progress::new(req.verbosity);
-    let mut audit_error: Option<anyhow::Error> = None;
-    let command = job.name();
+    let mut session = session(req, config, dry_run)?;
     let now = req.now;
-    let audit = &mut g.audit;
-    let mut record = |phase: &Phase| {
-        if let Some(a) = audit.as_mut() {
-            if let Err(e) = a.record(now, command, phase) {
-                audit_error.get_or_insert(e.into());
-            }
-        }
-    };
-    let mut hooks = Hooks::new(&mut progress)
-        .with_journal(g.journal.as_mut())
-        .on_applied(&mut record);
+    let mut progress = Progress::new(req.verbosity);
     // An error after the engine ran: whatever it did stays done.
     let mut late: Option<anyhow::Error> = None;
-    let outcome = if let Some(path) = &req.inventory {
+    let (outcome, problems) = if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
-        RunOutcome::new(engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?)
+        let mut hooks = Hooks::new(&mut progress);
+        let outcome = engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?;
+        (RunOutcome::new(outcome), Vec::new())
     } else {
         match &req.backend {
             BackendSpec::Fake(path) => {
@@ -285,13 +221,13 @@ fn run_guarded(
                     // Each change is kept as it happens, as a pool would.
                     z.persist_to(path);
                 }
-                let run = run_with_backups(
-                    engine,
+                let run = run_in(
+                    &engine,
                     job,
                     now,
-                    dry_run,
+                    session.as_mut(),
                     &mut OneBackend(&mut z),
-                    &mut hooks,
+                    &mut progress,
                 );
                 // What a failed run did is saved too: a real pool keeps it.
                 if !dry_run {
@@ -310,19 +246,19 @@ fn run_guarded(
                     _ => Host::Local,
                 };
                 let mut backends = connect_config(config, &host)?;
-                run_with_backups(engine, job, now, dry_run, &mut backends, &mut hooks)
-                    .map_err(|e| Failure::from_zfs(e.into()))?
+                run_in(
+                    &engine,
+                    job,
+                    now,
+                    session.as_mut(),
+                    &mut backends,
+                    &mut progress,
+                )?
             }
         }
     };
-    // The store deletions of the scheduled backups are not plan steps: logged here.
-    if let (Some(a), Some(b)) = (g.audit.as_mut(), &outcome.backups) {
-        if let Err(e) = crate::backup::audit_scheduled(a, now, command, b) {
-            audit_error.get_or_insert(e.into());
-        }
-    }
-    let status = job_status(&outcome);
-    let errors = last_run::errors(&outcome.outcome, outcome.backups_failed());
+    drop(progress);
+    let status = RunStatus::of(&outcome).code();
     // After the engine ran, a failure says what was done: 3 when something was.
     let after = |e: anyhow::Error| {
         let status = if outcome.did_something() {
@@ -335,7 +271,14 @@ fn run_guarded(
     if let Some(e) = late {
         return Err(after(e));
     }
-    if let Some(e) = audit_error {
+    let (audit, record): (Vec<_>, Vec<_>) = problems
+        .into_iter()
+        .partition(|p| !matches!(p, AfterRunError::Record(_)));
+    if let Some(p) = audit.into_iter().next() {
+        let e = match p {
+            AfterRunError::Audit(e) => anyhow::Error::new(e),
+            p => anyhow::Error::new(p),
+        };
         return Err(after(
             e.context("the changes were made but could not all be logged"),
         ));
@@ -346,10 +289,53 @@ fn run_guarded(
         }
         return Err(after(f.error));
     }
+    if let Some(AfterRunError::Record(e)) = record.into_iter().next() {
+        // What the run did is reported either way; only `check` would miss it.
+        return Err(Failure::from(
+            anyhow::Error::new(e)
+                .context("the run ended but its outcome could not be recorded for `zsnap check`"),
+        )
+        .with_status(if status == exit::OK {
+            exit::PARTIAL
+        } else {
+            status
+        }));
+    }
     // The process ends right after this: freeing a plan with a million decisions one
     // allocation at a time would only make it end later.
     std::mem::forget(outcome);
-    Ok((status, errors))
+    Ok(status)
+}
+
+/// Runs `job` in `session` ([`Session::run`]), or as a dry run without one.
+fn run_in(
+    engine: &Engine<'_>,
+    job: &Job,
+    now: chrono::DateTime<chrono::Utc>,
+    session: Option<&mut Session>,
+    backends: &mut dyn zsnap_exec::apply::Backends,
+    observer: &mut dyn zsnap_exec::apply::Observer,
+) -> Result<(RunOutcome, Vec<AfterRunError>), Failure> {
+    let Some(session) = session else {
+        let mut hooks = Hooks::new(observer);
+        return run_with_backups(engine, job, now, true, backends, &mut hooks)
+            .map(|o| (o, Vec::new()))
+            .map_err(|e| Failure::from_zfs(e.into()));
+    };
+    match session.run(engine, job, now, backends, observer) {
+        Ok(run) => Ok((run.outcome, run.problems)),
+        Err(SessionRunError::Job { source, unrecorded }) => {
+            let e = anyhow::Error::new(source);
+            Err(Failure::from_zfs(match unrecorded {
+                None => e,
+                Some(u) => e.context(format!(
+                    "and its failure could not be recorded for `zsnap check`: {}",
+                    error_chain(&u)
+                )),
+            }))
+        }
+        Err(e) => Err(Failure::from(e)),
+    }
 }
 
 fn render_outcome(req: &Request, run: &RunOutcome, out: &mut dyn Write) -> Result<(), Failure> {

@@ -2,7 +2,7 @@
 //! backup commands that work on a store named on the command line) and a saved
 //! listing (`--inventory`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use zsnap_core::config::Config;
@@ -23,16 +23,6 @@ pub fn load_config(path: &Path) -> Result<Config, Failure> {
         Failure::usage(anyhow::Error::new(e).context(format!("load the config {}", path.display())))
             .with_hint("fix the place shown above; `zsnap config check` validates a config without running anything")
     })
-}
-
-/// A config path resolved against the config file's directory.
-pub fn resolve(config_path: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        config_path.parent().unwrap_or(Path::new(".")).join(p)
-    }
 }
 
 /// The config when its file exists (ad-hoc backup commands work without one).

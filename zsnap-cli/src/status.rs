@@ -10,44 +10,40 @@ use serde::Serialize;
 use zsnap_core::config::{Config, Host, TargetAddress};
 use zsnap_core::{KeptUntil, Location, Protection, Verdict};
 use zsnap_exec::apply::OneBackend;
-use zsnap_exec::job::{Engine, Listing, Source};
-use zsnap_exec::last_run;
-use zsnap_exec::status::{LabelStatus, Level, Status, UnreachableStatus};
+use zsnap_exec::job::{Engine, Source};
+use zsnap_exec::report::{gather_check, gather_status, ReportError};
+use zsnap_exec::session::SessionFiles;
+use zsnap_exec::status::{LabelStatus, Level, UnreachableStatus};
 
 use crate::backends::load_fake;
 use crate::exit;
 use crate::failure::Failure;
-use crate::load::{read_inventory, resolve};
+use crate::load::read_inventory;
 use crate::output;
 use crate::request::{BackendSpec, Request};
 use zsnap_exec::connect::connect_config;
 
-/// Every location listed root by root: what could be listed, and what could not.
-fn listing(req: &Request, config: &Config, engine: &Engine<'_>) -> Result<Listing, Failure> {
+/// Runs `f` on what `--inventory` or `--backend` names: a saved listing, a fake pool
+/// (read only), or this machine or a host with the config's other locations.
+fn with_source<R>(
+    req: &Request,
+    config: &Config,
+    f: impl FnOnce(&mut Source<'_>) -> Result<R, ReportError>,
+) -> Result<R, Failure> {
+    let zfs = |e: ReportError| Failure::from_zfs(e.into());
     if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
-        return Ok(engine.list_each(&mut Source::Saved(&mut saved))?);
+        return f(&mut Source::Saved(&mut saved)).map_err(zfs);
     }
-    Ok(match &req.backend {
+    let host = match &req.backend {
         BackendSpec::Fake(path) => {
             let (mut z, _) = load_fake(path, config, req.now)?;
-            engine.list_each(&mut Source::Backends(&mut OneBackend(&mut z)))?
+            return f(&mut Source::Backends(&mut OneBackend(&mut z))).map_err(zfs);
         }
-        BackendSpec::Local => engine.list_each(&mut Source::Backends(&mut connect_config(
-            config,
-            &Host::Local,
-        )?))?,
-        BackendSpec::Ssh(h) => {
-            engine.list_each(&mut Source::Backends(&mut connect_config(config, h)?))?
-        }
-    })
-}
-
-/// The status at `req.now` of everything `listing` found, with the backup stores.
-fn compute(req: &Request, engine: &Engine<'_>, listing: &Listing) -> Result<Status, Failure> {
-    let mut st = zsnap_exec::status::status(engine, listing, req.now)?;
-    st.backups = crate::backup::backup_status(engine.config(), &listing.invs, req.now);
-    Ok(st)
+        BackendSpec::Local => Host::Local,
+        BackendSpec::Ssh(h) => h.clone(),
+    };
+    f(&mut Source::Backends(&mut connect_config(config, &host)?)).map_err(zfs)
 }
 
 /// `2026-12-09 10:00 UTC`.
@@ -159,17 +155,9 @@ fn at(location: &Location, dataset: &str) -> String {
 /// Config and selection failures, and listing failures when nothing could be listed.
 pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, Failure> {
     let engine = Engine::new(config);
-    let listing = listing(req, config, &engine)?;
-    let roots: usize = engine.roots().values().map(Vec::len).sum();
-    // Nothing could be listed (no `zfs`, no pool, no network): the error, with its
-    // hint, says so better than a status of nothing.
-    if roots > 0 && listing.failed.len() == roots {
-        let mut listing = listing;
-        return Err(Failure::from_zfs(
-            zsnap_exec::job::JobError::from(listing.failed.swap_remove(0)).into(),
-        ));
-    }
-    let st = compute(req, &engine, &listing)?;
+    let st = with_source(req, config, |source| {
+        gather_status(&engine, source, req.now)
+    })?;
     let code = if st.unreachable.is_empty() {
         exit::OK
     } else {
@@ -325,13 +313,14 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
 /// Only output failures: everything else is reported as UNKNOWN.
 pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, Failure> {
     let engine = Engine::new(config);
-    let st = match listing(req, config, &engine).and_then(|l| compute(req, &engine, &l)) {
-        Ok(st) => st,
+    let base = req.config.parent().unwrap_or(std::path::Path::new("."));
+    let files = SessionFiles::of(&config.paths, base);
+    let report = match with_source(req, config, |source| {
+        gather_check(&engine, source, &files, req.now)
+    }) {
+        Ok(report) => report,
         Err(f) => return unknown(req, &format!("{:#}", f.error), out),
     };
-    let dir = resolve(&req.config, &config.paths.journal_dir);
-    let runs = last_run::read(&last_run::path(&dir));
-    let report = zsnap_exec::status::check(&engine, &st, runs.as_ref());
     let level = report.level();
     let line = format!("ZSNAP {} - {}\n", level.word(), report.summary());
     print_check(req.json, level, &line, out)?;

@@ -58,6 +58,28 @@ pub fn connect(host: &Host, paths: &Paths) -> Result<CliZfs, ConnectError> {
         .with_ssh_program(&paths.ssh))
 }
 
+/// Runs `f` with the backend for `host`: for this machine the one `backends` has for
+/// the location `local` (which a front-end may point at another host, as the CLI's
+/// `--backend` does), for a host over ssh a new connection ([`connect`] with
+/// `paths`) — never a backend that stands for every location.
+///
+/// # Errors
+/// A host that cannot be connected to ([`connect`]).
+pub fn with_backend_at<R>(
+    host: &Host,
+    paths: &Paths,
+    backends: &mut dyn crate::apply::Backends,
+    f: impl FnOnce(&mut dyn ZfsBackend) -> R,
+) -> Result<R, ConnectError> {
+    if host.is_local() {
+        if let Some(b) = backends.backend(&host.location()) {
+            return Ok(f(b));
+        }
+    }
+    let mut z = connect(host, paths)?;
+    Ok(f(&mut z))
+}
+
 /// A backend for every location `config` names (its datasets' hosts, its targets'
 /// hosts), each opened once ([`connect`]); the location `local` is `local_host`
 /// (this machine, or the host a front end runs the local datasets on).

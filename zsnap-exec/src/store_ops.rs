@@ -2,10 +2,13 @@
 //! a store's backups, as request → outcome functions any front end calls: the
 //! catalog filtered ([`list_backups`]), every backup re-read and every chain checked
 //! ([`verify_store`]), one restore point's own stream saved to a file
-//! ([`save_point`]). Deleting and pruning plan with [`zsnap_core::backup`] and delete
-//! with [`crate::backup::delete_in_order`].
+//! ([`save_point`]), deletions made in order and logged ([`delete_logged`]; deleting
+//! and pruning plan with [`zsnap_core::backup`]). A store named by its URL alone is
+//! opened with the config's settings for it and a front-end's overrides
+//! ([`open_catalog`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
@@ -13,11 +16,162 @@ use zsnap_core::backup::{
     resolve_restore_with, BackupEntry, BackupId, Catalog, EntryState, Link, RestoreError,
     RestoreTarget,
 };
+use zsnap_core::backup::{Deletion, StoreUrl};
+use zsnap_core::config::Config;
 use zsnap_core::{DatasetName, Guid, ShortName};
 
-use crate::backup::{save_entry, verify_entry, VerifyError};
+use crate::audit::{AuditError, AuditLog};
+use crate::backup::{delete_in_order, save_entry, verify_entry, Deletions, VerifyError};
 use crate::failure::error_chain;
-use crate::store::BackupStore;
+use crate::store::{
+    open_initialised, read_catalog, settings_for_url, BackupStore, OpenStoreError,
+    OpenStoreProblem, S3Settings, SpecSettingsError, StoreError,
+};
+
+/// What a front-end says about an S3 store beside its URL (the CLI's `--s3-*` flags):
+/// each setting given wins over the config's `[backups.NAME]` for that store and over
+/// the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct S3Overrides {
+    /// The service's URL.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// Allow a plain `http://` endpoint.
+    pub allow_http: bool,
+}
+
+impl S3Overrides {
+    /// No override.
+    pub fn new() -> Self {
+        S3Overrides::default()
+    }
+
+    /// With the endpoint, if given.
+    #[must_use]
+    pub fn with_endpoint(mut self, endpoint: Option<String>) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// With the region, if given.
+    #[must_use]
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// Allowing plain http, or not.
+    #[must_use]
+    pub fn with_allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+}
+
+/// The S3 settings for `url`: the overrides, else the config's `[backups.NAME]` with
+/// this store, else the environment (read for anything unset when the store opens).
+///
+/// # Errors
+/// An unreadable secret key file.
+pub fn store_settings(
+    url: &StoreUrl,
+    overrides: &S3Overrides,
+    config: Option<&Config>,
+) -> Result<S3Settings, SpecSettingsError> {
+    let mut s = settings_for_url(url, config)?;
+    if let Some(e) = &overrides.endpoint {
+        s = s.with_endpoint(e.clone());
+    }
+    if let Some(r) = &overrides.region {
+        s = s.with_region(r.clone());
+    }
+    if overrides.allow_http {
+        s = s.with_allow_http(true);
+    }
+    Ok(s)
+}
+
+/// An initialised store could not be opened or its catalog read. Reads after
+/// "failed to …".
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenCatalogError {
+    /// Its settings are unusable.
+    #[error(transparent)]
+    Settings(SpecSettingsError),
+    /// It cannot be opened, or was never initialised.
+    #[error(transparent)]
+    Open(OpenStoreError),
+    /// Its catalog cannot be read.
+    #[error("read the catalog of {store}")]
+    Catalog {
+        /// The store.
+        store: StoreUrl,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl OpenCatalogError {
+    /// Whether the store exists but was never initialised (`zsnap backups init`).
+    pub fn not_initialised(&self) -> bool {
+        matches!(
+            self,
+            OpenCatalogError::Open(OpenStoreError {
+                problem: OpenStoreProblem::NotInitialised { .. },
+                ..
+            })
+        )
+    }
+}
+
+/// Opens the initialised store at `url` ([`store_settings`]) and reads its catalog.
+///
+/// # Errors
+/// See [`OpenCatalogError`].
+pub fn open_catalog(
+    url: &StoreUrl,
+    overrides: &S3Overrides,
+    config: Option<&Config>,
+) -> Result<(Arc<dyn BackupStore>, Catalog), OpenCatalogError> {
+    let settings = store_settings(url, overrides, config).map_err(OpenCatalogError::Settings)?;
+    let (store, _) = open_initialised(url, &settings).map_err(OpenCatalogError::Open)?;
+    let (_, catalog) = read_catalog(&*store).map_err(|source| OpenCatalogError::Catalog {
+        store: url.clone(),
+        source,
+    })?;
+    Ok((Arc::from(store), catalog))
+}
+
+/// What [`delete_logged`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct LoggedDeletions {
+    /// The deletions tried, and the one that failed.
+    pub done: Deletions,
+    /// Why their audit lines could not all be written.
+    pub unlogged: Option<AuditError>,
+}
+
+/// Deletes `deletions` in order ([`delete_in_order`]) and logs each one tried in
+/// `audit` (when given) as `(command, phase)`.
+pub fn delete_logged(
+    store: &dyn BackupStore,
+    deletions: &[Deletion],
+    now: DateTime<Utc>,
+    audit: Option<&mut AuditLog>,
+    (command, phase): (&str, &str),
+) -> LoggedDeletions {
+    let done = delete_in_order(store, deletions, now);
+    let unlogged = audit.and_then(|a| {
+        a.record_deletions(now, command, phase, &store.url().to_string(), &done.tried)
+            .err()
+    });
+    LoggedDeletions { done, unlogged }
+}
 
 /// Which backups [`list_backups`] shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
