@@ -8,7 +8,7 @@ use zsnap_core::config::{import_sanoid, Config, Host};
 use zsnap_core::list_argv;
 use zsnap_exec::apply::OneBackend;
 use zsnap_exec::failure::error_chain;
-use zsnap_exec::job::{Engine, Hooks, Job, JobError, Source};
+use zsnap_exec::job::{Engine, Job, JobError, Reporters, Source};
 use zsnap_exec::scheduled::{run_with_backups, RunOutcome};
 use zsnap_exec::session::{AfterRunError, RunStatus, Session, SessionRunError};
 
@@ -209,8 +209,8 @@ fn run_job(
     let mut late: Option<anyhow::Error> = None;
     let (outcome, problems) = if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
-        let mut hooks = Hooks::new(&mut progress);
-        let outcome = engine.run(job, now, true, Source::Saved(&mut saved), &mut hooks)?;
+        let mut reporters = Reporters::new(&mut progress);
+        let outcome = engine.run(job, now, true, Source::Saved(&mut saved), &mut reporters)?;
         (RunOutcome::new(outcome), Vec::new())
     } else {
         match &req.backend {
@@ -317,8 +317,8 @@ fn run_in(
     observer: &mut dyn zsnap_exec::apply::Observer,
 ) -> Result<(RunOutcome, Vec<AfterRunError>), Failure> {
     let Some(session) = session else {
-        let mut hooks = Hooks::new(observer);
-        return run_with_backups(engine, job, now, true, backends, &mut hooks)
+        let mut reporters = Reporters::new(observer);
+        return run_with_backups(engine, job, now, true, backends, &mut reporters)
             .map(|o| (o, Vec::new()))
             .map_err(|e| Failure::from_zfs(e.into()));
     };

@@ -18,7 +18,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use zsnap_core::config::Config;
 use zsnap_core::DatasetName;
 use zsnap_exec::fake::FakeZfs;
-use zsnap_exec::job::{Engine, Hooks, Job, Source};
+use zsnap_exec::job::{Engine, Job, Reporters, Source};
 use zsnap_exec::{NoObserver, OneBackend, ZfsBackend};
 
 const CONFIG: &str = r#"
@@ -54,13 +54,13 @@ fn run_job() -> Result<String, Box<dyn std::error::Error>> {
     for now in [start, start + TimeDelta::hours(1)] {
         zfs.set_now(now);
         let mut observer = NoObserver;
-        let mut hooks = Hooks::new(&mut observer);
+        let mut reporters = Reporters::new(&mut observer);
         let outcome = engine.run(
             &Job::Run,
             now,
             false,
             Source::Backends(&mut OneBackend(&mut zfs)),
-            &mut hooks,
+            &mut reporters,
         )?;
         writeln!(report, "# run at {now}")?;
         for phase in &outcome.phases {

@@ -24,7 +24,7 @@ use zsnap_core::{Location, Step, Verdict};
 use crate::apply::{Observer, OneBackend};
 use crate::failure::error_chain;
 use crate::fake::{FakeZfs, ForConfigError};
-use crate::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
+use crate::job::{Engine, Job, JobError, Outcome, Phase, Reporters, Source};
 use crate::scheduled::run_scheduled_in;
 use crate::store::{read_catalog, BackupStore, OpenSpecError, StoreError};
 
@@ -275,13 +275,13 @@ pub fn rehearse(
     let mut taken_backups: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     while t < end {
         z.set_now(t);
-        let mut hooks = Hooks::new(&mut observer);
+        let mut reporters = Reporters::new(&mut observer);
         let outcome = engine.run(
             &Job::Run,
             t,
             false,
             Source::Backends(&mut OneBackend(&mut z)),
-            &mut hooks,
+            &mut reporters,
         )?;
         runs += 1;
         if !config.backups.is_empty() {
@@ -374,7 +374,7 @@ pub fn rehearse(
     }
     // Why each survivor is kept: the decisions of the last run's pruning (on sources,
     // and on targets through replication), planned again without taking anything new.
-    let mut hooks = Hooks::new(&mut observer);
+    let mut reporters = Reporters::new(&mut observer);
     let last_run = t.checked_sub_signed(step_d).unwrap_or(start);
     let mut last = engine.run(
         &Job::Replicate {
@@ -383,14 +383,14 @@ pub fn rehearse(
         last_run,
         true,
         Source::Backends(&mut OneBackend(&mut z)),
-        &mut hooks,
+        &mut reporters,
     )?;
     let pruned = engine.run(
         &Job::Prune,
         last_run,
         true,
         Source::Backends(&mut OneBackend(&mut z)),
-        &mut hooks,
+        &mut reporters,
     )?;
     last.phases.extend(pruned.phases);
     let mut why: BTreeMap<String, Vec<String>> = BTreeMap::new();

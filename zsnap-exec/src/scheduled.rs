@@ -32,7 +32,7 @@ use crate::backend::ListError;
 use crate::backup::{delete_in_order, DeletedObject, DeletionError};
 use crate::backup_job::{back_up_reported, BackupResult};
 use crate::failure::error_chain;
-use crate::job::{Engine, Hooks, Job, JobError, Outcome, Phase, Source};
+use crate::job::{Engine, Job, JobError, Outcome, Phase, Reporters, Source};
 use crate::store::{open_spec, read_catalog, BackupStore, OpenSpecError, StoreError};
 
 /// What a job did ([`Outcome`]) with, for `zsnap run`, its scheduled backups: what
@@ -79,7 +79,7 @@ impl RunOutcome {
 
 /// Runs `job` on `backends` ([`Engine::run`]) and, when it is [`Job::Run`] and the
 /// config has `[backups.NAME]`, then its scheduled backups ([`run_scheduled`]), whose
-/// applied plans also go to the hooks' `applied` callback.
+/// applied plans also go to the reporters' `applied` callback.
 ///
 /// # Errors
 /// What stops the job ([`Engine::run`]); the scheduled backups then do not run.
@@ -89,15 +89,21 @@ pub fn run_with_backups(
     now: DateTime<Utc>,
     dry_run: bool,
     backends: &mut dyn Backends,
-    hooks: &mut Hooks<'_>,
+    reporters: &mut Reporters<'_>,
 ) -> Result<RunOutcome, JobError> {
-    let mut outcome = engine.run(job, now, dry_run, Source::Backends(&mut *backends), hooks)?;
+    let mut outcome = engine.run(
+        job,
+        now,
+        dry_run,
+        Source::Backends(&mut *backends),
+        reporters,
+    )?;
     // What the run listed and did, so the backups list nothing again.
     let listed = outcome.inventories.take();
     let config = engine.config();
     let backups = (*job == Job::Run && !config.backups.is_empty()).then(|| {
         let mut nobody = |_: &Phase| {};
-        let applied: &mut dyn FnMut(&Phase) = match hooks.applied.as_deref_mut() {
+        let applied: &mut dyn FnMut(&Phase) = match reporters.applied.as_deref_mut() {
             Some(f) => f,
             None => &mut nobody,
         };

@@ -53,7 +53,7 @@ use zsnap_core::config::Paths;
 use crate::apply::{Backends, Observer};
 use crate::audit::{AuditError, AuditLog};
 use crate::failure::error_chain;
-use crate::job::{Engine, Hooks, Job, JobError, Phase};
+use crate::job::{Engine, Job, JobError, Phase, Reporters};
 use crate::journal::{Journal, JournalError};
 use crate::last_run::{self, LastRunError, RunRecord};
 use crate::lock::{Lock, LockError};
@@ -211,7 +211,7 @@ impl Session {
             now,
             false,
             backends,
-            &mut Hooks::new(observer)
+            &mut Reporters::new(observer)
                 .with_journal(Some(&mut self.journal))
                 .on_applied(&mut record),
         );

@@ -318,7 +318,7 @@ fn a_sender_killed_mid_stream_leaves_a_token_and_resumes() {
 fn processes_per_run(n: usize) -> Vec<BTreeMap<String, usize>> {
     use chrono::{TimeDelta, TimeZone, Utc};
     use zsnap_core::config::Config;
-    use zsnap_exec::job::{Engine, Hooks, Job, Source};
+    use zsnap_exec::job::{Engine, Job, Reporters, Source};
     use zsnap_exec::{NoObserver, OneBackend};
 
     let mut bed = ShimBed::unboxed(&format!("processes-{n}"), false);
@@ -344,14 +344,14 @@ fn processes_per_run(n: usize) -> Vec<BTreeMap<String, usize>> {
         bed.edit(|z| z.set_now(now));
         let before = bed.log().len();
         let mut observer = NoObserver;
-        let mut hooks = Hooks::new(&mut observer);
+        let mut reporters = Reporters::new(&mut observer);
         let outcome = engine
             .run(
                 &Job::Run,
                 now,
                 false,
                 Source::Backends(&mut OneBackend(bed.backend())),
-                &mut hooks,
+                &mut reporters,
             )
             .expect("ran");
         assert!(!outcome.failed(), "{:#?}", outcome.phases);

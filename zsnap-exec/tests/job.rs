@@ -7,7 +7,7 @@ use zsnap_core::config::Config;
 use zsnap_core::Location;
 use zsnap_exec::failure::error_chain;
 use zsnap_exec::fake::{FakeZfs, Fault, FaultEffect, FaultOp};
-use zsnap_exec::job::{Engine, Hooks, Job, JobError, Outcome, PhaseKind, Source};
+use zsnap_exec::job::{Engine, Job, JobError, Outcome, PhaseKind, Reporters, Source};
 use zsnap_exec::{FailureKind, NoObserver, OneBackend};
 
 const CONFIG: &str = r#"
@@ -38,14 +38,14 @@ fn run(
     let mut observer = NoObserver;
     let mut applied = 0;
     let mut count = |_: &zsnap_exec::job::Phase| applied += 1;
-    let mut hooks = Hooks::new(&mut observer).on_applied(&mut count);
+    let mut reporters = Reporters::new(&mut observer).on_applied(&mut count);
     let outcome = engine
         .run(
             job,
             now,
             false,
             Source::Backends(&mut OneBackend(z)),
-            &mut hooks,
+            &mut reporters,
         )
         .map_err(Box::new);
     if let Ok(o) = &outcome {

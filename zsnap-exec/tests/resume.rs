@@ -8,7 +8,7 @@ use zsnap_core::config::Config;
 use zsnap_core::{SendSpec, Step};
 use zsnap_exec::apply::{Observer, OneBackend};
 use zsnap_exec::fake::{FakeZfs, Fault, FaultEffect, FaultOp};
-use zsnap_exec::job::{Engine, Hooks, Job, Outcome, Phase, PhaseKind, Source};
+use zsnap_exec::job::{Engine, Job, Outcome, Phase, PhaseKind, Reporters, Source};
 
 const CONFIG: &str = r#"
 [policies.p]
@@ -50,14 +50,14 @@ fn run_shown(
     let now = t0 + TimeDelta::hours(h);
     z.set_now(now);
     let mut display = Display { watching };
-    let mut hooks = Hooks::new(&mut display);
+    let mut reporters = Reporters::new(&mut display);
     engine
         .run(
             &Job::Run,
             now,
             false,
             Source::Backends(&mut OneBackend(z)),
-            &mut hooks,
+            &mut reporters,
         )
         .unwrap()
 }

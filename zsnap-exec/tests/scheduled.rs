@@ -12,7 +12,7 @@ use zsnap_core::Location;
 use zsnap_exec::backup::delete_in_order;
 use zsnap_exec::connect::connect_config;
 use zsnap_exec::fake::{FakeZfs, FaultOp};
-use zsnap_exec::job::{Engine, Hooks, Job, PhaseKind, Source};
+use zsnap_exec::job::{Engine, Job, PhaseKind, Reporters, Source};
 use zsnap_exec::rehearsal::{fresh_pool, rehearse, RehearsalError};
 use zsnap_exec::scheduled::{run_scheduled, run_with_backups, ScheduledError};
 use zsnap_exec::store::{
@@ -333,14 +333,14 @@ fn a_run_job_backs_up_after_its_phases_and_other_jobs_do_not() {
     let mut observer = NoObserver;
     let mut kinds = Vec::new();
     let mut applied = |p: &zsnap_exec::job::Phase| kinds.push(p.phase.clone());
-    let mut hooks = Hooks::new(&mut observer).on_applied(&mut applied);
+    let mut reporters = Reporters::new(&mut observer).on_applied(&mut applied);
     let prune = run_with_backups(
         &engine,
         &Job::Prune,
         t0(),
         false,
         &mut OneBackend(&mut z),
-        &mut hooks,
+        &mut reporters,
     )
     .unwrap();
     assert!(prune.backups.is_none());
@@ -350,7 +350,7 @@ fn a_run_job_backs_up_after_its_phases_and_other_jobs_do_not() {
         t0(),
         false,
         &mut OneBackend(&mut z),
-        &mut hooks,
+        &mut reporters,
     )
     .unwrap();
     assert!(!run.failed(), "{run:?}");

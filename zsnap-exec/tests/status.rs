@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use zsnap_core::config::Config;
 use zsnap_exec::fake::{FakeZfs, Fault, FaultEffect, FaultOp};
-use zsnap_exec::job::{Engine, Hooks, Job, Listing, Source};
+use zsnap_exec::job::{Engine, Job, Listing, Reporters, Source};
 use zsnap_exec::last_run::RunRecord;
 use zsnap_exec::status::{check, status, CheckReport, Level, Status};
 use zsnap_exec::{NoObserver, OneBackend};
@@ -36,14 +36,14 @@ fn t0() -> DateTime<Utc> {
 fn run(engine: &Engine<'_>, z: &mut FakeZfs, job: &Job, now: DateTime<Utc>) {
     z.set_now(now);
     let mut observer = NoObserver;
-    let mut hooks = Hooks::new(&mut observer);
+    let mut reporters = Reporters::new(&mut observer);
     let outcome = engine
         .run(
             job,
             now,
             false,
             Source::Backends(&mut OneBackend(z)),
-            &mut hooks,
+            &mut reporters,
         )
         .unwrap();
     assert!(!outcome.failed());

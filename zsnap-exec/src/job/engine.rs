@@ -1,4 +1,4 @@
-//! The [`Engine`]: a job's run loop (see the [module docs](super)), and the [`Hooks`]
+//! The [`Engine`]: a job's run loop (see the [module docs](super)), and the [`Reporters`]
 //! it calls around applying each phase.
 
 use std::collections::BTreeMap;
@@ -20,9 +20,10 @@ use crate::replicate::{
     ask_source, run_replication_on, ReplicateError, ReplicateOptions, ReplicationRound,
 };
 
-/// What a run calls around applying each phase.
+/// Where a run reports what it does: progress to an observer, each step to a journal,
+/// each applied phase to a callback (the audit log).
 #[non_exhaustive]
-pub struct Hooks<'a> {
+pub struct Reporters<'a> {
     /// Progress.
     pub observer: &'a mut dyn Observer,
     /// The journal of this run.
@@ -31,24 +32,24 @@ pub struct Hooks<'a> {
     pub applied: Option<&'a mut dyn FnMut(&Phase)>,
 }
 
-impl<'a> Hooks<'a> {
-    /// Hooks that report progress to `observer` only.
+impl<'a> Reporters<'a> {
+    /// Progress to `observer` only.
     pub fn new(observer: &'a mut dyn Observer) -> Self {
-        Hooks {
+        Reporters {
             observer,
             journal: None,
             applied: None,
         }
     }
 
-    /// The same hooks, writing `journal` (when some).
+    /// The same reporters, writing `journal` (when some).
     #[must_use]
     pub fn with_journal(mut self, journal: Option<&'a mut Journal>) -> Self {
         self.journal = journal;
         self
     }
 
-    /// The same hooks, calling `applied` with every applied phase.
+    /// The same reporters, calling `applied` with every applied phase.
     #[must_use]
     pub fn on_applied(mut self, applied: &'a mut dyn FnMut(&Phase)) -> Self {
         self.applied = Some(applied);
@@ -590,7 +591,7 @@ impl<'c> Engine<'c> {
         target: &str,
         now: DateTime<Utc>,
         backends: &mut dyn Backends,
-        hooks: &mut Hooks<'_>,
+        reporters: &mut Reporters<'_>,
         invs: &mut BTreeMap<Location, Inventory>,
     ) -> (Phase, bool) {
         let failed = |error: JobError| Phase {
@@ -623,8 +624,8 @@ impl<'c> Engine<'c> {
             listed,
             now,
             &ReplicateOptions::default(),
-            hooks.observer,
-            hooks.journal.as_deref_mut(),
+            reporters.observer,
+            reporters.journal.as_deref_mut(),
         );
         match run {
             Ok(run) => {
@@ -723,7 +724,7 @@ impl<'c> Engine<'c> {
         now: DateTime<Utc>,
         dry_run: bool,
         mut source: Source<'_>,
-        hooks: &mut Hooks<'_>,
+        reporters: &mut Reporters<'_>,
     ) -> Result<Outcome, JobError> {
         let dry_run = dry_run || matches!(source, Source::Saved(_));
         let roots = self.roots_for(job);
@@ -756,19 +757,25 @@ impl<'c> Engine<'c> {
                     .join("; ")
             });
             if let Some(e) = &unlisted {
-                hooks.phase_failed(&kind, e);
+                reporters.phase_failed(&kind, e);
             }
             // A real replication runs through the library's runner, which lists, plans
             // and applies (and re-plans once after a stale resume token) itself.
             if let (PhaseKind::Replicate { target }, Source::Backends(backends), false, None) =
                 (&kind, &mut source, dry_run, &unlisted)
             {
-                let (phase, current) =
-                    self.replicate(kind.clone(), target, now, &mut **backends, hooks, &mut invs);
+                let (phase, current) = self.replicate(
+                    kind.clone(),
+                    target,
+                    now,
+                    &mut **backends,
+                    reporters,
+                    &mut invs,
+                );
                 if let Some(e) = &phase.error {
-                    hooks.phase_failed(&kind, e);
+                    reporters.phase_failed(&kind, e);
                 }
-                hooks.phase_applied(&phase);
+                reporters.phase_applied(&phase);
                 phases.push(phase);
                 // The next phases plan on what this one left: known without listing
                 // when it did everything, listed again otherwise (never after the last).
@@ -809,7 +816,7 @@ impl<'c> Engine<'c> {
             // phase, naming each; the rest of the plan runs.
             let problems = problems_of(&plan);
             if let (Some(p), false) = (&problems, dry_run) {
-                hooks.phase_failed(&kind, p);
+                reporters.phase_failed(&kind, p);
             }
             let unlisted = match (unlisted, problems) {
                 (Some(u), Some(p)) => Some(format!("{u}; {p}")),
@@ -841,8 +848,8 @@ impl<'c> Engine<'c> {
             let report = apply(
                 &plan,
                 &mut **backends,
-                hooks.observer,
-                hooks.journal.as_deref_mut(),
+                reporters.observer,
+                reporters.journal.as_deref_mut(),
             );
             let phase = Phase {
                 phase: kind,
@@ -850,7 +857,7 @@ impl<'c> Engine<'c> {
                 results: Some(results(&report)),
                 error: unlisted,
             };
-            hooks.phase_applied(&phase);
+            reporters.phase_applied(&phase);
             // The next phases plan on what this one left: simulated when it did
             // everything (with the new snapshots' guids read back), listed again
             // otherwise; after the last phase, neither.

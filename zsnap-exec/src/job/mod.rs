@@ -33,7 +33,7 @@
 //! the next phases still run. What each phase planned and did is in the [`Outcome`];
 //! only what stops the whole job is a [`JobError`].
 //!
-//! Progress goes to the [`Hooks`]' observer, each step to its journal, and every
+//! Progress goes to the [`Reporters`]' observer, each step to its journal, and every
 //! applied phase to its `applied` callback (the CLI's audit log).
 //!
 //! # Example
@@ -42,7 +42,7 @@
 //! use chrono::{TimeZone, Utc};
 //! use zsnap_core::config::Config;
 //! use zsnap_exec::fake::FakeZfs;
-//! use zsnap_exec::job::{Engine, Hooks, Job, Source};
+//! use zsnap_exec::job::{Engine, Reporters, Job, Source};
 //! use zsnap_exec::{NoObserver, OneBackend};
 //!
 //! let config = Config::from_toml(
@@ -55,9 +55,9 @@
 //! let mut z = FakeZfs::for_config(&config, 1, now).unwrap();
 //! let engine = Engine::new(&config);
 //! let mut observer = NoObserver;
-//! let mut hooks = Hooks::new(&mut observer);
+//! let mut reporters = Reporters::new(&mut observer);
 //! let outcome = engine
-//!     .run(&Job::Run, now, false, Source::Backends(&mut OneBackend(&mut z)), &mut hooks)
+//!     .run(&Job::Run, now, false, Source::Backends(&mut OneBackend(&mut z)), &mut reporters)
 //!     .unwrap();
 //! assert!(!outcome.failed());
 //! assert!(outcome.did_something());
@@ -69,7 +69,7 @@ mod listing;
 mod phase;
 pub mod prune_phase;
 
-pub use engine::{Engine, Hooks};
+pub use engine::{Engine, Reporters};
 pub use error::JobError;
 pub use listing::{ListFailure, Listing, Source};
 pub use phase::{results, Job, Outcome, Phase, PhaseKind, StepResult};
