@@ -96,6 +96,7 @@
 pub mod backup;
 pub mod config;
 pub mod duration;
+pub mod hooks;
 pub mod inventory;
 pub mod naming;
 pub mod plan;

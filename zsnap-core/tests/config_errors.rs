@@ -888,3 +888,104 @@ fn snapshot_names_over_zfs_limits() {
     )
     .is_err());
 }
+
+#[test]
+fn hooks() {
+    let hook = |body: &str| err(&with_dataset(&format!("\n[hooks.db]\n{body}")));
+    insta::assert_snapshot!(hook("when = \"pre_snapshots\"\nrun = [\"/bin/true\"]\n"), @r#"
+        error: unknown hook event `pre_snapshots` in `hooks.db.when`; did you mean `pre_snapshot`?
+          --> zsnap.toml:12:8
+           |
+        12 | when = "pre_snapshots"
+           |        ^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_snapshot\"\nrun = \"pg_checkpoint\"\n"), @r#"
+        error: `hooks.db.run` must be an array: the program and its arguments, such as ["/usr/local/bin/checkpoint", "--fast"], found the string "pg_checkpoint"
+          --> zsnap.toml:13:7
+           |
+        13 | run = "pg_checkpoint"
+           |       ^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_snapshot\"\nrun = [\"pg_checkpoint\"]\n"), @r#"
+        error: invalid `hooks.db.run`: the program "pg_checkpoint" is not an absolute path: zsnap runs as root and never looks a program up in PATH; write e.g. "/usr/bin/pg_checkpoint"
+          --> zsnap.toml:13:7
+           |
+        13 | run = ["pg_checkpoint"]
+           |       ^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_snapshot\"\nrun = [\"/bin/true\"]\ndatasets = [\"tank/hmoe\"]\n"), @r#"
+        error: unknown dataset (no [[datasets]] entry manages it) `tank/hmoe` in `hooks.db.datasets[1]`; did you mean `tank/home`?
+          --> zsnap.toml:14:13
+           |
+        14 | datasets = ["tank/hmoe"]
+           |             ^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_snapshot\"\nrun = [\"/bin/true\"]\ntargets = [\"offsite\"]\n"), @r#"
+        error: invalid `hooks.db.targets`: only replicate hooks have targets; this one runs at pre_snapshot
+          --> zsnap.toml:14:11
+           |
+        14 | targets = ["offsite"]
+           |           ^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"post_prune\"\nrun = [\"/bin/true\"]\non_failure = \"skip\"\n"), @r#"
+        error: invalid `hooks.db.on_failure`: a post_prune hook runs after the work, so there is nothing to skip; remove it (failures are reported and the run goes on)
+          --> zsnap.toml:14:14
+           |
+        14 | on_failure = "skip"
+           |              ^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_prune\"\nrun = [\"/bin/true\"]\non_failure = \"contine\"\n"), @r#"
+        error: unknown failure policy `contine` in `hooks.db.on_failure`; did you mean `continue`?
+          --> zsnap.toml:14:14
+           |
+        14 | on_failure = "contine"
+           |              ^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_prune\"\nrun = [\"/bin/true\"]\nhold = true\n"), @r#"
+        error: invalid `hooks.db.hold`: only a pre_snapshot hook can hold over the snapshots; this one runs at pre_prune
+          --> zsnap.toml:14:8
+           |
+        14 | hold = true
+           |        ^^^^
+        "#);
+    insta::assert_snapshot!(hook("run = [\"/bin/true\"]\n"), @r#"
+        error: missing key `when` in [hooks.db]: say when it runs, e.g. `when = "pre_snapshot"`
+          --> zsnap.toml:11:1
+           |
+        11 | [hooks.db]
+           | ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_snapshot\"\nrun = [\"/bin/true\"]\ntimeout = \"0s\"\n"), @r#"
+        error: invalid `hooks.db.timeout`: a hook needs some time; give e.g. "30s"
+          --> zsnap.toml:14:11
+           |
+        14 | timeout = "0s"
+           |           ^^^^
+        "#);
+    insta::assert_snapshot!(hook("when = \"pre_snapshot\"\nrun = [\"/bin/true\"]\nonce = true\nwhen_ = 1\n"), @r#"
+        error: unknown key `when_` in [hooks.db]; did you mean `when`?
+          --> zsnap.toml:15:1
+           |
+        15 | when_ = 1
+           | ^^^^^
+        "#);
+}
+
+#[test]
+fn hooks_round_trip_with_their_defaults() {
+    let text = with_dataset(
+        "\n[hooks.checkpoint]\nwhen = \"pre_snapshot\"\nrun = [\"/usr/bin/psql\", \"-c\", \"CHECKPOINT\"]\ndatasets = [\"tank/home/db\"]\n\n[hooks.notify]\nwhen = \"post_prune\"\nrun = [\"/usr/local/bin/notify\"]\nonce = true\ntimeout = \"2m\"\n",
+    );
+    let config = Config::from_toml(&text, "zsnap.toml").unwrap();
+    let effective = config.to_toml();
+    assert!(effective.contains("on_failure = \"skip\""), "{effective}");
+    assert!(effective.contains("timeout = \"30s\""), "{effective}");
+    assert!(
+        effective.contains("on_failure = \"continue\""),
+        "{effective}"
+    );
+    assert_eq!(
+        Config::from_toml(&effective, "effective.toml").unwrap(),
+        config
+    );
+}

@@ -34,6 +34,9 @@ pub struct Config {
     /// (`[backups.NAME]`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub backups: BTreeMap<String, BackupSpec>,
+    /// Commands run around snapshots, replications and pruning (`[hooks.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, crate::hooks::HookSpec>,
 }
 
 /// File locations. Relative paths are relative to the directory of the config file

@@ -19,6 +19,7 @@ use super::model::{
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::duration::Span;
+use crate::hooks::{HookEvent, HookSpec, OnFailure};
 use crate::naming::{Label, NamingScheme};
 use crate::retention::{Grid, NameRegex};
 use crate::schedule::Period;
@@ -263,8 +264,8 @@ impl<'t> Cx<'t> {
     }
 }
 
-const TOP_KEYS: [&str; 6] = [
-    "paths", "check", "datasets", "policies", "targets", "backups",
+const TOP_KEYS: [&str; 7] = [
+    "paths", "check", "datasets", "policies", "targets", "backups", "hooks",
 ];
 const PATH_KEYS: [&str; 7] = [
     "audit_log",
@@ -441,6 +442,15 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
         }
     }
 
+    let mut hooks = BTreeMap::new();
+    if let Some(v) = root.get("hooks") {
+        let t = cx.table(v, "[hooks]".to_owned(), "hooks.".to_owned(), &[])?;
+        for (name, _, hv) in &t.entries {
+            let hook = parse_hook(cx, name, hv, &datasets, &targets)?;
+            hooks.insert((*name).to_owned(), hook);
+        }
+    }
+
     let root_spans: Vec<Range<usize>> = datasets
         .iter()
         .map(|(_, span)| value_span(cx, span, "root"))
@@ -464,6 +474,7 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
         policies,
         targets,
         backups,
+        hooks,
     })
 }
 
@@ -1383,4 +1394,212 @@ fn parse_s3(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<S3Spec> {
         }
     }
     Ok(s3)
+}
+
+const HOOK_KEYS: [&str; 8] = [
+    "when",
+    "run",
+    "datasets",
+    "targets",
+    "once",
+    "timeout",
+    "on_failure",
+    "hold",
+];
+
+/// The default time a hook call may run.
+const HOOK_TIMEOUT: Span = Span::from_secs(30);
+
+/// One `[hooks.NAME]` table. Its datasets must be managed ones (or above them), its
+/// targets defined: a typo would otherwise leave a hook that never runs.
+fn parse_hook(
+    cx: &Cx<'_>,
+    name: &str,
+    v: &Value<'_>,
+    datasets: &[(DatasetEntry, Range<usize>)],
+    targets: &BTreeMap<String, TargetSpec>,
+) -> Result<HookSpec> {
+    let t = cx.table(
+        v,
+        format!("[hooks.{name}]"),
+        format!("hooks.{name}."),
+        &HOOK_KEYS,
+    )?;
+    let events: Vec<&str> = HookEvent::ALL.iter().map(|e| e.as_str()).collect();
+    let wv = t.get("when").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "when",
+            "say when it runs, e.g. `when = \"pre_snapshot\"`",
+        )
+    })?;
+    let wp = t.path("when");
+    let word = cx.string(wv, &wp, "\"pre_snapshot\"")?;
+    let when = HookEvent::from_word(word).ok_or_else(|| {
+        cx.err(
+            wv.span(),
+            ConfigProblem::UnknownName {
+                what: "hook event".to_owned(),
+                name: word.to_owned(),
+                path: wp.clone(),
+                suggestion: closest(word, events.iter().copied()),
+                defined: events.iter().map(|e| (*e).to_owned()).collect(),
+            },
+        )
+    })?;
+    let rv = t.get("run").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "run",
+            "give the command as an array, e.g. `run = [\"/usr/local/bin/checkpoint\", \"--fast\"]`",
+        )
+    })?;
+    let rp = t.path("run");
+    let DeValue::Array(_) = rv.get_ref() else {
+        return Err(cx.wrong_type(
+            rv,
+            &rp,
+            "an array: the program and its arguments, such as [\"/usr/local/bin/checkpoint\", \"--fast\"]",
+        ));
+    };
+    let run: Vec<String> = cx
+        .strings(rv, &rp, "\"/usr/local/bin/checkpoint\"")?
+        .into_iter()
+        .map(|(s, _)| s.to_owned())
+        .collect();
+    match run.first() {
+        None => return Err(cx.invalid(rv.span(), &rp, "the command is empty")),
+        Some(p) if !p.starts_with('/') => {
+            return Err(cx.invalid(
+                rv.span(),
+                &rp,
+                format!(
+                    "the program {p:?} is not an absolute path: zsnap runs as root and never looks a program up in PATH; write e.g. \"/usr/bin/{p}\""
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    let mut hook_datasets = Vec::new();
+    if let Some(dv) = t.get("datasets") {
+        let dp = t.path("datasets");
+        for (i, (_, item)) in cx.strings(dv, &dp, "\"tank/db\"")?.into_iter().enumerate() {
+            let p = format!("{dp}[{}]", i + 1);
+            let ds = cx.dataset(item, &p)?;
+            let managed = datasets
+                .iter()
+                .any(|(e, _)| e.root.contains(&ds) || ds.contains(&e.root));
+            if !managed {
+                let roots: Vec<String> = datasets.iter().map(|(e, _)| e.root.to_string()).collect();
+                return Err(cx.err(
+                    item.span(),
+                    ConfigProblem::UnknownName {
+                        what: "dataset (no [[datasets]] entry manages it)".to_owned(),
+                        name: ds.to_string(),
+                        path: p,
+                        suggestion: closest(ds.as_str(), roots.iter().map(String::as_str)),
+                        defined: roots,
+                    },
+                ));
+            }
+            hook_datasets.push(ds);
+        }
+    }
+    let mut hook_targets = Vec::new();
+    if let Some(tv) = t.get("targets") {
+        let tp = t.path("targets");
+        if !matches!(when, HookEvent::PreReplicate | HookEvent::PostReplicate) {
+            return Err(cx.invalid(
+                tv.span(),
+                &tp,
+                format!("only replicate hooks have targets; this one runs at {when}"),
+            ));
+        }
+        let names: Vec<&str> = targets.keys().map(String::as_str).collect();
+        for (i, (target, item)) in cx.strings(tv, &tp, "\"offsite\"")?.into_iter().enumerate() {
+            if !targets.contains_key(target) {
+                return Err(cx.err(
+                    item.span(),
+                    ConfigProblem::UnknownName {
+                        what: "target".to_owned(),
+                        name: target.to_owned(),
+                        path: format!("{tp}[{}]", i + 1),
+                        suggestion: closest(target, names.iter().copied()),
+                        defined: names.iter().map(|n| (*n).to_owned()).collect(),
+                    },
+                ));
+            }
+            hook_targets.push(target.to_owned());
+        }
+    }
+    let once = match t.get("once") {
+        Some(v) => cx.boolean(v, &t.path("once"))?,
+        None => false,
+    };
+    let timeout = match t.get("timeout") {
+        Some(v) => {
+            let p = t.path("timeout");
+            let span = cx.span_value(v, &p)?;
+            if span.seconds() == 0 {
+                return Err(cx.invalid(v.span(), &p, "a hook needs some time; give e.g. \"30s\""));
+            }
+            span
+        }
+        None => HOOK_TIMEOUT,
+    };
+    let on_failure = match t.get("on_failure") {
+        None if when.is_pre() => OnFailure::Skip,
+        None => OnFailure::Continue,
+        Some(v) => {
+            let p = t.path("on_failure");
+            match cx.string(v, &p, "\"skip\"")? {
+                "skip" if when.is_pre() => OnFailure::Skip,
+                "skip" => {
+                    return Err(cx.invalid(
+                        v.span(),
+                        &p,
+                        format!("a {when} hook runs after the work, so there is nothing to skip; remove it (failures are reported and the run goes on)"),
+                    ))
+                }
+                "continue" => OnFailure::Continue,
+                other => {
+                    return Err(cx.err(
+                        v.span(),
+                        ConfigProblem::UnknownName {
+                            what: "failure policy".to_owned(),
+                            name: other.to_owned(),
+                            path: p,
+                            suggestion: closest(other, ["skip", "continue"]),
+                            defined: vec!["skip".to_owned(), "continue".to_owned()],
+                        },
+                    ))
+                }
+            }
+        }
+    };
+    let hold = match t.get("hold") {
+        Some(v) => {
+            let p = t.path("hold");
+            let hold = cx.boolean(v, &p)?;
+            if hold && when != HookEvent::PreSnapshot {
+                return Err(cx.invalid(
+                    v.span(),
+                    &p,
+                    format!("only a pre_snapshot hook can hold over the snapshots; this one runs at {when}"),
+                ));
+            }
+            hold
+        }
+        None => false,
+    };
+    Ok(HookSpec {
+        when,
+        run,
+        datasets: hook_datasets,
+        targets: hook_targets,
+        once,
+        timeout,
+        on_failure,
+        hold,
+    })
 }

@@ -441,6 +441,7 @@ pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImpor
         datasets,
         policies,
         targets: BTreeMap::new(),
+        hooks: BTreeMap::new(),
     };
     Ok(SanoidImport {
         config,
