@@ -231,7 +231,7 @@ fn effective_config_makes_defaults_explicit() {
 
 /// The commented example configs shipped in `examples/` (read at compile time: this
 /// crate's lints forbid file I/O, tests included).
-const EXAMPLES: [(&str, &str); 4] = [
+const EXAMPLES: [(&str, &str); 5] = [
     (
         "single-host.toml",
         include_str!("../../examples/single-host.toml"),
@@ -242,6 +242,7 @@ const EXAMPLES: [(&str, &str); 4] = [
         "sanoid-like.toml",
         include_str!("../../examples/sanoid-like.toml"),
     ),
+    ("hooks.toml", include_str!("../../examples/hooks.toml")),
 ];
 
 #[test]

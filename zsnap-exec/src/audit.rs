@@ -58,6 +58,15 @@ struct Line<'a> {
     error: Option<&'a str>,
 }
 
+/// One hook call of a phase, with its output.
+#[derive(Serialize)]
+struct HookLine<'a> {
+    time: DateTime<Utc>,
+    command: &'a str,
+    phase: String,
+    hook: &'a crate::hooks::HookRun,
+}
+
 /// One object of a store deleted (or not).
 #[derive(Serialize)]
 struct StoreChange<'a> {
@@ -108,7 +117,8 @@ impl AuditLog {
         })
     }
 
-    /// Appends one line per applied step of `phase`.
+    /// Appends one line per applied step of `phase`, and one per hook it ran (with
+    /// the hook's output).
     ///
     /// # Errors
     /// When the log cannot be written.
@@ -118,11 +128,18 @@ impl AuditLog {
         command: &str,
         phase: &Phase,
     ) -> Result<(), AuditError> {
-        let Some(results) = &phase.results else {
-            return Ok(());
-        };
         let mut buf = Vec::new();
-        for r in results {
+        for hook in &phase.hooks {
+            let line = HookLine {
+                time,
+                command,
+                phase: phase.phase.to_string(),
+                hook,
+            };
+            serde_json::to_writer(&mut buf, &line).map_err(AuditError::Serialize)?;
+            buf.push(b'\n');
+        }
+        for r in phase.results.iter().flatten() {
             let Some(step) = phase.plan.steps.get(r.index) else {
                 continue;
             };

@@ -49,6 +49,7 @@ pub mod connect;
 pub mod failure;
 pub mod fake;
 pub mod holds;
+pub mod hooks;
 pub mod job;
 pub mod journal;
 pub mod last_run;

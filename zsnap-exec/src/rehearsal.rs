@@ -275,7 +275,7 @@ pub fn rehearse(
     let mut taken_backups: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     while t < end {
         z.set_now(t);
-        let mut reporters = Reporters::new(&mut observer);
+        let mut reporters = Reporters::new(&mut observer).without_hooks();
         let outcome = engine.run(
             &Job::Run,
             t,
@@ -374,7 +374,7 @@ pub fn rehearse(
     }
     // Why each survivor is kept: the decisions of the last run's pruning (on sources,
     // and on targets through replication), planned again without taking anything new.
-    let mut reporters = Reporters::new(&mut observer);
+    let mut reporters = Reporters::new(&mut observer).without_hooks();
     let last_run = t.checked_sub_signed(step_d).unwrap_or(start);
     let mut last = engine.run(
         &Job::Replicate {

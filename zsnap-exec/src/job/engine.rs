@@ -11,6 +11,7 @@ use zsnap_core::snapshot::{check_expiry_label, plan_snapshot_on_demand, plan_sna
 use zsnap_core::{DatasetName, Inventory, Location, Plan, SnapshotName, Step};
 
 use super::error::JobError;
+use super::hook_phase;
 use super::listing::{ListFailure, Listing, Source};
 use super::phase::{results, Job, Outcome, Phase, PhaseKind, StepResult};
 use crate::apply::{apply, Backends, Observer, Report, StepOutcome};
@@ -30,6 +31,9 @@ pub struct Reporters<'a> {
     pub journal: Option<&'a mut Journal>,
     /// Called with every applied phase (for an audit log).
     pub applied: Option<&'a mut dyn FnMut(&Phase)>,
+    /// Whether the config's hooks run around the phases (they do unless turned off: a
+    /// rehearsal on a virtual clock runs none; a dry run never runs them).
+    pub hooks: bool,
 }
 
 impl<'a> Reporters<'a> {
@@ -39,7 +43,15 @@ impl<'a> Reporters<'a> {
             observer,
             journal: None,
             applied: None,
+            hooks: true,
         }
+    }
+
+    /// The same reporters, running none of the config's hooks.
+    #[must_use]
+    pub fn without_hooks(mut self) -> Self {
+        self.hooks = false;
+        self
     }
 
     /// The same reporters, writing `journal` (when some).
@@ -575,6 +587,30 @@ impl<'c> Engine<'c> {
         })
     }
 
+    /// The datasets a replication to `target` sends, as its hooks are told: those of
+    /// the source's inventory under the target's source root.
+    fn replication_subjects(
+        &self,
+        target: &str,
+        invs: &BTreeMap<Location, Inventory>,
+    ) -> Vec<zsnap_core::hooks::HookSubject> {
+        let (Some(spec), Ok(Some(route))) = (
+            self.config.targets.get(target),
+            self.replication_route(target),
+        ) else {
+            return Vec::new();
+        };
+        invs.get(&route.0)
+            .map(|inv| {
+                inv.datasets
+                    .keys()
+                    .filter(|d| spec.source.contains(d))
+                    .map(|d| zsnap_core::hooks::HookSubject::new(d.clone(), Vec::new()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Runs the replication to `target` through the library's runner
     /// ([`run_replication`]): both sides listed, resume tokens and cursor holds asked
     /// of the source, sizes estimated for the observer, the bases protected after a
@@ -594,11 +630,8 @@ impl<'c> Engine<'c> {
         reporters: &mut Reporters<'_>,
         invs: &mut BTreeMap<Location, Inventory>,
     ) -> (Phase, bool) {
-        let failed = |error: JobError| Phase {
-            phase: kind.clone(),
-            plan: Plan::new(now),
-            results: None,
-            error: Some(error_chain(&error)),
+        let failed = |error: JobError| {
+            Phase::unplanned(kind.clone(), Plan::new(now), Some(error_chain(&error)))
         };
         let route = match self.replication_route(target) {
             Ok(Some(route)) => route,
@@ -764,14 +797,39 @@ impl<'c> Engine<'c> {
             if let (PhaseKind::Replicate { target }, Source::Backends(backends), false, None) =
                 (&kind, &mut source, dry_run, &unlisted)
             {
-                let (phase, current) = self.replicate(
-                    kind.clone(),
-                    target,
-                    now,
-                    &mut **backends,
-                    reporters,
-                    &mut invs,
-                );
+                // A failed pre_replicate hook (with `on_failure = "skip"`) skips the
+                // whole replication to this target.
+                let hooked = reporters.hooks && !self.config.hooks.is_empty();
+                let subjects = if hooked {
+                    self.replication_subjects(target, &invs)
+                } else {
+                    Vec::new()
+                };
+                let before = if hooked {
+                    hook_phase::before(self.config, &kind, &subjects)
+                } else {
+                    hook_phase::Before::default()
+                };
+                let (mut phase, current) = if before.skipped.is_empty() {
+                    self.replicate(
+                        kind.clone(),
+                        target,
+                        now,
+                        &mut **backends,
+                        reporters,
+                        &mut invs,
+                    )
+                } else {
+                    (Phase::unplanned(kind.clone(), Plan::new(now), None), true)
+                };
+                if hooked {
+                    let failed = phase.failed();
+                    phase.hooks = hook_phase::after(self.config, &kind, before, subjects, failed);
+                    phase.error = hook_phase::join_errors(
+                        phase.error.take(),
+                        hook_phase::failures(&phase.hooks),
+                    );
+                }
                 if let Some(e) = &phase.error {
                     reporters.phase_failed(&kind, e);
                 }
@@ -803,12 +861,7 @@ impl<'c> Engine<'c> {
                         Some(u) => format!("{u}; {}", error_chain(&e)),
                         None => error_chain(&e),
                     };
-                    phases.push(Phase {
-                        phase: kind,
-                        plan: Plan::new(now),
-                        results: None,
-                        error: Some(error),
-                    });
+                    phases.push(Phase::unplanned(kind, Plan::new(now), Some(error)));
                     continue;
                 }
             };
@@ -833,17 +886,26 @@ impl<'c> Engine<'c> {
                             source,
                         })?;
                 }
-                phases.push(Phase {
-                    phase: kind,
-                    plan,
-                    results: None,
-                    error: unlisted,
-                });
+                phases.push(Phase::unplanned(kind, plan, unlisted));
                 continue;
             }
             let Source::Backends(backends) = &mut source else {
                 unreachable!("a saved listing makes the run dry");
             };
+            // The config's hooks around the work: a failed pre hook takes its datasets
+            // out of the plan; the post hooks hear how their datasets fared.
+            let hooked = reporters.hooks && !self.config.hooks.is_empty();
+            let subjects = if hooked {
+                hook_phase::subjects_of_plan(&plan)
+            } else {
+                Vec::new()
+            };
+            let before = if hooked {
+                hook_phase::before(self.config, &kind, &subjects)
+            } else {
+                hook_phase::Before::default()
+            };
+            let plan = hook_phase::without(plan, &before.skipped);
             let changed = !plan.steps.is_empty();
             let report = apply(
                 &plan,
@@ -851,11 +913,23 @@ impl<'c> Engine<'c> {
                 reporters.observer,
                 reporters.journal.as_deref_mut(),
             );
+            let hook_runs = if hooked {
+                let subjects = hook_phase::mark_failed(&plan, &report, subjects);
+                hook_phase::after(self.config, &kind, before, subjects, false)
+            } else {
+                Vec::new()
+            };
+            let hook_failures = hook_phase::failures(&hook_runs);
+            if let Some(e) = &hook_failures {
+                reporters.phase_failed(&kind, e);
+            }
+            let error = hook_phase::join_errors(unlisted, hook_failures);
             let phase = Phase {
                 phase: kind,
                 plan,
                 results: Some(results(&report)),
-                error: unlisted,
+                error,
+                hooks: hook_runs,
             };
             reporters.phase_applied(&phase);
             // The next phases plan on what this one left: simulated when it did

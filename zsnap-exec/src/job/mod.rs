@@ -65,6 +65,7 @@
 
 mod engine;
 mod error;
+mod hook_phase;
 mod listing;
 mod phase;
 pub mod prune_phase;

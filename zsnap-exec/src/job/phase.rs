@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::hooks::HookRun;
 use zsnap_core::duration::Span;
 use zsnap_core::naming::Label;
 use zsnap_core::{Inventory, Location, Plan};
@@ -133,6 +135,10 @@ pub struct Phase {
     /// still ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The config's hooks this phase ran (`[hooks.NAME]`), in order; a failed one is
+    /// also in [`Phase::error`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
 }
 
 impl Phase {
@@ -143,6 +149,18 @@ impl Phase {
             plan,
             results: Some(results),
             error: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// A phase that could not be planned (or only in part), with why.
+    pub fn unplanned(phase: PhaseKind, plan: Plan, error: Option<String>) -> Self {
+        Phase {
+            phase,
+            plan,
+            results: None,
+            error,
+            hooks: Vec::new(),
         }
     }
 
