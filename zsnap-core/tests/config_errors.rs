@@ -69,7 +69,7 @@ fn unknown_keys() {
           |  ^^^^^^^
         "#);
     insta::assert_snapshot!(err("frobnicate = 1\n"), @"
-    error: unknown key `frobnicate` in the top level; expected `paths`, `check`, `datasets`, `policies`, `targets` or `backups`
+    error: unknown key `frobnicate` in the top level; expected `paths`, `check`, `datasets`, `policies`, `targets`, `backups` or `hooks`
      --> zsnap.toml:1:1
       |
     1 | frobnicate = 1
