@@ -800,16 +800,9 @@ impl<'c> Engine<'c> {
                 // A failed pre_replicate hook (with `on_failure = "skip"`) skips the
                 // whole replication to this target.
                 let hooked = reporters.hooks && !self.config.hooks.is_empty();
-                let subjects = if hooked {
+                let (subjects, before) = hook_phase::start(hooked, self.config, &kind, || {
                     self.replication_subjects(target, &invs)
-                } else {
-                    Vec::new()
-                };
-                let before = if hooked {
-                    hook_phase::before(self.config, &kind, &subjects)
-                } else {
-                    hook_phase::Before::default()
-                };
+                });
                 let (mut phase, current) = if before.skipped.is_empty() {
                     self.replicate(
                         kind.clone(),
@@ -895,16 +888,9 @@ impl<'c> Engine<'c> {
             // The config's hooks around the work: a failed pre hook takes its datasets
             // out of the plan; the post hooks hear how their datasets fared.
             let hooked = reporters.hooks && !self.config.hooks.is_empty();
-            let subjects = if hooked {
+            let (subjects, before) = hook_phase::start(hooked, self.config, &kind, || {
                 hook_phase::subjects_of_plan(&plan)
-            } else {
-                Vec::new()
-            };
-            let before = if hooked {
-                hook_phase::before(self.config, &kind, &subjects)
-            } else {
-                hook_phase::Before::default()
-            };
+            });
             let plan = hook_phase::without(plan, &before.skipped);
             let changed = !plan.steps.is_empty();
             let report = apply(

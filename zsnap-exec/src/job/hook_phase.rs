@@ -69,8 +69,24 @@ pub(super) fn subjects_of_plan(plan: &Plan) -> Vec<HookSubject> {
         .collect()
 }
 
+/// When `enabled`, the subjects of a phase and what its pre hooks did; nothing
+/// otherwise.
+pub(super) fn start(
+    enabled: bool,
+    config: &Config,
+    kind: &PhaseKind,
+    subjects: impl FnOnce() -> Vec<HookSubject>,
+) -> (Vec<HookSubject>, Before) {
+    if !enabled {
+        return (Vec::new(), Before::default());
+    }
+    let subjects = subjects();
+    let before = before(config, kind, &subjects);
+    (subjects, before)
+}
+
 /// Runs the pre hooks of `kind` for `subjects` (starting the holding ones).
-pub(super) fn before(config: &Config, kind: &PhaseKind, subjects: &[HookSubject]) -> Before {
+fn before(config: &Config, kind: &PhaseKind, subjects: &[HookSubject]) -> Before {
     let mut out = Before::default();
     let Some((pre, _)) = events(kind) else {
         return out;
