@@ -213,12 +213,20 @@ fn equal_creation_seconds_are_ordered_by_createtxg_then_position() {
     // Listed out of createtxg order: s0 has the higher txg, so it is the newer.
     let set = Set::new(vec![(t, 20, Some("hourly")), (t, 10, Some("hourly"))]);
     let now = t;
+    // `last N` ranks equal seconds by name, descending, as zrepl's last_n: s1 > s0.
     assert_eq!(
         set.eval(&rules(&["last 1", "hourly = 1"]), now, chrono_tz::UTC),
-        "s0: last 1 [#1 of 1]; hourly = 1 [2026-11-23T14:00+00:00]"
+        "s0: hourly = 1 [2026-11-23T14:00+00:00]\ns1: last 1 [#1 of 1]"
     );
-    // zrepl's grid keeps the *oldest* of an interval: the lower txg.
-    assert_eq!(set.kept(&rules(&["grid 1x1h"]), now, chrono_tz::UTC), [1]);
+    // zrepl's grid keeps the *oldest* of an interval, and of equal seconds the one
+    // listed later, which zrepl's createtxg-ordered listing puts after: the higher txg.
+    assert_eq!(set.kept(&rules(&["grid 1x1h"]), now, chrono_tz::UTC), [0]);
+    // The same with keep=2 of three: the two highest txgs.
+    let three = Set::new(vec![(t, 10, None), (t, 30, None), (t, 20, None)]);
+    assert_eq!(
+        three.kept(&rules(&["grid 1x1h(keep=2)"]), now, chrono_tz::UTC),
+        [1, 2]
+    );
     // sanoid prunes the oldest first: with hourly = 1 and both beyond the age limit, the
     // lower txg goes.
     let later = t + Duration::hours(5);
@@ -560,7 +568,7 @@ fn serde_forms() {
     insta::assert_snapshot!(err(r#"{"rules": [{"calendar": {"daily": 7, "fortnightly": 2}}]}"#), @"unknown field `fortnightly`, expected one of `hourly`, `daily`, `weekly`, `monthly`, `yearly` at line 1 column 50");
     insta::assert_snapshot!(err(r#"{"rules": [{"sanoid": {"hourly": 36, "quarterly": 1}}]}"#), @"unknown field `quarterly`, expected one of `frequently`, `frequent_period`, `frequent_period_minutes`, `hourly`, `daily`, `weekly`, `monthly`, `yearly` at line 1 column 48");
     insta::assert_snapshot!(err(r#"{"rules": [{"grid": "24x"}]}"#), @r#"invalid grid "24x": interval 1 of 1 ("24x"): expected COUNTxDURATION with an optional (keep=N) or (keep=all), e.g. `24x1h` or `1x1h(keep=all)` at line 1 column 26"#);
-    insta::assert_snapshot!(err(r#"{"rules": ["keep 3"]}"#), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN` at line 1 column 19"#);
+    insta::assert_snapshot!(err(r#"{"rules": ["keep 3"]}"#), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET` at line 1 column 19"#);
     insta::assert_snapshot!(err(r#"{"rules": [], "keep_newest": true}"#), @"unknown field `keep_newest`, expected `rules` or `keep_oldest` at line 1 column 27");
     insta::assert_snapshot!(err(r#"{"rules": [{"regex": "(("}]}"#), @r#"invalid regex "((": unclosed group (at column 2) at line 1 column 26"#);
 }
@@ -591,8 +599,13 @@ fn grid_errors() {
     insta::assert_snapshot!(e("1x0s"), @r#"invalid grid "1x0s": interval 1 of 1 ("1x0s"): the duration must be longer than 0s"#);
     insta::assert_snapshot!(e("1x1h(keep=1"), @r#"invalid grid "1x1h(keep=1": interval 1 of 1 ("1x1h(keep=1"): expected COUNTxDURATION with an optional (keep=N) or (keep=all), e.g. `24x1h` or `1x1h(keep=all)`"#);
     insta::assert_snapshot!(e("1x1h(max=2)"), @r#"invalid grid "1x1h(max=2)": interval 1 of 1 ("1x1h(max=2)"): unknown parameter "max=2"; only keep=N and keep=all are supported"#);
-    insta::assert_snapshot!(e("1x1h(keep=0)"), @r#"invalid grid "1x1h(keep=0)": interval 1 of 1 ("1x1h(keep=0)"): keep must be a whole number of at least 1 or `all`, not "0""#);
-    insta::assert_snapshot!(e("1x1h(keep=-1)"), @r#"invalid grid "1x1h(keep=-1)": interval 1 of 1 ("1x1h(keep=-1)"): keep must be a whole number of at least 1 or `all`, not "-1""#);
+    insta::assert_snapshot!(e("1x1h(keep=0)"), @r#"invalid grid "1x1h(keep=0)": interval 1 of 1 ("1x1h(keep=0)"): keep must be a whole number of at least 1, or `all` to keep every snapshot of the interval, not "0""#);
+    insta::assert_snapshot!(e("1x1h(keep=-2)"), @r#"invalid grid "1x1h(keep=-2)": interval 1 of 1 ("1x1h(keep=-2)"): keep must be a whole number of at least 1, or `all` to keep every snapshot of the interval, not "-2""#);
+    // zrepl's `keep=-1` is its "all", and prints as such.
+    assert_eq!(
+        "1x1h(keep=-1) | 24x1h".parse::<Grid>().unwrap().to_string(),
+        "1x1h(keep=all) | 24x1h"
+    );
     insta::assert_snapshot!(e("24x1h | 7x1d | 1x1h"), @r#"invalid grid "24x1h | 7x1d | 1x1h": interval 3 (1h) is shorter than interval 2 (1d); interval lengths must not decrease unless every earlier interval is keep=all"#);
     // A long keep=all lead is fine, as in zrepl.
     assert!("1x1d(keep=all) | 24x1h | 7x1d".parse::<Grid>().is_ok());
@@ -605,7 +618,7 @@ fn grid_errors() {
 #[test]
 fn rule_errors() {
     let e = |s: &str| s.parse::<KeepRule>().unwrap_err().to_string();
-    insta::assert_snapshot!(e("keep 3"), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN`"#);
+    insta::assert_snapshot!(e("keep 3"), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`"#);
     insta::assert_snapshot!(e("last"), @r#"invalid keep rule "last": "" is not a count (a whole number)"#);
     insta::assert_snapshot!(e("last -1"), @r#"invalid keep rule "last -1": "-1" is not a count (a whole number)"#);
     insta::assert_snapshot!(e("last 3 (hourly)"), @r#"invalid keep rule "last 3 (hourly)": expected `(label L)`, `(regex R)` or `(label L, regex R)` after the count, not "(hourly)""#);
@@ -618,7 +631,7 @@ fn rule_errors() {
     insta::assert_snapshot!(e("sanoid quarterly = 4"), @r#"invalid keep rule "sanoid quarterly = 4": unknown key "quarterly"; expected one of frequently, frequent_period, hourly, daily, weekly, monthly, yearly"#);
     insta::assert_snapshot!(e("grid 24x1h | 1x"), @r#"invalid keep rule "grid 24x1h | 1x": interval 2 of 2 ("1x"): expected COUNTxDURATION with an optional (keep=N) or (keep=all), e.g. `24x1h` or `1x1h(keep=all)`"#);
     insta::assert_snapshot!(e("newer than a week"), @r#"invalid keep rule "newer than a week": invalid duration: unknown unit (use s, m, h, d or w)"#);
-    insta::assert_snapshot!(e("newer 7d"), @r#"invalid keep rule "newer 7d": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN`"#);
-    insta::assert_snapshot!(e("regex"), @r#"invalid keep rule "regex": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN`"#);
+    insta::assert_snapshot!(e("newer 7d"), @r#"invalid keep rule "newer 7d": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`"#);
+    insta::assert_snapshot!(e("regex"), @r#"invalid keep rule "regex": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`"#);
     insta::assert_snapshot!(e("regex a)"), @r#"invalid keep rule "regex a)": invalid regex: unopened group (at column 2)"#);
 }

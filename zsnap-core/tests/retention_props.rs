@@ -74,6 +74,22 @@ impl World {
         (self.snaps[i].secs, self.snaps[i].createtxg, i)
     }
 
+    /// zrepl's `last_n` order: by creation, equal seconds by name (a larger name is the
+    /// newer); the rest only for names that are equal, which zrepl never sees.
+    fn last_key(&self, i: usize) -> (i64, &str, u64, usize) {
+        let s = &self.snaps[i];
+        (s.secs, s.name.as_str(), s.createtxg, i)
+    }
+
+    /// zrepl's grid order within an interval, oldest first: by creation, equal seconds
+    /// the later listed (higher createtxg, then later position) first.
+    fn grid_key(&self, i: usize) -> (i64, std::cmp::Reverse<(u64, usize)>) {
+        (
+            self.snaps[i].secs,
+            std::cmp::Reverse((self.snaps[i].createtxg, i)),
+        )
+    }
+
     fn run(&self, policy: &RetentionPolicy) -> Vec<Vec<KeepReason>> {
         evaluate(policy, &self.candidates(), self.now(), self.tz)
     }
@@ -310,7 +326,7 @@ fn oracle_last(w: &World, count: usize, label: Option<&str>, regex: Option<&str>
         .map(|i| {
             matches[i]
                 && (0..w.snaps.len())
-                    .filter(|&j| matches[j] && w.key(j) > w.key(i))
+                    .filter(|&j| matches[j] && w.last_key(j) > w.last_key(i))
                     .count()
                     < count
         })
@@ -386,7 +402,7 @@ fn oracle_grid(w: &World, grid: &Grid) -> Vec<bool> {
                 GridKeep::All => true,
                 GridKeep::Oldest(keep) => {
                     let older = (0..n)
-                        .filter(|&j| slot(j) == Some(k) && w.key(j) < w.key(i))
+                        .filter(|&j| slot(j) == Some(k) && w.grid_key(j) < w.grid_key(i))
                         .count();
                     older < keep.get() as usize
                 }
@@ -447,7 +463,7 @@ proptest! {
         prop_assert_eq!(got.iter().map(|r| !r.is_empty()).collect::<Vec<_>>(), expected);
         // Reasons number the kept ones newest first: #1 of N, #2 of N, …
         let mut kept: Vec<usize> = (0..got.len()).filter(|&i| !got[i].is_empty()).collect();
-        kept.sort_by_key(|&i| std::cmp::Reverse(w.key(i)));
+        kept.sort_by_key(|&i| std::cmp::Reverse(w.last_key(i)));
         for (rank, i) in kept.into_iter().enumerate() {
             prop_assert_eq!(&got[i], &vec![KeepReason::new(rule.to_string(), format!("#{} of {count}", rank + 1))]);
         }
