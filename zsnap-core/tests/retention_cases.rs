@@ -1,11 +1,12 @@
 //! Edge cases of the retention rules, worked by hand: DST days, ISO week 53, equal
-//! creation seconds, zrepl's own grid examples, sanoid examples; and every user-facing
-//! parse error.
+//! creation seconds, zrepl's own test tables (`fixtures/zrepl_pruning.toml`), sanoid
+//! examples; and every user-facing parse error.
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use zsnap_core::retention::{
-    evaluate, Candidate, Grid, KeepRule, NameRegex, RetentionPolicy, SanoidCounts,
+    evaluate, evaluate_with, Candidate, Grid, KeepRule, NameRegex, Replicated, RetentionPolicy,
+    SanoidCounts,
 };
 use zsnap_core::{Guid, ShortName};
 
@@ -247,54 +248,76 @@ fn secs(n: i64) -> DateTime<Utc> {
     utc("2026-01-01T00:00:00Z") + Duration::seconds(n)
 }
 
-#[test]
-fn zrepl_keeps_the_oldest_snapshots_of_a_bucket() {
-    // zrepl's TestKeepsOldestSnapsInABucket: grid 1x1m(keep=2), snapshots at 1..5 s.
-    let set = Set::times(&(1..=5).map(secs).collect::<Vec<_>>(), None);
-    assert_eq!(
-        set.kept(&rules(&["grid 1x1m(keep=2)"]), secs(6), chrono_tz::UTC),
-        [0, 1]
-    );
+/// One case of `fixtures/zrepl_pruning.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZreplCase {
+    zrepl: String,
+    rules: Vec<String>,
+    #[serde(default)]
+    offsite_txg: Option<u64>,
+    snapshots: Vec<ZreplSnap>,
+    kept: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZreplSnap {
+    name: String,
+    at: i64,
+    #[serde(default)]
+    txg: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct ZreplCases {
+    case: Vec<ZreplCase>,
 }
 
 #[test]
-fn zrepl_respects_keep_all() {
-    // zrepl's TestRespectsKeepCountAll: 1x1m(keep=all) | 1x1m, snapshots a=0, b=-1,
-    // c=-2, d=-60, e=-61 (s): a, b, c in the first interval; d and e in the second,
-    // which keeps its oldest, e.
-    let set = Set::times(&[secs(-61), secs(-60), secs(-2), secs(-1), secs(0)], None);
-    assert_eq!(
-        set.kept(
-            &rules(&["grid 1x1m(keep=all) | 1x1m"]),
-            secs(61),
-            chrono_tz::UTC
-        ),
-        [0, 2, 3, 4]
-    );
-}
-
-#[test]
-fn zrepl_complex_grid_with_its_edges() {
-    // zrepl's TestComplex (10m,-1 | 10m | 10m,2 | 1h), anchored at a snapshot at 0: the
-    // newer edge of each interval is inclusive, the older exclusive.
-    let minutes = [-120, -91, -90, -75, -30, -26, -25, -19, -11, -9, -8, -6, 0];
-    let set = Set::times(
-        &minutes.iter().map(|m| secs(m * 60)).collect::<Vec<_>>(),
-        None,
-    );
-    let names = [
-        "f", "e", "q", "d", "border", "bar", "foo", "c", "a", "b2", "b3", "b1", "now",
-    ];
-    let kept: Vec<&str> = set
-        .kept(
-            &rules(&["grid 1x10m(keep=all) | 1x10m | 1x10m(keep=2) | 1x1h"]),
-            secs(0),
-            chrono_tz::UTC,
-        )
-        .into_iter()
-        .map(|i| names[i])
-        .collect();
-    assert_eq!(kept, ["d", "bar", "foo", "c", "b2", "b3", "b1", "now"]);
+fn zsnap_keeps_exactly_what_zrepls_own_tests_expect() {
+    let text = include_str!("fixtures/zrepl_pruning.toml");
+    let cases: ZreplCases = toml::from_str(text).unwrap();
+    assert!(cases.case.len() >= 25, "the whole table is read");
+    let mut failures = Vec::new();
+    for case in &cases.case {
+        let names: Vec<ShortName> = case
+            .snapshots
+            .iter()
+            .map(|s| s.name.parse().unwrap())
+            .collect();
+        let cands: Vec<Candidate<'_>> = case
+            .snapshots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let txg = s.txg.unwrap_or(i as u64 + 1);
+                Candidate::new(&names[i], Guid(i as u64 + 1), txg, secs(s.at), None)
+            })
+            .collect();
+        let policy = rules(&case.rules.iter().map(String::as_str).collect::<Vec<_>>());
+        let replicated = match case.offsite_txg {
+            Some(txg) => Replicated::new().with_target("offsite", Some(txg)),
+            None => Replicated::new(),
+        };
+        let verdicts = evaluate_with(&policy, &cands, secs(0), chrono_tz::UTC, &replicated);
+        let mut kept: Vec<&str> = verdicts
+            .iter()
+            .zip(&case.snapshots)
+            .filter(|(r, _)| !r.is_empty())
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        let mut want: Vec<&str> = case.kept.iter().map(String::as_str).collect();
+        kept.sort_unstable();
+        want.sort_unstable();
+        if kept != want {
+            failures.push(format!(
+                "{}: zsnap keeps {kept:?}, zrepl {want:?}",
+                case.zrepl
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
