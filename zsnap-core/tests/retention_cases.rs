@@ -639,6 +639,37 @@ fn grid_errors() {
 }
 
 #[test]
+fn filtered_rules_text_round_trips() {
+    for text in [
+        "grid 1x1h(keep=all) | 24x1h (regex ^zrepl_)",
+        "grid 24x1h (not regex ^manual_)",
+        "last 3 (regex ^a) (regex _1$)",
+        "last 3 (label hourly, regex ^a) (not regex _1$)",
+        "last 3 (label hourly) (not regex _1$)",
+        "last 3 (not regex _1$)",
+        "calendar daily = 7 (regex x)",
+        "sanoid frequently = 0, frequent_period = 15, hourly = 48, daily = 90, weekly = 0, monthly = 6, yearly = 0 (regex ^autosnap_)",
+        "not replicated to offsite (not regex ^keep)",
+        "not regex ^a (regex b)",
+        "regex a (regex b)",
+    ] {
+        let rule: KeepRule = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(rule.to_string(), text);
+    }
+    // `regex R` and `not regex R` run to the end: a filter after them is their pattern.
+    assert_eq!(
+        "regex a (regex b)".parse::<KeepRule>().unwrap(),
+        KeepRule::Regex("a (regex b)".parse().unwrap())
+    );
+    let positive: KeepRule = "last 3 (regex ^a)".parse().unwrap();
+    assert!(matches!(positive, KeepRule::Last { regex: Some(_), .. }));
+    let e = |s: &str| s.parse::<KeepRule>().unwrap_err().to_string();
+    insta::assert_snapshot!(e("grid 24x1h (regex ^a"), @r#"invalid keep rule "grid 24x1h (regex ^a": expected the filter `(regex R)` or `(not regex R)` at the end, not "(regex ^a""#);
+    insta::assert_snapshot!(e("grid 24x1h (regex (a)\\1)"), @r#"invalid keep rule "grid 24x1h (regex (a)\\1)": invalid regex: backreferences are not supported (at column 4)"#);
+    insta::assert_snapshot!(e("not replicated offsite"), @r#"invalid keep rule "not replicated offsite": expected `not replicated to TARGET`, with the name of a [targets.NAME] table"#);
+}
+
+#[test]
 fn rule_errors() {
     let e = |s: &str| s.parse::<KeepRule>().unwrap_err().to_string();
     insta::assert_snapshot!(e("keep 3"), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`"#);

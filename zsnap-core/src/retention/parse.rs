@@ -202,7 +202,18 @@ fn filter_start(word: &str, s: &str) -> Option<(usize, bool)> {
     match word {
         "regex" => None,
         "not" if first_word(first_word(s).1).0 == "regex" => None,
-        "last" => negated,
+        // `last N (…)` has options of its own, `(regex R)` among them: a filter
+        // follows them (`last 3 (regex ^a) (regex _1$)`) or is negated.
+        "last" => {
+            let after_options = [") (regex ", ") (not regex "]
+                .iter()
+                .filter_map(|p| s.find(p).map(|i| (i + 1, p.contains("not"))))
+                .min_by_key(|(i, _)| *i);
+            match (after_options, negated) {
+                (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+                (a, b) => a.or(b),
+            }
+        }
         _ => {
             let plain = s.find(" (regex ").map(|i| (i, false));
             match (plain, negated) {
