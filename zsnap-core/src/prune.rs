@@ -54,10 +54,13 @@
 //! `now` destroys nothing more for every rule whose verdict on the snapshots it keeps
 //! does not depend on the snapshots it drops: `last`, per-label counts, calendar buckets
 //! (each kept snapshot is the newest of a bucket that still has it, and the newest
-//! buckets stay the same), sanoid counts, `newer than`, `regex` and `keep_oldest`. The
-//! zrepl grid converges too as long as the newest candidate survives: it is the grid's
-//! anchor, and when it is destroyed (it can be, when it is not the dataset's newest
-//! snapshot and no rule keeps it) the grid moves and a second run may destroy more.
+//! buckets stay the same), sanoid counts, `newer than`, `regex`, `not regex`, `not
+//! replicated to` (by createtxg, given the same [`PruneRequest::received`]) and
+//! `keep_oldest`, and each of them behind a regex filter. The zrepl grid converges too
+//! as long as the newest candidate it sees (through its filter) survives: it is the
+//! grid's anchor, and when it is destroyed (it can be, when it is not the dataset's
+//! newest snapshot and no rule keeps it) the grid moves and a second run may destroy
+//! more.
 //! Safety rules give the same answer in both runs.
 //!
 //! # Cost

@@ -259,7 +259,8 @@ pub enum KeepRule {
         regex: Option<NameRegex>,
     },
     /// backupd style `[policy] hourly = 24, daily = 7`: for each label, its newest N
-    /// candidates. Candidates with other labels, or none, are not kept by this rule.
+    /// candidates (ranked as by [`Last`](KeepRule::Last), equal seconds by name).
+    /// Candidates with other labels, or none, are not kept by this rule.
     /// Reasons: rule `labels daily = 7`, bucket `#1 of 7` … `#7 of 7`.
     #[serde(rename = "labels")]
     LabelCounts(BTreeMap<String, usize>),
