@@ -48,8 +48,8 @@ mod suggest;
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
     BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
-    TargetAddressError, TargetSpec, Thresholds,
+    Host, HostError, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec, SanoidKeep,
+    TargetAddress, TargetAddressError, TargetSpec, Thresholds,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 

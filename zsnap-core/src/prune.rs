@@ -38,7 +38,9 @@
 //!    - anything in a dataset whose policy says `prune = false` ([`Policy::prune`]).
 //!
 //!    What a location's targets need is computed from their listings by
-//!    [`TargetProtection::of`](crate::replicate::TargetProtection::of).
+//!    [`TargetProtection::of`](crate::replicate::TargetProtection::of), which also
+//!    says what each target has received ([`PruneRequest::received`]) for the keep
+//!    rule `not replicated to T`.
 //!
 //! Every snapshot of a selected dataset gets one [`Decision`]: `Keep` with the rules that
 //! keep it, `Protect` with the safety rules (and any rules that keep it too), or
@@ -52,10 +54,13 @@
 //! `now` destroys nothing more for every rule whose verdict on the snapshots it keeps
 //! does not depend on the snapshots it drops: `last`, per-label counts, calendar buckets
 //! (each kept snapshot is the newest of a bucket that still has it, and the newest
-//! buckets stay the same), sanoid counts, `newer than`, `regex` and `keep_oldest`. The
-//! zrepl grid converges too as long as the newest candidate survives: it is the grid's
-//! anchor, and when it is destroyed (it can be, when it is not the dataset's newest
-//! snapshot and no rule keeps it) the grid moves and a second run may destroy more.
+//! buckets stay the same), sanoid counts, `newer than`, `regex`, `not regex`, `not
+//! replicated to` (by createtxg, given the same [`PruneRequest::received`]) and
+//! `keep_oldest`, and each of them behind a regex filter. The zrepl grid converges too
+//! as long as the newest candidate it sees (through its filter) survives: it is the
+//! grid's anchor, and when it is destroyed (it can be, when it is not the dataset's
+//! newest snapshot and no rule keeps it) the grid moves and a second run may destroy
+//! more.
 //! Safety rules give the same answer in both runs.
 //!
 //! # Cost
@@ -72,7 +77,7 @@ use crate::plan::{
     Step, Verdict,
 };
 use crate::policy::{DatasetSelection, Ownership, Policy};
-use crate::retention::{evaluate, Candidate};
+use crate::retention::{evaluate_with, Candidate, Replicated};
 use crate::zfs_names::DatasetName;
 
 /// The default byte budget of one `DATASET@a,b,c` argument: far under Linux's 128 KiB
@@ -83,6 +88,7 @@ pub const DEFAULT_DESTROY_ARG_BUDGET: usize = 100_000;
 static NO_PROTECTED: BTreeMap<DatasetName, Vec<(String, Guid)>> = BTreeMap::new();
 static NO_FAILED: BTreeSet<DatasetName> = BTreeSet::new();
 static NO_UNKNOWN: BTreeMap<DatasetName, String> = BTreeMap::new();
+static NO_RECEIVED: BTreeMap<DatasetName, Vec<(String, Option<u64>)>> = BTreeMap::new();
 
 /// What [`plan_prune`] needs to know about one location.
 ///
@@ -145,6 +151,11 @@ pub struct PruneRequest<'a> {
     /// which snapshot the target still shares (the base of its next incremental) is
     /// unknown, so none of theirs is destroyed.
     pub unknown_base: &'a BTreeMap<DatasetName, String>,
+    /// Per dataset, what each target that receives it has: `(target, createtxg of the
+    /// newest snapshot or bookmark they share)`, `None` when it has nothing yet. The
+    /// keep rule `not replicated to T` keeps what `T` has not received; a dataset
+    /// without an entry for `T` is not received by it, and the rule keeps none of it.
+    pub received: &'a BTreeMap<DatasetName, Vec<(String, Option<u64>)>>,
     /// The longest `DATASET@a,b,c` argument of one destroy step, in bytes.
     pub destroy_arg_budget: usize,
 }
@@ -166,6 +177,7 @@ impl<'a> PruneRequest<'a> {
             protected: &NO_PROTECTED,
             failed: &NO_FAILED,
             unknown_base: &NO_UNKNOWN,
+            received: &NO_RECEIVED,
             destroy_arg_budget: DEFAULT_DESTROY_ARG_BUDGET,
         }
     }
@@ -186,6 +198,18 @@ impl<'a> PruneRequest<'a> {
     #[must_use]
     pub fn with_unknown_base(mut self, unknown: &'a BTreeMap<DatasetName, String>) -> Self {
         self.unknown_base = unknown;
+        self
+    }
+
+    /// The same request, knowing what each target of each dataset has received
+    /// ([`TargetProtection::received`](crate::replicate::TargetProtection::received)),
+    /// for the keep rule `not replicated to T`.
+    #[must_use]
+    pub fn with_received(
+        mut self,
+        received: &'a BTreeMap<DatasetName, Vec<(String, Option<u64>)>>,
+    ) -> Self {
+        self.received = received;
         self
     }
 
@@ -469,7 +493,22 @@ fn prune_dataset(
         .filter(|(_, (o, e))| judged(o, e))
         .map(|(s, (o, _))| Candidate::new(&s.name, s.guid, s.createtxg, s.creation, o.label()))
         .collect();
-    let mut kept = evaluate(&policy.retention, &candidates, now, policy.timezone).into_iter();
+    let replicated = req
+        .received
+        .get(&ds.name)
+        .into_iter()
+        .flatten()
+        .fold(Replicated::new(), |r, (target, txg)| {
+            r.with_target(target.as_str(), *txg)
+        });
+    let mut kept = evaluate_with(
+        &policy.retention,
+        &candidates,
+        now,
+        policy.timezone,
+        &replicated,
+    )
+    .into_iter();
     drop(candidates);
 
     let newest_txg = ds.snapshots.iter().map(|s| s.createtxg).max();

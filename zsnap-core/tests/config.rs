@@ -353,3 +353,73 @@ fn ssh_config_path_is_kept_and_printed() {
     assert_eq!(none.paths.ssh_config, None);
     assert!(!none.to_toml().contains("ssh_config"));
 }
+
+const KEEP_RULES: &str = r#"
+[policies.zr]
+snapshot = { hourly = "hourly" }
+keep_rules = [
+  { grid = "1x1h(keep=all) | 24x1h | 14x1d", regex = "^zrepl_" },
+  { grid = "6x30d", regex = "^manual_" },
+  { last_n = 10, regex = "^backup_" },
+  { last_n = 3, label = "hourly" },
+  { last_n = 2, regex = "^zsnap_", negate = true },
+  { regex = "^keep_", negate = true },
+  { regex = "^pinned_" },
+  { calendar = { daily = 7, weekly = 4 }, regex = "hourly" },
+  { newer_than = "7d" },
+  { not_replicated = "offsite" },
+  { keep_oldest = true },
+]
+
+[policies.bak]
+prune = false
+
+[[datasets]]
+root = "tank/a"
+policy = "zr"
+
+[targets.offsite]
+source = "tank/a"
+to = "backup/a"
+policy = "bak"
+"#;
+
+#[test]
+fn keep_rules_convert_in_order_with_their_filters() {
+    let c = Config::from_toml(KEEP_RULES, "zsnap.toml").unwrap_or_else(|e| panic!("{e}"));
+    let policy = c.policies["zr"].retention_policy();
+    let texts: Vec<String> = policy.rules.iter().map(ToString::to_string).collect();
+    insta::assert_snapshot!(texts.join("\n"), @r"
+    grid 1x1h(keep=all) | 24x1h | 14x1d (regex ^zrepl_)
+    grid 6x30d (regex ^manual_)
+    last 10 (regex ^backup_)
+    last 3 (label hourly)
+    last 2 (not regex ^zsnap_)
+    not regex ^keep_
+    regex ^pinned_
+    calendar daily = 7, weekly = 4 (regex hourly)
+    newer than 7d
+    not replicated to offsite
+    ");
+    assert!(policy.keep_oldest);
+    // Each text is the rule's own: parsing it gives the same rule back.
+    for (text, rule) in texts.iter().zip(&policy.rules) {
+        assert_eq!(
+            &text.parse::<zsnap_core::retention::KeepRule>().unwrap(),
+            rule
+        );
+    }
+}
+
+#[test]
+fn keep_rules_round_trip() {
+    let c = Config::from_toml(KEEP_RULES, "zsnap.toml").unwrap();
+    let printed = c.to_toml();
+    let again = Config::from_toml(&printed, "effective.toml")
+        .unwrap_or_else(|e| panic!("{}\n{printed}", e.snippet()));
+    assert_eq!(again, c);
+    assert_eq!(again.to_toml(), printed);
+    // Printed as an array of tables, each item's rule key first.
+    assert!(printed
+        .contains("[[policies.zr.keep_rules]]\nlast_n = 2\nregex = \"^zsnap_\"\nnegate = true\n"));
+}

@@ -989,3 +989,114 @@ fn hooks_round_trip_with_their_defaults() {
         config
     );
 }
+
+/// A config whose policy `p` has `keep_rules = [ITEM]` (on line 3), with a target
+/// `offsite`.
+fn keep_rules_item(item: &str) -> String {
+    format!("[policies.p]\nsnapshot = {{ hourly = \"hourly\" }}\nkeep_rules = [{item}]\n\n[policies.bak]\nkeep_last = 10\n\n[[datasets]]\nroot = \"tank/home\"\npolicy = \"p\"\n\n[targets.offsite]\nsource = \"tank/home\"\nto = \"backup/home\"\npolicy = \"bak\"\n")
+}
+
+#[test]
+fn keep_rules_list_errors() {
+    Config::from_toml(
+        &keep_rules_item("{ not_replicated = \"offsite\" }"),
+        "zsnap.toml",
+    )
+    .unwrap();
+    let items = [
+        "{ not_replicated = \"ofsite\" }",
+        "{ last = 10 }",
+        "{ grid = \"24x1h\", last_n = 3 }",
+        "{ last_n = 3, negate = true }",
+        "{ regex = \"^(?!keep_)\" }",
+        "{ regex = \"(a)\\\\1\" }",
+        "{ grid = \"24x1h\", label = \"hourly\" }",
+        "{ last_n = 3, label = \"hourlyy\" }",
+        "{}",
+        "{ last_n = 0 }",
+        "{ keep_oldest = true, regex = \"^a\" }",
+        "{ grid = \"1x1h(keep=0)\" }",
+        "{ calendar = { dayly = 7 } }",
+        "\"last 3\"",
+    ];
+    let all: Vec<String> = items.iter().map(|i| err(&keep_rules_item(i))).collect();
+    insta::assert_snapshot!(all.join("\n"), @r##"
+        error: unknown target `ofsite` in `policies.p.keep_rules[1].not_replicated`; did you mean `offsite`?
+         --> zsnap.toml:3:34
+          |
+        3 | keep_rules = [{ not_replicated = "ofsite" }]
+          |                                  ^^^^^^^^
+        error: unknown key `last` in `policies.p.keep_rules[1]`; did you mean `last_n`?
+         --> zsnap.toml:3:17
+          |
+        3 | keep_rules = [{ last = 10 }]
+          |                 ^^^^
+        error: invalid `policies.p.keep_rules[1].last_n`: one rule per item: this item already has `grid`; put `last_n` in an item of its own
+         --> zsnap.toml:3:33
+          |
+        3 | keep_rules = [{ grid = "24x1h", last_n = 3 }]
+          |                                 ^^^^^^
+        error: invalid `policies.p.keep_rules[1].negate`: negate needs a regex to negate, e.g. { regex = "^manual_", negate = true }
+         --> zsnap.toml:3:38
+          |
+        3 | keep_rules = [{ last_n = 3, negate = true }]
+          |                                      ^^^^
+        error: invalid `policies.p.keep_rules[1].regex`: invalid regex "^(?!keep_)": look-around, including look-ahead and look-behind, is not supported (at column 1); zsnap's regexes (Rust's regex crate, like RE2 and the Go regexp zrepl uses) have no look-around and no backreferences; instead of a negative look-ahead, give a keep_rules item `negate = true`
+         --> zsnap.toml:3:25
+          |
+        3 | keep_rules = [{ regex = "^(?!keep_)" }]
+          |                         ^^^^^^^^^^^^
+        error: invalid `policies.p.keep_rules[1].regex`: invalid regex "(a)\\1": backreferences are not supported (at column 4); zsnap's regexes (Rust's regex crate, like RE2 and the Go regexp zrepl uses) have no look-around and no backreferences; instead of a negative look-ahead, give a keep_rules item `negate = true`
+         --> zsnap.toml:3:25
+          |
+        3 | keep_rules = [{ regex = "(a)\\1" }]
+          |                         ^^^^^^^^
+        error: invalid `policies.p.keep_rules[1].label`: label only filters last_n, not grid; filter grid by name with a regex
+         --> zsnap.toml:3:41
+          |
+        3 | keep_rules = [{ grid = "24x1h", label = "hourly" }]
+          |                                         ^^^^^^^^
+        error: `policies.p.keep_rules[1].label` names label `hourlyy`, which policy `p` neither schedules, nor declares in `on_demand`, nor adopts from another tool, so the rule keeps nothing; did you mean `hourly`?
+         --> zsnap.toml:3:37
+          |
+        3 | keep_rules = [{ last_n = 3, label = "hourlyy" }]
+          |                                     ^^^^^^^^^
+        error: invalid `policies.p.keep_rules[1]`: the item has no rule; give one of grid, last_n, calendar, newer_than, not_replicated or keep_oldest, or a regex alone, e.g. { last_n = 10 } or { regex = "^manual_" }
+         --> zsnap.toml:3:15
+          |
+        3 | keep_rules = [{}]
+          |               ^^
+        error: invalid `policies.p.keep_rules[1].last_n`: last_n = 0 keeps nothing; give a count above 0, or remove the item
+         --> zsnap.toml:3:26
+          |
+        3 | keep_rules = [{ last_n = 0 }]
+          |                          ^
+        error: invalid `policies.p.keep_rules[1].regex`: keep_oldest keeps the oldest snapshot of the dataset and takes no regex
+         --> zsnap.toml:3:45
+          |
+        3 | keep_rules = [{ keep_oldest = true, regex = "^a" }]
+          |                                             ^^^^
+        error: invalid `policies.p.keep_rules[1].grid`: invalid grid "1x1h(keep=0)": interval 1 of 1 ("1x1h(keep=0)"): keep must be a whole number of at least 1, or `all` to keep every snapshot of the interval, not "0"
+         --> zsnap.toml:3:24
+          |
+        3 | keep_rules = [{ grid = "1x1h(keep=0)" }]
+          |                        ^^^^^^^^^^^^^^
+        error: unknown key `dayly` in `policies.p.keep_rules[1].calendar`; did you mean `daily`?
+         --> zsnap.toml:3:30
+          |
+        3 | keep_rules = [{ calendar = { dayly = 7 } }]
+          |                              ^^^^^
+        error: `policies.p.keep_rules[1]` must be a table, found the string "last 3"
+         --> zsnap.toml:3:15
+          |
+        3 | keep_rules = ["last 3"]
+          |               ^^^^^^^^
+        "##);
+    insta::assert_snapshot!(err("[policies.p]\nkeep_rules = { last_n = 3 }\n[[datasets]]\nroot = \"tank\"\npolicy = \"p\"\n"), @r#"
+        error: `policies.p.keep_rules` must be an array of tables, such as [{ grid = "24x1h | 14x1d", regex = "^zrepl_" }, { last_n = 10 }], found a table
+         --> zsnap.toml:2:14
+          |
+        2 | keep_rules = { last_n = 3 }
+          |              ^^^^^^^^^^^^^^
+        "#);
+}

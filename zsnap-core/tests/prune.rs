@@ -690,3 +690,62 @@ fn a_declared_on_demand_label_expires_after_its_span() {
     let after = plan_prune(&req, utc(2026, 12, 24, 0));
     assert_eq!(destroyed(&after), [format!("tank/home@{manual}")]);
 }
+
+/// zrepl's `keep_sender: not_replicated`: what the target has not received stays, what
+/// it has goes (but the newest common snapshot, which the safety rules protect).
+#[test]
+fn not_replicated_keeps_what_the_target_has_not_received() {
+    use zsnap_core::replicate::{DatasetMapping, TargetProtection, TargetSide};
+    let mut b = Builder::new();
+    b.dataset("tank/a");
+    let guids: Vec<Guid> = (0..5)
+        .map(|h| b.zsnap("tank/a", "hourly", utc(2026, 1, 1, h)))
+        .collect();
+    let source = b.done();
+    // The target received the first two (same guids).
+    let mut t = Builder::new();
+    t.dataset("bak/a");
+    let mut target = t.done();
+    for (i, g) in guids.iter().take(2).enumerate() {
+        let src = &source.dataset(&ds("tank/a")).unwrap().snapshots[i];
+        let s = Snapshot::new(src.name.clone(), *g, 10 + i as u64, src.creation);
+        target.dataset_mut(&ds("bak/a")).unwrap().insert_snapshot(s);
+    }
+    let mapping = DatasetMapping::new(ds("tank/a"), ds("bak/a"));
+    let protection = TargetProtection::of(
+        &source,
+        &[TargetSide::new("offsite", &mapping, Some(&target))],
+    );
+    let policies = BTreeMap::from([(
+        "p".to_owned(),
+        policy(&["not replicated to offsite"], chrono_tz::UTC),
+    )]);
+    let selections = [DatasetSelection::new(ds("tank/a"), "p")];
+    let now = utc(2026, 1, 2, 0);
+    let req = PruneRequest::new(Location::local(), &source, &selections, &policies)
+        .with_protected(&protection.common)
+        .with_received(&protection.received);
+    let plan = plan_prune(&req, now);
+    assert_eq!(destroyed(&plan), ["tank/a@zsnap_hourly_20260101T000000Z"]);
+    insta::assert_snapshot!(reasons_of(&plan, "tank/a@zsnap_hourly_20260101T020000Z").join("\n"), @"not replicated to offsite [newer than the newest snapshot on offsite (createtxg 1003)]");
+    // Without what the target received, the rule keeps nothing (only the newest and
+    // the common snapshot stay).
+    let bare = PruneRequest::new(Location::local(), &source, &selections, &policies)
+        .with_protected(&protection.common);
+    assert_eq!(destroyed(&plan_prune(&bare, now)).len(), 3);
+    // A target that has nothing yet: everything stays.
+    let empty = Inventory::new();
+    let nothing = TargetProtection::of(
+        &source,
+        &[TargetSide::new("offsite", &mapping, Some(&empty))],
+    );
+    let req = PruneRequest::new(Location::local(), &source, &selections, &policies)
+        .with_received(&nothing.received);
+    assert!(destroyed(&plan_prune(&req, now)).is_empty());
+    // A target that could not be listed: the dataset is not pruned at all.
+    let unknown = TargetProtection::of(&source, &[TargetSide::new("offsite", &mapping, None)]);
+    let req = PruneRequest::new(Location::local(), &source, &selections, &policies)
+        .with_unknown_base(&unknown.unknown)
+        .with_received(&unknown.received);
+    assert!(destroyed(&plan_prune(&req, now)).is_empty());
+}

@@ -111,8 +111,16 @@ fn rule() -> impl Strategy<Value = String> {
         prop_oneof![Just("newer than 2h"), Just("newer than 1d")].prop_map(str::to_owned),
         Just("regex ^zsnap_daily_".to_owned()),
         Just("grid 1x1h(keep=all) | 3x1h | 2x1d".to_owned()),
+        Just("grid 1x1h(keep=all) | 3x1h (regex ^zsnap_hourly_)".to_owned()),
+        Just("last 2 (not regex ^zsnap_daily_)".to_owned()),
+        Just("not regex ^zsnap_".to_owned()),
+        Just(format!("not replicated to {TARGET}")),
     ]
 }
+
+/// The target of the `not replicated to` rule: the one whose common snapshots are
+/// protected.
+const TARGET: &str = "nas:backup";
 
 fn case() -> impl Strategy<Value = Case> {
     (
@@ -185,6 +193,8 @@ struct World {
     protected: BTreeMap<DatasetName, Vec<(String, Guid)>>,
     failed: BTreeSet<DatasetName>,
     unknown_base: BTreeMap<DatasetName, String>,
+    /// What the target has received of each dataset (see [`build`]).
+    received: BTreeMap<DatasetName, Vec<(String, Option<u64>)>>,
     now: DateTime<Utc>,
     budget: usize,
     has_grid: bool,
@@ -194,6 +204,7 @@ fn build(case: &Case) -> World {
     let mut inv = Inventory::new();
     let mut txg = 100;
     let mut protected = BTreeMap::new();
+    let mut received = BTreeMap::new();
     let mut failed = BTreeSet::new();
     for (i, spec) in case.datasets.iter().enumerate() {
         let name = ds_name(i);
@@ -229,11 +240,21 @@ fn build(case: &Case) -> World {
             }
             ds.insert_snapshot(snap);
         }
-        if let Some(p) = spec.protect {
-            if !ds.snapshots.is_empty() {
-                let guid = ds.snapshots[p % ds.snapshots.len()].guid;
-                protected.insert(name.clone(), vec![("nas:backup".to_owned(), guid)]);
+        // The target shares the protected snapshot; without one, even datasets are
+        // received but share nothing yet, odd ones are not received at all.
+        match spec.protect {
+            Some(p) if !ds.snapshots.is_empty() => {
+                let common = &ds.snapshots[p % ds.snapshots.len()];
+                protected.insert(name.clone(), vec![(TARGET.to_owned(), common.guid)]);
+                received.insert(
+                    name.clone(),
+                    vec![(TARGET.to_owned(), Some(common.createtxg))],
+                );
             }
+            _ if i % 2 == 0 => {
+                received.insert(name.clone(), vec![(TARGET.to_owned(), None)]);
+            }
+            _ => {}
         }
         if spec.failed {
             failed.insert(name.clone());
@@ -249,7 +270,9 @@ fn build(case: &Case) -> World {
             .iter()
             .map(|r| r.parse().expect("generated rules parse"))
             .collect();
-        has_grid |= rules.iter().any(|r| matches!(r, KeepRule::Grid(_)));
+        has_grid |= rules
+            .iter()
+            .any(|r| matches!(r.unfiltered(), KeepRule::Grid(_)));
         let tz = if case.berlin[k] {
             chrono_tz::Europe::Berlin
         } else {
@@ -301,6 +324,7 @@ fn build(case: &Case) -> World {
         protected,
         failed,
         unknown_base,
+        received,
         now: start() + Duration::seconds(case.now_after),
         budget: case.budget,
         has_grid,
@@ -312,6 +336,7 @@ impl World {
         PruneRequest::new(Location::local(), inv, &self.selections, &self.policies)
             .with_protected(&self.protected)
             .with_unknown_base(&self.unknown_base)
+            .with_received(&self.received)
             .with_failed(&self.failed)
             .with_destroy_arg_budget(self.budget)
     }
@@ -402,6 +427,22 @@ fn oracle(world: &World, ds: &Dataset) -> BTreeSet<Guid> {
         return BTreeSet::new();
     }
     let kept = reasons(ds, policy, &policy.retention, world.now);
+    // `not replicated to`, restated: what the target has not received, when it
+    // receives the dataset at all (`evaluate` without replication state keeps none).
+    let waits_for_target = |s: &Snapshot| {
+        let has_rule = policy
+            .retention
+            .rules
+            .iter()
+            .any(|r| matches!(r, KeepRule::NotReplicated(t) if t == TARGET));
+        let received = world.received.get(&ds.name).and_then(|v| v.first());
+        has_rule
+            && match received {
+                None => false,
+                Some((_, None)) => true,
+                Some((_, Some(txg))) => s.createtxg > *txg,
+            }
+    };
     let newest = ds.snapshots.iter().map(|s| s.createtxg).max();
     let common: Vec<Guid> = world
         .protected
@@ -417,7 +458,7 @@ fn oracle(world: &World, ds: &Dataset) -> BTreeSet<Guid> {
                 // Kept until an expiry passes; never by the label-agnostic rules.
                 expired
             } else {
-                kept.get(&s.guid) == Some(&0) && !unexpired
+                kept.get(&s.guid) == Some(&0) && !unexpired && !waits_for_target(s)
             };
             by_rules
                 && s.userrefs == 0

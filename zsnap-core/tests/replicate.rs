@@ -1045,6 +1045,31 @@ fn a_target_policy_never_gets_unmanaged_snapshots() {
 }
 
 #[test]
+fn a_target_policy_that_never_prunes_and_has_no_rule_wants_everything_it_owns() {
+    // `prune = false` without a keep rule: the target keeps all it gets, so it wants
+    // every snapshot its policy owns (not the unmanaged one), not nothing.
+    let mut a = Dataset::new(ds("tank/a"), DatasetKind::Filesystem, Guid(1));
+    a.insert_snapshot(zsnap("hourly", hour(1), 1, 10));
+    a.insert_snapshot(snap("before-upgrade", 2, 20));
+    a.insert_snapshot(zsnap("daily", hour(3), 3, 30));
+    a.insert_snapshot(zsnap("hourly", hour(4), 4, 40));
+    let src = inventory(vec![a]);
+    let dst = target(vec![]);
+    let p = policy(&[]).with_prune(false);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    let (plan, _, dst_after) = plan_and_converge(&req);
+    assert!(!plan.is_empty());
+    assert_eq!(guids(&dst_after, "backup/a"), [1, 3, 4]);
+    // With a rule, the rule still decides what is sent.
+    let p = policy(&["last 1"]).with_prune(false);
+    let mut req = request(&src, &dst);
+    req.target_policy = Some(&p);
+    let (_, _, dst_after) = plan_and_converge(&req);
+    assert_eq!(guids(&dst_after, "backup/a"), [4]);
+}
+
+#[test]
 fn a_target_policy_that_keeps_nothing_new_sends_nothing() {
     let src = hourly_and_daily();
     let dst = target(vec![]);

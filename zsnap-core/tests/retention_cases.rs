@@ -1,11 +1,12 @@
 //! Edge cases of the retention rules, worked by hand: DST days, ISO week 53, equal
-//! creation seconds, zrepl's own grid examples, sanoid examples; and every user-facing
-//! parse error.
+//! creation seconds, zrepl's own test tables (`fixtures/zrepl_pruning.toml`), sanoid
+//! examples; and every user-facing parse error.
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use zsnap_core::retention::{
-    evaluate, Candidate, Grid, KeepRule, NameRegex, RetentionPolicy, SanoidCounts,
+    evaluate, evaluate_with, Candidate, Grid, KeepRule, NameRegex, Replicated, RetentionPolicy,
+    SanoidCounts,
 };
 use zsnap_core::{Guid, ShortName};
 
@@ -213,12 +214,20 @@ fn equal_creation_seconds_are_ordered_by_createtxg_then_position() {
     // Listed out of createtxg order: s0 has the higher txg, so it is the newer.
     let set = Set::new(vec![(t, 20, Some("hourly")), (t, 10, Some("hourly"))]);
     let now = t;
+    // `last N` ranks equal seconds by name, descending, as zrepl's last_n: s1 > s0.
     assert_eq!(
         set.eval(&rules(&["last 1", "hourly = 1"]), now, chrono_tz::UTC),
-        "s0: last 1 [#1 of 1]; hourly = 1 [2026-11-23T14:00+00:00]"
+        "s0: hourly = 1 [2026-11-23T14:00+00:00]\ns1: last 1 [#1 of 1]"
     );
-    // zrepl's grid keeps the *oldest* of an interval: the lower txg.
-    assert_eq!(set.kept(&rules(&["grid 1x1h"]), now, chrono_tz::UTC), [1]);
+    // zrepl's grid keeps the *oldest* of an interval, and of equal seconds the one
+    // listed later, which zrepl's createtxg-ordered listing puts after: the higher txg.
+    assert_eq!(set.kept(&rules(&["grid 1x1h"]), now, chrono_tz::UTC), [0]);
+    // The same with keep=2 of three: the two highest txgs.
+    let three = Set::new(vec![(t, 10, None), (t, 30, None), (t, 20, None)]);
+    assert_eq!(
+        three.kept(&rules(&["grid 1x1h(keep=2)"]), now, chrono_tz::UTC),
+        [1, 2]
+    );
     // sanoid prunes the oldest first: with hourly = 1 and both beyond the age limit, the
     // lower txg goes.
     let later = t + Duration::hours(5);
@@ -239,54 +248,76 @@ fn secs(n: i64) -> DateTime<Utc> {
     utc("2026-01-01T00:00:00Z") + Duration::seconds(n)
 }
 
-#[test]
-fn zrepl_keeps_the_oldest_snapshots_of_a_bucket() {
-    // zrepl's TestKeepsOldestSnapsInABucket: grid 1x1m(keep=2), snapshots at 1..5 s.
-    let set = Set::times(&(1..=5).map(secs).collect::<Vec<_>>(), None);
-    assert_eq!(
-        set.kept(&rules(&["grid 1x1m(keep=2)"]), secs(6), chrono_tz::UTC),
-        [0, 1]
-    );
+/// One case of `fixtures/zrepl_pruning.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZreplCase {
+    zrepl: String,
+    rules: Vec<String>,
+    #[serde(default)]
+    offsite_txg: Option<u64>,
+    snapshots: Vec<ZreplSnap>,
+    kept: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZreplSnap {
+    name: String,
+    at: i64,
+    #[serde(default)]
+    txg: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct ZreplCases {
+    case: Vec<ZreplCase>,
 }
 
 #[test]
-fn zrepl_respects_keep_all() {
-    // zrepl's TestRespectsKeepCountAll: 1x1m(keep=all) | 1x1m, snapshots a=0, b=-1,
-    // c=-2, d=-60, e=-61 (s): a, b, c in the first interval; d and e in the second,
-    // which keeps its oldest, e.
-    let set = Set::times(&[secs(-61), secs(-60), secs(-2), secs(-1), secs(0)], None);
-    assert_eq!(
-        set.kept(
-            &rules(&["grid 1x1m(keep=all) | 1x1m"]),
-            secs(61),
-            chrono_tz::UTC
-        ),
-        [0, 2, 3, 4]
-    );
-}
-
-#[test]
-fn zrepl_complex_grid_with_its_edges() {
-    // zrepl's TestComplex (10m,-1 | 10m | 10m,2 | 1h), anchored at a snapshot at 0: the
-    // newer edge of each interval is inclusive, the older exclusive.
-    let minutes = [-120, -91, -90, -75, -30, -26, -25, -19, -11, -9, -8, -6, 0];
-    let set = Set::times(
-        &minutes.iter().map(|m| secs(m * 60)).collect::<Vec<_>>(),
-        None,
-    );
-    let names = [
-        "f", "e", "q", "d", "border", "bar", "foo", "c", "a", "b2", "b3", "b1", "now",
-    ];
-    let kept: Vec<&str> = set
-        .kept(
-            &rules(&["grid 1x10m(keep=all) | 1x10m | 1x10m(keep=2) | 1x1h"]),
-            secs(0),
-            chrono_tz::UTC,
-        )
-        .into_iter()
-        .map(|i| names[i])
-        .collect();
-    assert_eq!(kept, ["d", "bar", "foo", "c", "b2", "b3", "b1", "now"]);
+fn zsnap_keeps_exactly_what_zrepls_own_tests_expect() {
+    let text = include_str!("fixtures/zrepl_pruning.toml");
+    let cases: ZreplCases = toml::from_str(text).unwrap();
+    assert!(cases.case.len() >= 25, "the whole table is read");
+    let mut failures = Vec::new();
+    for case in &cases.case {
+        let names: Vec<ShortName> = case
+            .snapshots
+            .iter()
+            .map(|s| s.name.parse().unwrap())
+            .collect();
+        let cands: Vec<Candidate<'_>> = case
+            .snapshots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let txg = s.txg.unwrap_or(i as u64 + 1);
+                Candidate::new(&names[i], Guid(i as u64 + 1), txg, secs(s.at), None)
+            })
+            .collect();
+        let policy = rules(&case.rules.iter().map(String::as_str).collect::<Vec<_>>());
+        let replicated = match case.offsite_txg {
+            Some(txg) => Replicated::new().with_target("offsite", Some(txg)),
+            None => Replicated::new(),
+        };
+        let verdicts = evaluate_with(&policy, &cands, secs(0), chrono_tz::UTC, &replicated);
+        let mut kept: Vec<&str> = verdicts
+            .iter()
+            .zip(&case.snapshots)
+            .filter(|(r, _)| !r.is_empty())
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        let mut want: Vec<&str> = case.kept.iter().map(String::as_str).collect();
+        kept.sort_unstable();
+        want.sort_unstable();
+        if kept != want {
+            failures.push(format!(
+                "{}: zsnap keeps {kept:?}, zrepl {want:?}",
+                case.zrepl
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -560,7 +591,7 @@ fn serde_forms() {
     insta::assert_snapshot!(err(r#"{"rules": [{"calendar": {"daily": 7, "fortnightly": 2}}]}"#), @"unknown field `fortnightly`, expected one of `hourly`, `daily`, `weekly`, `monthly`, `yearly` at line 1 column 50");
     insta::assert_snapshot!(err(r#"{"rules": [{"sanoid": {"hourly": 36, "quarterly": 1}}]}"#), @"unknown field `quarterly`, expected one of `frequently`, `frequent_period`, `frequent_period_minutes`, `hourly`, `daily`, `weekly`, `monthly`, `yearly` at line 1 column 48");
     insta::assert_snapshot!(err(r#"{"rules": [{"grid": "24x"}]}"#), @r#"invalid grid "24x": interval 1 of 1 ("24x"): expected COUNTxDURATION with an optional (keep=N) or (keep=all), e.g. `24x1h` or `1x1h(keep=all)` at line 1 column 26"#);
-    insta::assert_snapshot!(err(r#"{"rules": ["keep 3"]}"#), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN` at line 1 column 19"#);
+    insta::assert_snapshot!(err(r#"{"rules": ["keep 3"]}"#), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET` at line 1 column 19"#);
     insta::assert_snapshot!(err(r#"{"rules": [], "keep_newest": true}"#), @"unknown field `keep_newest`, expected `rules` or `keep_oldest` at line 1 column 27");
     insta::assert_snapshot!(err(r#"{"rules": [{"regex": "(("}]}"#), @r#"invalid regex "((": unclosed group (at column 2) at line 1 column 26"#);
 }
@@ -591,8 +622,13 @@ fn grid_errors() {
     insta::assert_snapshot!(e("1x0s"), @r#"invalid grid "1x0s": interval 1 of 1 ("1x0s"): the duration must be longer than 0s"#);
     insta::assert_snapshot!(e("1x1h(keep=1"), @r#"invalid grid "1x1h(keep=1": interval 1 of 1 ("1x1h(keep=1"): expected COUNTxDURATION with an optional (keep=N) or (keep=all), e.g. `24x1h` or `1x1h(keep=all)`"#);
     insta::assert_snapshot!(e("1x1h(max=2)"), @r#"invalid grid "1x1h(max=2)": interval 1 of 1 ("1x1h(max=2)"): unknown parameter "max=2"; only keep=N and keep=all are supported"#);
-    insta::assert_snapshot!(e("1x1h(keep=0)"), @r#"invalid grid "1x1h(keep=0)": interval 1 of 1 ("1x1h(keep=0)"): keep must be a whole number of at least 1 or `all`, not "0""#);
-    insta::assert_snapshot!(e("1x1h(keep=-1)"), @r#"invalid grid "1x1h(keep=-1)": interval 1 of 1 ("1x1h(keep=-1)"): keep must be a whole number of at least 1 or `all`, not "-1""#);
+    insta::assert_snapshot!(e("1x1h(keep=0)"), @r#"invalid grid "1x1h(keep=0)": interval 1 of 1 ("1x1h(keep=0)"): keep must be a whole number of at least 1, or `all` to keep every snapshot of the interval, not "0""#);
+    insta::assert_snapshot!(e("1x1h(keep=-2)"), @r#"invalid grid "1x1h(keep=-2)": interval 1 of 1 ("1x1h(keep=-2)"): keep must be a whole number of at least 1, or `all` to keep every snapshot of the interval, not "-2""#);
+    // zrepl's `keep=-1` is its "all", and prints as such.
+    assert_eq!(
+        "1x1h(keep=-1) | 24x1h".parse::<Grid>().unwrap().to_string(),
+        "1x1h(keep=all) | 24x1h"
+    );
     insta::assert_snapshot!(e("24x1h | 7x1d | 1x1h"), @r#"invalid grid "24x1h | 7x1d | 1x1h": interval 3 (1h) is shorter than interval 2 (1d); interval lengths must not decrease unless every earlier interval is keep=all"#);
     // A long keep=all lead is fine, as in zrepl.
     assert!("1x1d(keep=all) | 24x1h | 7x1d".parse::<Grid>().is_ok());
@@ -603,9 +639,40 @@ fn grid_errors() {
 }
 
 #[test]
+fn filtered_rules_text_round_trips() {
+    for text in [
+        "grid 1x1h(keep=all) | 24x1h (regex ^zrepl_)",
+        "grid 24x1h (not regex ^manual_)",
+        "last 3 (regex ^a) (regex _1$)",
+        "last 3 (label hourly, regex ^a) (not regex _1$)",
+        "last 3 (label hourly) (not regex _1$)",
+        "last 3 (not regex _1$)",
+        "calendar daily = 7 (regex x)",
+        "sanoid frequently = 0, frequent_period = 15, hourly = 48, daily = 90, weekly = 0, monthly = 6, yearly = 0 (regex ^autosnap_)",
+        "not replicated to offsite (not regex ^keep)",
+        "not regex ^a (regex b)",
+        "regex a (regex b)",
+    ] {
+        let rule: KeepRule = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(rule.to_string(), text);
+    }
+    // `regex R` and `not regex R` run to the end: a filter after them is their pattern.
+    assert_eq!(
+        "regex a (regex b)".parse::<KeepRule>().unwrap(),
+        KeepRule::Regex("a (regex b)".parse().unwrap())
+    );
+    let positive: KeepRule = "last 3 (regex ^a)".parse().unwrap();
+    assert!(matches!(positive, KeepRule::Last { regex: Some(_), .. }));
+    let e = |s: &str| s.parse::<KeepRule>().unwrap_err().to_string();
+    insta::assert_snapshot!(e("grid 24x1h (regex ^a"), @r#"invalid keep rule "grid 24x1h (regex ^a": expected the filter `(regex R)` or `(not regex R)` at the end, not "(regex ^a""#);
+    insta::assert_snapshot!(e("grid 24x1h (regex (a)\\1)"), @r#"invalid keep rule "grid 24x1h (regex (a)\\1)": invalid regex: backreferences are not supported (at column 4)"#);
+    insta::assert_snapshot!(e("not replicated offsite"), @r#"invalid keep rule "not replicated offsite": expected `not replicated to TARGET`, with the name of a [targets.NAME] table"#);
+}
+
+#[test]
 fn rule_errors() {
     let e = |s: &str| s.parse::<KeepRule>().unwrap_err().to_string();
-    insta::assert_snapshot!(e("keep 3"), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN`"#);
+    insta::assert_snapshot!(e("keep 3"), @r#"invalid keep rule "keep 3": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`"#);
     insta::assert_snapshot!(e("last"), @r#"invalid keep rule "last": "" is not a count (a whole number)"#);
     insta::assert_snapshot!(e("last -1"), @r#"invalid keep rule "last -1": "-1" is not a count (a whole number)"#);
     insta::assert_snapshot!(e("last 3 (hourly)"), @r#"invalid keep rule "last 3 (hourly)": expected `(label L)`, `(regex R)` or `(label L, regex R)` after the count, not "(hourly)""#);
@@ -618,7 +685,7 @@ fn rule_errors() {
     insta::assert_snapshot!(e("sanoid quarterly = 4"), @r#"invalid keep rule "sanoid quarterly = 4": unknown key "quarterly"; expected one of frequently, frequent_period, hourly, daily, weekly, monthly, yearly"#);
     insta::assert_snapshot!(e("grid 24x1h | 1x"), @r#"invalid keep rule "grid 24x1h | 1x": interval 2 of 2 ("1x"): expected COUNTxDURATION with an optional (keep=N) or (keep=all), e.g. `24x1h` or `1x1h(keep=all)`"#);
     insta::assert_snapshot!(e("newer than a week"), @r#"invalid keep rule "newer than a week": invalid duration: unknown unit (use s, m, h, d or w)"#);
-    insta::assert_snapshot!(e("newer 7d"), @r#"invalid keep rule "newer 7d": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN`"#);
-    insta::assert_snapshot!(e("regex"), @r#"invalid keep rule "regex": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN`"#);
+    insta::assert_snapshot!(e("newer 7d"), @r#"invalid keep rule "newer 7d": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`"#);
+    insta::assert_snapshot!(e("regex"), @r#"invalid keep rule "regex": unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`"#);
     insta::assert_snapshot!(e("regex a)"), @r#"invalid keep rule "regex a)": invalid regex: unopened group (at column 2)"#);
 }

@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 use zsnap_core::duration::Span;
 use zsnap_core::retention::{
-    evaluate, Candidate, Grid, GridInterval, GridKeep, KeepRule, NameRegex, RetentionPolicy,
-    SanoidCounts,
+    evaluate, evaluate_with, Candidate, Grid, GridInterval, GridKeep, KeepRule, NameRegex,
+    Replicated, RetentionPolicy, SanoidCounts,
 };
 use zsnap_core::{Guid, KeepReason, ShortName};
 
@@ -72,6 +72,22 @@ impl World {
     /// The age order of the implementation's contract: creation, createtxg, position.
     fn key(&self, i: usize) -> (i64, u64, usize) {
         (self.snaps[i].secs, self.snaps[i].createtxg, i)
+    }
+
+    /// zrepl's `last_n` order: by creation, equal seconds by name (a larger name is the
+    /// newer); the rest only for names that are equal, which zrepl never sees.
+    fn last_key(&self, i: usize) -> (i64, &str, u64, usize) {
+        let s = &self.snaps[i];
+        (s.secs, s.name.as_str(), s.createtxg, i)
+    }
+
+    /// zrepl's grid order within an interval, oldest first: by creation, equal seconds
+    /// the later listed (higher createtxg, then later position) first.
+    fn grid_key(&self, i: usize) -> (i64, std::cmp::Reverse<(u64, usize)>) {
+        (
+            self.snaps[i].secs,
+            std::cmp::Reverse((self.snaps[i].createtxg, i)),
+        )
     }
 
     fn run(&self, policy: &RetentionPolicy) -> Vec<Vec<KeepReason>> {
@@ -280,6 +296,40 @@ fn regex_rule() -> impl Strategy<Value = KeepRule> {
     (0..PATTERNS.len()).prop_map(|i| KeepRule::Regex(PATTERNS[i].parse().unwrap()))
 }
 
+fn not_regex_rule() -> impl Strategy<Value = KeepRule> {
+    (0..PATTERNS.len()).prop_map(|i| KeepRule::NotRegex(PATTERNS[i].parse().unwrap()))
+}
+
+const TARGETS: [&str; 2] = ["offsite", "usb"];
+
+fn not_replicated_rule() -> impl Strategy<Value = KeepRule> {
+    (0..TARGETS.len()).prop_map(|i| KeepRule::NotReplicated(TARGETS[i].to_owned()))
+}
+
+/// The rules a regex filter may wrap.
+fn inner_rule() -> impl Strategy<Value = KeepRule> {
+    prop_oneof![
+        last_rule(),
+        labels_rule(),
+        calendar_rule(),
+        grid().prop_map(KeepRule::Grid),
+        sanoid_rule(),
+        newer_than_rule(),
+        not_replicated_rule(),
+    ]
+}
+
+/// A pattern of [`PATTERNS`], whether it is negated, and the rule it filters.
+fn filter_parts() -> impl Strategy<Value = (usize, bool, KeepRule)> {
+    (0..PATTERNS.len(), any::<bool>(), inner_rule())
+}
+
+fn filtered_rule() -> impl Strategy<Value = KeepRule> {
+    filter_parts().prop_map(|(i, negate, rule)| {
+        KeepRule::filtered(PATTERNS[i].parse().unwrap(), negate, rule)
+    })
+}
+
 fn any_rule() -> impl Strategy<Value = KeepRule> {
     prop_oneof![
         last_rule(),
@@ -289,11 +339,44 @@ fn any_rule() -> impl Strategy<Value = KeepRule> {
         sanoid_rule(),
         newer_than_rule(),
         regex_rule(),
+        not_regex_rule(),
+        not_replicated_rule(),
+        filtered_rule(),
     ]
+}
+
+/// What a target has of the world: absent (it does not receive the dataset), nothing
+/// yet, or up to some createtxg.
+fn target_state() -> impl Strategy<Value = Option<Option<u64>>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(None)),
+        (0..140u64).prop_map(|t| Some(Some(t))),
+    ]
+}
+
+fn replicated(state: Option<Option<u64>>) -> Replicated {
+    match state {
+        None => Replicated::new().with_target("usb", Some(0)),
+        Some(s) => Replicated::new().with_target("offsite", s),
+    }
 }
 
 // ---------------------------------------------------------------------------------
 // Oracles. Each is written without looking at the implementation's structure.
+
+/// `not replicated to offsite`: nothing when offsite does not receive the dataset,
+/// everything when it has nothing yet, else what was created after its newest txg.
+fn oracle_not_replicated(w: &World, state: Option<Option<u64>>) -> Vec<bool> {
+    w.snaps
+        .iter()
+        .map(|s| match state {
+            None => false,
+            Some(None) => true,
+            Some(Some(txg)) => s.createtxg > txg,
+        })
+        .collect()
+}
 
 /// Kept iff fewer than `count` matching candidates are newer.
 fn oracle_last(w: &World, count: usize, label: Option<&str>, regex: Option<&str>) -> Vec<bool> {
@@ -310,7 +393,7 @@ fn oracle_last(w: &World, count: usize, label: Option<&str>, regex: Option<&str>
         .map(|i| {
             matches[i]
                 && (0..w.snaps.len())
-                    .filter(|&j| matches[j] && w.key(j) > w.key(i))
+                    .filter(|&j| matches[j] && w.last_key(j) > w.last_key(i))
                     .count()
                     < count
         })
@@ -386,7 +469,7 @@ fn oracle_grid(w: &World, grid: &Grid) -> Vec<bool> {
                 GridKeep::All => true,
                 GridKeep::Oldest(keep) => {
                     let older = (0..n)
-                        .filter(|&j| slot(j) == Some(k) && w.key(j) < w.key(i))
+                        .filter(|&j| slot(j) == Some(k) && w.grid_key(j) < w.grid_key(i))
                         .count();
                     older < keep.get() as usize
                 }
@@ -428,6 +511,35 @@ fn oracle_sanoid(w: &World, s: &SanoidCounts) -> Vec<bool> {
     kept
 }
 
+/// The regex filters around a grid rule (innermost first), or `None` for other rules.
+fn grid_filters(rule: &KeepRule) -> Option<Vec<(String, bool)>> {
+    match rule {
+        KeepRule::Grid(_) => Some(Vec::new()),
+        KeepRule::Filtered {
+            regex,
+            negate,
+            rule,
+        } => grid_filters(rule).map(|mut v| {
+            v.push((regex.as_str().to_owned(), *negate));
+            v
+        }),
+        _ => None,
+    }
+}
+
+/// The creation of the newest snapshot of `w` that passes every filter.
+fn grid_anchor(w: &World, filters: &[(String, bool)]) -> Option<i64> {
+    w.snaps
+        .iter()
+        .filter(|s| {
+            filters
+                .iter()
+                .all(|(re, neg)| regex::Regex::new(re).unwrap().is_match(s.name.as_str()) != *neg)
+        })
+        .map(|s| s.secs)
+        .max()
+}
+
 fn reasons_text(r: &[Vec<KeepReason>]) -> Vec<Vec<String>> {
     r.iter()
         .map(|v| v.iter().map(ToString::to_string).collect())
@@ -447,7 +559,7 @@ proptest! {
         prop_assert_eq!(got.iter().map(|r| !r.is_empty()).collect::<Vec<_>>(), expected);
         // Reasons number the kept ones newest first: #1 of N, #2 of N, …
         let mut kept: Vec<usize> = (0..got.len()).filter(|&i| !got[i].is_empty()).collect();
-        kept.sort_by_key(|&i| std::cmp::Reverse(w.key(i)));
+        kept.sort_by_key(|&i| std::cmp::Reverse(w.last_key(i)));
         for (rank, i) in kept.into_iter().enumerate() {
             prop_assert_eq!(&got[i], &vec![KeepReason::new(rule.to_string(), format!("#{} of {count}", rank + 1))]);
         }
@@ -516,6 +628,97 @@ proptest! {
     }
 
     #[test]
+    fn not_regex_matches_oracle(w in world(), rule in not_regex_rule()) {
+        let KeepRule::NotRegex(p) = &rule else { unreachable!() };
+        let re = regex::Regex::new(p.as_str()).unwrap();
+        let got = w.run(&policy(vec![rule.clone()]));
+        for (s, reasons) in w.snaps.iter().zip(&got) {
+            if re.is_match(s.name.as_str()) {
+                prop_assert!(reasons.is_empty());
+            } else {
+                prop_assert_eq!(reasons, &vec![KeepReason::new(format!("not regex {p}"), "name does not match")]);
+            }
+        }
+    }
+
+    /// A filtered rule is its rule evaluated on the matching snapshots alone, whose
+    /// reasons name the filter after the rule.
+    #[test]
+    fn a_filtered_rule_is_its_rule_on_the_matching_subset(w in world(), (i, negate, inner) in filter_parts(), state in target_state()) {
+        let re = regex::Regex::new(PATTERNS[i]).unwrap();
+        let passes: Vec<bool> = w.snaps.iter().map(|s| re.is_match(s.name.as_str()) != negate).collect();
+        let rule = KeepRule::Filtered { regex: PATTERNS[i].parse().unwrap(), negate, rule: Box::new(inner.clone()) };
+        let r = replicated(state);
+        let got = evaluate_with(&policy(vec![rule]), &w.candidates(), w.now(), w.tz, &r);
+        let sub = w.subset(&passes);
+        let on_sub = evaluate_with(&policy(vec![inner]), &sub.candidates(), sub.now(), sub.tz, &r);
+        let not = if negate { "not " } else { "" };
+        let suffix = format!(" ({not}regex {})", PATTERNS[i]);
+        let mut j = 0;
+        for (k, pass) in passes.iter().enumerate() {
+            if *pass {
+                let expected: Vec<KeepReason> = on_sub[j].iter().map(|r| KeepReason::new(format!("{}{suffix}", r.rule), r.bucket.clone())).collect();
+                prop_assert_eq!(&got[k], &expected);
+                j += 1;
+            } else {
+                prop_assert!(got[k].is_empty());
+            }
+        }
+    }
+
+    /// zrepl's grid with a regex, against the naive grid on the matching snapshots.
+    #[test]
+    fn filtered_grid_matches_oracle(w in world(), g in grid(), i in 0..PATTERNS.len(), negate in any::<bool>()) {
+        let re = regex::Regex::new(PATTERNS[i]).unwrap();
+        let passes: Vec<bool> = w.snaps.iter().map(|s| re.is_match(s.name.as_str()) != negate).collect();
+        let rule = KeepRule::filtered(PATTERNS[i].parse().unwrap(), negate, KeepRule::Grid(g.clone()));
+        let got = w.kept(&policy(vec![rule]));
+        let mut on_sub = oracle_grid(&w.subset(&passes), &g).into_iter();
+        let expected: Vec<bool> = passes.iter().map(|p| *p && on_sub.next().unwrap()).collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    /// zrepl's last_n with a regex and negate, against the naive count.
+    #[test]
+    fn filtered_last_matches_oracle(w in world(), count in 0..8usize, label in opt_label(), i in 0..PATTERNS.len(), negate in any::<bool>()) {
+        let re = regex::Regex::new(PATTERNS[i]).unwrap();
+        let passes: Vec<bool> = w.snaps.iter().map(|s| re.is_match(s.name.as_str()) != negate).collect();
+        let inner = KeepRule::Last { count, label: label.clone(), regex: None };
+        let rule = KeepRule::filtered(PATTERNS[i].parse().unwrap(), negate, inner);
+        let got = w.kept(&policy(vec![rule]));
+        let mut on_sub = oracle_last(&w.subset(&passes), count, label.as_deref(), None).into_iter();
+        let expected: Vec<bool> = passes.iter().map(|p| *p && on_sub.next().unwrap()).collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn not_replicated_matches_oracle(w in world(), state in target_state()) {
+        let rule = KeepRule::NotReplicated("offsite".to_owned());
+        let got = evaluate_with(&policy(vec![rule]), &w.candidates(), w.now(), w.tz, &replicated(state));
+        prop_assert_eq!(got.iter().map(|r| !r.is_empty()).collect::<Vec<_>>(), oracle_not_replicated(&w, state));
+        // Without replication state, the rule keeps nothing.
+        prop_assert!(w.kept(&policy(vec![KeepRule::NotReplicated("offsite".to_owned())])).iter().all(|k| !k));
+    }
+
+    /// Adding `not replicated to offsite` keeps what the other rules keep plus exactly
+    /// what the target has not received: nothing the oracle would not keep on its own.
+    #[test]
+    fn not_replicated_adds_exactly_the_unreceived(w in world(), rules in prop::collection::vec(any_rule(), 0..4), state in target_state()) {
+        let r = replicated(state);
+        let run = |p: &RetentionPolicy| -> Vec<bool> {
+            evaluate_with(p, &w.candidates(), w.now(), w.tz, &r).iter().map(|x| !x.is_empty()).collect()
+        };
+        let before = run(&policy(rules.clone()));
+        let mut more = rules;
+        more.push(KeepRule::NotReplicated("offsite".to_owned()));
+        let after = run(&policy(more));
+        let oracle = oracle_not_replicated(&w, state);
+        for k in 0..w.snaps.len() {
+            prop_assert_eq!(after[k], before[k] || oracle[k]);
+        }
+    }
+
+    #[test]
     fn keep_oldest_keeps_exactly_the_oldest(w in world()) {
         let kept = w.kept(&RetentionPolicy::new(Vec::new()).with_keep_oldest(true));
         let oldest = (0..w.snaps.len()).min_by_key(|&i| w.key(i));
@@ -580,9 +783,11 @@ proptest! {
         let p = RetentionPolicy::new(rules.clone()).with_keep_oldest(oldest);
         let kept = w.kept(&p);
         let sub = w.subset(&kept);
-        let has_grid = rules.iter().any(|r| matches!(r, KeepRule::Grid(_)));
-        let newest = |w: &World| w.snaps.iter().map(|s| s.secs).max();
-        if !has_grid || newest(&sub) == newest(&w) {
+        // Each grid is anchored at the newest snapshot its filters let through.
+        let anchors_survive = rules.iter().all(|r| {
+            grid_filters(r).is_none_or(|filters| grid_anchor(&sub, &filters) == grid_anchor(&w, &filters))
+        });
+        if anchors_survive {
             prop_assert!(sub.kept(&p).iter().all(|k| *k), "{:?}", reasons_text(&sub.run(&p)));
         }
     }

@@ -6,7 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAddress, TargetSpec};
+use super::model::{
+    CalendarKeep, Config, CursorKind, DatasetEntry, Host, KeepRuleSpec, PolicySpec, RuleSpec,
+    TargetAddress, TargetSpec,
+};
 use crate::naming::{Label, NamingScheme, Recognizer};
 use crate::policy::{DatasetSelection, Policy};
 use crate::replicate::{Cursor, DatasetMapping, ReplicationOptions};
@@ -78,6 +81,51 @@ impl DatasetEntry {
     }
 }
 
+fn calendar_rule(k: CalendarKeep) -> KeepRule {
+    KeepRule::Calendar {
+        hourly: usize_of(k.hourly.unwrap_or(0)),
+        daily: usize_of(k.daily.unwrap_or(0)),
+        weekly: usize_of(k.weekly.unwrap_or(0)),
+        monthly: usize_of(k.monthly.unwrap_or(0)),
+        yearly: usize_of(k.yearly.unwrap_or(0)),
+    }
+}
+
+/// One `keep_rules` item as an engine rule, or `None` for `keep_oldest`, which is the
+/// policy's baseline flag rather than a rule.
+fn list_rule(item: &KeepRuleSpec) -> Option<KeepRule> {
+    let regex = item.regex.as_ref().map(|re| {
+        NameRegex::new(re).expect("the config parser accepted this regex with the same constructor")
+    });
+    let rule = match &item.rule {
+        None => {
+            let regex = regex.expect("the parser refuses an item with neither rule nor regex");
+            return Some(if item.negate {
+                KeepRule::NotRegex(regex)
+            } else {
+                KeepRule::Regex(regex)
+            });
+        }
+        Some(RuleSpec::Grid(g)) => KeepRule::Grid(
+            g.parse::<Grid>()
+                .expect("the config parser accepted this grid with the same parser"),
+        ),
+        Some(RuleSpec::LastN(n)) => KeepRule::Last {
+            count: usize_of(*n),
+            label: item.label.as_ref().map(|l| l.as_str().to_owned()),
+            regex: None,
+        },
+        Some(RuleSpec::Calendar(k)) => calendar_rule(*k),
+        Some(RuleSpec::NewerThan(span)) => KeepRule::NewerThan(*span),
+        Some(RuleSpec::NotReplicated(t)) => KeepRule::NotReplicated(t.clone()),
+        Some(RuleSpec::KeepOldest(_)) => return None,
+    };
+    Some(match regex {
+        Some(regex) => KeepRule::filtered(regex, item.negate, rule),
+        None => rule,
+    })
+}
+
 impl PolicySpec {
     /// The engine's [`Policy`]: schedule, retention, time zone, naming, adoption and
     /// whether it prunes at all.
@@ -95,18 +143,13 @@ impl PolicySpec {
     }
 
     /// The keep rules as a [`RetentionPolicy`], in a fixed order: calendar, last,
-    /// per-label counts, grid, sanoid, newer than, regexes.
+    /// per-label counts, grid, sanoid, newer than, regexes, then the items of
+    /// `keep_rules` in their order.
     pub fn retention_policy(&self) -> RetentionPolicy {
         let r = &self.retention;
         let mut rules = Vec::new();
         if let Some(k) = r.keep {
-            rules.push(KeepRule::Calendar {
-                hourly: usize_of(k.hourly.unwrap_or(0)),
-                daily: usize_of(k.daily.unwrap_or(0)),
-                weekly: usize_of(k.weekly.unwrap_or(0)),
-                monthly: usize_of(k.monthly.unwrap_or(0)),
-                yearly: usize_of(k.yearly.unwrap_or(0)),
-            });
+            rules.push(calendar_rule(k));
         }
         if let Some(n) = r.keep_last {
             rules.push(KeepRule::last(usize_of(n)));
@@ -145,7 +188,14 @@ impl PolicySpec {
                 .expect("the config parser accepted this regex with the same constructor");
             rules.push(KeepRule::Regex(p));
         }
-        RetentionPolicy::new(rules).with_keep_oldest(r.keep_oldest)
+        let mut keep_oldest = r.keep_oldest;
+        for item in &r.keep_rules {
+            if let Some(RuleSpec::KeepOldest(b)) = item.rule {
+                keep_oldest |= b;
+            }
+            rules.extend(list_rule(item));
+        }
+        RetentionPolicy::new(rules).with_keep_oldest(keep_oldest)
     }
 
     /// The snapshot schedule (empty for policies that only prune).

@@ -501,12 +501,71 @@ pub struct RetentionSpec {
     pub keep_regex: Vec<String>,
     /// Also keep the oldest snapshot of each dataset (a historical baseline).
     pub keep_oldest: bool,
+    /// zrepl-style list of keep rules, each with its own filter on snapshot names
+    /// (`keep_rules = [{ grid = "24x1h", regex = "^zrepl_" }, { last_n = 10 }]`). The
+    /// keys above are short forms of items of this list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep_rules: Vec<KeepRuleSpec>,
+}
+
+/// One item of a policy's `keep_rules`: at most one rule, and a filter on the names of
+/// the snapshots it judges.
+///
+/// Without a rule, the item is zrepl's `regex` rule: it keeps every snapshot whose
+/// name matches `regex` (with `negate`, every one whose name does not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct KeepRuleSpec {
+    /// The rule, or `None` for a rule that is only its regex.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleSpec>,
+    /// Only snapshots whose name matches (unanchored, like zrepl's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Only snapshots whose name does *not* match `regex` instead.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub negate: bool,
+    /// For `last_n`: only snapshots of this label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+}
+
+impl KeepRuleSpec {
+    /// An item of this rule without a filter.
+    pub fn new(rule: Option<RuleSpec>) -> Self {
+        KeepRuleSpec {
+            rule,
+            regex: None,
+            negate: false,
+            label: None,
+        }
+    }
+}
+
+/// The rule of a [`KeepRuleSpec`], named by its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RuleSpec {
+    /// `grid = "1x1h(keep=all) | 24x1h | 14x1d"`: zrepl's grid.
+    Grid(String),
+    /// `last_n = 10`: the newest N.
+    LastN(u32),
+    /// `calendar = { daily = 7, weekly = 4 }`: calendar buckets.
+    Calendar(CalendarKeep),
+    /// `newer_than = "7d"`: everything newer.
+    NewerThan(Span),
+    /// `not_replicated = "offsite"`: everything the target has not received yet.
+    NotReplicated(String),
+    /// `keep_oldest = true`: the oldest snapshot.
+    KeepOldest(bool),
 }
 
 impl RetentionSpec {
     /// Whether at least one rule keeps something (`keep_oldest` alone counts).
     pub fn has_rules(&self) -> bool {
-        self.keep.is_some()
+        !self.keep_rules.is_empty()
+            || self.keep.is_some()
             || self.keep_last.is_some()
             || self.keep_newer_than.is_some()
             || self.grid.is_some()

@@ -13,8 +13,8 @@ use toml::Spanned;
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
     BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
-    Thresholds,
+    Host, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec, SanoidKeep,
+    TargetAddress, TargetSpec, Thresholds,
 };
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
@@ -286,7 +286,7 @@ const DATASET_KEYS: [&str; 6] = [
     "exclude",
     "policy",
 ];
-const POLICY_KEYS: [&str; 15] = [
+const POLICY_KEYS: [&str; 16] = [
     "timezone",
     "prefix",
     "adopt",
@@ -302,6 +302,27 @@ const POLICY_KEYS: [&str; 15] = [
     "keep_counts",
     "keep_regex",
     "keep_oldest",
+    "keep_rules",
+];
+/// The keys of one `keep_rules` item: its rule (at most one) and its filter.
+const RULE_KINDS: [&str; 6] = [
+    "grid",
+    "last_n",
+    "calendar",
+    "newer_than",
+    "not_replicated",
+    "keep_oldest",
+];
+const RULE_KEYS: [&str; 9] = [
+    "grid",
+    "last_n",
+    "calendar",
+    "newer_than",
+    "not_replicated",
+    "keep_oldest",
+    "regex",
+    "negate",
+    "label",
 ];
 const KEEP_KEYS: [&str; 5] = ["hourly", "daily", "weekly", "monthly", "yearly"];
 const SANOID_KEYS: [&str; 7] = [
@@ -432,6 +453,8 @@ pub(crate) fn parse(cx: &Cx<'_>) -> Result<Config> {
             targets.insert(name.to_owned(), target);
         }
     }
+
+    check_rule_targets(cx, &policy_spans, &targets)?;
 
     let mut backups = BTreeMap::new();
     if let Some(v) = root.get("backups") {
@@ -829,7 +852,13 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
             keep_none.push(label);
         }
     }
-    let (retention, keep_counts_spans, sanoid_spans) = parse_retention(cx, &t)?;
+    let RetentionParts {
+        spec: retention,
+        keep_counts: keep_counts_spans,
+        sanoid: sanoid_spans,
+        rule_labels,
+        rule_targets,
+    } = parse_retention(cx, &t)?;
     if prune && !retention.has_rules() {
         return Err(cx.err(
             t.span.clone(),
@@ -857,6 +886,8 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
         keep_counts: keep_counts_spans,
         sanoid: sanoid_spans,
         keep_none: keep_none_spans,
+        rule_labels,
+        rule_targets,
     };
     Ok((
         PolicySpec {
@@ -898,38 +929,207 @@ fn parse_timezone(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<chrono_tz::T
     }
 }
 
-/// The keep rules, the span of each `keep_counts` key, and each count written in
-/// `sanoid`.
-type RetentionParts = (
-    RetentionSpec,
-    Vec<(Label, Range<usize>)>,
-    Vec<(&'static str, Range<usize>, u32)>,
-);
+/// The keep rules, the span of each `keep_counts` key, each count written in
+/// `sanoid`, and where the labels and targets of `keep_rules` items are.
+struct RetentionParts {
+    spec: RetentionSpec,
+    keep_counts: Vec<(Label, Range<usize>)>,
+    sanoid: Vec<(&'static str, Range<usize>, u32)>,
+    rule_labels: Vec<(usize, Label, Range<usize>)>,
+    rule_targets: Vec<(usize, String, Range<usize>)>,
+}
+
+/// A regular expression of a keep rule, or the error at its value. The regex crate is
+/// RE2-like: the hint names what it lacks and what to write instead.
+fn keep_regex(cx: &Cx<'_>, v: &Value<'_>, path: &str, re: &str) -> Result<NameRegex> {
+    NameRegex::new(re).map_err(|e| {
+        let lacks = ["look-around", "backreferences"]
+            .iter()
+            .any(|w| e.problem.contains(w));
+        let hint = if lacks {
+            "; zsnap's regexes (Rust's regex crate, like RE2 and the Go regexp zrepl uses) have no look-around and no backreferences; instead of a negative look-ahead, give a keep_rules item `negate = true`"
+        } else {
+            ""
+        };
+        cx.invalid(v.span(), path, format!("{e}{hint}"))
+    })
+}
+
+fn parse_calendar_keep(cx: &Cx<'_>, kv: &Value<'_>, kp: &str) -> Result<CalendarKeep> {
+    let kt = cx.table(kv, format!("`{kp}`"), format!("{kp}."), &KEEP_KEYS)?;
+    let mut keep = CalendarKeep::default();
+    for (key, _, v) in &kt.entries {
+        let unit = CalendarUnit::from_adjective(key)
+            .expect("the key was checked against KEEP_KEYS, which are the adjectives");
+        keep.set(unit, cx.count(v, &kt.path(key))?);
+    }
+    if CalendarUnit::ALL
+        .iter()
+        .all(|u| keep.count(*u).unwrap_or(0) == 0)
+    {
+        return Err(cx.invalid(
+            kv.span(),
+            kp,
+            format!("keeps nothing (no calendar count above 0), so every snapshot but the newest would be destroyed; give a count such as `{} = {{ daily = 7 }}`, or remove it", kp.rsplit('.').next().unwrap_or(kp)),
+        ));
+    }
+    Ok(keep)
+}
+
+/// One item of `keep_rules` (`index` is 1-based).
+fn parse_keep_rule(
+    cx: &Cx<'_>,
+    parts: &mut RetentionParts,
+    path: &str,
+    index: usize,
+    v: &Value<'_>,
+) -> Result<KeepRuleSpec> {
+    let ip = format!("{path}[{index}]");
+    let t = cx.table(v, format!("`{ip}`"), format!("{ip}."), &RULE_KEYS)?;
+    let kinds: Vec<&str> = t
+        .entries
+        .iter()
+        .map(|(k, _, _)| *k)
+        .filter(|k| RULE_KINDS.contains(k))
+        .collect();
+    if let [first, second, ..] = kinds[..] {
+        let span = t
+            .entries
+            .iter()
+            .find(|(k, _, _)| *k == second)
+            .map_or(t.span.clone(), |(_, s, _)| s.clone());
+        return Err(cx.invalid(
+            span,
+            &t.path(second),
+            format!("one rule per item: this item already has `{first}`; put `{second}` in an item of its own"),
+        ));
+    }
+    let mut item = KeepRuleSpec::new(None);
+    if let Some(rv) = t.get("regex") {
+        let rp = t.path("regex");
+        let re = cx.string(rv, &rp, "\"^zrepl_\"")?;
+        keep_regex(cx, rv, &rp, re)?;
+        item.regex = Some(re.to_owned());
+    }
+    if let Some(nv) = t.get("negate") {
+        let np = t.path("negate");
+        item.negate = cx.boolean(nv, &np)?;
+        if item.regex.is_none() {
+            return Err(cx.invalid(
+                nv.span(),
+                &np,
+                "negate needs a regex to negate, e.g. { regex = \"^manual_\", negate = true }",
+            ));
+        }
+    }
+    let Some(kind) = kinds.first().copied() else {
+        if item.regex.is_none() {
+            return Err(cx.invalid(
+                t.span.clone(),
+                &ip,
+                "the item has no rule; give one of grid, last_n, calendar, newer_than, not_replicated or keep_oldest, or a regex alone, e.g. { last_n = 10 } or { regex = \"^manual_\" }",
+            ));
+        }
+        if let Some(lv) = t.get("label") {
+            return Err(cx.invalid(
+                lv.span(),
+                &t.path("label"),
+                "label only filters last_n; a regex rule keeps by name alone",
+            ));
+        }
+        return Ok(item);
+    };
+    let kv = t.get(kind).expect("the kind is one of the item's keys");
+    let kp = t.path(kind);
+    let rule = match kind {
+        "grid" => {
+            let g = cx.string(kv, &kp, "\"1x1h(keep=all) | 24x1h | 14x1d\"")?;
+            if let Err(e) = g.parse::<Grid>() {
+                return Err(cx.invalid(kv.span(), &kp, e.to_string()));
+            }
+            RuleSpec::Grid(g.to_owned())
+        }
+        "last_n" => {
+            let n = cx.count(kv, &kp)?;
+            if n == 0 {
+                return Err(cx.invalid(
+                    kv.span(),
+                    &kp,
+                    "last_n = 0 keeps nothing; give a count above 0, or remove the item",
+                ));
+            }
+            RuleSpec::LastN(n)
+        }
+        "calendar" => RuleSpec::Calendar(parse_calendar_keep(cx, kv, &kp)?),
+        "newer_than" => RuleSpec::NewerThan(cx.span_value(kv, &kp)?),
+        "not_replicated" => {
+            let target = cx.string(kv, &kp, "\"offsite\"")?;
+            parts
+                .rule_targets
+                .push((index, target.to_owned(), kv.span()));
+            RuleSpec::NotReplicated(target.to_owned())
+        }
+        _ => {
+            let b = cx.boolean(kv, &kp)?;
+            if item.regex.is_some() {
+                let span = t.get("regex").map_or(kv.span(), Spanned::span);
+                return Err(cx.invalid(
+                    span,
+                    &t.path("regex"),
+                    "keep_oldest keeps the oldest snapshot of the dataset and takes no regex",
+                ));
+            }
+            RuleSpec::KeepOldest(b)
+        }
+    };
+    if let Some(lv) = t.get("label") {
+        let lp = t.path("label");
+        if kind != "last_n" {
+            return Err(cx.invalid(
+                lv.span(),
+                &lp,
+                format!(
+                    "label only filters last_n, not {kind}; filter {kind} by name with a regex"
+                ),
+            ));
+        }
+        let l = cx.string(lv, &lp, "\"hourly\"")?;
+        let label = check_label(cx, lv.span(), l, &lp)?;
+        parts.rule_labels.push((index, label.clone(), lv.span()));
+        item.label = Some(label);
+    }
+    item.rule = Some(rule);
+    Ok(item)
+}
 
 fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionParts> {
-    let mut r = RetentionSpec::default();
+    let mut parts = RetentionParts {
+        spec: RetentionSpec::default(),
+        keep_counts: Vec::new(),
+        sanoid: Vec::new(),
+        rule_labels: Vec::new(),
+        rule_targets: Vec::new(),
+    };
+    if let Some(v) = t.get("keep_rules") {
+        let p = t.path("keep_rules");
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(cx.wrong_type(
+                v,
+                &p,
+                "an array of tables, such as [{ grid = \"24x1h | 14x1d\", regex = \"^zrepl_\" }, { last_n = 10 }]",
+            ));
+        };
+        let mut rules = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            rules.push(parse_keep_rule(cx, &mut parts, &p, i + 1, item)?);
+        }
+        parts.spec.keep_rules = rules;
+    }
+    let mut r = std::mem::take(&mut parts.spec);
     let mut keep_counts_spans = Vec::new();
     let mut sanoid_spans = Vec::new();
     if let Some(kv) = t.get("keep") {
-        let kp = t.path("keep");
-        let kt = cx.table(kv, format!("`{kp}`"), format!("{kp}."), &KEEP_KEYS)?;
-        let mut keep = CalendarKeep::default();
-        for (key, _, v) in &kt.entries {
-            let unit = CalendarUnit::from_adjective(key)
-                .expect("the key was checked against KEEP_KEYS, which are the adjectives");
-            keep.set(unit, cx.count(v, &kt.path(key))?);
-        }
-        if CalendarUnit::ALL
-            .iter()
-            .all(|u| keep.count(*u).unwrap_or(0) == 0)
-        {
-            return Err(cx.invalid(
-                kv.span(),
-                &kp,
-                "keeps nothing (no calendar count above 0), so every snapshot but the newest would be destroyed; give a count such as `keep = { daily = 7 }`, or remove it",
-            ));
-        }
-        r.keep = Some(keep);
+        r.keep = Some(parse_calendar_keep(cx, kv, &t.path("keep"))?);
     }
     if let Some(v) = t.get("keep_last") {
         let p = t.path("keep_last");
@@ -999,16 +1199,44 @@ fn parse_retention(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<RetentionParts> {
     if let Some(v) = t.get("keep_regex") {
         let p = t.path("keep_regex");
         for (i, (re, item)) in cx.strings(v, &p, "\"^manual-\"")?.into_iter().enumerate() {
-            if let Err(e) = NameRegex::new(re) {
-                return Err(cx.invalid(item.span(), &format!("{p}[{}]", i + 1), e.to_string()));
-            }
+            keep_regex(cx, item, &format!("{p}[{}]", i + 1), re)?;
             r.keep_regex.push(re.to_owned());
         }
     }
     if let Some(v) = t.get("keep_oldest") {
         r.keep_oldest = cx.boolean(v, &t.path("keep_oldest"))?;
     }
-    Ok((r, keep_counts_spans, sanoid_spans))
+    parts.spec = r;
+    parts.keep_counts = keep_counts_spans;
+    parts.sanoid = sanoid_spans;
+    Ok(parts)
+}
+
+/// Every `not_replicated = "T"` of a `keep_rules` item names a `[targets.T]`.
+fn check_rule_targets(
+    cx: &Cx<'_>,
+    policy_spans: &[(String, PolicySpans)],
+    targets: &BTreeMap<String, TargetSpec>,
+) -> Result<()> {
+    for (policy, spans) in policy_spans {
+        for (index, target, span) in &spans.rule_targets {
+            if targets.contains_key(target) {
+                continue;
+            }
+            let defined: Vec<String> = targets.keys().cloned().collect();
+            return Err(cx.err(
+                span.clone(),
+                ConfigProblem::UnknownName {
+                    what: "target".to_owned(),
+                    name: target.clone(),
+                    path: format!("policies.{policy}.keep_rules[{index}].not_replicated"),
+                    suggestion: closest(target, defined.iter().map(String::as_str)),
+                    defined,
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_target(

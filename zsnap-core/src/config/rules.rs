@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{ConfigError, ConfigProblem};
-use super::model::{BackupSpec, CalendarUnit, DatasetEntry, PolicySpec, TargetAddress, TargetSpec};
+use super::model::{
+    BackupSpec, CalendarUnit, DatasetEntry, PolicySpec, RuleSpec, TargetAddress, TargetSpec,
+};
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::retention::NameRegex;
@@ -111,6 +113,30 @@ fn agnostic_rule_keeps(policy: &PolicySpec, label: &str) -> bool {
         || r.keep_newer_than.is_some_and(|s| s.seconds() > 0)
         || r.grid.is_some()
         || regex()
+        || list_rule_keeps(policy, label)
+}
+
+/// Whether an item of `keep_rules` keeps some snapshot of `label`: a rule that keeps
+/// something (`last_n` of this label or of any), whose filter lets zsnap's names of
+/// this label through. `keep_oldest` alone does not count, as above.
+fn list_rule_keeps(policy: &PolicySpec, label: &str) -> bool {
+    let sample = format!("{}_{label}_20260101T000000Z", policy.prefix);
+    policy.retention.keep_rules.iter().any(|item| {
+        let passes = match &item.regex {
+            None => true,
+            Some(re) => NameRegex::new(re).is_ok_and(|p| p.is_match(&sample) != item.negate),
+        };
+        let keeps = match &item.rule {
+            None => true,
+            Some(RuleSpec::LastN(n)) => {
+                *n > 0 && item.label.as_ref().is_none_or(|l| l.as_str() == label)
+            }
+            Some(RuleSpec::NewerThan(s)) => s.seconds() > 0,
+            Some(RuleSpec::KeepOldest(_)) => false,
+            Some(_) => true,
+        };
+        passes && keeps
+    })
 }
 
 /// The count a label rule gives `label`, if one names it.
@@ -198,6 +224,15 @@ pub(crate) fn check_keep_rules(
                 }
                 return Err(unknown(
                     format!("policies.{name}.keep_counts.{label}"),
+                    label.as_str(),
+                    span.clone(),
+                ));
+            }
+        }
+        for (index, label, span) in &sp.rule_labels {
+            if !known.contains(label.as_str()) {
+                return Err(unknown(
+                    format!("policies.{name}.keep_rules[{index}].label"),
                     label.as_str(),
                     span.clone(),
                 ));

@@ -26,4 +26,8 @@ pub(crate) struct PolicySpans {
     pub(crate) sanoid: Vec<(&'static str, Range<usize>, u32)>,
     /// Each item of `keep_none`.
     pub(crate) keep_none: Vec<(Label, Range<usize>)>,
+    /// Each `label` of a `keep_rules` item (1-based item index, label, span).
+    pub(crate) rule_labels: Vec<(usize, Label, Range<usize>)>,
+    /// Each `not_replicated` of a `keep_rules` item (1-based item index, target, span).
+    pub(crate) rule_targets: Vec<(usize, String, Range<usize>)>,
 }

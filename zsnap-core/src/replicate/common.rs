@@ -209,6 +209,12 @@ pub struct TargetProtection {
     /// Source datasets that replicate to a target whose listing failed, with the
     /// first such target: none of their snapshots is destroyed.
     pub unknown: BTreeMap<DatasetName, String>,
+    /// Per source dataset, every listed target that receives it: `(target,
+    /// createtxg)`, the source createtxg of the newest snapshot or bookmark it shares
+    /// with the target (by guid), `None` when the target has nothing of it yet. What
+    /// the keep rule `not replicated to T` needs: give it to
+    /// [`PruneRequest::with_received`](crate::prune::PruneRequest::with_received).
+    pub received: BTreeMap<DatasetName, Vec<(String, Option<u64>)>>,
 }
 
 impl TargetProtection {
@@ -231,6 +237,8 @@ impl TargetProtection {
     /// let mapping = DatasetMapping::new("tank/a".parse().unwrap(), "bak/a".parse().unwrap());
     /// let p = TargetProtection::of(&source, &[TargetSide::new("bak", &mapping, Some(&target))]);
     /// assert_eq!(p.common[&"tank/a".parse().unwrap()], [("bak".to_owned(), Guid(12))]);
+    /// // s3 (createtxg 3) is newer than what bak shares: createtxg 2.
+    /// assert_eq!(p.received[&"tank/a".parse().unwrap()], [("bak".to_owned(), Some(2))]);
     /// let p = TargetProtection::of(&source, &[TargetSide::new("bak", &mapping, None)]);
     /// assert_eq!(p.unknown[&"tank/a".parse().unwrap()], "bak");
     /// ```
@@ -247,10 +255,20 @@ impl TargetProtection {
                         .or_insert_with(|| t.name.to_owned());
                     continue;
                 };
+                let received = out.received.entry(ds.name.clone()).or_default();
                 let Some(tds) = inventory.dataset(&tname) else {
+                    received.push((t.name.to_owned(), None));
                     continue;
                 };
-                if let Some(s) = newest_common(ds, tds).and_then(|b| b.source_snapshot()) {
+                let base = newest_common(ds, tds);
+                received.push((
+                    t.name.to_owned(),
+                    base.map(|b| match b {
+                        CommonBase::Snapshot { source, .. } => source.createtxg,
+                        CommonBase::Bookmark { source, .. } => source.createtxg,
+                    }),
+                ));
+                if let Some(s) = base.and_then(|b| b.source_snapshot()) {
                     out.common
                         .entry(ds.name.clone())
                         .or_default()

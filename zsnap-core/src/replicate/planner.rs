@@ -10,7 +10,7 @@ use crate::plan::{
     AbortReceiveStep, BookmarkStep, DestroyBookmarkStep, DestroyStep, HoldStep, Note, Plan,
     Protection, RecvOptions, SendBase, SendSpec, SnapshotRef, Step, TransferStep, Verdict,
 };
-use crate::policy::{DatasetSelection, Ownership, MANAGED_VALUE};
+use crate::policy::{DatasetSelection, Ownership, Policy, MANAGED_VALUE};
 use crate::prune::{plan_prune, PruneRequest};
 use crate::retention::{evaluate, Candidate};
 use crate::zfs_names::{DatasetName, ShortName};
@@ -799,7 +799,21 @@ impl<'r, 'a> Planner<'r, 'a> {
         for (i, s) in src.snapshots.iter().enumerate().skip(from) {
             flags[i] = req.filter.is_none_or(|f| (f.0)(src, s));
         }
-        if let Some(policy) = req.target_policy {
+        let keeps_everything = |p: &Policy| {
+            // `prune = false` without a keep rule: the target never prunes, so it
+            // wants every snapshot its policy owns (there is no rule to thin them by).
+            !p.prune && p.retention.rules.is_empty() && !p.retention.keep_oldest
+        };
+        if let Some(policy) = req.target_policy.filter(|p| keeps_everything(p)) {
+            let managed = self.recv_managed();
+            for (f, s) in flags.iter_mut().zip(&src.snapshots).skip(from) {
+                if *f {
+                    let mut seen = s.clone();
+                    seen.managed.clone_from(&managed);
+                    *f = policy.classify(&seen).is_owned();
+                }
+            }
+        } else if let Some(policy) = req.target_policy {
             // Snapshots as the target sees them: the stream carries no user properties
             // and the receive sets the managed marker on the dataset.
             let managed = self.recv_managed();

@@ -191,7 +191,9 @@ pub struct ReplicationRequest<'a> {
     /// sent, so nothing the target would prune at once is sent. Receives then set
     /// `zsnap:managed=yes` on the target (`-o`, unless
     /// [`ReplicationOptions::set_props`] sets it), so the target's own pruning owns what
-    /// it received. [`ReplicationOptions::prune_target`] prunes with this policy.
+    /// it received. [`ReplicationOptions::prune_target`] prunes with this policy. A
+    /// policy that never prunes (`prune = false`) and has no keep rule wants every
+    /// snapshot it owns.
     pub target_policy: Option<&'a Policy>,
     /// The name of the target's policy, which the reasons of the target's pruning name
     /// (`no rule of policy "archive" keeps them`); without it they name the target.

@@ -5,6 +5,7 @@ use chrono_tz::Tz;
 
 use super::grid::{Grid, GridKeep};
 use super::pattern::NameRegex;
+use super::replicated::Replicated;
 use super::rule::{Candidate, KeepRule, RetentionPolicy, SanoidCounts, CALENDAR_UNITS};
 use crate::duration::Span;
 use crate::plan::KeepReason;
@@ -22,7 +23,9 @@ use crate::plan::KeepReason;
 ///
 /// # Examples
 ///
-/// Equal creation seconds: the later candidate (higher `createtxg`) is the newer one.
+/// Equal creation seconds: the later candidate (higher `createtxg`) is the newer one
+/// for every rule but `last N`, which ranks them by name, descending, as zrepl's
+/// `last_n` does.
 /// ```
 /// use chrono::{TimeZone, Utc};
 /// use zsnap_core::retention::{evaluate, Candidate, KeepRule, RetentionPolicy};
@@ -92,6 +95,41 @@ pub fn evaluate(
     now: DateTime<Utc>,
     tz: Tz,
 ) -> Vec<Vec<KeepReason>> {
+    evaluate_with(policy, candidates, now, tz, &Replicated::new())
+}
+
+/// [`evaluate`], knowing what each replication target of the dataset has received, for
+/// the rule `not replicated to T` ([`KeepRule::NotReplicated`]).
+///
+/// # Example
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use zsnap_core::retention::{evaluate_with, Candidate, KeepRule, Replicated, RetentionPolicy};
+/// use zsnap_core::{Guid, ShortName};
+///
+/// let names: Vec<ShortName> = (0..3).map(|i| format!("s{i}").parse().unwrap()).collect();
+/// let t = Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).unwrap();
+/// let cands: Vec<Candidate> = (0..3)
+///     .map(|i| Candidate::new(&names[i], Guid(i as u64), 10 + i as u64, t, None))
+///     .collect();
+/// let policy = RetentionPolicy::new(vec![KeepRule::NotReplicated("offsite".to_owned())]);
+/// // offsite has s1 (createtxg 11): only s2 is still to be sent.
+/// let replicated = Replicated::new().with_target("offsite", Some(11));
+/// let kept = evaluate_with(&policy, &cands, t, chrono_tz::UTC, &replicated);
+/// assert!(kept[0].is_empty() && kept[1].is_empty());
+/// assert_eq!(
+///     kept[2][0].to_string(),
+///     "not replicated to offsite [newer than the newest snapshot on offsite (createtxg 11)]"
+/// );
+/// ```
+#[must_use]
+pub fn evaluate_with(
+    policy: &RetentionPolicy,
+    candidates: &[Candidate<'_>],
+    now: DateTime<Utc>,
+    tz: Tz,
+    replicated: &Replicated,
+) -> Vec<Vec<KeepReason>> {
     let mut out: Vec<Vec<KeepReason>> = Vec::with_capacity(candidates.len());
     out.resize_with(candidates.len(), Vec::new);
     if candidates.is_empty() {
@@ -104,6 +142,8 @@ pub fn evaluate(
         tz,
         local: None,
         out: &mut out,
+        replicated,
+        suffix: String::new(),
     };
     for rule in &policy.rules {
         ctx.apply(rule, now);
@@ -134,9 +174,23 @@ struct Ctx<'c, 'a> {
     /// calendar rule first needs them.
     local: Option<Vec<(NaiveDateTime, FixedOffset)>>,
     out: &'c mut Vec<Vec<KeepReason>>,
+    replicated: &'c Replicated,
+    /// Appended to every reason's rule: the filters this rule runs inside
+    /// (` (regex ^zrepl_)`).
+    suffix: String,
 }
 
 impl Ctx<'_, '_> {
+    /// Records that `rule` keeps candidate `i` for `bucket`.
+    fn keep(&mut self, i: usize, rule: &str, bucket: impl Into<String>) {
+        let rule = if self.suffix.is_empty() {
+            rule.to_owned()
+        } else {
+            format!("{rule}{}", self.suffix)
+        };
+        self.out[i].push(KeepReason::new(rule, bucket));
+    }
+
     fn apply(&mut self, rule: &KeepRule, now: DateTime<Utc>) {
         match rule {
             KeepRule::Last {
@@ -160,11 +214,68 @@ impl Ctx<'_, '_> {
             KeepRule::Grid(g) => self.grid(g, &rule.to_string()),
             KeepRule::Sanoid(s) => self.sanoid(s, now),
             KeepRule::NewerThan(span) => self.newer_than(*span, now),
-            KeepRule::Regex(p) => {
+            KeepRule::Regex(p) | KeepRule::NotRegex(p) => {
+                let (want, bucket) = match rule {
+                    KeepRule::Regex(_) => (true, "name matches"),
+                    _ => (false, "name does not match"),
+                };
                 let text = rule.to_string();
                 for i in 0..self.cands.len() {
-                    if p.is_match(self.cands[i].name.as_str()) {
-                        self.out[i].push(KeepReason::new(text.clone(), "name matches"));
+                    if p.is_match(self.cands[i].name.as_str()) == want {
+                        self.keep(i, &text, bucket);
+                    }
+                }
+            }
+            KeepRule::NotReplicated(target) => self.not_replicated(&rule.to_string(), target),
+            KeepRule::Filtered {
+                regex,
+                negate,
+                rule: inner,
+            } => self.filtered(regex, *negate, inner, now),
+        }
+    }
+
+    fn filtered(&mut self, regex: &NameRegex, negate: bool, inner: &KeepRule, now: DateTime<Utc>) {
+        let sub: Vec<usize> = (0..self.cands.len())
+            .filter(|&i| regex.is_match(self.cands[i].name.as_str()) != negate)
+            .collect();
+        if sub.is_empty() {
+            return;
+        }
+        let cands: Vec<Candidate<'_>> = sub.iter().map(|&i| self.cands[i]).collect();
+        let order = age_order(&cands);
+        let mut out: Vec<Vec<KeepReason>> = Vec::with_capacity(sub.len());
+        out.resize_with(sub.len(), Vec::new);
+        let not = if negate { "not " } else { "" };
+        let mut ctx = Ctx {
+            cands: &cands,
+            order: &order,
+            tz: self.tz,
+            local: None,
+            out: &mut out,
+            replicated: self.replicated,
+            suffix: format!(" ({not}regex {regex}){}", self.suffix),
+        };
+        ctx.apply(inner, now);
+        for (i, reasons) in sub.into_iter().zip(out) {
+            self.out[i].extend(reasons);
+        }
+    }
+
+    fn not_replicated(&mut self, text: &str, target: &str) {
+        match self.replicated.target(target) {
+            None => {}
+            Some(None) => {
+                for i in 0..self.cands.len() {
+                    self.keep(i, text, "nothing received yet");
+                }
+            }
+            Some(Some(txg)) => {
+                let bucket =
+                    format!("newer than the newest snapshot on {target} (createtxg {txg})");
+                for i in 0..self.cands.len() {
+                    if self.cands[i].createtxg > txg {
+                        self.keep(i, text, bucket.as_str());
                     }
                 }
             }
@@ -175,26 +286,43 @@ impl Ctx<'_, '_> {
         if count == 0 {
             return;
         }
-        let mut kept = 0;
-        for i in self.order.iter().rev().copied() {
-            let c = &self.cands[i];
-            if label.is_some_and(|l| c.label != Some(l))
-                || regex.is_some_and(|r| !r.is_match(c.name.as_str()))
-            {
-                continue;
-            }
-            kept += 1;
-            self.out[i].push(KeepReason::new(text, format!("#{kept} of {count}")));
-            if kept == count {
-                break;
-            }
+        let cands = self.cands;
+        let mut ranked: Vec<usize> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let c = &cands[i];
+                label.is_none_or(|l| c.label == Some(l))
+                    && regex.is_none_or(|r| r.is_match(c.name.as_str()))
+            })
+            .collect();
+        // zrepl's `last_n`: newest first by creation, equal seconds by name,
+        // descending (then createtxg and position, which zrepl never needs: names
+        // are unique within a dataset).
+        let key = |i: usize| {
+            (
+                cands[i].creation,
+                cands[i].name.as_str(),
+                cands[i].createtxg,
+                i,
+            )
+        };
+        if ranked
+            .windows(2)
+            .any(|w| cands[w[0]].creation == cands[w[1]].creation)
+        {
+            ranked.sort_unstable_by_key(|&i| key(i));
+        }
+        for (rank, i) in ranked.into_iter().rev().take(count).enumerate() {
+            self.keep(i, text, format!("#{} of {count}", rank + 1));
         }
     }
 
     fn calendar(&mut self, unit: usize, text: &str, count: usize) {
         let tz = self.tz;
         let cands = self.cands;
-        let local = self.local.get_or_insert_with(|| {
+        let local = self.local.take().unwrap_or_else(|| {
             cands
                 .iter()
                 .map(|c| {
@@ -217,12 +345,13 @@ impl Ctx<'_, '_> {
                 continue;
             }
             last_bucket = Some(bucket);
-            self.out[i].push(KeepReason::new(text, bucket_text(unit, t, offset)));
+            self.keep(i, text, bucket_text(unit, t, offset));
             kept += 1;
             if kept == count {
                 break;
             }
         }
+        self.local = Some(local);
     }
 
     fn grid(&mut self, grid: &Grid, text: &str) {
@@ -262,9 +391,23 @@ impl Ctx<'_, '_> {
                 instant_text(anchor, older_edge, self.tz),
                 instant_text(anchor, newer_edge, self.tz),
             );
-            // keep=N keeps the N oldest of the run: its last N positions.
-            for q in p - keep..p {
-                self.out[order[n - 1 - q]].push(KeepReason::new(text, bucket.as_str()));
+            // keep=N keeps the N oldest of the run, as zrepl does: by creation, and
+            // among equal seconds the later listed (higher createtxg) first — zrepl
+            // stable-sorts its createtxg-ordered listing youngest first and drops the
+            // first ones.
+            let mut run: Vec<usize> = (run_start..p).map(|q| order[n - 1 - q]).collect();
+            if keep < run.len() {
+                run.sort_unstable_by_key(|&i| {
+                    (
+                        cands[i].creation,
+                        std::cmp::Reverse(cands[i].createtxg),
+                        std::cmp::Reverse(i),
+                    )
+                });
+                run.truncate(keep);
+            }
+            for i in run {
+                self.keep(i, text, bucket.as_str());
             }
         }
     }
@@ -293,7 +436,7 @@ impl Ctx<'_, '_> {
                     // Older than the limit and beyond the count; so is everything older.
                     break;
                 };
-                self.out[i].push(KeepReason::new(text.as_str(), bucket));
+                self.keep(i, text.as_str(), bucket);
             }
         }
     }
@@ -311,7 +454,7 @@ impl Ctx<'_, '_> {
             if cutoff.is_some_and(|c| self.cands[i].creation <= c) {
                 break;
             }
-            self.out[i].push(KeepReason::new(text.as_str(), bucket.as_str()));
+            self.keep(i, text.as_str(), bucket.as_str());
         }
     }
 }

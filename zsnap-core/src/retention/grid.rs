@@ -161,8 +161,9 @@ pub enum IntervalProblem {
     /// A parameter other than `keep=`.
     #[error("unknown parameter {0:?}; only keep=N and keep=all are supported")]
     UnknownParameter(String),
-    /// `keep=` with something that is neither a positive number nor `all`.
-    #[error("keep must be a whole number of at least 1 or `all`, not {0:?}")]
+    /// `keep=` with something that is neither a positive number nor `all` (or zrepl's
+    /// `-1`).
+    #[error("keep must be a whole number of at least 1, or `all` to keep every snapshot of the interval, not {0:?}")]
     BadKeep(String),
 }
 
@@ -276,7 +277,9 @@ fn parse_interval(text: &str) -> Result<GridInterval, IntervalProblem> {
                 return Err(IntervalProblem::UnknownParameter(p.to_owned()));
             };
             let value = value.trim();
-            if value == "all" {
+            // zrepl reads `keep=-1` as its constant for "all" (any other number below 1
+            // passes its parser and then crashes its pruner; here it is an error).
+            if value == "all" || value == "-1" {
                 GridKeep::All
             } else {
                 let n = value

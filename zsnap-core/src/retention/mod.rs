@@ -15,16 +15,21 @@
 //! Invariants: evaluation is a pure function of (policy, candidates, now, time zone);
 //! each rule is evaluated on its own, so the kept set of a policy is the union of the
 //! kept sets of its rules, and adding a rule never drops a snapshot. Ordering by age is
-//! by `creation`, ties broken by `createtxg`, then by position.
+//! by `creation`, ties broken by `createtxg`, then by position — except where zrepl
+//! breaks ties otherwise and its rules follow it: `last N` ranks equal seconds by name,
+//! descending, and the grid keeps, among equal seconds, the later listed (higher
+//! `createtxg`) first.
 
 mod evaluate;
 mod grid;
 mod parse;
 mod pattern;
+mod replicated;
 mod rule;
 
-pub use evaluate::evaluate;
+pub use evaluate::{evaluate, evaluate_with};
 pub use grid::{Grid, GridError, GridInterval, GridKeep, GridProblem, IntervalProblem};
 pub use parse::{RuleError, RuleProblem};
 pub use pattern::{NameRegex, NameRegexError};
+pub use replicated::Replicated;
 pub use rule::{Candidate, KeepRule, RetentionPolicy, SanoidCounts};

@@ -24,7 +24,7 @@ pub struct RuleError {
 #[non_exhaustive]
 pub enum RuleProblem {
     /// The first word names no rule.
-    #[error("unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION` or `regex PATTERN`")]
+    #[error("unknown rule; expected `last N`, `labels LABEL = N, …`, `calendar daily = N, …`, `grid SPEC`, `sanoid daily = N, …`, `newer than DURATION`, `regex PATTERN`, `not regex PATTERN` or `not replicated to TARGET`")]
     UnknownRule,
     /// A count that is not a whole number.
     #[error("{0:?} is not a count (a whole number)")]
@@ -57,6 +57,12 @@ pub enum RuleProblem {
     /// A bad duration.
     #[error("invalid duration: {0}")]
     Span(&'static str),
+    /// A trailing filter that is not `(regex R)` or `(not regex R)`.
+    #[error("expected the filter `(regex R)` or `(not regex R)` at the end, not {0:?}")]
+    BadFilter(String),
+    /// `not replicated to` without a target name.
+    #[error("expected `not replicated to TARGET`, with the name of a [targets.NAME] table")]
+    NoTarget,
 }
 
 const SANOID_KEYS: &str = "frequently, frequent_period, hourly, daily, weekly, monthly, yearly";
@@ -188,10 +194,76 @@ fn parse_sanoid(text: &str) -> Result<KeepRule, RuleProblem> {
     Ok(KeepRule::Sanoid(s))
 }
 
+/// Where a trailing `(regex R)` or `(not regex R)` filter starts in the text of a rule
+/// whose first word is `word`, and whether it is negated. `last` keeps its own
+/// `(regex R)`; regex rules take no filter (their pattern runs to the end).
+fn filter_start(word: &str, s: &str) -> Option<(usize, bool)> {
+    let negated = s.find(" (not regex ").map(|i| (i, true));
+    match word {
+        "regex" => None,
+        "not" if first_word(first_word(s).1).0 == "regex" => None,
+        // `last N (…)` has options of its own, `(regex R)` among them: a filter
+        // follows them (`last 3 (regex ^a) (regex _1$)`) or is negated.
+        "last" => {
+            let after_options = [") (regex ", ") (not regex "]
+                .iter()
+                .filter_map(|p| s.find(p).map(|i| (i + 1, p.contains("not"))))
+                .min_by_key(|(i, _)| *i);
+            match (after_options, negated) {
+                (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+                (a, b) => a.or(b),
+            }
+        }
+        _ => {
+            let plain = s.find(" (regex ").map(|i| (i, false));
+            match (plain, negated) {
+                (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+                (a, b) => a.or(b),
+            }
+        }
+    }
+}
+
 fn parse_rule(s: &str) -> Result<KeepRule, RuleProblem> {
     let s = s.trim_start();
     let (word, rest) = first_word(s);
+    if let Some((at, negate)) = filter_start(word, s) {
+        let filter = s[at..].trim_end();
+        let pattern = filter
+            .strip_prefix(if negate { " (not regex " } else { " (regex " })
+            .and_then(|p| p.strip_suffix(')'))
+            .ok_or_else(|| RuleProblem::BadFilter(filter.trim_start().to_owned()))?;
+        let regex = NameRegex::new(pattern).map_err(|e| RuleProblem::Pattern(e.problem))?;
+        let rule = parse_rule(&s[..at])?;
+        return Ok(KeepRule::Filtered {
+            regex,
+            negate,
+            rule: Box::new(rule),
+        });
+    }
     match word {
+        "not" => {
+            let (what, after) = first_word(rest);
+            match what {
+                "regex" => {
+                    let pattern = rest["regex".len()..]
+                        .strip_prefix(char::is_whitespace)
+                        .ok_or(RuleProblem::UnknownRule)?;
+                    NameRegex::new(pattern)
+                        .map(KeepRule::NotRegex)
+                        .map_err(|e| RuleProblem::Pattern(e.problem))
+                }
+                "replicated" => {
+                    let (to, target) = first_word(after);
+                    let target = target.trim();
+                    if to != "to" || target.is_empty() {
+                        return Err(RuleProblem::NoTarget);
+                    }
+                    Ok(KeepRule::NotReplicated(target.to_owned()))
+                }
+                _ => Err(RuleProblem::UnknownRule),
+            }
+        }
         "last" => parse_last(rest),
         "labels" => {
             let map: BTreeMap<String, usize> = assignments(rest)?

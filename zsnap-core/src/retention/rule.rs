@@ -102,9 +102,9 @@ impl RetentionPolicy {
 
     /// Whether a rule names `label` and so judges its snapshots: per-label counts with
     /// an entry for it, `last N (label L)`, or sanoid's rule when `label` is one of
-    /// sanoid's types.
+    /// sanoid's types (filtered by a regex or not).
     pub fn names_label(&self, label: &str) -> bool {
-        self.rules.iter().any(|r| match r {
+        self.rules.iter().any(|r| match r.unfiltered() {
             KeepRule::LabelCounts(map) => map.contains_key(label),
             KeepRule::Last { label: Some(l), .. } => l == label,
             KeepRule::Sanoid(c) => c.types().iter().any(|(t, _, _)| *t == label),
@@ -114,7 +114,9 @@ impl RetentionPolicy {
 
     /// Whether one of the rules is sanoid's.
     pub fn has_sanoid(&self) -> bool {
-        self.rules.iter().any(|r| matches!(r, KeepRule::Sanoid(_)))
+        self.rules
+            .iter()
+            .any(|r| matches!(r.unfiltered(), KeepRule::Sanoid(_)))
     }
 
     /// The same policy, keeping (or not) the oldest candidate as well.
@@ -218,9 +220,17 @@ impl SanoidCounts {
 /// | [`Sanoid`](KeepRule::Sanoid) | `sanoid hourly = 36, daily = 30` (unnamed types get sanoid's defaults) |
 /// | [`NewerThan`](KeepRule::NewerThan) | `newer than 7d` |
 /// | [`Regex`](KeepRule::Regex) | `regex ^manual_` |
+/// | [`NotRegex`](KeepRule::NotRegex) | `not regex ^manual_` |
+/// | [`NotReplicated`](KeepRule::NotReplicated) | `not replicated to offsite` |
+/// | [`Filtered`](KeepRule::Filtered) | `grid 24x1h (regex ^zrepl_)`, `last 3 (not regex ^manual_)` |
 ///
-/// In `last … (regex R)` and `regex R` the pattern runs to the end of the text (to the
-/// final `)` in the first case), so it may contain any character.
+/// In `last … (regex R)`, `regex R` and `not regex R` the pattern runs to the end of the
+/// text (to the final `)` in the first case), so it may contain any character. A
+/// filter `(regex R)` or `(not regex R)` is split off at its first occurrence, so
+/// the text of a [`Filtered`](KeepRule::Filtered) rule round-trips when its pattern does
+/// not itself contain ` (regex ` or ` (not regex `, and its inner rule is neither
+/// another filtered rule nor a regex rule (use [`KeepRule::filtered`], which never
+/// builds those).
 ///
 /// # Example
 /// ```
@@ -235,7 +245,8 @@ impl SanoidCounts {
 #[non_exhaustive]
 pub enum KeepRule {
     /// The newest `count` candidates — among those with label `label` and whose name
-    /// matches `regex`, when given (`now` is not used). Reasons: rule
+    /// matches `regex`, when given (`now` is not used). Candidates created in the same
+    /// second rank by name, descending (`b` before `a`), as in zrepl's `last_n`. Reasons: rule
     /// `last 3 (label hourly)`, bucket `#1 of 3` (the newest) … `#3 of 3`.
     Last {
         /// How many.
@@ -248,7 +259,8 @@ pub enum KeepRule {
         regex: Option<NameRegex>,
     },
     /// backupd style `[policy] hourly = 24, daily = 7`: for each label, its newest N
-    /// candidates. Candidates with other labels, or none, are not kept by this rule.
+    /// candidates (ranked as by [`Last`](KeepRule::Last), equal seconds by name).
+    /// Candidates with other labels, or none, are not kept by this rule.
     /// Reasons: rule `labels daily = 7`, bucket `#1 of 7` … `#7 of 7`.
     #[serde(rename = "labels")]
     LabelCounts(BTreeMap<String, usize>),
@@ -302,11 +314,14 @@ pub enum KeepRule {
     /// 3. In each interval, `keep=all` keeps everything; `keep=N` keeps the N
     ///    **oldest** and drops the younger ones (so with `keep=1` the first interval
     ///    keeps its oldest snapshot, not the newest: lead with `1xD(keep=all)`).
+    ///    Among snapshots of the same creation second, the one listed later (higher
+    ///    `createtxg`, then later position) counts as the older, exactly as zrepl
+    ///    orders them.
     /// 4. Candidates older than the last interval are not kept.
     ///
     /// zrepl's grid also takes a `regex` choosing which snapshots it sees (the others
-    /// are not kept by it, and the anchor is the newest *matching* one); here the
-    /// candidates are already the snapshots the policy manages, so a grid sees them all.
+    /// are not kept by it, and the anchor is the newest *matching* one): that is
+    /// [`KeepRule::Filtered`] around a grid, `grid 24x1h (regex ^zrepl_)`.
     ///
     /// Reasons: rule `grid 1x1h(keep=all) | 24x1h`, bucket
     /// `#3 of 24x1h (2026-11-23T11:00:07+01:00, 2026-11-23T12:00:07+01:00]`.
@@ -335,6 +350,44 @@ pub enum KeepRule {
     /// Every candidate whose name matches. Reasons: rule `regex ^manual_`, bucket
     /// `name matches`.
     Regex(NameRegex),
+    /// Every candidate whose name does **not** match (zrepl's `type: regex` with
+    /// `negate: true`). Reasons: rule `not regex ^manual_`, bucket
+    /// `name does not match`.
+    NotRegex(NameRegex),
+    /// Every candidate the named replication target has not received yet: created in
+    /// a later transaction group (higher `createtxg`) than the newest snapshot (or
+    /// bookmark) the dataset shares with the target, by guid — zrepl's
+    /// `not_replicated`. It needs to know what the target has
+    /// ([`Replicated`](super::Replicated), given to
+    /// [`evaluate_with`](super::evaluate_with)):
+    ///
+    /// - the target receives the dataset and shares a snapshot with it at `createtxg`
+    ///   X: keeps every candidate with `createtxg > X` (bucket `newer than the newest
+    ///   snapshot on offsite (createtxg X)`);
+    /// - the target receives the dataset but shares nothing with it yet: keeps every
+    ///   candidate (bucket `nothing received yet`);
+    /// - the target does not receive the dataset (or nothing is known of it, as in
+    ///   [`evaluate`](super::evaluate)): keeps nothing.
+    ///
+    /// The prune planner never evaluates a dataset whose target could not be listed:
+    /// it keeps all of that dataset's snapshots. `now` is not used.
+    NotReplicated(String),
+    /// Another rule, applied only to the candidates whose name matches `regex` (or,
+    /// with `negate`, does not match): zrepl's `regex` (and `negate`) of `grid` and
+    /// `last_n`. The inner rule sees nothing else: a grid is anchored at the newest
+    /// matching candidate, `last 3` counts matching candidates, calendar buckets hold
+    /// matching candidates. Reasons are the inner rule's, with ` (regex R)` (or
+    /// ` (not regex R)`) after the rule: `grid 24x1h (regex ^zrepl_)
+    /// [#3 of 24x1h (…)]`.
+    Filtered {
+        /// The pattern.
+        regex: NameRegex,
+        /// Apply the rule to the candidates that do *not* match instead.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        negate: bool,
+        /// The rule applied to the filtered candidates.
+        rule: Box<KeepRule>,
+    },
 }
 
 /// The calendar units in the order reasons list them, with their config keys.
@@ -347,6 +400,48 @@ impl KeepRule {
             count,
             label: None,
             regex: None,
+        }
+    }
+
+    /// `rule`, applied only to the candidates whose name matches `regex` (does not
+    /// match, with `negate`), in the canonical form whose text round-trips: a
+    /// matching filter on `last N` without a regex becomes its own `(regex R)`; a
+    /// filter on a regex rule, or on a rule that is already filtered, is kept as is
+    /// (nested), which has no text form of its own.
+    ///
+    /// # Example
+    /// ```
+    /// use zsnap_core::retention::KeepRule;
+    /// let grid = "grid 24x1h".parse().unwrap();
+    /// let r = KeepRule::filtered("^zrepl_".parse().unwrap(), false, grid);
+    /// assert_eq!(r.to_string(), "grid 24x1h (regex ^zrepl_)");
+    /// let r = KeepRule::filtered("^manual_".parse().unwrap(), false, KeepRule::last(3));
+    /// assert_eq!(r, "last 3 (regex ^manual_)".parse().unwrap());
+    /// ```
+    pub fn filtered(regex: NameRegex, negate: bool, rule: KeepRule) -> Self {
+        match rule {
+            KeepRule::Last {
+                count,
+                label,
+                regex: None,
+            } if !negate => KeepRule::Last {
+                count,
+                label,
+                regex: Some(regex),
+            },
+            rule => KeepRule::Filtered {
+                regex,
+                negate,
+                rule: Box::new(rule),
+            },
+        }
+    }
+
+    /// The rule inside any [`Filtered`](KeepRule::Filtered) wrappers.
+    pub fn unfiltered(&self) -> &KeepRule {
+        match self {
+            KeepRule::Filtered { rule, .. } => rule.unfiltered(),
+            other => other,
         }
     }
 
@@ -422,6 +517,16 @@ impl fmt::Display for KeepRule {
             }
             KeepRule::NewerThan(span) => write!(f, "newer than {span}"),
             KeepRule::Regex(p) => write!(f, "regex {p}"),
+            KeepRule::NotRegex(p) => write!(f, "not regex {p}"),
+            KeepRule::NotReplicated(t) => write!(f, "not replicated to {t}"),
+            KeepRule::Filtered {
+                regex,
+                negate,
+                rule,
+            } => {
+                let not = if *negate { "not " } else { "" };
+                write!(f, "{rule} ({not}regex {regex})")
+            }
         }
     }
 }
@@ -455,6 +560,14 @@ enum TaggedRule {
     Sanoid(SanoidCounts),
     NewerThan(Span),
     Regex(NameRegex),
+    NotRegex(NameRegex),
+    NotReplicated(String),
+    Filtered {
+        regex: NameRegex,
+        #[serde(default)]
+        negate: bool,
+        rule: Box<KeepRule>,
+    },
 }
 
 impl From<TaggedRule> for KeepRule {
@@ -487,6 +600,17 @@ impl From<TaggedRule> for KeepRule {
             TaggedRule::Sanoid(s) => KeepRule::Sanoid(s),
             TaggedRule::NewerThan(s) => KeepRule::NewerThan(s),
             TaggedRule::Regex(p) => KeepRule::Regex(p),
+            TaggedRule::NotRegex(p) => KeepRule::NotRegex(p),
+            TaggedRule::NotReplicated(t) => KeepRule::NotReplicated(t),
+            TaggedRule::Filtered {
+                regex,
+                negate,
+                rule,
+            } => KeepRule::Filtered {
+                regex,
+                negate,
+                rule,
+            },
         }
     }
 }

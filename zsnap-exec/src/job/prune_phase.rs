@@ -107,6 +107,7 @@ pub fn plan(
     let req = PruneRequest::new(loc.clone(), inv, &selections, policies)
         .with_protected(&protection.common)
         .with_unknown_base(&protection.unknown)
+        .with_received(&protection.received)
         .with_failed(&failed_here);
     plan_prune(&req, now)
 }
