@@ -57,7 +57,7 @@ if cargo tree -p zsnap-core -e normal,features | grep -q 'chrono feature "clock"
     exit 1
 fi
 cargo check -p zsnap-core --quiet
-cargo check -p zsnap-exec --no-default-features --all-targets --quiet
+cargo clippy -p zsnap-exec --no-default-features --all-targets --quiet -- -D warnings
 
 # The whole workspace: zsnap-cli enables zsnap-exec's feature `s3`, so the S3 store
 # and its tests (store_s3_real) are built and run here.

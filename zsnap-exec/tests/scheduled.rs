@@ -248,6 +248,8 @@ fn deletions_stop_at_the_first_failure_and_say_what_was_tried() {
     );
 }
 
+/// Rehearsed backups live in an in-memory object store: only with the feature `s3`.
+#[cfg(feature = "s3")]
 #[test]
 fn a_rehearsal_runs_every_step_backs_up_on_schedule_and_repeats() {
     let config = Config::from_toml(
@@ -281,6 +283,23 @@ fn a_rehearsal_runs_every_step_backs_up_on_schedule_and_repeats() {
         serde_json::to_value(&r).unwrap(),
         serde_json::to_value(&again).unwrap()
     );
+}
+
+/// Without the feature `s3` there is no in-memory store: a rehearsal of backups is
+/// refused, saying so, rather than run without them.
+#[cfg(not(feature = "s3"))]
+#[test]
+fn a_rehearsal_of_backups_needs_the_in_memory_store() {
+    let config = Config::from_toml(
+        &format!(
+            "{POLICY}\n[backups.offsite]\nsource = \"tank/home\"\nto = \"s3://bucket/host\"\n"
+        ),
+        "c.toml",
+    )
+    .unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+    let e = rehearse(&config, start, 1, Span::from_secs(3600)).unwrap_err();
+    assert!(matches!(e, RehearsalError::NoMemoryStore), "{e:?}");
 }
 
 #[test]
