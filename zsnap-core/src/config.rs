@@ -49,9 +49,9 @@ mod suggest;
 pub use bandwidth::{Bandwidth, BandwidthError};
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
-    TargetAddressError, TargetSpec, Thresholds,
+    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind,
+    DatasetEntry, Expiry, Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep,
+    TargetAddress, TargetAddressError, TargetSpec, Thresholds,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 

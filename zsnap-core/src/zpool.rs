@@ -907,3 +907,66 @@ pub fn render_pool_status(pools: &[PoolStatus]) -> String {
     }
     out
 }
+
+/// What zsnap knows of one pool: its `zpool list` row and, when `zpool status` showed
+/// it, its status block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PoolHealth {
+    /// The `zpool list` row.
+    pub usage: PoolUsage,
+    /// The `zpool status` block (`None` when the pool was not in that output: it was
+    /// exported between the two commands, or imported in between).
+    pub status: Option<PoolStatus>,
+}
+
+impl PoolHealth {
+    /// The pool's name.
+    pub fn name(&self) -> &DatasetName {
+        &self.usage.name
+    }
+
+    /// The pool's state: `zpool status`'s when there is one, else `zpool list`'s.
+    pub fn state(&self) -> &Health {
+        self.status
+            .as_ref()
+            .map_or(&self.usage.health, |s| &s.state)
+    }
+}
+
+/// Joins what `zpool list` and `zpool status` said about the pools in `wanted`, in the
+/// order of `wanted` (duplicates once); a pool that `zpool list` does not show is left
+/// out.
+///
+/// # Example
+/// ```
+/// use zsnap_core::zpool::{combine, Health, PoolStatus, PoolUsage};
+/// let tank: zsnap_core::DatasetName = "tank".parse().unwrap();
+/// let gone: zsnap_core::DatasetName = "gone".parse().unwrap();
+/// let pools = combine(
+///     vec![PoolUsage::new(tank.clone(), Health::Online)],
+///     vec![PoolStatus::new(tank.clone(), Health::Degraded)],
+///     &[gone, tank.clone(), tank],
+/// );
+/// assert_eq!(pools.len(), 1);
+/// assert_eq!(pools[0].state(), &Health::Degraded);
+/// ```
+pub fn combine(
+    usage: Vec<PoolUsage>,
+    status: Vec<PoolStatus>,
+    wanted: &[DatasetName],
+) -> Vec<PoolHealth> {
+    let mut out: Vec<PoolHealth> = Vec::new();
+    for w in wanted {
+        if out.iter().any(|p| p.name() == w) {
+            continue;
+        }
+        if let Some(u) = usage.iter().find(|u| &u.name == w) {
+            out.push(PoolHealth {
+                usage: u.clone(),
+                status: status.iter().find(|s| &s.name == w).cloned(),
+            });
+        }
+    }
+    out
+}

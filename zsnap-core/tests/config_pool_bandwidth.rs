@@ -45,7 +45,11 @@ fn pool_checks_set_and_turned_off() {
     assert_eq!(c.check.pool_capacity, Some(CapacityThresholds::new(70, 90)));
     let c = parse("[check]\npool_capacity = false\n");
     assert_eq!(c.check.pool_capacity, None);
-    assert!(c.to_toml().contains("pool_capacity = false"), "{}", c.to_toml());
+    assert!(
+        c.to_toml().contains("pool_capacity = false"),
+        "{}",
+        c.to_toml()
+    );
     assert_eq!(
         parse("[check]\npool_capacity = true\n").check.pool_capacity,
         Some(CapacityThresholds::default())
@@ -105,7 +109,16 @@ fn target_bandwidth_errors() {
         err(&format!("{TARGET}bandwidth = \"10MB/s\"\n")),
         "zsnap.toml:16:13: invalid `targets.nas.bandwidth`: \"10MB/s\" is not a bandwidth: unknown unit \"MB\"; zsnap reads binary bytes per second: B, K or KiB (1024), M or MiB, G or GiB, T or TiB, as in \"10MiB/s\" (SI units and bits are not accepted)"
     );
-    for bad in ["0", "0MiB/s", "1.5M", "fast", "-1M", "10 MiB/s", "99999999999T", ""] {
+    for bad in [
+        "0",
+        "0MiB/s",
+        "1.5M",
+        "fast",
+        "-1M",
+        "10 MiB/s",
+        "99999999999T",
+        "",
+    ] {
         let e = err(&format!("{TARGET}bandwidth = \"{bad}\"\n"));
         assert!(e.contains("is not a bandwidth"), "{bad}: {e}");
     }

@@ -41,10 +41,18 @@ fn vdev<'a>(p: &'a PoolStatus, name: &str) -> &'a Vdev {
 fn list_rows() {
     let rows = parse_pool_list(fixture!("list.tsv")).expect("parses");
     assert_eq!(rows.len(), 8);
-    let ck = rows.iter().find(|r| r.name.as_str() == "fxck").expect("listed");
+    let ck = rows
+        .iter()
+        .find(|r| r.name.as_str() == "fxck")
+        .expect("listed");
     assert_eq!(
         (ck.size, ck.allocated, ck.free, ck.capacity),
-        (Some(117_440_512), Some(16_970_240), Some(100_470_272), Some(14))
+        (
+            Some(117_440_512),
+            Some(16_970_240),
+            Some(100_470_272),
+            Some(14)
+        )
     );
     let degraded: Vec<&str> = rows
         .iter()
@@ -124,14 +132,18 @@ fn checksum_errors_repaired_by_scrub() {
     assert!(p
         .scan
         .as_deref()
-        .is_some_and(|s| s.starts_with("scrub repaired 12.2M") && s.ends_with("with 0 errors on Mon Dec  7 22:54:28 2026")));
+        .is_some_and(|s| s.starts_with("scrub repaired 12.2M")
+            && s.ends_with("with 0 errors on Mon Dec  7 22:54:28 2026")));
 }
 
 #[test]
 fn permanent_data_errors() {
     let p = one(fixture!("status-data-errors.txt"));
     assert_eq!(p.errors, Some(DataErrors::Count(21)));
-    assert_eq!(vdev(&p, "/tmp/zpfx/data-a.img").errors, Some(VdevErrors::new(0, 0, 81)));
+    assert_eq!(
+        vdev(&p, "/tmp/zpfx/data-a.img").errors,
+        Some(VdevErrors::new(0, 0, 81))
+    );
 }
 
 #[test]
@@ -147,7 +159,10 @@ fn classes_spares_and_scrubs() {
         .collect();
     assert_eq!(classes, ["logs", "cache", "spares"]);
     let spare = vdev(&p, "/tmp/zpfx/cx-s.img");
-    assert_eq!((&spare.state, spare.errors, &spare.note), (&Health::Avail, None, &None));
+    assert_eq!(
+        (&spare.state, spare.errors, &spare.note),
+        (&Health::Avail, None, &None)
+    );
     assert_eq!(vdev(&p, "/tmp/zpfx/cx-l2.img").depth, 2);
 
     let running = one(fixture!("status-scrub-in-progress.txt"));
@@ -155,7 +170,10 @@ fn classes_spares_and_scrubs() {
     assert!(scan.starts_with("scrub in progress since"));
     assert_eq!(scan.lines().count(), 3);
     let paused = one(fixture!("status-scrub-paused.txt"));
-    assert!(paused.scan.as_deref().is_some_and(|s| s.starts_with("scrub paused since")));
+    assert!(paused
+        .scan
+        .as_deref()
+        .is_some_and(|s| s.starts_with("scrub paused since")));
 }
 
 #[test]
@@ -203,9 +221,12 @@ fn errors_name_their_line() {
     assert_eq!(e.line, 2);
     assert_eq!(e.kind, PoolListParseErrorKind::BadName("tank/x".to_owned()));
     let e = parse_pool_list("tank\t1\t1\t0\t14%\tONLINE\n").expect_err("not -p");
-    assert_eq!(e.to_string(), "line 1: column \"capacity\": \"14%\" is not a number or -");
-    let e = parse_pool_list("tank\t1\t1\t0\t1\tONLINE\ntank\t1\t1\t0\t1\tONLINE\n")
-        .expect_err("twice");
+    assert_eq!(
+        e.to_string(),
+        "line 1: column \"capacity\": \"14%\" is not a number or -"
+    );
+    let e =
+        parse_pool_list("tank\t1\t1\t0\t1\tONLINE\ntank\t1\t1\t0\t1\tONLINE\n").expect_err("twice");
     assert_eq!(e.kind, PoolListParseErrorKind::Duplicate("tank".to_owned()));
 
     let e = parse_pool_status(" state: ONLINE\n").expect_err("no pool");
@@ -213,8 +234,10 @@ fn errors_name_their_line() {
     let e = parse_pool_status("  pool: tank\nconfig:\n\n\tNAME  STATE\n\ttank  ONLINE  0 0 0\n")
         .expect_err("no state");
     assert_eq!(e.kind, PoolStatusParseErrorKind::NoState("tank".to_owned()));
-    let e = parse_pool_status("  pool: tank\n state: ONLINE\nconfig:\n\n\tNAME  STATE\n\ttank_x ONLINE  0 0 0\n")
-        .expect_err("misaligned");
+    let e = parse_pool_status(
+        "  pool: tank\n state: ONLINE\nconfig:\n\n\tNAME  STATE\n\ttank_x ONLINE  0 0 0\n",
+    )
+    .expect_err("misaligned");
     assert_eq!(e.line, 6);
     assert!(matches!(e.kind, PoolStatusParseErrorKind::BadRow(_)));
     let e = parse_pool_status("  pool: tank\n state: ONLINE\nconfig:\n\n\tNAMES STATE\n")
@@ -226,5 +249,8 @@ fn errors_name_their_line() {
 fn names_with_spaces_line_up_with_the_header() {
     let text = "  pool: tank\n state: ONLINE\nconfig:\n\n\tNAME            STATE     READ WRITE CKSUM\n\ttank            ONLINE       0     0     0\n\t  /tmp/a b.img  ONLINE       0     0     7\n";
     let p = one(text);
-    assert_eq!(vdev(&p, "/tmp/a b.img").errors, Some(VdevErrors::new(0, 0, 7)));
+    assert_eq!(
+        vdev(&p, "/tmp/a b.img").errors,
+        Some(VdevErrors::new(0, 0, 7))
+    );
 }

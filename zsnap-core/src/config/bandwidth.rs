@@ -99,7 +99,10 @@ impl FromStr for Bandwidth {
             .and_then(|m| n.checked_mul(m))
             .ok_or_else(|| fail("the rate is too large".to_owned()))?;
         Bandwidth::new(bytes).ok_or_else(|| {
-            fail("a limit of 0 would never finish a transfer; leave bandwidth out for no limit".to_owned())
+            fail(
+                "a limit of 0 would never finish a transfer; leave bandwidth out for no limit"
+                    .to_owned(),
+            )
         })
     }
 }

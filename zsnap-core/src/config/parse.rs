@@ -10,12 +10,12 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::error::{ConfigError, ConfigProblem};
 use super::bandwidth::Bandwidth;
+use super::error::{ConfigError, ConfigProblem};
 use super::model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
-    Thresholds,
+    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind,
+    DatasetEntry, Expiry, Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep,
+    TargetAddress, TargetSpec, Thresholds,
 };
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
