@@ -9,10 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zsnap_core::config::{Config, Host, TargetAddress};
 use zsnap_core::{KeptUntil, Location, Protection, Verdict};
+use zsnap_exec::apply::Backends;
 use zsnap_exec::apply::OneBackend;
 use zsnap_exec::job::{Engine, Listing, Source};
 use zsnap_exec::last_run;
-use zsnap_exec::status::{LabelStatus, Level, Status, UnreachableStatus};
+use zsnap_exec::status::{
+    pool_status, LabelStatus, Level, PoolResult, PoolsAt, Status, UnreachableStatus,
+};
 
 use crate::backends::load_fake;
 use crate::exit;
@@ -24,23 +27,41 @@ use zsnap_exec::connect::connect_config;
 
 /// Every location listed root by root: what could be listed, and what could not.
 fn listing(req: &Request, config: &Config, engine: &Engine<'_>) -> Result<Listing, Failure> {
+    listing_and_pools(req, config, engine, false).map(|(l, _)| l)
+}
+
+/// [`listing`], and with `pools` each location's pools asked about on the same
+/// backends (none for a saved inventory).
+fn listing_and_pools(
+    req: &Request,
+    config: &Config,
+    engine: &Engine<'_>,
+    pools: bool,
+) -> Result<(Listing, Vec<PoolsAt>), Failure> {
     if let Some(path) = &req.inventory {
         let mut saved = Some(read_inventory(path)?);
-        return Ok(engine.list_each(&mut Source::Saved(&mut saved))?);
+        return Ok((
+            engine.list_each(&mut Source::Saved(&mut saved))?,
+            Vec::new(),
+        ));
     }
-    Ok(match &req.backend {
+    let both = |backends: &mut dyn Backends| -> Result<(Listing, Vec<PoolsAt>), Failure> {
+        let listing = engine.list_each(&mut Source::Backends(backends))?;
+        let at = if pools {
+            pool_status(engine, backends)
+        } else {
+            Vec::new()
+        };
+        Ok((listing, at))
+    };
+    match &req.backend {
         BackendSpec::Fake(path) => {
             let (mut z, _) = load_fake(path, config, req.now)?;
-            engine.list_each(&mut Source::Backends(&mut OneBackend(&mut z)))?
+            both(&mut OneBackend(&mut z))
         }
-        BackendSpec::Local => engine.list_each(&mut Source::Backends(&mut connect_config(
-            config,
-            &Host::Local,
-        )?))?,
-        BackendSpec::Ssh(h) => {
-            engine.list_each(&mut Source::Backends(&mut connect_config(config, h)?))?
-        }
-    })
+        BackendSpec::Local => both(&mut connect_config(config, &Host::Local)?),
+        BackendSpec::Ssh(h) => both(&mut connect_config(config, h)?),
+    }
 }
 
 /// The status at `req.now` of everything `listing` found, with the backup stores.
@@ -325,7 +346,11 @@ pub fn status(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8,
 /// Only output failures: everything else is reported as UNKNOWN.
 pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, Failure> {
     let engine = Engine::new(config);
-    let st = match listing(req, config, &engine).and_then(|l| compute(req, &engine, &l)) {
+    let st = match listing_and_pools(req, config, &engine, true).and_then(|(l, pools)| {
+        let mut st = compute(req, &engine, &l)?;
+        st.pools = pools;
+        Ok(st)
+    }) {
         Ok(st) => st,
         Err(f) => return unknown(req, &format!("{:#}", f.error), out),
     };
@@ -334,7 +359,7 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
     let report = zsnap_exec::status::check(&engine, &st, runs.as_ref());
     let level = report.level();
     let line = format!("ZSNAP {} - {}\n", level.word(), report.summary());
-    print_check(req.json, level, &line, out)?;
+    print_check(req.json, level, &line, &report.pools, out)?;
     Ok(level.exit_code())
 }
 
@@ -343,9 +368,17 @@ struct CheckJson<'a> {
     status: &'a str,
     code: u8,
     message: &'a str,
+    #[serde(skip_serializing_if = "<[PoolResult]>::is_empty")]
+    pools: &'a [PoolResult],
 }
 
-fn print_check(json: bool, level: Level, line: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+fn print_check(
+    json: bool,
+    level: Level,
+    line: &str,
+    pools: &[PoolResult],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     if json {
         output::json(
             out,
@@ -353,6 +386,7 @@ fn print_check(json: bool, level: Level, line: &str, out: &mut dyn Write) -> any
                 status: level.word(),
                 code: level.exit_code(),
                 message: line.trim_end(),
+                pools,
             },
         )
     } else {
@@ -375,6 +409,6 @@ pub fn unknown(req: &Request, why: &str, out: &mut dyn Write) -> Result<u8, Fail
 /// Only output failures.
 pub fn unknown_line(json: bool, why: &str, out: &mut dyn Write) -> Result<u8, Failure> {
     let line = format!("ZSNAP UNKNOWN - {}\n", why.trim_end());
-    print_check(json, Level::Unknown, &line, out)?;
+    print_check(json, Level::Unknown, &line, &[], out)?;
     Ok(Level::Unknown.exit_code())
 }
