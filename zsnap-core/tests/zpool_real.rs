@@ -254,3 +254,64 @@ fn names_with_spaces_line_up_with_the_header() {
         Some(VdevErrors::new(0, 0, 7))
     );
 }
+
+mod mutated {
+    //! What the fuzz target checks, on the fixtures with random edits: the parsers never
+    //! panic, and what they accept prints back to an equal value.
+    use proptest::prelude::*;
+    use zsnap_core::zpool::{
+        parse_pool_list, parse_pool_status, render_pool_list, render_pool_status,
+    };
+
+    const TEXTS: [&str; 3] = [
+        include_str!("fixtures/real/zpool/status-all.txt"),
+        include_str!("fixtures/real/zpool/status-scrub-paused.txt"),
+        include_str!("fixtures/real/zpool/list.tsv"),
+    ];
+    const BITS: [&str; 14] = [
+        "\t",
+        "\n",
+        " ",
+        "  ",
+        "-",
+        "0",
+        "12",
+        ":",
+        "ONLINE",
+        "\tlogs",
+        "é",
+        "\r",
+        "errors: ",
+        "  pool: x\n",
+    ];
+
+    proptest! {
+        #[test]
+        fn round_trip(text in 0..TEXTS.len(), edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..BITS.len() + 1), 1..6)) {
+            let mut s = TEXTS[text].to_owned();
+            for (at, bit) in edits {
+                let mut i = at.index(s.len() + 1);
+                while !s.is_char_boundary(i) {
+                    i -= 1;
+                }
+                match BITS.get(bit) {
+                    Some(b) => s.insert_str(i, b),
+                    None => {
+                        let mut j = (i + 1).min(s.len());
+                        while !s.is_char_boundary(j) {
+                            j += 1;
+                        }
+                        s.replace_range(i..j, "");
+                    }
+                }
+            }
+            if let Ok(rows) = parse_pool_list(&s) {
+                prop_assert_eq!(parse_pool_list(&render_pool_list(&rows)), Ok(rows));
+            }
+            if let Ok(pools) = parse_pool_status(&s) {
+                let printed = render_pool_status(&pools);
+                prop_assert_eq!(parse_pool_status(&printed), Ok(pools), "{}", printed);
+            }
+        }
+    }
+}
