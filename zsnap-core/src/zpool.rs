@@ -612,7 +612,7 @@ fn config_row(row: &str, state_col: usize) -> Option<ConfigRow> {
         (row, "")
     };
     let name = head[indent.min(head.len())..].trim_end();
-    if name.is_empty() || name.contains(['\t', '\n']) || indent % 2 != 0 {
+    if name.is_empty() || name.contains(['\t', '\n']) || !indent.is_multiple_of(2) {
         return None;
     }
     // The name must end before the STATE column: a space right before it.

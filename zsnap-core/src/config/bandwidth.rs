@@ -112,7 +112,7 @@ impl fmt::Display for Bandwidth {
         let (unit, m) = UNITS
             .iter()
             .map(|(unit, power)| (unit, 1024u64.pow(*power)))
-            .find(|(_, m)| self.0 % m == 0)
+            .find(|(_, m)| self.0.is_multiple_of(*m))
             .unwrap_or((&"B", 1));
         write!(f, "{}{unit}/s", self.0 / m)
     }
