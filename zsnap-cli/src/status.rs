@@ -13,7 +13,7 @@ use zsnap_exec::apply::OneBackend;
 use zsnap_exec::job::{Engine, Source};
 use zsnap_exec::report::{gather_check, gather_status, ReportError};
 use zsnap_exec::session::SessionFiles;
-use zsnap_exec::status::{LabelStatus, Level, UnreachableStatus};
+use zsnap_exec::status::{LabelStatus, Level, PoolResult, UnreachableStatus};
 
 use crate::backends::load_fake;
 use crate::exit;
@@ -323,7 +323,7 @@ pub fn check(req: &Request, config: &Config, out: &mut dyn Write) -> Result<u8, 
     };
     let level = report.level();
     let line = format!("ZSNAP {} - {}\n", level.word(), report.summary());
-    print_check(req.json, level, &line, out)?;
+    print_check(req.json, level, &line, &report.pools, out)?;
     Ok(level.exit_code())
 }
 
@@ -332,9 +332,17 @@ struct CheckJson<'a> {
     status: &'a str,
     code: u8,
     message: &'a str,
+    #[serde(skip_serializing_if = "<[PoolResult]>::is_empty")]
+    pools: &'a [PoolResult],
 }
 
-fn print_check(json: bool, level: Level, line: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+fn print_check(
+    json: bool,
+    level: Level,
+    line: &str,
+    pools: &[PoolResult],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     if json {
         output::json(
             out,
@@ -342,6 +350,7 @@ fn print_check(json: bool, level: Level, line: &str, out: &mut dyn Write) -> any
                 status: level.word(),
                 code: level.exit_code(),
                 message: line.trim_end(),
+                pools,
             },
         )
     } else {
@@ -364,6 +373,6 @@ pub fn unknown(req: &Request, why: &str, out: &mut dyn Write) -> Result<u8, Fail
 /// Only output failures.
 pub fn unknown_line(json: bool, why: &str, out: &mut dyn Write) -> Result<u8, Failure> {
     let line = format!("ZSNAP UNKNOWN - {}\n", why.trim_end());
-    print_check(json, Level::Unknown, &line, out)?;
+    print_check(json, Level::Unknown, &line, &[], out)?;
     Ok(Level::Unknown.exit_code())
 }

@@ -36,6 +36,7 @@
 //! );
 //! ```
 
+mod bandwidth;
 mod convert;
 mod error;
 mod model;
@@ -45,11 +46,12 @@ mod sanoid;
 mod spans;
 mod suggest;
 
+pub use bandwidth::{Bandwidth, BandwidthError};
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, HostError, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec, SanoidKeep,
-    TargetAddress, TargetAddressError, TargetSpec, Thresholds,
+    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind,
+    DatasetEntry, Expiry, Host, HostError, KeepRuleSpec, Paths, PolicySpec, RetentionSpec,
+    RuleSpec, S3Spec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec, Thresholds,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 

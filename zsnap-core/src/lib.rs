@@ -110,6 +110,7 @@ pub mod simulate;
 pub mod snapshot;
 pub mod zfs_list;
 pub mod zfs_names;
+pub mod zpool;
 
 pub use backup::{
     plan_backup, plan_backup_prune, resolve_restore, BackupPlan, BackupRequest, BackupStep,

@@ -212,6 +212,8 @@ fn effective_config_makes_defaults_explicit() {
         zfs = "/usr/sbin/zfs"
         remote_zfs = "/usr/sbin/zfs"
         ssh = "/usr/bin/ssh"
+        zpool = "/usr/sbin/zpool"
+        remote_zpool = "/usr/sbin/zpool"
 
         [[datasets]]
         root = "tank"

@@ -28,6 +28,8 @@ use zsnap_core::{
     SnapshotRef,
 };
 
+use zsnap_core::zpool::{PoolHealth, PoolListParseError, PoolStatusParseError};
+
 use crate::failure::{FailureKind, ZfsFailure};
 use crate::send_info::{token_excerpt, ResumeToken, SendEstimate, SendInfoParseError};
 
@@ -213,6 +215,14 @@ pub trait ZfsBackend {
     /// # Errors
     /// When a snapshot is missing, `zfs holds` fails, or its output cannot be read.
     fn holds(&self, snapshots: &[SnapshotName]) -> Result<Vec<(SnapshotName, String)>, HoldsError>;
+
+    /// The health and capacity of `pools` (`zpool list -H -p` and `zpool status -p`:
+    /// one of each, whatever the number of pools), in the order of `pools`. A pool
+    /// that is not imported is left out of the result.
+    ///
+    /// # Errors
+    /// When either command fails or its output cannot be read.
+    fn pools(&self, pools: &[DatasetName]) -> Result<Vec<PoolHealth>, PoolsError>;
 }
 
 /// The part of `full` that [`ZfsBackend::list_named`] returns: the datasets named in
@@ -1199,6 +1209,78 @@ impl HoldsError {
             HoldsError::Parse { .. } => None,
         }
     }
+}
+
+/// [`ZfsBackend::pools`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolsError {
+    /// `zpool list` or `zpool status` failed.
+    #[error("run zpool {command}")]
+    Command {
+        /// `list` or `status`.
+        command: &'static str,
+        /// The cause.
+        #[source]
+        source: CommandError,
+    },
+    /// The `zpool list` output could not be read (kept verbatim up to 4 KiB).
+    #[error("read the output of zpool list (it begins {excerpt:?})")]
+    ParseList {
+        /// The beginning of the output.
+        excerpt: String,
+        /// The cause.
+        #[source]
+        source: PoolListParseError,
+    },
+    /// The `zpool status` output could not be read (kept verbatim up to 4 KiB).
+    #[error("read the output of zpool status (it begins {excerpt:?})")]
+    ParseStatus {
+        /// The beginning of the output.
+        excerpt: String,
+        /// The cause.
+        #[source]
+        source: PoolStatusParseError,
+    },
+}
+
+impl PoolsError {
+    /// The beginning of `output`, for a parse error.
+    pub(crate) fn excerpt(output: &str) -> String {
+        let mut end = output.len().min(4096);
+        while !output.is_char_boundary(end) {
+            end -= 1;
+        }
+        output[..end].to_owned()
+    }
+
+    /// The classified failure, when a command ran and failed.
+    pub fn failure(&self) -> Option<&ZfsFailure> {
+        match self {
+            PoolsError::Command { source, .. } => source.failure(),
+            PoolsError::ParseList { .. } | PoolsError::ParseStatus { .. } => None,
+        }
+    }
+}
+
+/// Reads the outputs of `zpool list` and `zpool status` into the health of `pools`
+/// (see [`ZfsBackend::pools`]). Shared by both backends.
+pub(crate) fn read_pools(
+    list: &str,
+    status: &str,
+    pools: &[DatasetName],
+) -> Result<Vec<PoolHealth>, PoolsError> {
+    let usage =
+        zsnap_core::zpool::parse_pool_list(list).map_err(|source| PoolsError::ParseList {
+            excerpt: PoolsError::excerpt(list),
+            source,
+        })?;
+    let st =
+        zsnap_core::zpool::parse_pool_status(status).map_err(|source| PoolsError::ParseStatus {
+            excerpt: PoolsError::excerpt(status),
+            source,
+        })?;
+    Ok(zsnap_core::zpool::combine(usage, st, pools))
 }
 
 /// Splits snapshot names into groups whose joined length stays under `budget` bytes (one

@@ -24,18 +24,19 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
+use zsnap_core::zpool::PoolHealth;
 use zsnap_core::{
     BookmarkName, DatasetName, Guid, Inventory, SendBase, SendSpec, ShortName, SnapshotName,
     SnapshotRef,
 };
 
 use crate::backend::{
-    check_property_name, destroy_with_retry, parse_get_value, split_batches, split_by, split_names,
-    AbortReceiveError, AttemptError, BookmarkError, CommandError, DestroyBookmarkError,
-    DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError, HoldsError, ListError,
-    PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, ResumeTokenError,
-    SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError,
-    ZfsBackend,
+    check_property_name, destroy_with_retry, parse_get_value, read_pools, split_batches, split_by,
+    split_names, AbortReceiveError, AttemptError, BookmarkError, CommandError,
+    DestroyBookmarkError, DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError,
+    HoldsError, ListError, PoolsError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError,
+    ReleaseError, ResumeTokenError, SendCommand, SendError, SendRequest, SendStream,
+    SetPropertyError, Skipped, SnapshotError, ZfsBackend,
 };
 use crate::failure::{read_stderr_bounded, Exit, ZfsFailure};
 use crate::holds::parse_holds;
@@ -53,6 +54,9 @@ pub const DEFAULT_DESTROY_BUDGET: usize = zsnap_core::DEFAULT_DESTROY_ARG_BUDGET
 /// The `zfs` [`CliZfs`] runs unless told otherwise, here and on remote hosts: an
 /// absolute path, because zsnap runs as root and a `PATH` lookup could find anyone's.
 pub const DEFAULT_ZFS: &str = "/usr/sbin/zfs";
+
+/// The `zpool` [`CliZfs`] runs unless told otherwise (absolute, see [`DEFAULT_ZFS`]).
+pub const DEFAULT_ZPOOL: &str = "/usr/sbin/zpool";
 
 /// The `ssh` [`CliZfs`] runs unless told otherwise (absolute, see [`DEFAULT_ZFS`]).
 pub const DEFAULT_SSH: &str = "/usr/bin/ssh";
@@ -198,6 +202,7 @@ enum Transport {
 pub struct CliZfs {
     transport: Transport,
     zfs: String,
+    zpool: String,
     ssh: String,
     env: Vec<(String, String)>,
     destroy_budget: usize,
@@ -209,6 +214,7 @@ impl CliZfs {
         CliZfs {
             transport: Transport::Local,
             zfs: DEFAULT_ZFS.to_owned(),
+            zpool: DEFAULT_ZPOOL.to_owned(),
             ssh: DEFAULT_SSH.to_owned(),
             env: Vec::new(),
             destroy_budget: DEFAULT_DESTROY_BUDGET,
@@ -227,6 +233,7 @@ impl CliZfs {
                 control_dir,
             },
             zfs: DEFAULT_ZFS.to_owned(),
+            zpool: DEFAULT_ZPOOL.to_owned(),
             ssh: DEFAULT_SSH.to_owned(),
             env: Vec::new(),
             destroy_budget: DEFAULT_DESTROY_BUDGET,
@@ -238,6 +245,14 @@ impl CliZfs {
     #[must_use]
     pub fn with_zfs_program(mut self, program: impl Into<String>) -> Self {
         self.zfs = program.into();
+        self
+    }
+
+    /// Runs this program as `zpool` (on the remote host when over ssh); by default
+    /// [`DEFAULT_ZPOOL`]. Give an absolute path: a bare name is looked up in `PATH`.
+    #[must_use]
+    pub fn with_zpool_program(mut self, program: impl Into<String>) -> Self {
+        self.zpool = program.into();
         self
     }
 
@@ -265,8 +280,17 @@ impl CliZfs {
 
     /// The program and arguments that run `zfs ARGV…` (through ssh when remote).
     pub fn command(&self, argv: &[String]) -> (String, Vec<String>) {
+        self.command_of(&self.zfs, argv)
+    }
+
+    /// The program and arguments that run `zpool ARGV…` (through ssh when remote).
+    pub fn zpool_command(&self, argv: &[String]) -> (String, Vec<String>) {
+        self.command_of(&self.zpool, argv)
+    }
+
+    fn command_of(&self, program: &str, argv: &[String]) -> (String, Vec<String>) {
         match &self.transport {
-            Transport::Local => (self.zfs.clone(), argv.to_vec()),
+            Transport::Local => (program.to_owned(), argv.to_vec()),
             Transport::Ssh {
                 target,
                 control_dir,
@@ -275,7 +299,7 @@ impl CliZfs {
                 args.push("--".to_owned());
                 args.push(target.host.clone());
                 let mut words = Vec::with_capacity(argv.len() + 1);
-                words.push(self.zfs.clone());
+                words.push(program.to_owned());
                 words.extend(argv.iter().cloned());
                 args.push(remote_command(&words));
                 (self.ssh.clone(), args)
@@ -290,7 +314,10 @@ impl CliZfs {
     }
 
     fn expression(&self, argv: &[String]) -> (String, duct::Expression) {
-        let (program, args) = self.command(argv);
+        self.expression_of(self.command(argv))
+    }
+
+    fn expression_of(&self, (program, args): (String, Vec<String>)) -> (String, duct::Expression) {
         let mut e = duct::cmd(&program, &args);
         for (k, v) in self.envs() {
             e = e.env(k, v);
@@ -311,7 +338,24 @@ impl CliZfs {
     /// failed. Its stderr is kept bounded ([`read_stderr_bounded`]); a stdout line longer
     /// than [`MAX_OUTPUT_LINE`] stops it with [`CommandError::LineTooLong`].
     fn run_capture(&self, argv: &[String]) -> Result<(String, Option<ZfsFailure>), CommandError> {
-        let (program, e) = self.expression(argv);
+        self.run_expression(self.expression(argv))
+    }
+
+    /// Runs `zpool ARGV…`, returning its stdout.
+    fn run_zpool(&self, argv: &[String]) -> Result<String, CommandError> {
+        let (stdout, failure) =
+            self.run_expression(self.expression_of(self.zpool_command(argv)))?;
+        match failure {
+            None => Ok(stdout),
+            Some(f) => Err(CommandError::Failed(f)),
+        }
+    }
+
+    /// Runs a command built by [`CliZfs::expression_of`]; see [`CliZfs::run_capture`].
+    fn run_expression(
+        &self,
+        (program, e): (String, duct::Expression),
+    ) -> Result<(String, Option<ZfsFailure>), CommandError> {
         let spawn = |source| CommandError::Spawn {
             program: program.clone(),
             source,
@@ -1338,6 +1382,22 @@ impl ZfsBackend for CliZfs {
             out.extend(parse_holds(&text, group).map_err(|e| HoldsError::parse(group, e))?);
         }
         Ok(out)
+    }
+
+    fn pools(&self, pools: &[DatasetName]) -> Result<Vec<PoolHealth>, PoolsError> {
+        let list = self
+            .run_zpool(&zsnap_core::zpool::list_argv())
+            .map_err(|source| PoolsError::Command {
+                command: "list",
+                source,
+            })?;
+        let status = self
+            .run_zpool(&zsnap_core::zpool::status_argv())
+            .map_err(|source| PoolsError::Command {
+                command: "status",
+                source,
+            })?;
+        read_pools(&list, &status, pools)
     }
 
     fn resume_token(&self, token: &str) -> Result<ResumeToken, ResumeTokenError> {

@@ -29,8 +29,9 @@ pub enum ConnectError {
     },
 }
 
-/// The real `zfs` at `host`: on this machine `paths.zfs`, over ssh (`paths.ssh`, with
-/// `paths.ssh_config`) `paths.remote_zfs`; never a program looked up in `PATH`.
+/// The real `zfs` at `host`: on this machine `paths.zfs` (and `paths.zpool`), over ssh
+/// (`paths.ssh`, with `paths.ssh_config`) `paths.remote_zfs` (and `paths.remote_zpool`);
+/// never a program looked up in `PATH`.
 ///
 /// # Errors
 /// A host or user ssh would misread, or no room for the connection socket.
@@ -41,7 +42,9 @@ pub fn connect(host: &Host, paths: &Paths) -> Result<CliZfs, ConnectError> {
         port,
     } = host
     else {
-        return Ok(CliZfs::local().with_zfs_program(&paths.zfs));
+        return Ok(CliZfs::local()
+            .with_zfs_program(&paths.zfs)
+            .with_zpool_program(&paths.zpool));
     };
     let mut target = SshTarget::new(name)?;
     if let Some(u) = user {
@@ -55,6 +58,7 @@ pub fn connect(host: &Host, paths: &Paths) -> Result<CliZfs, ConnectError> {
             source,
         })?
         .with_zfs_program(&paths.remote_zfs)
+        .with_zpool_program(&paths.remote_zpool)
         .with_ssh_program(&paths.ssh))
 }
 

@@ -8,7 +8,7 @@ use crate::failure::error_chain;
 use crate::job::{Engine, JobError, Source};
 use crate::last_run;
 use crate::session::SessionFiles;
-use crate::status::{backup_status, check, status, CheckReport, Status, StatusError};
+use crate::status::{backup_status, check, pool_status, status, CheckReport, Status, StatusError};
 use crate::store::read_spec_catalog;
 
 /// The status could not be gathered. Reads after "failed to …".
@@ -53,8 +53,10 @@ pub fn gather_status(
 }
 
 /// `zsnap check` at `now`: the status ([`gather_status`], except that roots that
-/// cannot be listed are findings even when none can be) against the config's `[check]`
-/// thresholds and the last runs recorded in `files`.
+/// cannot be listed are findings even when none can be) with the health and capacity
+/// of the pools under the config's roots (asked of each location's backend, one
+/// `zpool list` and one `zpool status` each; none from a saved listing), against the
+/// config's `[check]` thresholds and the last runs recorded in `files`.
 ///
 /// # Errors
 /// Listing failed as a whole, or the datasets do not fit the config: the check's
@@ -72,6 +74,9 @@ pub fn gather_check(
     st.backups = backup_status(engine.config(), &listing.invs, now, &mut |_, spec| {
         read_spec_catalog(spec).map_err(|e| error_chain(&e))
     });
+    if let Source::Backends(backends) = source {
+        st.pools = pool_status(engine, &mut **backends);
+    }
     let runs = last_run::read(&files.run_record());
     Ok(check(engine, &st, runs.as_ref()))
 }

@@ -282,6 +282,16 @@ pub enum ConfigProblem {
         /// The critical threshold.
         crit: String,
     },
+    /// A capacity warning threshold above the critical one.
+    #[error("`{path}`: warn ({warn}%) must not be above crit ({crit}%)")]
+    CapacityOrder {
+        /// Where.
+        path: String,
+        /// The warning threshold, in percent.
+        warn: u8,
+        /// The critical threshold, in percent.
+        crit: u8,
+    },
     /// A dataset whose snapshot names would be too long for ZFS.
     #[error("`{path}`: the `{label}` snapshots of {dataset} would have names of {length} bytes, over ZFS's limit of {limit}, so they could never be taken; use a shorter dataset path, prefix or label")]
     NameTooLong {

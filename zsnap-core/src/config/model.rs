@@ -60,6 +60,10 @@ pub struct Paths {
     pub remote_zfs: String,
     /// The `ssh` program (absolute).
     pub ssh: String,
+    /// The `zpool` program on this machine (absolute), for `zsnap check`'s pool health.
+    pub zpool: String,
+    /// The `zpool` program on hosts reached over ssh (absolute, on that host).
+    pub remote_zpool: String,
 }
 
 impl Default for Paths {
@@ -72,6 +76,8 @@ impl Default for Paths {
             zfs: "/usr/sbin/zfs".to_owned(),
             remote_zfs: "/usr/sbin/zfs".to_owned(),
             ssh: "/usr/bin/ssh".to_owned(),
+            zpool: "/usr/sbin/zpool".to_owned(),
+            remote_zpool: "/usr/sbin/zpool".to_owned(),
         }
     }
 }
@@ -94,7 +100,7 @@ impl Thresholds {
 }
 
 /// Monitoring thresholds (`[check]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CheckSpec {
     /// Per label: how old the newest snapshot of that label may get. Labels without an
@@ -104,12 +110,79 @@ pub struct CheckSpec {
     /// How far the newest snapshot on a target may lag behind the source's newest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_lag: Option<Thresholds>,
+    /// Whether to check the health of the pools the datasets and targets live on
+    /// (`zpool status`); on by default.
+    #[serde(skip_serializing_if = "is_true")]
+    pub pool_health: bool,
+    /// How full those pools may get (`zpool list`'s capacity, in percent); by default
+    /// sanoid's 80 (warn) and 95 (crit). `None` (`pool_capacity = false`) checks no
+    /// capacity.
+    #[serde(
+        skip_serializing_if = "is_default_capacity",
+        serialize_with = "serialize_capacity"
+    )]
+    pub pool_capacity: Option<CapacityThresholds>,
+}
+
+impl Default for CheckSpec {
+    fn default() -> Self {
+        CheckSpec {
+            freshness: BTreeMap::new(),
+            replication_lag: None,
+            pool_health: true,
+            pool_capacity: Some(CapacityThresholds::default()),
+        }
+    }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_default_capacity(c: &Option<CapacityThresholds>) -> bool {
+    *c == Some(CapacityThresholds::default())
+}
+
+fn serialize_capacity<S: Serializer>(
+    c: &Option<CapacityThresholds>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(t) => t.serialize(s),
+        None => s.serialize_bool(false),
+    }
 }
 
 impl CheckSpec {
-    /// Whether no threshold is configured.
+    /// Whether everything is as by default (nothing to write in a `[check]` table).
     pub fn is_empty(&self) -> bool {
-        self.freshness.is_empty() && self.replication_lag.is_none()
+        *self == CheckSpec::default()
+    }
+}
+
+/// How full a pool may get, in whole percent of its size (`zpool list`'s `capacity`):
+/// at `warn` or more a check warns, at `crit` or more it is critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CapacityThresholds {
+    /// Warning at this percentage or more.
+    pub warn: u8,
+    /// Critical at this percentage or more.
+    pub crit: u8,
+}
+
+impl CapacityThresholds {
+    /// Thresholds; `warn` should not exceed `crit`, nor either 100 (the config parser
+    /// checks it).
+    pub fn new(warn: u8, crit: u8) -> Self {
+        CapacityThresholds { warn, crit }
+    }
+}
+
+impl Default for CapacityThresholds {
+    /// sanoid's defaults: 80 and 95.
+    fn default() -> Self {
+        CapacityThresholds { warn: 80, crit: 95 }
     }
 }
 
@@ -780,6 +853,10 @@ pub struct TargetSpec {
     /// `zfs recv -x PROP` for each of these properties (default `["mountpoint"]`, so a
     /// received filesystem never mounts over the target host's own directories).
     pub exclude_properties: Vec<String>,
+    /// The rate each transfer to this target may move at; `None` (the default) for no
+    /// limit. A limited transfer's bytes pass through zsnap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<super::Bandwidth>,
 }
 
 /// A scheduled backup of send streams to a store (`[backups.NAME]`).

@@ -10,11 +10,12 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::bandwidth::Bandwidth;
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec, SanoidKeep,
-    TargetAddress, TargetSpec, Thresholds,
+    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind,
+    DatasetEntry, Expiry, Host, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec,
+    SanoidKeep, TargetAddress, TargetSpec, Thresholds,
 };
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
@@ -267,7 +268,7 @@ impl<'t> Cx<'t> {
 const TOP_KEYS: [&str; 7] = [
     "paths", "check", "datasets", "policies", "targets", "backups", "hooks",
 ];
-const PATH_KEYS: [&str; 7] = [
+const PATH_KEYS: [&str; 9] = [
     "audit_log",
     "journal_dir",
     "lock_file",
@@ -275,8 +276,15 @@ const PATH_KEYS: [&str; 7] = [
     "zfs",
     "remote_zfs",
     "ssh",
+    "zpool",
+    "remote_zpool",
 ];
-const CHECK_KEYS: [&str; 2] = ["freshness", "replication_lag"];
+const CHECK_KEYS: [&str; 4] = [
+    "freshness",
+    "replication_lag",
+    "pool_health",
+    "pool_capacity",
+];
 const THRESHOLD_KEYS: [&str; 2] = ["warn", "crit"];
 const DATASET_KEYS: [&str; 6] = [
     "root",
@@ -334,13 +342,14 @@ const SANOID_KEYS: [&str; 7] = [
     "yearly",
     "frequent_period",
 ];
-const TARGET_KEYS: [&str; 6] = [
+const TARGET_KEYS: [&str; 7] = [
     "source",
     "to",
     "policy",
     "allow_rollback",
     "cursor",
     "exclude_properties",
+    "bandwidth",
 ];
 const BACKUP_KEYS: [&str; 9] = [
     "source",
@@ -515,12 +524,12 @@ fn parse_paths(cx: &Cx<'_>, v: &Value<'_>) -> Result<Paths> {
             "journal_dir" => &mut paths.journal_dir,
             "lock_file" => &mut paths.lock_file,
             // zsnap runs as root: a program found through PATH could be anyone's.
-            "zfs" | "remote_zfs" | "ssh" => {
+            "zfs" | "remote_zfs" | "ssh" | "zpool" | "remote_zpool" => {
                 if !s.starts_with('/') {
-                    let example = if *key == "ssh" {
-                        "/usr/bin/ssh"
-                    } else {
-                        "/usr/sbin/zfs"
+                    let example = match *key {
+                        "ssh" => "/usr/bin/ssh",
+                        "zpool" | "remote_zpool" => "/usr/sbin/zpool",
+                        _ => "/usr/sbin/zfs",
                     };
                     return Err(cx.invalid(
                         v.span(),
@@ -531,6 +540,8 @@ fn parse_paths(cx: &Cx<'_>, v: &Value<'_>) -> Result<Paths> {
                 match *key {
                     "zfs" => &mut paths.zfs,
                     "remote_zfs" => &mut paths.remote_zfs,
+                    "zpool" => &mut paths.zpool,
+                    "remote_zpool" => &mut paths.remote_zpool,
                     _ => &mut paths.ssh,
                 }
             }
@@ -594,7 +605,54 @@ fn parse_check(cx: &Cx<'_>, v: &Value<'_>) -> Result<CheckSpec> {
     if let Some(l) = t.get("replication_lag") {
         check.replication_lag = Some(parse_thresholds(cx, l, "check.replication_lag")?);
     }
+    if let Some(h) = t.get("pool_health") {
+        check.pool_health = cx.boolean(h, "check.pool_health")?;
+    }
+    if let Some(c) = t.get("pool_capacity") {
+        check.pool_capacity = parse_capacity(cx, c)?;
+    }
     Ok(check)
+}
+
+/// `pool_capacity = { warn = 80, crit = 95 }`, `true` (those defaults) or `false`.
+fn parse_capacity(cx: &Cx<'_>, v: &Value<'_>) -> Result<Option<CapacityThresholds>> {
+    let path = "check.pool_capacity";
+    if let Some(b) = v.get_ref().as_bool() {
+        return Ok(b.then(CapacityThresholds::default));
+    }
+    if !matches!(v.get_ref(), DeValue::Table(_)) {
+        return Err(cx.wrong_type(
+            v,
+            path,
+            "a table such as { warn = 80, crit = 95 }, or `false`",
+        ));
+    }
+    let t = cx.table(v, format!("`{path}`"), format!("{path}."), &THRESHOLD_KEYS)?;
+    let hint = "the percentage of a pool's size in use at which `zsnap check` reports WARNING (warn) or CRITICAL (crit), e.g. { warn = 80, crit = 95 }";
+    let percent = |key: &str| -> Result<u8> {
+        let pv = t.get(key).ok_or_else(|| cx.missing(&t, key, hint))?;
+        let p = t.path(key);
+        let n = cx.count(pv, &p)?;
+        u8::try_from(n).ok().filter(|n| *n <= 100).ok_or_else(|| {
+            cx.invalid(
+                pv.span(),
+                &p,
+                format!("{n} is not a percentage; expected a whole number from 0 to 100"),
+            )
+        })
+    };
+    let (warn, crit) = (percent("warn")?, percent("crit")?);
+    if warn > crit {
+        return Err(cx.err(
+            v.span(),
+            ConfigProblem::CapacityOrder {
+                path: path.to_owned(),
+                warn,
+                crit,
+            },
+        ));
+    }
+    Ok(Some(CapacityThresholds::new(warn, crit)))
 }
 
 fn check_label(cx: &Cx<'_>, span: Range<usize>, label: &str, path: &str) -> Result<Label> {
@@ -1344,6 +1402,17 @@ fn parse_target(
             exclude_properties.push(prop.to_owned());
         }
     }
+    let bandwidth = match t.get("bandwidth") {
+        None => None,
+        Some(bv) => {
+            let p = t.path("bandwidth");
+            let s = cx.string(bv, &p, "\"10MiB/s\"")?;
+            Some(
+                s.parse::<Bandwidth>()
+                    .map_err(|e| cx.invalid(bv.span(), &p, e.to_string()))?,
+            )
+        }
+    };
     Ok(TargetSpec {
         source,
         to,
@@ -1351,6 +1420,7 @@ fn parse_target(
         allow_rollback,
         cursor,
         exclude_properties,
+        bandwidth,
     })
 }
 

@@ -36,6 +36,8 @@ pub enum FaultOp {
     Receive,
     /// `zfs receive -A`.
     AbortReceive,
+    /// `zpool list` or `zpool status` (each counts as one call).
+    Zpool,
 }
 
 /// What goes wrong.

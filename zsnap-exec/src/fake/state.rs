@@ -12,11 +12,35 @@ use super::stream::Section;
 /// The version of the JSON layout.
 pub(crate) const FORMAT: u32 = 1;
 
-/// One pool: its txg counter.
+/// One pool: its txg counter, and what `zpool list` and `zpool status` say of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Pool {
     /// The next transaction group.
     pub next_txg: u64,
+    /// Its state (`ONLINE` unless set).
+    #[serde(default)]
+    pub health: Option<String>,
+    /// Size and allocated bytes (1 TiB, nothing allocated, unless set).
+    #[serde(default)]
+    pub space: Option<(u64, u64)>,
+    /// Checksum errors of its one device.
+    #[serde(default)]
+    pub cksum_errors: u64,
+    /// Permanent data errors.
+    #[serde(default)]
+    pub data_errors: u64,
+}
+
+impl Pool {
+    pub(crate) fn new() -> Self {
+        Pool {
+            next_txg: 1,
+            health: None,
+            space: None,
+            cksum_errors: 0,
+            data_errors: 0,
+        }
+    }
 }
 
 /// One snapshot.
@@ -136,10 +160,7 @@ impl State {
 
     /// Takes the next txg of `pool`.
     pub(crate) fn txg(&mut self, pool: &str) -> u64 {
-        let p = self
-            .pools
-            .entry(pool.to_owned())
-            .or_insert(Pool { next_txg: 1 });
+        let p = self.pools.entry(pool.to_owned()).or_insert_with(Pool::new);
         let t = p.next_txg;
         p.next_txg += 1;
         t

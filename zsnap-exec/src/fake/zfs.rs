@@ -12,15 +12,20 @@ use zsnap_core::{
     ShortName, Snapshot, SnapshotName, SnapshotRef, EXPIRES_PROPERTY, MANAGED_PROPERTY,
 };
 
+use zsnap_core::zpool::{
+    ConfigRow, DataErrors, Health, PoolHealth, PoolStatus, PoolUsage, Vdev, VdevErrors,
+};
+
 use super::fault::{effect_failure, garble, Fault, FaultEffect, FaultOp};
 use super::state::{Ds, Partial, Snap, State, FORMAT};
 use super::stream::{encode, Parsed, Reader, Section, Token, DONE_LEN};
 use crate::backend::{
-    check_property_name, destroy_with_retry, parse_get_value, split_batches, AbortReceiveError,
-    AttemptError, BookmarkError, CommandError, DestroyBookmarkError, DestroyError, DestroyReport,
-    EstimateError, GetPropertyError, HoldError, HoldsError, ListError, PropertyTarget,
-    ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError, ResumeTokenError, SendCommand,
-    SendError, SendRequest, SendStream, SetPropertyError, Skipped, SnapshotError, ZfsBackend,
+    check_property_name, destroy_with_retry, parse_get_value, read_pools, split_batches,
+    AbortReceiveError, AttemptError, BookmarkError, CommandError, DestroyBookmarkError,
+    DestroyError, DestroyReport, EstimateError, GetPropertyError, HoldError, HoldsError, ListError,
+    PoolsError, PropertyTarget, ReceiveOutcome, ReceiveRequest, RecvError, ReleaseError,
+    ResumeTokenError, SendCommand, SendError, SendRequest, SendStream, SetPropertyError, Skipped,
+    SnapshotError, ZfsBackend,
 };
 use crate::failure::{Exit, ZfsFailure};
 use crate::holds::parse_holds;
@@ -121,6 +126,14 @@ fn after(fault: &Option<Fault>, what: &str) -> Result<(), ZfsFailure> {
 fn die() -> ! {
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     std::process::abort()
+}
+
+/// A fake pool's state.
+fn pool_health(p: &super::state::Pool) -> Health {
+    p.health
+        .as_deref()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(Health::Online)
 }
 
 fn epoch(secs: i64) -> DateTime<Utc> {
@@ -280,13 +293,125 @@ impl FakeZfs {
                 "cannot create '{name}': pool already exists"
             )));
         }
-        st.pools
-            .insert(name.to_owned(), super::state::Pool { next_txg: 1 });
+        st.pools.insert(name.to_owned(), super::state::Pool::new());
         let guid = st.guid();
         let createtxg = st.txg(name);
         st.datasets
             .insert(ds, new_ds(DatasetKind::Filesystem, guid, createtxg, st.now));
         Ok(())
+    }
+
+    /// Sets what `zpool status` and `zpool list` say of pool `name`: its state, and
+    /// its size and allocated bytes (`None`: 1 TiB, nothing allocated).
+    ///
+    /// # Errors
+    /// When there is no such pool.
+    pub fn set_pool_health(
+        &mut self,
+        name: &str,
+        health: Health,
+        space: Option<(u64, u64)>,
+    ) -> Result<(), ZfsFailure> {
+        let p = self.pool_mut(name)?;
+        p.health = (health != Health::Online).then(|| health.to_string());
+        p.space = space;
+        Ok(())
+    }
+
+    /// Sets the checksum errors of pool `name`'s one device and its permanent data
+    /// errors (what a scrub finds on damaged disks).
+    ///
+    /// # Errors
+    /// When there is no such pool.
+    pub fn set_pool_errors(
+        &mut self,
+        name: &str,
+        cksum: u64,
+        data_errors: u64,
+    ) -> Result<(), ZfsFailure> {
+        let p = self.pool_mut(name)?;
+        p.cksum_errors = cksum;
+        p.data_errors = data_errors;
+        Ok(())
+    }
+
+    fn pool_mut(&mut self, name: &str) -> Result<&mut super::state::Pool, ZfsFailure> {
+        self.state
+            .get_mut()
+            .pools
+            .get_mut(name)
+            .ok_or_else(|| failure(format!("cannot open '{name}': no such pool")))
+    }
+
+    /// `zpool list -H -p -o name,size,allocated,free,capacity,health`: the text it
+    /// prints (every pool).
+    ///
+    /// # Errors
+    /// An injected fault.
+    pub fn cmd_zpool_list(&self) -> Result<String, ZfsFailure> {
+        let fault = self.state.borrow_mut().tick(FaultOp::Zpool);
+        before(&fault, "list pools")?;
+        let st = self.state.borrow();
+        let mut rows = Vec::new();
+        for (name, p) in &st.pools {
+            let Ok(ds) = name.parse::<DatasetName>() else {
+                continue;
+            };
+            let (size, alloc) = p.space.unwrap_or((1 << 40, 0));
+            let mut row = PoolUsage::new(ds, pool_health(p));
+            row.size = Some(size);
+            row.allocated = Some(alloc.min(size));
+            row.free = Some(size - alloc.min(size));
+            row.capacity = Some(alloc.min(size).saturating_mul(100) / size.max(1));
+            rows.push(row);
+        }
+        let text = zsnap_core::zpool::render_pool_list(&rows);
+        Ok(match fault {
+            Some(f) if f.effect == FaultEffect::Garbage => garble(&text),
+            _ => text,
+        })
+    }
+
+    /// `zpool status -p`: the text it prints (every pool; each has one device,
+    /// `fake0`, in the pool's state).
+    ///
+    /// # Errors
+    /// An injected fault.
+    pub fn cmd_zpool_status(&self) -> Result<String, ZfsFailure> {
+        let fault = self.state.borrow_mut().tick(FaultOp::Zpool);
+        before(&fault, "show pool status")?;
+        let st = self.state.borrow();
+        let mut pools = Vec::new();
+        for (name, p) in &st.pools {
+            let Ok(ds) = name.parse::<DatasetName>() else {
+                continue;
+            };
+            let health = pool_health(p);
+            let mut s = PoolStatus::new(ds, health.clone());
+            if health != Health::Online {
+                s.status = Some(format!("The fake pool is {health}."));
+            }
+            s.config
+                .push(ConfigRow::Vdev(Vdev::new(name.clone(), 0, health.clone())));
+            let mut dev = Vdev::new("fake0", 1, health);
+            dev.errors = Some(VdevErrors::new(0, 0, p.cksum_errors));
+            s.config.push(ConfigRow::Vdev(dev));
+            s.errors = Some(if p.data_errors > 0 {
+                DataErrors::Count(p.data_errors)
+            } else {
+                DataErrors::NoneKnown
+            });
+            pools.push(s);
+        }
+        let text = if pools.is_empty() {
+            "no pools available\n".to_owned()
+        } else {
+            zsnap_core::zpool::render_pool_status(&pools)
+        };
+        Ok(match fault {
+            Some(f) if f.effect == FaultEffect::Garbage => garble(&text),
+            _ => text,
+        })
     }
 
     /// `zfs create [-o encryption=on …] NAME`; children of encrypted datasets are
@@ -1807,6 +1932,18 @@ impl ZfsBackend for FakeZfs {
             output: out.chars().take(4096).collect(),
             source,
         })
+    }
+
+    fn pools(&self, pools: &[DatasetName]) -> Result<Vec<PoolHealth>, PoolsError> {
+        let command = |command| {
+            move |f: ZfsFailure| PoolsError::Command {
+                command,
+                source: f.into(),
+            }
+        };
+        let list = self.cmd_zpool_list().map_err(command("list"))?;
+        let status = self.cmd_zpool_status().map_err(command("status"))?;
+        read_pools(&list, &status, pools)
     }
 
     fn holds(&self, snapshots: &[SnapshotName]) -> Result<Vec<(SnapshotName, String)>, HoldsError> {

@@ -2,6 +2,7 @@
 //! it calls around applying each phase.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use zsnap_core::config::{Config, Host, TargetAddress};
@@ -14,12 +15,13 @@ use super::error::JobError;
 use super::hook_phase;
 use super::listing::{ListFailure, Listing, Source};
 use super::phase::{results, Job, Outcome, Phase, PhaseKind, StepResult};
-use crate::apply::{apply, Backends, Observer, Report, StepOutcome};
+use crate::apply::{apply, ApplyOptions, Backends, Observer, Report, StepOutcome};
 use crate::failure::{error_chain, FailureKind};
 use crate::journal::{Journal, Record};
 use crate::replicate::{
     ask_source, run_replication_on, ReplicateError, ReplicateOptions, ReplicationRound,
 };
+use crate::throttle::Clock;
 
 /// Where a run reports what it does: progress to an observer, each step to a journal,
 /// each applied phase to a callback (the audit log).
@@ -139,6 +141,8 @@ fn problems_of(plan: &Plan) -> Option<String> {
 pub struct Engine<'c> {
     config: &'c Config,
     policies: BTreeMap<String, Policy>,
+    /// The clock bandwidth limits pace transfers on (the system's unless set).
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl<'c> Engine<'c> {
@@ -147,7 +151,29 @@ impl<'c> Engine<'c> {
         Engine {
             config,
             policies: config.core_policies(),
+            clock: None,
         }
+    }
+
+    /// Paces bandwidth-limited transfers (a target's `bandwidth`) on `clock` instead
+    /// of the system's (tests inject one that records its sleeps).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How the replication to `target` applies its plan: with the target's
+    /// `bandwidth` limit, if any.
+    fn replicate_options(&self, target: &str) -> ReplicateOptions {
+        let limit = self.config.targets[target]
+            .bandwidth
+            .map(|b| b.bytes_per_second());
+        let mut apply = ApplyOptions::default().with_bandwidth_limit(limit);
+        if let Some(clock) = &self.clock {
+            apply = apply.with_clock(clock.clone());
+        }
+        ReplicateOptions::default().with_apply(apply)
     }
 
     /// The config.
@@ -656,7 +682,7 @@ impl<'c> Engine<'c> {
             &template,
             listed,
             now,
-            &ReplicateOptions::default(),
+            &self.replicate_options(target),
             reporters.observer,
             reporters.journal.as_deref_mut(),
         );

@@ -9,7 +9,11 @@ use zsnap_core::config::Thresholds;
 use zsnap_core::duration::Span;
 use zsnap_core::schedule::Period;
 
-use super::value::{age, Status};
+use zsnap_core::config::CheckSpec;
+use zsnap_core::zpool::{DataErrors, Health, PoolHealth};
+use zsnap_core::Location;
+
+use super::value::{age, PoolsAt, Status};
 use crate::failure::error_chain;
 use crate::job::Engine;
 use crate::last_run::{LastRunError, RunRecord};
@@ -69,24 +73,41 @@ pub struct Finding {
 #[non_exhaustive]
 pub struct CheckReport {
     /// Every finding, in the order checked: unreachable roots, the last runs, the
-    /// freshness of each label, replication lag, backups.
+    /// freshness of each label, replication lag, backups, pools.
     pub findings: Vec<Finding>,
     /// The datasets checked.
     pub datasets: usize,
     /// How many thresholds were checked.
     pub checks: usize,
+    /// Each pool checked (from [`Status::pools`]), with its level.
+    pub pools: Vec<PoolResult>,
+}
+
+/// What [`check`] says of one pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PoolResult {
+    /// Where.
+    pub location: Location,
+    /// The pool.
+    pub pool: String,
+    /// The worst of its findings; [`Level::Unknown`] when zpool could not be asked.
+    pub level: Level,
+    /// Its state (`ONLINE`, `DEGRADED`, …), when known.
+    pub health: Option<String>,
+    /// Its capacity in percent, when known.
+    pub capacity: Option<u64>,
 }
 
 impl CheckReport {
-    /// The overall level: the worst finding's, [`Level::Ok`] without findings.
+    /// The overall level: the worst finding's, [`Level::Ok`] without findings. Worst
+    /// first: critical, warning, unknown (as the monitoring plugins' `max_state_alt`
+    /// orders them: something known to be wrong outweighs something not known).
     pub fn level(&self) -> Level {
-        if self.at(Level::Critical).next().is_some() {
-            Level::Critical
-        } else if self.at(Level::Warning).next().is_some() {
-            Level::Warning
-        } else {
-            Level::Ok
-        }
+        [Level::Critical, Level::Warning, Level::Unknown]
+            .into_iter()
+            .find(|l| self.at(*l).next().is_some())
+            .unwrap_or(Level::Ok)
     }
 
     /// The overall level's Nagios exit code.
@@ -100,17 +121,23 @@ impl CheckReport {
     }
 
     /// The report in one line, as a Nagios plugin gives it after `ZSNAP LEVEL - `: the
-    /// critical findings then the warnings, separated by `; `, or how much was checked
-    /// when all is well.
+    /// critical findings, the warnings, then the unknowns, separated by `; `, or how
+    /// much was checked when all is well.
     pub fn summary(&self) -> String {
         if self.findings.is_empty() {
+            let pools = match self.pools.len() {
+                0 => String::new(),
+                1 => ", 1 pool healthy".to_owned(),
+                n => format!(", {n} pools healthy"),
+            };
             return format!(
-                "{} datasets, {} checks, all fresh",
+                "{} datasets, {} checks, all fresh{pools}",
                 self.datasets, self.checks
             );
         }
         self.at(Level::Critical)
             .chain(self.at(Level::Warning))
+            .chain(self.at(Level::Unknown))
             .map(|f| f.message.as_str())
             .collect::<Vec<_>>()
             .join("; ")
@@ -173,6 +200,7 @@ pub fn check(
         findings: Vec::new(),
         datasets: status.datasets.len(),
         checks: 0,
+        pools: Vec::new(),
     };
     // A root that cannot be listed is critical; the rest is checked as usual.
     for u in &status.unreachable {
@@ -326,7 +354,163 @@ pub fn check(
             );
         }
     }
+    for at in &status.pools {
+        check_pools(&config.check, at, &mut report);
+    }
     report
+}
+
+/// `pool tank` on this machine, `pool tank at host` elsewhere.
+fn pool_words(location: &Location, pool: &str) -> String {
+    if *location == Location::local() {
+        format!("pool {pool}")
+    } else {
+        format!("pool {pool} at {location}")
+    }
+}
+
+/// The pools of one location against `[check]`'s `pool_health` and `pool_capacity`.
+///
+/// Health, as sanoid judges it: `ONLINE` is well, `DEGRADED` a warning, any other state
+/// (`FAULTED`, `UNAVAIL`, `SUSPENDED`, `OFFLINE`, `REMOVED`, one zsnap does not know)
+/// critical. An `ONLINE` pool with a device not `ONLINE` (an unavailable spare) and a
+/// device with read, write or checksum errors are warnings; permanent data errors are
+/// critical. A pool not imported is critical; a location zpool could not be asked at
+/// leaves its pools unknown.
+fn check_pools(check: &CheckSpec, at: &PoolsAt, report: &mut CheckReport) {
+    let loc = &at.location;
+    if let Some(e) = &at.error {
+        let names: Vec<String> = at.wanted.iter().map(ToString::to_string).collect();
+        let what = match names.as_slice() {
+            [one] => pool_words(loc, one),
+            many => format!(
+                "pools {}{}",
+                many.join(", "),
+                if *loc == Location::local() {
+                    String::new()
+                } else {
+                    format!(" at {loc}")
+                }
+            ),
+        };
+        report.push(Level::Unknown, format!("{what}: health unknown: {e}"));
+        for p in &at.wanted {
+            report.pools.push(PoolResult {
+                location: loc.clone(),
+                pool: p.to_string(),
+                level: Level::Unknown,
+                health: None,
+                capacity: None,
+            });
+        }
+        return;
+    }
+    for w in &at.wanted {
+        let before = report.findings.len();
+        let words = pool_words(loc, w.as_str());
+        let Some(p) = at.pools.iter().find(|p| p.name() == w) else {
+            report.checks += 1;
+            report.push(Level::Critical, format!("{words} is not imported"));
+            report.pools.push(PoolResult {
+                location: loc.clone(),
+                pool: w.to_string(),
+                level: Level::Critical,
+                health: None,
+                capacity: None,
+            });
+            continue;
+        };
+        if check.pool_health {
+            report.checks += 1;
+            pool_health(&words, p, report);
+        }
+        if let Some(th) = check.pool_capacity {
+            report.checks += 1;
+            match p.usage.capacity {
+                None => report.push(Level::Unknown, format!("{words}: capacity unknown")),
+                Some(c) if c >= u64::from(th.crit) => report.push(
+                    Level::Critical,
+                    format!("{words} is {c}% full (crit {}%)", th.crit),
+                ),
+                Some(c) if c >= u64::from(th.warn) => report.push(
+                    Level::Warning,
+                    format!("{words} is {c}% full (warn {}%)", th.warn),
+                ),
+                Some(_) => {}
+            }
+        }
+        let found = &report.findings[before..];
+        let level = [Level::Critical, Level::Warning, Level::Unknown]
+            .into_iter()
+            .find(|l| found.iter().any(|f| f.level == *l))
+            .unwrap_or(Level::Ok);
+        report.pools.push(PoolResult {
+            location: loc.clone(),
+            pool: w.to_string(),
+            level,
+            health: Some(p.state().to_string()),
+            capacity: p.usage.capacity,
+        });
+    }
+}
+
+/// The state, devices and data errors of one pool (see [`check_pools`]).
+fn pool_health(words: &str, p: &PoolHealth, report: &mut CheckReport) {
+    let state = p.state();
+    let vdevs: Vec<_> = p.status.iter().flat_map(|s| s.vdevs()).collect();
+    let not_online: Vec<String> = vdevs
+        .iter()
+        .skip(1)
+        .filter(|v| !matches!(v.state, Health::Online | Health::Avail | Health::InUse))
+        .map(|v| format!("{} {}", v.name, v.state))
+        .collect();
+    let devices = if not_online.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", not_online.join(", "))
+    };
+    match state {
+        Health::Online if not_online.is_empty() => {}
+        Health::Online => report.push(
+            Level::Warning,
+            format!("{words} is ONLINE, but not every device is{devices}"),
+        ),
+        Health::Degraded => report.push(Level::Warning, format!("{words} is DEGRADED{devices}")),
+        other => report.push(Level::Critical, format!("{words} is {other}{devices}")),
+    }
+    let with_errors: Vec<String> = vdevs
+        .iter()
+        .filter_map(|v| {
+            let e = v.errors.filter(|e| e.any())?;
+            Some(format!(
+                "{} ({} read, {} write, {} checksum)",
+                v.name, e.read, e.write, e.cksum
+            ))
+        })
+        .collect();
+    if !with_errors.is_empty() {
+        report.push(
+            Level::Warning,
+            format!(
+                "{words} has device errors: {} (zpool clear once resolved)",
+                with_errors.join(", ")
+            ),
+        );
+    }
+    match p.status.as_ref().and_then(|s| s.errors.as_ref()) {
+        Some(DataErrors::Count(n)) if *n > 0 => report.push(
+            Level::Critical,
+            format!(
+                "{words} has {n} permanent data errors (zpool status -v {} lists them)",
+                p.name()
+            ),
+        ),
+        Some(DataErrors::Other(text)) => report.push(
+            Level::Warning,
+            format!("{words}: errors: {}", text.replace('\n', " ")),
+        ),
+        _ => {}
+    }
 }
 
 /// What the last run of each changing command says: a failed one is critical, one that

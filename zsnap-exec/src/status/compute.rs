@@ -266,5 +266,6 @@ pub fn status(
         targets,
         backups: Vec::new(),
         unreachable,
+        pools: Vec::new(),
     })
 }

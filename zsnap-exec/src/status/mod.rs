@@ -12,7 +12,8 @@
 //!   ([`crate::last_run`]) into a [`CheckReport`]: every finding with its Nagios level
 //!   (freshness and replication-lag thresholds from the config's `[check]`, snapshots
 //!   dated in the future, unreachable roots, failed, partial or stale runs), the
-//!   overall level and its exit code.
+//!   overall level and its exit code. With [`pool_status`] filled into
+//!   [`Status::pools`], also the health and capacity of the pools the datasets live on.
 //!
 //! Nothing here reads a file, the environment or the clock: the caller passes the
 //! listing, the catalogs, the records and `now`.
@@ -49,12 +50,14 @@
 mod backups;
 mod check;
 mod compute;
+mod pools;
 mod value;
 
 pub use backups::backup_status;
-pub use check::{check, nominal, run_stale_after, CheckReport, Finding, Level};
+pub use check::{check, nominal, run_stale_after, CheckReport, Finding, Level, PoolResult};
 pub use compute::{status, StatusError};
+pub use pools::pool_status;
 pub use value::{
-    age, BackupStatus, DatasetStatus, KeptStatus, LabelStatus, Status, TargetStatus,
+    age, BackupStatus, DatasetStatus, KeptStatus, LabelStatus, PoolsAt, Status, TargetStatus,
     UnreachableStatus,
 };

@@ -4,7 +4,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use zsnap_core::duration::Span;
-use zsnap_core::{Location, Verdict};
+use zsnap_core::zpool::PoolHealth;
+use zsnap_core::{DatasetName, Location, Verdict};
 
 /// One label of one dataset.
 #[derive(Debug, Clone, Serialize)]
@@ -163,6 +164,27 @@ pub struct Status {
     /// is in them is missing from `datasets` and `targets`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<UnreachableStatus>,
+    /// The pools the datasets and targets live on, by location (see
+    /// [`super::pool_status`]); empty unless asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolsAt>,
+}
+
+/// The pools of one location: what `zpool list` and `zpool status` said, or why they
+/// could not be asked.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PoolsAt {
+    /// Where.
+    pub location: Location,
+    /// The pools the config's roots there live on, in order.
+    pub wanted: Vec<DatasetName>,
+    /// What zpool said of those of them that are imported.
+    pub pools: Vec<PoolHealth>,
+    /// Why zpool could not be asked (the host is unreachable, zpool failed): then the
+    /// pools' health is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A duration in its two largest units, as status and check messages say it: `3d4h`,

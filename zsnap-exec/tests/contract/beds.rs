@@ -149,8 +149,12 @@ impl ShimBed {
         } else {
             CliZfs::local()
         };
+        // The shim answers as `zpool` when run under that name.
+        let zpool = dir.path().join("zpool");
+        std::os::unix::fs::symlink(shim_program(), &zpool).expect("symlinked");
         let zfs = zfs
             .with_zfs_program(shim_program())
+            .with_zpool_program(zpool.display().to_string())
             .with_env("ZSNAP_SHIM_STATE", state.display().to_string())
             .with_env(
                 "ZSNAP_SHIM_LOG",

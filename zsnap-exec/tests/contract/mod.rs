@@ -938,6 +938,56 @@ pub fn resume_tokens_decode_and_go_stale(bed: &mut dyn TestBed) {
     bed.backend().abort_receive(&t).expect("aborted");
 }
 
+/// `pools`: one `zpool list` and one `zpool status` answer for the pools asked for, in
+/// that order, leaving out a pool that does not exist; a failed command is an error
+/// with its failure.
+pub fn pool_health(bed: &mut dyn TestBed) {
+    let (src, dst) = (bed.src(), bed.dst());
+    let src_pool = ds(src.pool());
+    let dst_pool = ds(dst.pool());
+    let pools = bed
+        .backend()
+        .pools(&[
+            dst_pool.clone(),
+            ds("nosuchpool"),
+            src_pool.clone(),
+            dst_pool.clone(),
+        ])
+        .expect("zpool list and status work");
+    let names: Vec<&str> = pools.iter().map(|p| p.name().as_str()).collect();
+    assert_eq!(names, [dst_pool.as_str(), src_pool.as_str()]);
+    for p in &pools {
+        assert_eq!(p.state(), &zsnap_core::zpool::Health::Online, "{p:?}");
+        let size = p.usage.size.expect("a size");
+        let alloc = p.usage.allocated.expect("allocated bytes");
+        assert!(alloc <= size);
+        assert!(p.usage.capacity.is_some_and(|c| c <= 100));
+        let status = p.status.as_ref().expect("zpool status shows it");
+        assert_eq!(
+            status.errors,
+            Some(zsnap_core::zpool::DataErrors::NoneKnown)
+        );
+        let root = status.vdevs().next().expect("the pool's own row");
+        assert_eq!((root.name.as_str(), root.depth), (p.name().as_str(), 0));
+        assert!(status.vdevs().count() >= 2, "the pool has a device");
+    }
+    assert_eq!(
+        bed.backend()
+            .pools(&[ds("nosuchpool")])
+            .expect("works")
+            .len(),
+        0
+    );
+    if bed.inject(Fault::on_call(FaultOp::Zpool, 2, FaultEffect::SshDropped)) {
+        let e = bed
+            .backend()
+            .pools(&[src_pool])
+            .expect_err("zpool status fails");
+        assert!(e.failure().is_some(), "{e:?}");
+        assert!(e.to_string().contains("zpool status"), "{e}");
+    }
+}
+
 /// Expands to one `#[test]` per contract test, each with a fresh bed from `$factory`
 /// (a `fn(&str) -> Option<Box<dyn TestBed>>`; `None` skips).
 #[macro_export]
@@ -957,6 +1007,7 @@ macro_rules! contract_tests {
             hostile_names_and_values,
             send_estimates,
             resume_tokens_decode_and_go_stale,
+            pool_health,
         );
     };
     (@each $factory:expr, $($name:ident),* $(,)?) => {

@@ -153,6 +153,13 @@ impl ZfsBackend for Interrupting<'_> {
     fn holds(&self, snapshots: &[SnapshotName]) -> Result<Vec<(SnapshotName, String)>, HoldsError> {
         self.inner.holds(snapshots)
     }
+
+    fn pools(
+        &self,
+        pools: &[DatasetName],
+    ) -> Result<Vec<zsnap_core::zpool::PoolHealth>, zsnap_exec::backend::PoolsError> {
+        self.inner.pools(pools)
+    }
 }
 
 /// What a scenario replicates: `source` to `target`, both at one location.

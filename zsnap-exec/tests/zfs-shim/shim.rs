@@ -6,6 +6,8 @@
 //! stdout, the fake's stderr verbatim, its exit status (a fault that kills the process
 //! kills the shim with SIGKILL).
 //!
+//! - Run under a name ending in `zpool` (a symlink), it answers `zpool list` and
+//!   `zpool status` instead, from the same state.
 //! - `ZSNAP_SHIM_LOG`: append each invocation as a JSON line `{"argv": […], "lc_all": …}`.
 //! - `ZSNAP_SHIM_SCRIPT`: a JSON array of scripted answers `{"command": "destroy",
 //!   "skip": 0, "exit": 1, "stderr": "…", "stdout": "…"}`; the first rule whose command
@@ -190,6 +192,23 @@ fn main() {
         std::process::exit(rule.exit);
     }
     let rest = &argv[1..];
+    let as_zpool = std::env::args()
+        .next()
+        .is_some_and(|a| a.ends_with("zpool"));
+    if as_zpool {
+        let result = match command.as_str() {
+            "list" => with_state(state, |z| z.cmd_zpool_list()),
+            "status" => with_state(state, |z| z.cmd_zpool_status()),
+            other => usage(&format!("zpool {other} is not supported")),
+        };
+        match result {
+            Ok(out) => {
+                print!("{out}");
+                std::process::exit(0)
+            }
+            Err(f) => die(&f),
+        }
+    }
     let result: Result<String, ZfsFailure> = match command.as_str() {
         "list" => {
             let (opts, pos) = getopt(rest, "tosd");
