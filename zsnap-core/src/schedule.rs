@@ -28,14 +28,15 @@
 //!   [`Period::Monthly`], [`Period::Yearly`]: the local calendar date in the policy's
 //!   zone. A DST day has 23 or 25 hours but is one period.
 //!
-//! An optional offset moves period starts later: daily with offset `2h30m` runs from
-//! 02:30 to 02:30 local time; when that wall-clock time does not exist (spring
-//! forward), the period starts when the clock jumps past it.
-//!
-//! Periods are compared by a [`PeriodId`], not by instants, so the rules above hold
-//! even in zones whose calendar runs backwards for a moment (a DST end at midnight
-//! makes the clock re-enter the previous date: the repeated hour belongs to a period
-//! that already had its snapshot, so nothing is taken).
+//! A label's [`At`] moves its period starts to a wall-clock time in the zone (sanoid's
+//! `daily_hour`, `weekly_wday`, `monthly_mday`…): daily at 23:59 runs from 23:59 to
+//! 23:59, monthly on day 31 from the last day of each month. An optional offset moves
+//! them later still. A calendar period starts at the **first instant whose local
+//! wall-clock time is its start time or later**: when that time does not exist
+//! (spring forward), when the clock jumps past it; when it happens twice (fall back),
+//! at the first occurrence — the second lies inside the period and starts nothing.
+//! Calendar periods are therefore consecutive intervals of absolute time, one per
+//! start, even in zones whose calendar runs backwards for a moment.
 //!
 //! # Example: the autumn DST change in Europe/Berlin
 //! ```
@@ -618,9 +619,10 @@ fn first_instant_from(tz: Tz, local: chrono::NaiveDateTime) -> Option<DateTime<U
             if zone(hi) == zone(lo) {
                 return Some(hi.and_utc());
             }
+            // Whole seconds: halving a span of nanoseconds would land between them.
             let at_lo = zone(lo);
             while (hi - lo) > TimeDelta::seconds(1) {
-                let mid = lo + (hi - lo) / 2;
+                let mid = lo + TimeDelta::seconds((hi - lo).num_seconds() / 2);
                 if zone(mid) == at_lo {
                     lo = mid;
                 } else {
@@ -927,7 +929,7 @@ impl LabelSchedule {
             for _ in 0..(400 * 24 * 60) {
                 if self.id(tz, s) > id {
                     while s - before > TimeDelta::seconds(1) {
-                        let mid = before + (s - before) / 2;
+                        let mid = before + TimeDelta::seconds((s - before).num_seconds() / 2);
                         if self.id(tz, mid) > id {
                             s = mid;
                         } else {
