@@ -49,7 +49,7 @@ pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
     BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
     Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
-    TargetAddressError, TargetSpec, Thresholds,
+    TargetAddressError, TargetSpec, Thresholds, Timing,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 

@@ -104,10 +104,10 @@ fn full_config_parses_to_what_it_says() {
     assert_eq!(std.prefix, "zsnap");
     assert!(std.prune);
     assert_eq!(
-        std.snapshot[&label("frequently")],
+        std.snapshot[&label("frequently")].every,
         Period::Every(Span::from_secs(900))
     );
-    assert_eq!(std.snapshot[&label("daily")], Period::Daily);
+    assert_eq!(std.snapshot[&label("daily")].every, Period::Daily);
     let keep = std.retention.keep.unwrap();
     assert_eq!(keep.count(CalendarUnit::Week), Some(4));
     assert_eq!(std.retention.keep_last, Some(3));
@@ -351,4 +351,69 @@ fn ssh_config_path_is_kept_and_printed() {
     let none = Config::from_toml(dataset, "zsnap.toml").unwrap();
     assert_eq!(none.paths.ssh_config, None);
     assert!(!none.to_toml().contains("ssh_config"));
+}
+
+/// Times of period: every form parses to the schedule it says, prints back in the
+/// shortest form, and round-trips.
+#[test]
+fn times_of_period_round_trip() {
+    use chrono::{TimeZone, Utc, Weekday};
+    let text = r#"
+[policies.p]
+timezone = "Europe/Berlin"
+snapshot = { frequently = "15m", hourly = { every = "hourly", minute = 15 }, daily = { every = "daily", at = "23:59" }, weekly = { every = "weekly", on = "Sun", at = "23:30" }, monthly = { every = "monthly", day = 31, at = "00:00" }, yearly = { every = "yearly", month = 1, day = 1 }, plain = { every = "daily", at = "00:00" } }
+keep_last = 3
+
+[[datasets]]
+root = "tank"
+policy = "p"
+"#;
+    let c = Config::from_toml(text, "zsnap.toml").unwrap();
+    let printed = c.to_toml();
+    let again = Config::from_toml(&printed, "effective.toml").unwrap();
+    assert_eq!(again, c);
+    let s = c.policy("p").unwrap().schedule();
+    let w = s.get("weekly").unwrap().at();
+    assert_eq!((w.weekday(), w.hour(), w.minute()), (Weekday::Sun, 23, 30));
+    assert_eq!(s.get("monthly").unwrap().at().day(), 31);
+    assert_eq!(s.get("hourly").unwrap().at().minute(), 15);
+    assert!(s.get("yearly").unwrap().at().is_start());
+    assert!(s.get("plain").unwrap().at().is_start());
+    // The daily label at 23:59 Berlin time is due from 22:59 UTC in winter.
+    let tz = chrono_tz::Europe::Berlin;
+    let daily = s.get("daily").unwrap();
+    assert_eq!(
+        daily.next_start(tz, Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()),
+        Utc.with_ymd_and_hms(2026, 11, 23, 22, 59, 0).unwrap()
+    );
+    let snapshot_part: String = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("[policies.p.snapshot"))
+        .take_while(|l| !l.starts_with("[[") && !l.starts_with("[datasets"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!(snapshot_part, @r#"
+        [policies.p.snapshot]
+        frequently = "15m"
+        plain = "daily"
+        yearly = "yearly"
+
+        [policies.p.snapshot.daily]
+        every = "daily"
+        at = "23:59"
+
+        [policies.p.snapshot.hourly]
+        every = "hourly"
+        minute = 15
+
+        [policies.p.snapshot.monthly]
+        every = "monthly"
+        day = 31
+        at = "00:00"
+
+        [policies.p.snapshot.weekly]
+        every = "weekly"
+        on = "sunday"
+        at = "23:30"
+        "#);
 }

@@ -217,7 +217,7 @@ fn wrong_types() {
           |            ^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nsnapshot = { hourly = 60 }\n"), @r#"
-        error: `policies.standard.snapshot.hourly` must be a string, such as "hourly" or "15m", found the integer 60
+        error: `policies.standard.snapshot.hourly` must be a period such as "hourly" or "15m", or a table such as { every = "daily", at = "23:59" }, found the integer 60
          --> zsnap.toml:3:23
           |
         3 | snapshot = { hourly = 60 }
@@ -887,4 +887,113 @@ fn snapshot_names_over_zfs_limits() {
         "zsnap.toml"
     )
     .is_err());
+}
+
+/// A policy whose `daily` label is taken as `timing` (TOML), with a dataset.
+fn timed(timing: &str) -> String {
+    format!(
+        "[policies.p]\nsnapshot = {{ daily = {timing} }}\nkeep_last = 3\n\n[[datasets]]\nroot = \"tank\"\npolicy = \"p\"\n"
+    )
+}
+
+#[test]
+fn times_of_period() {
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", at = "24:00" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: hour 24 is out of range; expected 0 to 23
+         --> zsnap.toml:2:47
+          |
+        2 | snapshot = { daily = { every = "daily", at = "24:00" } }
+          |                                               ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", at = "23:60" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: minute 60 is out of range; expected 0 to 59
+         --> zsnap.toml:2:50
+          |
+        2 | snapshot = { daily = { every = "daily", at = "23:60" } }
+          |                                                  ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", at = "11pm" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: "11pm" is not a time of day; expected "HH:MM" on a 24-hour clock, such as "23:59"
+         --> zsnap.toml:2:46
+          |
+        2 | snapshot = { daily = { every = "daily", at = "11pm" } }
+          |                                              ^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "hourly", minute = 60 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.minute`: minute 60 is out of range; expected 0 to 59
+         --> zsnap.toml:2:51
+          |
+        2 | snapshot = { daily = { every = "hourly", minute = 60 } }
+          |                                                   ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "monthly", day = 0 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.day`: day 0 is out of range; expected 1 to 31
+         --> zsnap.toml:2:49
+          |
+        2 | snapshot = { daily = { every = "monthly", day = 0 } }
+          |                                                 ^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "monthly", day = 32 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.day`: day 32 is out of range; expected 1 to 31
+         --> zsnap.toml:2:49
+          |
+        2 | snapshot = { daily = { every = "monthly", day = 32 } }
+          |                                                 ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "yearly", month = 13, day = 1 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.month`: month 13 is out of range; expected 1 to 12
+         --> zsnap.toml:2:50
+          |
+        2 | snapshot = { daily = { every = "yearly", month = 13, day = 1 } }
+          |                                                  ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "weekly", on = "sundy" }"#)), @r#"
+        error: unknown weekday `sundy` in `policies.p.snapshot.daily.on`; did you mean `sunday`?
+         --> zsnap.toml:2:47
+          |
+        2 | snapshot = { daily = { every = "weekly", on = "sundy" } }
+          |                                               ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", on = "sunday" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.on`: `on` does not apply to a daily label, which takes `at`
+         --> zsnap.toml:2:41
+          |
+        2 | snapshot = { daily = { every = "daily", on = "sunday" } }
+          |                                         ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "15m", at = "00:05" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: `at` does not apply to a label taken every 15m, which takes none: it runs on fixed spans of absolute time
+         --> zsnap.toml:2:39
+          |
+        2 | snapshot = { daily = { every = "15m", at = "00:05" } }
+          |                                       ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", time = "23:59" }"#)), @r#"
+        error: unknown key `time` in `policies.p.snapshot.daily`; expected `every`, `at`, `minute`, `on`, `day` or `month`
+         --> zsnap.toml:2:41
+          |
+        2 | snapshot = { daily = { every = "daily", time = "23:59" } }
+          |                                         ^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ at = "23:59" }"#)), @r#"
+        error: missing key `every` in `policies.p.snapshot.daily`: the period, e.g. { every = "daily", at = "23:59" }
+         --> zsnap.toml:2:22
+          |
+        2 | snapshot = { daily = { at = "23:59" } }
+          |                      ^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "dayly", at = "23:59" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.every`: "dayly" is not a period; expected a duration such as "15m" or "4h", or one of "hourly", "daily", "weekly", "monthly", "yearly"; did you mean "daily"?
+         --> zsnap.toml:2:32
+          |
+        2 | snapshot = { daily = { every = "dayly", at = "23:59" } }
+          |                                ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed("7")), @r#"
+        error: `policies.p.snapshot.daily` must be a period such as "hourly" or "15m", or a table such as { every = "daily", at = "23:59" }, found the integer 7
+         --> zsnap.toml:2:22
+          |
+        2 | snapshot = { daily = 7 }
+          |                      ^
+        "#);
 }

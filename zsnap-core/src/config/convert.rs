@@ -153,7 +153,11 @@ impl PolicySpec {
         Schedule::new(
             self.snapshot
                 .iter()
-                .map(|(label, period)| LabelSchedule::new(label.clone(), *period))
+                .map(|(label, t)| {
+                    LabelSchedule::new(label.clone(), t.every)
+                        .with_at(t.at)
+                        .expect("the config parser accepted this time of period with the same constructor")
+                })
                 .collect(),
         )
         .expect("labels come from the keys of a map, so they are unique")

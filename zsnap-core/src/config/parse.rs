@@ -14,14 +14,14 @@ use super::error::{ConfigError, ConfigProblem};
 use super::model::{
     BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
     Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
-    Thresholds,
+    Thresholds, Timing,
 };
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::duration::Span;
 use crate::naming::{Label, NamingScheme};
 use crate::retention::{Grid, NameRegex};
-use crate::schedule::Period;
+use crate::schedule::{parse_weekday, At, LabelSchedule, Period, ScheduleError, WEEKDAYS};
 use crate::zfs_names::DatasetName;
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -714,6 +714,126 @@ fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<Period> {
     }
 }
 
+const TIMING_KEYS: [&str; 6] = ["every", "at", "minute", "on", "day", "month"];
+
+/// A `snapshot` entry: a period (`"daily"`), or a table with `every` and where in the
+/// period (`{ every = "weekly", on = "sunday", at = "23:30" }`).
+fn parse_timing(cx: &Cx<'_>, label: &Label, v: &Value<'_>, path: &str) -> Result<Timing> {
+    if let DeValue::String(_) = v.get_ref() {
+        return parse_period(cx, v, path).map(Timing::new);
+    }
+    if !matches!(v.get_ref(), DeValue::Table(_)) {
+        return Err(cx.wrong_type(
+            v,
+            path,
+            "a period such as \"hourly\" or \"15m\", or a table such as { every = \"daily\", at = \"23:59\" }",
+        ));
+    }
+    let t = cx.table(v, format!("`{path}`"), format!("{path}."), &TIMING_KEYS)?;
+    let ev = t.get("every").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "every",
+            "the period, e.g. { every = \"daily\", at = \"23:59\" }",
+        )
+    })?;
+    let every = parse_period(cx, ev, &t.path("every"))?;
+    // Which keys each period takes, for the message about one it does not.
+    let uses: &[&str] = match every {
+        Period::Every(_) => &[],
+        Period::Hourly => &["minute"],
+        Period::Daily => &["at"],
+        Period::Weekly => &["on", "at"],
+        Period::Monthly => &["day", "at"],
+        Period::Yearly => &["month", "day", "at"],
+    };
+    let mut at = At::START;
+    for (key, key_span, kv) in &t.entries {
+        if *key == "every" {
+            continue;
+        }
+        let kp = t.path(key);
+        if !uses.contains(key) {
+            let what = match every {
+                Period::Every(_) => format!("a label taken every {every}"),
+                _ => format!("a {every} label"),
+            };
+            let takes = if uses.is_empty() {
+                "takes none: it runs on fixed spans of absolute time".to_owned()
+            } else {
+                format!(
+                    "takes {}",
+                    uses.iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return Err(cx.invalid(
+                key_span.clone(),
+                &kp,
+                format!("`{key}` does not apply to {what}, which {takes}"),
+            ));
+        }
+        let range = |e: ScheduleError| cx.invalid(kv.span(), &kp, e.to_string());
+        at = match *key {
+            "at" => {
+                let s = cx.string(kv, &kp, "\"23:59\"")?;
+                let Some((h, m)) = s.split_once(':').filter(|(h, m)| {
+                    (1..=2).contains(&h.len())
+                        && m.len() == 2
+                        && h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+                }) else {
+                    return Err(cx.invalid(
+                        kv.span(),
+                        &kp,
+                        format!("{s:?} is not a time of day; expected \"HH:MM\" on a 24-hour clock, such as \"23:59\""),
+                    ));
+                };
+                let (hour, minute): (u32, u32) = (
+                    h.parse().expect("one or two ASCII digits"),
+                    m.parse().expect("two ASCII digits"),
+                );
+                match at.with_time(hour, at.minute()) {
+                    Err(e) => return Err(cx.invalid(cx.inner_span(kv, 0, h.len()), &kp, e.to_string())),
+                    Ok(a) => a.with_time(hour, minute).map_err(|e| {
+                        cx.invalid(cx.inner_span(kv, h.len() + 1, 2), &kp, e.to_string())
+                    })?,
+                }
+            }
+            "on" => {
+                let s = cx.string(kv, &kp, "\"sunday\"")?;
+                let day = parse_weekday(s).map_err(|_| {
+                    cx.err(
+                        kv.span(),
+                        ConfigProblem::UnknownName {
+                            what: "weekday".to_owned(),
+                            name: s.to_owned(),
+                            path: kp.clone(),
+                            suggestion: closest(&s.to_ascii_lowercase(), WEEKDAYS),
+                            defined: WEEKDAYS.iter().map(|w| (*w).to_owned()).collect(),
+                        },
+                    )
+                })?;
+                at.with_weekday(day)
+            }
+            _ => {
+                let n = cx.count(kv, &kp)?;
+                match *key {
+                    "minute" => at.with_minute(n).map_err(range)?,
+                    "day" => at.with_day(n).map_err(range)?,
+                    _ => at.with_month(n).map_err(range)?,
+                }
+            }
+        };
+    }
+    // The same check the schedule makes, so converting the config cannot fail.
+    LabelSchedule::new(label.clone(), every)
+        .with_at(at)
+        .map_err(|e| cx.invalid(v.span(), path, e.to_string()))?;
+    Ok(Timing::new(every).with_at(at))
+}
+
 fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, PolicySpans)> {
     let prefix_path = format!("policies.{name}.");
     let t = cx.table(v, format!("[policies.{name}]"), prefix_path, &POLICY_KEYS)?;
@@ -769,7 +889,8 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
             let p = st.path(label);
             let label = check_label(cx, key_span.clone(), label, &p)?;
             snapshot_spans.push((label.clone(), key_span.clone()));
-            snapshot.insert(label, parse_period(cx, pv, &p)?);
+            let timing = parse_timing(cx, &label, pv, &p)?;
+            snapshot.insert(label, timing);
         }
     }
     let mut on_demand = BTreeMap::new();
