@@ -47,7 +47,7 @@ mod suggest;
 
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
+    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
     Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
     TargetAddressError, TargetSpec, Thresholds, Timing,
 };

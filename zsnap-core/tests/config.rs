@@ -114,7 +114,7 @@ fn full_config_parses_to_what_it_says() {
     assert_eq!(std.retention.keep_regex, vec!["^manual-".to_owned()]);
     assert!(std.retention.keep_oldest);
     let legacy = c.policy("legacy").unwrap();
-    assert_eq!(legacy.adopt, vec!["sanoid".to_owned()]);
+    assert_eq!(legacy.adopt, vec![zsnap_core::config::Adopt::Tool("sanoid".to_owned())]);
     assert_eq!(legacy.retention.sanoid.unwrap().daily, 30);
     assert_eq!(
         legacy.retention.sanoid.unwrap().frequent_period,
@@ -415,5 +415,60 @@ policy = "p"
         every = "weekly"
         on = "sunday"
         at = "23:30"
+        "#);
+}
+
+/// Adopting by prefix and format: parsed, converted, written back, and the policy's
+/// keep rules may name the labels such names carry.
+#[test]
+fn adopted_formats_round_trip() {
+    use zsnap_core::policy::Ownership;
+    use zsnap_core::{Guid, Snapshot};
+    let text = r#"
+[policies.p]
+timezone = "Europe/Berlin"
+adopt = ["sanoid", { prefix = "pyznap_", format = "%Y-%m-%d_%H:%M:%S_{label}" }, { prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC" }, { prefix = "auto-", format = "%Y-%m-%d-%H%M", timezone = "America/New_York", label = "nightly" }]
+keep_counts = { frequent = 4, nightly = 7 }
+keep_last = 3
+
+[[datasets]]
+root = "tank"
+policy = "p"
+"#;
+    let c = Config::from_toml(text, "zsnap.toml").unwrap();
+    let printed = c.to_toml();
+    let again = Config::from_toml(&printed, "effective.toml").unwrap();
+    assert_eq!(again, c);
+    let policy = c.policy("p").unwrap().to_policy();
+    assert_eq!(policy.adopt.len(), 4);
+    let at = chrono::DateTime::from_timestamp(1_795_446_000, 0).unwrap();
+    let snap = |name: &str| Snapshot::new(name.parse().unwrap(), Guid(1), 1, at);
+    // pyznap wrote 16:00 Berlin time: 15:00 UTC.
+    match policy.classify(&snap("pyznap_2026-11-23_16:00:00_hourly")) {
+        Ownership::Adopted { label, time, tool } => {
+            assert_eq!(label.as_deref(), Some("hourly"));
+            assert_eq!(time, at);
+            assert_eq!(tool, "format");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        policy.classify(&snap("auto-2026-11-23-1000")).label(),
+        Some("nightly")
+    );
+    assert_eq!(policy.classify(&snap("zrepl_20261123_150000_000")).time(), Some(at));
+    assert_eq!(policy.classify(&snap("other_20261123_150000_000")), Ownership::Unmanaged);
+    let adopt: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("adopt"))
+        .take_while(|l| !l.is_empty() && !l.starts_with("prune"))
+        .collect();
+    insta::assert_snapshot!(adopt.join("\n"), @r#"
+        adopt = [
+            "sanoid",
+            { prefix = "pyznap_", format = "%Y-%m-%d_%H:%M:%S_{label}", timezone = "local" },
+            { prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC" },
+            { prefix = "auto-", format = "%Y-%m-%d-%H%M", timezone = "America/New_York", label = "nightly" },
+        ]
         "#);
 }

@@ -997,3 +997,77 @@ fn times_of_period() {
           |                      ^
         "#);
 }
+
+/// A policy adopting `entry` (TOML), with a dataset.
+fn adopting(entry: &str) -> String {
+    format!(
+        "[policies.p]\nadopt = [\"sanoid\", {entry}]\nkeep_last = 3\n\n[[datasets]]\nroot = \"tank\"\npolicy = \"p\"\n"
+    )
+}
+
+#[test]
+fn adopted_formats() {
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", format = "%Y-%m-%d" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].format`: "%Y-%m-%d": it does not write the time of day: give hours and minutes, e.g. "%Y-%m-%d-%H%M"
+         --> zsnap.toml:2:49
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", format = "%Y-%m-%d" }]
+          |                                                 ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", format = "%Y/%m/%d-%H%M" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].format`: "%Y/%m/%d-%H%M": it writes '/', which ZFS does not allow in a snapshot name
+         --> zsnap.toml:2:49
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", format = "%Y/%m/%d-%H%M" }]
+          |                                                 ^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto/", format = "%Y%m%d%H%M" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].prefix`: the prefix "auto/" has '/', which ZFS does not allow in a snapshot name
+         --> zsnap.toml:2:31
+          |
+        2 | adopt = ["sanoid", { prefix = "auto/", format = "%Y%m%d%H%M" }]
+          |                               ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", format = "{label}%Y%m%d%H%M", label = "daily" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].label`: the format "{label}%Y%m%d%H%M" holds {label}, so a fixed label cannot be given too
+         --> zsnap.toml:2:78
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", format = "{label}%Y%m%d%H%M", label = "daily" }]
+          |                                                                              ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", fromat = "%Y%m%d%H%M" }"#)), @r#"
+        error: unknown key `fromat` in `policies.p.adopt[2]`; did you mean `format`?
+         --> zsnap.toml:2:40
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", fromat = "%Y%m%d%H%M" }]
+          |                                        ^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-" }"#)), @r#"
+        error: missing key `format` in `policies.p.adopt[2]`: the strftime format of the names after the prefix, e.g. format = "%Y-%m-%d-%H%M" (with {label} where a label is)
+         --> zsnap.toml:2:20
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-" }]
+          |                    ^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ format = "%Y%m%d%H%M", timezone = "Europe/Berln" }"#)), @r#"
+        error: unknown time zone `Europe/Berln` in `policies.p.adopt[2].timezone`; did you mean `Europe/Berlin`?
+         --> zsnap.toml:2:56
+          |
+        2 | adopt = ["sanoid", { format = "%Y%m%d%H%M", timezone = "Europe/Berln" }]
+          |                                                        ^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ format = "%Y%m%d%H%M", label = "Daily" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].label`: invalid label "Daily": character 'D' is not allowed (at byte 0); labels use a-z, 0-9 and '-'
+         --> zsnap.toml:2:53
+          |
+        2 | adopt = ["sanoid", { format = "%Y%m%d%H%M", label = "Daily" }]
+          |                                                     ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting("7")), @r#"
+        error: `policies.p.adopt[2]` must be a tool name such as "sanoid", or a table such as { prefix = "auto-", format = "%Y-%m-%d-%H%M" }, found the integer 7
+         --> zsnap.toml:2:20
+          |
+        2 | adopt = ["sanoid", 7]
+          |                    ^
+        "#);
+}

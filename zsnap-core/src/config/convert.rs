@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAddress, TargetSpec};
+use super::model::{Adopt, Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAddress, TargetSpec};
 use crate::naming::{Label, NamingScheme, Recognizer};
 use crate::policy::{DatasetSelection, Policy};
 use crate::replicate::{Cursor, DatasetMapping, ReplicationOptions};
@@ -173,12 +173,15 @@ impl PolicySpec {
     pub fn recognizers(&self) -> Vec<Recognizer> {
         self.adopt
             .iter()
-            .filter_map(|tool| match tool.as_str() {
-                "sanoid" => Some(Recognizer::sanoid()),
-                "zfs-auto-snapshot" => Some(Recognizer::zfs_auto_snapshot()),
-                "zrepl" => Some(Recognizer::zrepl()),
-                "iso8601" => Some(Recognizer::iso8601()),
-                _ => None,
+            .filter_map(|a| match a {
+                Adopt::Tool(tool) => match tool.as_str() {
+                    "sanoid" => Some(Recognizer::sanoid()),
+                    "zfs-auto-snapshot" => Some(Recognizer::zfs_auto_snapshot()),
+                    "zrepl" => Some(Recognizer::zrepl()),
+                    "iso8601" => Some(Recognizer::iso8601()),
+                    _ => None,
+                },
+                Adopt::Format(f) => Some(Recognizer::Format(f.clone())),
             })
             .collect()
     }

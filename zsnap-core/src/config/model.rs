@@ -522,9 +522,10 @@ pub struct PolicySpec {
     pub timezone: chrono_tz::Tz,
     /// First part of zsnap's snapshot names (`<prefix>_<label>_<timestamp>`).
     pub prefix: String,
-    /// Other tools whose snapshots this policy manages too (`sanoid`, …).
+    /// Other tools whose snapshots this policy manages too (`"sanoid"`, or
+    /// `{ prefix = "pyznap_", format = "%Y-%m-%d_%H:%M:%S_{label}" }`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub adopt: Vec<String>,
+    pub adopt: Vec<Adopt>,
     /// Whether the policy prunes at all (`prune = false` only takes snapshots).
     pub prune: bool,
     /// Labels and when each is taken (`snapshot = { hourly = "hourly", daily = { every =
@@ -545,6 +546,36 @@ pub struct PolicySpec {
     /// Keep rules.
     #[serde(flatten)]
     pub retention: RetentionSpec,
+}
+
+/// Whose snapshots a policy adopts: a tool zsnap knows by name, or names of a prefix
+/// and a `strftime` format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Adopt {
+    /// One of [`ADOPTABLE_TOOLS`](crate::config::ADOPTABLE_TOOLS) (`"sanoid"`).
+    Tool(String),
+    /// `{ prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC" }`.
+    Format(crate::naming::NameFormat),
+}
+
+impl Adopt {
+    /// The tool's name, for [`Adopt::Tool`].
+    pub fn tool(&self) -> Option<&str> {
+        match self {
+            Adopt::Tool(t) => Some(t),
+            Adopt::Format(_) => None,
+        }
+    }
+}
+
+impl Serialize for Adopt {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Adopt::Tool(t) => s.serialize_str(t),
+            Adopt::Format(f) => f.serialize(s),
+        }
+    }
 }
 
 /// When a scheduled label is taken: how often, and where in the period.

@@ -12,14 +12,14 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
+    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
     Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
     Thresholds, Timing,
 };
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::duration::Span;
-use crate::naming::{Label, NamingScheme};
+use crate::naming::{FormatZone, Label, NameFormat, NamingScheme};
 use crate::retention::{Grid, NameRegex};
 use crate::schedule::{parse_weekday, At, LabelSchedule, Period, ScheduleError, WEEKDAYS};
 use crate::zfs_names::DatasetName;
@@ -714,6 +714,98 @@ fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<Period> {
     }
 }
 
+const FORMAT_KEYS: [&str; 4] = ["prefix", "format", "timezone", "label"];
+
+/// `adopt`: tool names and `{ prefix, format, timezone, label }` tables.
+fn parse_adopt(cx: &Cx<'_>, v: &Value<'_>, p: &str) -> Result<Vec<Adopt>> {
+    let expected = "an array of tool names and formats, such as [\"sanoid\", { prefix = \"auto-\", format = \"%Y-%m-%d-%H%M\" }]";
+    let items: Vec<&Value<'_>> = match v.get_ref() {
+        DeValue::String(_) => vec![v],
+        DeValue::Array(a) => a.iter().collect(),
+        _ => return Err(cx.wrong_type(v, p, expected)),
+    };
+    let known: Vec<String> = ADOPTABLE.iter().map(|t| (*t).to_owned()).collect();
+    let mut adopt: Vec<Adopt> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let ip = format!("{p}[{}]", i + 1);
+        let entry = match item.get_ref() {
+            DeValue::String(tool) => {
+                let tool: &str = tool.as_ref();
+                if !known.iter().any(|k| k == tool) {
+                    return Err(cx.err(
+                        item.span(),
+                        ConfigProblem::UnknownName {
+                            what: "tool".to_owned(),
+                            name: tool.to_owned(),
+                            path: ip,
+                            suggestion: closest(tool, known.iter().map(String::as_str)),
+                            defined: known.clone(),
+                        },
+                    ));
+                }
+                Adopt::Tool(tool.to_owned())
+            }
+            DeValue::Table(_) => Adopt::Format(parse_format(cx, item, &ip)?),
+            _ => return Err(cx.wrong_type(item, &ip, "a tool name such as \"sanoid\", or a table such as { prefix = \"auto-\", format = \"%Y-%m-%d-%H%M\" }")),
+        };
+        if !adopt.contains(&entry) {
+            adopt.push(entry);
+        }
+    }
+    Ok(adopt)
+}
+
+/// `{ prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC", label = "daily" }`.
+fn parse_format(cx: &Cx<'_>, v: &Value<'_>, p: &str) -> Result<NameFormat> {
+    let t = cx.table(v, format!("`{p}`"), format!("{p}."), &FORMAT_KEYS)?;
+    let prefix = match t.get("prefix") {
+        Some(pv) => cx.string(pv, &t.path("prefix"), "\"auto-\"")?,
+        None => "",
+    };
+    let fv = t.get("format").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "format",
+            "the strftime format of the names after the prefix, e.g. format = \"%Y-%m-%d-%H%M\" (with {label} where a label is)",
+        )
+    })?;
+    let format = cx.string(fv, &t.path("format"), "\"%Y-%m-%d-%H%M\"")?;
+    let zone = match t.get("timezone") {
+        None => FormatZone::Local,
+        Some(zv) => {
+            let zp = t.path("timezone");
+            match cx.string(zv, &zp, "\"UTC\"")? {
+                "UTC" => FormatZone::Utc,
+                "local" => FormatZone::Local,
+                _ => FormatZone::Zone(parse_timezone(cx, zv, &zp)?),
+            }
+        }
+    };
+    let label = match t.get("label") {
+        Some(lv) => {
+            let lp = t.path("label");
+            let s = cx.string(lv, &lp, "\"daily\"")?;
+            Some(check_label(cx, lv.span(), s, &lp)?)
+        }
+        None => None,
+    };
+    NameFormat::new(prefix, format, zone, label).map_err(|e| {
+        let problem = match &e {
+            crate::naming::NamingError::InvalidFormat { problem, .. } => problem.clone(),
+            other => other.to_string(),
+        };
+        let (key, message) = if problem.starts_with("the prefix") {
+            ("prefix", problem)
+        } else if problem.contains("fixed label") {
+            ("label", format!("the format {format:?} holds {{label}}, so a fixed label cannot be given too"))
+        } else {
+            ("format", format!("{format:?}: {problem}"))
+        };
+        let span = t.get(key).map_or(v.span(), Spanned::span);
+        cx.invalid(span, &t.path(key), message)
+    })
+}
+
 const TIMING_KEYS: [&str; 6] = ["every", "at", "minute", "on", "day", "month"];
 
 /// A `snapshot` entry: a period (`"daily"`), or a table with `every` and where in the
@@ -850,27 +942,9 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
             s.to_owned()
         }
     };
-    let mut adopt: Vec<String> = Vec::new();
+    let mut adopt: Vec<Adopt> = Vec::new();
     if let Some(av) = t.get("adopt") {
-        let p = t.path("adopt");
-        let known: Vec<String> = ADOPTABLE.iter().map(|t| (*t).to_owned()).collect();
-        for (i, (tool, item)) in cx.strings(av, &p, "\"sanoid\"")?.into_iter().enumerate() {
-            if !known.iter().any(|k| k == tool) {
-                return Err(cx.err(
-                    item.span(),
-                    ConfigProblem::UnknownName {
-                        what: "tool".to_owned(),
-                        name: tool.to_owned(),
-                        path: format!("{p}[{}]", i + 1),
-                        suggestion: closest(tool, known.iter().map(String::as_str)),
-                        defined: known.clone(),
-                    },
-                ));
-            }
-            if !adopt.iter().any(|a| a == tool) {
-                adopt.push(tool.to_owned());
-            }
-        }
+        adopt = parse_adopt(cx, av, &t.path("adopt"))?;
     }
     let prune = match t.get("prune") {
         Some(b) => cx.boolean(b, &t.path("prune"))?,
@@ -949,7 +1023,7 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
         ));
     }
     for (tool_prefix, tool) in FOREIGN_PREFIXES {
-        if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a == tool) {
+        if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a.tool() == Some(tool)) {
             let span = t.get("prefix").map_or(t.span.clone(), Spanned::span);
             return Err(cx.err(
                 span,

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    Config, DatasetEntry, Host, Paths, PolicySpec, RetentionSpec, SanoidKeep, Timing,
+    Adopt, Config, DatasetEntry, Host, Paths, PolicySpec, RetentionSpec, SanoidKeep, Timing,
 };
 use crate::duration::Span;
 use crate::naming::Label;
@@ -403,7 +403,7 @@ fn policy_for(v: &Values) -> PolicySpec {
     PolicySpec {
         timezone: chrono_tz::UTC,
         prefix: "zsnap".to_owned(),
-        adopt: vec!["sanoid".to_owned()],
+        adopt: vec![Adopt::Tool("sanoid".to_owned())],
         prune: v.autoprune,
         snapshot,
         on_demand: BTreeMap::new(),
