@@ -47,8 +47,8 @@ mod suggest;
 
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
-    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
+    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry,
+    Expiry, Host, HostError, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress,
     TargetAddressError, TargetSpec, Thresholds, Timing,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};

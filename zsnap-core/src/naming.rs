@@ -17,6 +17,7 @@
 //! | zfs-auto-snapshot | `zfs-auto-snap_hourly-2026-11-23-1500` | UTC (its default since 2013), local with `utc = false` |
 //! | zrepl | `zrepl_20261123_150000_000` | UTC (formats `dense`, `human`, `iso-8601`, `unix-seconds`) |
 //! | ISO 8601 names | `2026-11-23T15:00:00Z`, `backup-2026-11-23T150000Z` | UTC |
+//! | any tool, by prefix and `strftime` format ([`NameFormat`]) | `pyznap_2026-11-23_15:00:00_hourly` | UTC, local or a named zone, as configured |
 //! | a regex | anything with a `time` group | UTC or local, as configured |
 //!
 //! A name in local time cannot be turned into an instant without the time zone it was
@@ -527,7 +528,6 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-
 /// The zone the times in [`NameFormat`] names are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[expect(
@@ -701,9 +701,11 @@ impl NameFormat {
                 pieces.push("(?P<label>[a-z0-9][a-z0-9-]*)".to_owned());
             }
             for item in StrftimeItems::new(part) {
-                pieces.push(item_regex(&item).ok_or_else(|| {
-                    fail("it has an unknown or unfinished % specifier".into())
-                })?);
+                pieces.push(
+                    item_regex(&item).ok_or_else(|| {
+                        fail("it has an unknown or unfinished % specifier".into())
+                    })?,
+                );
             }
         }
         let label_regex = if parts.len() == 2 {
@@ -775,7 +777,9 @@ impl NameFormat {
                 NameTime::Local { time, .. } => time,
             };
             let minute = |n: NaiveDateTime| n.with_second(0).and_then(|n| n.with_nanosecond(0));
-            if (got != t && Some(got) != minute(t)) || (f.label_regex.is_some() && label.as_deref() != Some("hourly")) {
+            if (got != t && Some(got) != minute(t))
+                || (f.label_regex.is_some() && label.as_deref() != Some("hourly"))
+            {
                 return Err(fail(format!(
                     "{name:?}, which it writes for {t}, reads back as {got}; the format must write the instant to the minute"
                 )));
@@ -822,7 +826,8 @@ impl NameFormat {
             ),
         };
         let time = if self.offset {
-            let t = DateTime::parse_from_str(&text, &self.time_format).map_err(|e| e.to_string())?;
+            let t =
+                DateTime::parse_from_str(&text, &self.time_format).map_err(|e| e.to_string())?;
             NameTime::Utc(t.with_timezone(&Utc))
         } else {
             let t = NaiveDateTime::parse_from_str(&text, &self.time_format)

@@ -82,7 +82,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -694,9 +696,7 @@ impl LabelSchedule {
                 field,
             });
         }
-        if self.every == Period::Hourly
-            && i64::from(at.minute) * 60 + self.offset_secs() >= HOUR
-        {
+        if self.every == Period::Hourly && i64::from(at.minute) * 60 + self.offset_secs() >= HOUR {
             return Err(ScheduleError::OffsetTooLong {
                 label: self.label,
                 offset: Span::from_secs(u64::from(at.minute) * 60 + self.offset.seconds()),
@@ -771,9 +771,7 @@ impl LabelSchedule {
             Period::Every(_) => floor_div(ts - self.offset_secs(), self.every.min_len()),
             Period::Hourly => floor_div(ts + zone().rem_euclid(HOUR) - self.hourly_shift(), HOUR),
             _ => {
-                let local = t
-                    .naive_utc()
-                    .checked_add_signed(TimeDelta::seconds(zone()));
+                let local = t.naive_utc().checked_add_signed(TimeDelta::seconds(zone()));
                 // Out of chrono's range (±262,000 years) a coarse count will do.
                 let Some(k) = local.and_then(|l| self.naive_period(l)) else {
                     return floor_div(ts, self.every.max_len());
@@ -798,9 +796,7 @@ impl LabelSchedule {
     fn naive_period(&self, local: NaiveDateTime) -> Option<i64> {
         let shift = self.at.time_secs() + self.offset_secs();
         let d = local.checked_sub_signed(TimeDelta::seconds(shift))?.date();
-        let days = i64::from(
-            i32::try_from(d.signed_duration_since(epoch_date()).num_days()).ok()?,
-        );
+        let days = i64::from(i32::try_from(d.signed_duration_since(epoch_date()).num_days()).ok()?);
         Some(match self.every {
             Period::Daily => days,
             Period::Weekly => floor_div(

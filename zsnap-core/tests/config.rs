@@ -114,7 +114,10 @@ fn full_config_parses_to_what_it_says() {
     assert_eq!(std.retention.keep_regex, vec!["^manual-".to_owned()]);
     assert!(std.retention.keep_oldest);
     let legacy = c.policy("legacy").unwrap();
-    assert_eq!(legacy.adopt, vec![zsnap_core::config::Adopt::Tool("sanoid".to_owned())]);
+    assert_eq!(
+        legacy.adopt,
+        vec![zsnap_core::config::Adopt::Tool("sanoid".to_owned())]
+    );
     assert_eq!(legacy.retention.sanoid.unwrap().daily, 30);
     assert_eq!(
         legacy.retention.sanoid.unwrap().frequent_period,
@@ -456,8 +459,14 @@ policy = "p"
         policy.classify(&snap("auto-2026-11-23-1000")).label(),
         Some("nightly")
     );
-    assert_eq!(policy.classify(&snap("zrepl_20261123_150000_000")).time(), Some(at));
-    assert_eq!(policy.classify(&snap("other_20261123_150000_000")), Ownership::Unmanaged);
+    assert_eq!(
+        policy.classify(&snap("zrepl_20261123_150000_000")).time(),
+        Some(at)
+    );
+    assert_eq!(
+        policy.classify(&snap("other_20261123_150000_000")),
+        Ownership::Unmanaged
+    );
     let adopt: Vec<&str> = printed
         .lines()
         .skip_while(|l| !l.starts_with("adopt"))

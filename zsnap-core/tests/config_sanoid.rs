@@ -235,7 +235,10 @@ fn proxmox_example() {
     let prod = policy_of(c, "rpool/data/vm-101-disk-0");
     let labels: Vec<&str> = prod.snapshot.keys().map(Label::as_str).collect();
     assert_eq!(labels, ["daily", "hourly", "monthly"]);
-    assert_eq!(prod.adopt, [zsnap_core::config::Adopt::Tool("sanoid".to_owned())]);
+    assert_eq!(
+        prod.adopt,
+        [zsnap_core::config::Adopt::Tool("sanoid".to_owned())]
+    );
 }
 
 #[test]

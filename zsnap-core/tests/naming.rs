@@ -246,14 +246,24 @@ mod formats {
             ),
             // zfs-auto-snapshot: the label between prefix and time, UTC, to the minute.
             (
-                fmt("zfs-auto-snap_", "{label}-%Y-%m-%d-%H%M", FormatZone::Utc, None),
+                fmt(
+                    "zfs-auto-snap_",
+                    "{label}-%Y-%m-%d-%H%M",
+                    FormatZone::Utc,
+                    None,
+                ),
                 "zfs-auto-snap_hourly-2026-11-23-1504",
                 Some("hourly"),
                 NameTime::Utc(naive(2026, 11, 23, 15, 4, 0).and_utc()),
             ),
             // pyznap: the label last, local time.
             (
-                fmt("pyznap_", "%Y-%m-%d_%H:%M:%S_{label}", FormatZone::Local, None),
+                fmt(
+                    "pyznap_",
+                    "%Y-%m-%d_%H:%M:%S_{label}",
+                    FormatZone::Local,
+                    None,
+                ),
                 "pyznap_2026-11-23_15:04:05_frequent",
                 Some("frequent"),
                 local(t),
@@ -274,7 +284,12 @@ mod formats {
             ),
             // A name in a named zone resolves to an instant.
             (
-                fmt("ny-", "%Y%m%d-%H%M", FormatZone::Zone(chrono_tz::America::New_York), None),
+                fmt(
+                    "ny-",
+                    "%Y%m%d-%H%M",
+                    FormatZone::Zone(chrono_tz::America::New_York),
+                    None,
+                ),
                 "ny-20261123-1004",
                 None,
                 NameTime::Utc(naive(2026, 11, 23, 15, 4, 0).and_utc()),
@@ -294,7 +309,12 @@ mod formats {
             assert_eq!(r.label.as_deref(), label, "{name}");
             assert_eq!(r.time, time, "{name}");
         }
-        let zas = fmt("zfs-auto-snap_", "{label}-%Y-%m-%d-%H%M", FormatZone::Utc, None);
+        let zas = fmt(
+            "zfs-auto-snap_",
+            "{label}-%Y-%m-%d-%H%M",
+            FormatZone::Utc,
+            None,
+        );
         for bad in [
             "zfs-auto-snap_hourly-2026-11-23-150",
             "zfs-auto-snap_-2026-11-23-1500",
@@ -319,9 +339,14 @@ mod formats {
     #[test]
     fn formats_that_cannot_round_trip_are_refused() {
         let e = |prefix: &str, format: &str, label: Option<&str>| {
-            NameFormat::new(prefix, format, FormatZone::Utc, label.map(|l| l.parse().unwrap()))
-                .unwrap_err()
-                .to_string()
+            NameFormat::new(
+                prefix,
+                format,
+                FormatZone::Utc,
+                label.map(|l| l.parse().unwrap()),
+            )
+            .unwrap_err()
+            .to_string()
         };
         insta::assert_snapshot!(e("a-", "%Y-%m-%d", None), @r#"invalid snapshot name format "%Y-%m-%d": it does not write the time of day: give hours and minutes, e.g. "%Y-%m-%d-%H%M""#);
         insta::assert_snapshot!(e("a-", "%Y-%m-%d-%H", None), @r#"invalid snapshot name format "%Y-%m-%d-%H": it does not write enough to tell the instant (a year, month, day, hour and minute, or %s)"#);
@@ -336,7 +361,14 @@ mod formats {
         insta::assert_snapshot!(e("a-", "%Y%m%dT%H%M%z", None), @r#"invalid snapshot name format "%Y%m%dT%H%M%z": it writes '+', which ZFS does not allow in a snapshot name"#);
         // Two-digit years, %s, %j, month names, 12-hour clocks and zone names (read
         // and ignored) are fine.
-        for ok in ["%y%m%d%H%M", "%s", "%Y-%j-%H%M", "%d%b%Y-%I%M%p", "%F_%T", "%Y%m%d%H%M%Z"] {
+        for ok in [
+            "%y%m%d%H%M",
+            "%s",
+            "%Y-%j-%H%M",
+            "%d%b%Y-%I%M%p",
+            "%F_%T",
+            "%Y%m%d%H%M%Z",
+        ] {
             NameFormat::new("p-", ok, FormatZone::Utc, None).unwrap_or_else(|e| panic!("{e}"));
         }
     }
@@ -392,7 +424,12 @@ mod formats {
 
     #[test]
     fn serde_and_recognizer() {
-        let f = fmt("pyznap_", "%Y-%m-%d_%H:%M:%S_{label}", FormatZone::Local, None);
+        let f = fmt(
+            "pyznap_",
+            "%Y-%m-%d_%H:%M:%S_{label}",
+            FormatZone::Local,
+            None,
+        );
         let r = Recognizer::Format(f.clone());
         let j = serde_json::to_string(&r).unwrap();
         assert_eq!(

@@ -64,7 +64,8 @@ fn oracle_key(ls: &LabelSchedule, tz: Tz, t: DateTime<Utc>) -> (i64, i64, i64, i
             // Every candidate period near `t`, with its local start; the last whose
             // start was reached by `t` is the one.
             let d = t.with_timezone(&tz).date_naive();
-            let time = TimeDelta::seconds(i64::from(at.hour()) * 3600 + i64::from(at.minute()) * 60 + off);
+            let time =
+                TimeDelta::seconds(i64::from(at.hour()) * 3600 + i64::from(at.minute()) * 60 + off);
             let mut candidates: Vec<((i64, i64, i64, i64), NaiveDate)> = Vec::new();
             match every {
                 Period::Daily => {
@@ -85,12 +86,14 @@ fn oracle_key(ls: &LabelSchedule, tz: Tz, t: DateTime<Utc>) -> (i64, i64, i64, i
                     for k in -3..=1i32 {
                         let n = d.year() * 12 + d.month0() as i32 + k;
                         let (y, m) = (n.div_euclid(12), n.rem_euclid(12) as u32 + 1);
-                        candidates.push(((i64::from(y), i64::from(m), 0, 0), clamped(y, m, at.day())));
+                        candidates
+                            .push(((i64::from(y), i64::from(m), 0, 0), clamped(y, m, at.day())));
                     }
                 }
                 Period::Yearly => {
                     for y in d.year() - 2..=d.year() + 1 {
-                        candidates.push(((i64::from(y), 0, 0, 0), clamped(y, at.month(), at.day())));
+                        candidates
+                            .push(((i64::from(y), 0, 0, 0), clamped(y, at.month(), at.day())));
                     }
                 }
                 other => panic!("unexpected period {other}"),
@@ -564,7 +567,10 @@ fn at_times_on_dst_days() {
     let s = Schedule::new(vec![daily(2, 30)]).unwrap();
     let yesterday = [("daily", utc(2026, 3, 28, 1, 30, 0))];
     assert!(due(&s, berlin, yesterday, utc(2026, 3, 29, 0, 59, 0)).is_empty());
-    assert_eq!(due(&s, berlin, yesterday, utc(2026, 3, 29, 1, 0, 0)).len(), 1);
+    assert_eq!(
+        due(&s, berlin, yesterday, utc(2026, 3, 29, 1, 0, 0)).len(),
+        1
+    );
     assert_eq!(
         next_due(&s, berlin, yesterday, utc(2026, 3, 29, 0, 0, 0))[0].1,
         utc(2026, 3, 29, 1, 0, 0)
@@ -579,7 +585,10 @@ fn at_times_on_dst_days() {
     let first = [("daily", utc(2026, 10, 25, 0, 30, 0))];
     assert!(due(&s, berlin, first, utc(2026, 10, 25, 1, 30, 0)).is_empty());
     // A run that missed the first 02:30 and comes between the two takes it then.
-    assert_eq!(due(&s, berlin, yesterday, utc(2026, 10, 25, 1, 10, 0)).len(), 1);
+    assert_eq!(
+        due(&s, berlin, yesterday, utc(2026, 10, 25, 1, 10, 0)).len(),
+        1
+    );
 
     // Monthly on day 31: the last day of shorter months.
     let monthly = LabelSchedule::new("monthly".parse().unwrap(), Period::Monthly)
@@ -650,13 +659,27 @@ fn at_errors() {
         .unwrap();
     insta::assert_snapshot!(hourly.with_at(At::START.with_minute(10).unwrap()).unwrap_err().to_string(), @"label h: offset 1h must be shorter than the period hourly");
     insta::assert_snapshot!(zsnap_core::schedule::parse_weekday("sundy").unwrap_err().to_string(), @r#"invalid weekday "sundy": expected monday, tuesday, wednesday, thursday, friday, saturday or sunday"#);
-    assert_eq!(zsnap_core::schedule::parse_weekday("Sun").unwrap(), Weekday::Sun);
+    assert_eq!(
+        zsnap_core::schedule::parse_weekday("Sun").unwrap(),
+        Weekday::Sun
+    );
     // serde: only what differs from the start is written.
     let w = LabelSchedule::new("weekly".parse().unwrap(), Period::Weekly)
-        .with_at(At::START.with_time(23, 30).unwrap().with_weekday(Weekday::Sun))
+        .with_at(
+            At::START
+                .with_time(23, 30)
+                .unwrap()
+                .with_weekday(Weekday::Sun),
+        )
         .unwrap();
     let j = serde_json::to_string(&w).unwrap();
-    assert_eq!(j, r#"{"label":"weekly","every":"weekly","at":{"weekday":"sunday","hour":23,"minute":30}}"#);
+    assert_eq!(
+        j,
+        r#"{"label":"weekly","every":"weekly","at":{"weekday":"sunday","hour":23,"minute":30}}"#
+    );
     assert_eq!(serde_json::from_str::<LabelSchedule>(&j).unwrap(), w);
-    assert!(serde_json::from_str::<LabelSchedule>(r#"{"label":"d","every":"daily","at":{"weekday":"sunday"}}"#).is_err());
+    assert!(serde_json::from_str::<LabelSchedule>(
+        r#"{"label":"d","every":"daily","at":{"weekday":"sunday"}}"#
+    )
+    .is_err());
 }

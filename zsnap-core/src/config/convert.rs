@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{Adopt, Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAddress, TargetSpec};
+use super::model::{
+    Adopt, Config, CursorKind, DatasetEntry, Host, PolicySpec, TargetAddress, TargetSpec,
+};
 use crate::naming::{Label, NamingScheme, Recognizer};
 use crate::policy::{DatasetSelection, Policy};
 use crate::replicate::{Cursor, DatasetMapping, ReplicationOptions};
@@ -156,7 +158,9 @@ impl PolicySpec {
                 .map(|(label, t)| {
                     LabelSchedule::new(label.clone(), t.every)
                         .with_at(t.at)
-                        .expect("the config parser accepted this time of period with the same constructor")
+                        .expect(
+                        "the config parser accepted this time of period with the same constructor",
+                    )
                 })
                 .collect(),
         )

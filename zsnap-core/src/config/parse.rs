@@ -12,8 +12,8 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
-    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
-    Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
+    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry,
+    Expiry, Host, Paths, PolicySpec, RetentionSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec,
     Thresholds, Timing,
 };
 use super::spans::{Cx, PolicySpans};
@@ -797,7 +797,12 @@ fn parse_format(cx: &Cx<'_>, v: &Value<'_>, p: &str) -> Result<NameFormat> {
         let (key, message) = if problem.starts_with("the prefix") {
             ("prefix", problem)
         } else if problem.contains("fixed label") {
-            ("label", format!("the format {format:?} holds {{label}}, so a fixed label cannot be given too"))
+            (
+                "label",
+                format!(
+                    "the format {format:?} holds {{label}}, so a fixed label cannot be given too"
+                ),
+            )
         } else {
             ("format", format!("{format:?}: {problem}"))
         };
@@ -887,7 +892,9 @@ fn parse_timing(cx: &Cx<'_>, label: &Label, v: &Value<'_>, path: &str) -> Result
                     m.parse().expect("two ASCII digits"),
                 );
                 match at.with_time(hour, at.minute()) {
-                    Err(e) => return Err(cx.invalid(cx.inner_span(kv, 0, h.len()), &kp, e.to_string())),
+                    Err(e) => {
+                        return Err(cx.invalid(cx.inner_span(kv, 0, h.len()), &kp, e.to_string()))
+                    }
                     Ok(a) => a.with_time(hour, minute).map_err(|e| {
                         cx.invalid(cx.inner_span(kv, h.len() + 1, 2), &kp, e.to_string())
                     })?,
@@ -1023,7 +1030,8 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
         ));
     }
     for (tool_prefix, tool) in FOREIGN_PREFIXES {
-        if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a.tool() == Some(tool)) {
+        if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a.tool() == Some(tool))
+        {
             let span = t.get("prefix").map_or(t.span.clone(), Spanned::span);
             return Err(cx.err(
                 span,

@@ -27,8 +27,8 @@ use super::model::{
 use crate::duration::Span;
 use crate::naming::Label;
 use crate::schedule::{At, Period};
-use chrono::Weekday;
 use crate::zfs_names::DatasetName;
+use chrono::Weekday;
 
 /// Why a `sanoid.conf` could not be translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
