@@ -716,6 +716,23 @@ impl NameFormat {
         } else {
             None
         };
+        // A number of varying width right before another number cannot be told apart
+        // from it in every name (`%k%e` writes " 710" for 07:xx on the 10th).
+        {
+            use chrono::format::{Item, Numeric, Pad};
+            let items: Vec<Item<'_>> = StrftimeItems::new(&time_format).collect();
+            for pair in items.windows(2) {
+                if let [Item::Numeric(n, pad), Item::Numeric(..)] = pair {
+                    let varying =
+                        *pad != Pad::Zero || matches!(n, Numeric::Timestamp | Numeric::Nanosecond);
+                    if varying {
+                        return Err(fail(
+                            "a number of varying width (%s, or a field without zero padding such as %e, %k or %-d) is followed directly by another number, so names cannot be split; put a separator between them".into(),
+                        ));
+                    }
+                }
+            }
+        }
         let offset = StrftimeItems::new(&time_format).any(|i| {
             matches!(
                 i,

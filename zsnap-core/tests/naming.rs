@@ -358,6 +358,7 @@ mod formats {
         insta::assert_snapshot!(e("a-", "", None), @r#"invalid snapshot name format "": it is empty"#);
         insta::assert_snapshot!(e("a-", "%Y%m%d%H%M%", None), @r#"invalid snapshot name format "%Y%m%d%H%M%": it has an unknown or unfinished % specifier"#);
         insta::assert_snapshot!(e("a-", "%d-%H%M", None), @r#"invalid snapshot name format "%d-%H%M": it does not write enough to tell the instant (a year, month, day, hour and minute, or %s)"#);
+        insta::assert_snapshot!(e("a-", "%Y%m%d-%k%e%M", None), @r#"invalid snapshot name format "%Y%m%d-%k%e%M": a number of varying width (%s, or a field without zero padding such as %e, %k or %-d) is followed directly by another number, so names cannot be split; put a separator between them"#);
         insta::assert_snapshot!(e("a-", "%Y%m%dT%H%M%z", None), @r#"invalid snapshot name format "%Y%m%dT%H%M%z": it writes '+', which ZFS does not allow in a snapshot name"#);
         // Two-digit years, %s, %j, month names, 12-hour clocks and zone names (read
         // and ignored) are fine.
