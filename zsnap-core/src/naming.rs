@@ -618,6 +618,7 @@ fn item_regex(item: &chrono::format::Item<'_>) -> Option<String> {
                 _ => 2,
             };
             match (pad, width) {
+                (Pad::Space, 0) => r" *[+-]?\d+".to_owned(),
                 (_, 0) | (Pad::None, _) => r"[+-]?\d+".to_owned(),
                 (Pad::Zero, 4) => r"[+-]?\d{4,}".to_owned(),
                 (Pad::Zero, w) => format!(r"\d{{{w}}}"),

@@ -326,6 +326,14 @@ mod formats {
         ] {
             assert_eq!(zas.recognize(bad), None, "{bad}");
         }
+        // A space-padded Unix time before the label (found by fuzzing: chrono pads
+        // %_s to nine places, which the samples' times all fill).
+        let padded = fmt("t", "%_s-{label}", FormatZone::Utc, None);
+        let r = padded.recognize("t 53328423-hourly").unwrap();
+        assert_eq!(
+            r.time,
+            NameTime::Utc(DateTime::from_timestamp(53_328_423, 0).unwrap())
+        );
         // A label with hyphens and digits.
         assert_eq!(
             zas.recognize("zfs-auto-snap_every-15m-2026-11-23-1500")
