@@ -620,7 +620,7 @@ fn item_regex(item: &chrono::format::Item<'_>) -> Option<String> {
             match (pad, width) {
                 (Pad::Space, 0) => r" *[+-]?\d+".to_owned(),
                 (_, 0) | (Pad::None, _) => r"[+-]?\d+".to_owned(),
-                (Pad::Zero, 4) => r"[+-]?\d{4,}".to_owned(),
+                (Pad::Zero, 4) => r"\d{4}".to_owned(),
                 (Pad::Zero, w) => format!(r"\d{{{w}}}"),
                 (Pad::Space, w) => format!(r" *\d{{1,{w}}}"),
             }
@@ -731,6 +731,37 @@ impl NameFormat {
                             "a number of varying width (%s, or a field without zero padding such as %e, %k or %-d) is followed directly by another number, so names cannot be split; put a separator between them".into(),
                         ));
                     }
+                }
+            }
+        }
+        // The label must be found in every name: it ends at the first character no label
+        // has, or else what follows it has a fixed width; and it cannot start inside a
+        // number of varying width.
+        if let [before, after] = parts[..] {
+            use chrono::format::{Item, Pad};
+            let fixed = |i: &Item<'_>| match i {
+                Item::Literal(_) | Item::Space(_) | Item::OwnedLiteral(_) | Item::OwnedSpace(_) => {
+                    true
+                }
+                Item::Numeric(n, Pad::Zero) => !matches!(
+                    n,
+                    chrono::format::Numeric::Timestamp | chrono::format::Numeric::Nanosecond
+                ),
+                _ => false,
+            };
+            let ends_label = after.bytes().next().is_none_or(|b| {
+                !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'%')
+            });
+            if !ends_label && !StrftimeItems::new(after).all(|i| fixed(&i)) {
+                return Err(fail(
+                    "{label} is followed by what a label may hold (a letter, digit, '-' or a field) and then by fields of varying width, so the label cannot be told apart; put '_' or '.' after {label}".into(),
+                ));
+            }
+            if let Some(last) = StrftimeItems::new(before).last() {
+                if matches!(last, Item::Numeric(..)) && !fixed(&last) {
+                    return Err(fail(
+                        "{label} follows a number of varying width, so the label cannot be told apart; put a separator before {label}".into(),
+                    ));
                 }
             }
         }

@@ -366,6 +366,8 @@ mod formats {
         insta::assert_snapshot!(e("a-", "", None), @r#"invalid snapshot name format "": it is empty"#);
         insta::assert_snapshot!(e("a-", "%Y%m%d%H%M%", None), @r#"invalid snapshot name format "%Y%m%d%H%M%": it has an unknown or unfinished % specifier"#);
         insta::assert_snapshot!(e("a-", "%d-%H%M", None), @r#"invalid snapshot name format "%d-%H%M": it does not write enough to tell the instant (a year, month, day, hour and minute, or %s)"#);
+        insta::assert_snapshot!(e("a-", "2{label}61%s", None), @r#"invalid snapshot name format "2{label}61%s": {label} is followed by what a label may hold (a letter, digit, '-' or a field) and then by fields of varying width, so the label cannot be told apart; put '_' or '.' after {label}"#);
+        insta::assert_snapshot!(e("a-", "%s{label}_", None), @r#"invalid snapshot name format "%s{label}_": {label} follows a number of varying width, so the label cannot be told apart; put a separator before {label}"#);
         insta::assert_snapshot!(e("a-", "%Y%m%d-%k%e%M", None), @r#"invalid snapshot name format "%Y%m%d-%k%e%M": a number of varying width (%s, or a field without zero padding such as %e, %k or %-d) is followed directly by another number, so names cannot be split; put a separator between them"#);
         insta::assert_snapshot!(e("a-", "%Y%m%dT%H%M%z", None), @r#"invalid snapshot name format "%Y%m%dT%H%M%z": it writes '+', which ZFS does not allow in a snapshot name"#);
         // Two-digit years, %s, %j, month names, 12-hour clocks and zone names (read
