@@ -49,9 +49,10 @@ mod suggest;
 pub use bandwidth::{Bandwidth, BandwidthError};
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind,
-    DatasetEntry, Expiry, Host, HostError, KeepRuleSpec, Paths, PolicySpec, RetentionSpec,
-    RuleSpec, S3Spec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec, Thresholds,
+    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config,
+    CursorKind, DatasetEntry, Expiry, Host, HostError, KeepRuleSpec, Paths, PolicySpec,
+    RetentionSpec, RuleSpec, S3Spec, SanoidKeep, TargetAddress, TargetAddressError, TargetSpec,
+    Thresholds, Timing,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 

@@ -122,7 +122,8 @@ pub use inventory::{
     EXPIRES_PROPERTY, MANAGED_PROPERTY,
 };
 pub use naming::{
-    recognize_any, Label, LabelError, NameTime, NamingError, NamingScheme, Recognized, Recognizer,
+    recognize_any, FormatZone, Label, LabelError, NameFormat, NameTime, NamingError, NamingScheme,
+    Recognized, Recognizer,
 };
 pub use plan::{
     AbortReceiveStep, BookmarkStep, Decision, DestroyBookmarkStep, DestroyStep, HoldStep,
@@ -139,7 +140,7 @@ pub use replicate::{
 pub use retention::{
     evaluate, Candidate, Grid, KeepRule, NameRegex, RetentionPolicy, SanoidCounts,
 };
-pub use schedule::{LabelSchedule, Period, Schedule, ScheduleError};
+pub use schedule::{At, LabelSchedule, Period, Schedule, ScheduleError};
 pub use simulate::{Refusal, SimulateError};
 pub use snapshot::{plan_snapshot_on_demand, plan_snapshots, SnapshotPlanError};
 pub use zfs_list::{

@@ -17,6 +17,7 @@
 //! | zfs-auto-snapshot | `zfs-auto-snap_hourly-2026-11-23-1500` | UTC (its default since 2013), local with `utc = false` |
 //! | zrepl | `zrepl_20261123_150000_000` | UTC (formats `dense`, `human`, `iso-8601`, `unix-seconds`) |
 //! | ISO 8601 names | `2026-11-23T15:00:00Z`, `backup-2026-11-23T150000Z` | UTC |
+//! | any tool, by prefix and `strftime` format ([`NameFormat`]) | `pyznap_2026-11-23_15:00:00_hourly` | UTC, local or a named zone, as configured |
 //! | a regex | anything with a `time` group | UTC or local, as configured |
 //!
 //! A name in local time cannot be turned into an instant without the time zone it was
@@ -184,6 +185,14 @@ pub enum NamingError {
     TimeOutOfRange {
         /// The instant.
         time: DateTime<Utc>,
+    },
+    /// A [`NameFormat`] that cannot be used.
+    #[error("invalid snapshot name format {format:?}: {problem}")]
+    InvalidFormat {
+        /// The format, verbatim.
+        format: String,
+        /// What is wrong.
+        problem: String,
     },
     /// A regex recognizer's pattern does not compile or has no `time` group.
     #[error("invalid snapshot name pattern {pattern:?}: {problem}")]
@@ -519,6 +528,457 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
+/// The zone the times in [`NameFormat`] names are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "a name's time is in UTC, in the policy's zone, or in a named zone"
+)]
+pub enum FormatZone {
+    /// UTC (`timezone = "UTC"`).
+    Utc,
+    /// The adopting policy's zone (`timezone = "local"`), as for sanoid's names.
+    Local,
+    /// This zone (`timezone = "America/New_York"`).
+    Zone(Tz),
+}
+
+impl fmt::Display for FormatZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatZone::Utc => f.write_str("UTC"),
+            FormatZone::Local => f.write_str("local"),
+            FormatZone::Zone(tz) => f.write_str(tz.name()),
+        }
+    }
+}
+
+/// The placeholder for the label in a [`NameFormat`]'s format.
+pub const LABEL_PLACEHOLDER: &str = "{label}";
+
+/// Any tool's names: a literal prefix, then a chrono `strftime` format (which may hold
+/// the label as `{label}` once), in a zone — for a policy to adopt znapzend's,
+/// pyznap's, zfs_autobackup's, a jail manager's or a custom zrepl's snapshots.
+///
+/// The format must write every instant back to the minute or better: constructing a
+/// `NameFormat` formats sample instants with it and reads them back, and refuses it
+/// when they do not come back, when it writes characters ZFS does not allow in a
+/// snapshot name, or when the format is malformed. A `%z` in the format makes the
+/// written offset decide the instant; `%s` (Unix seconds) is UTC.
+///
+/// # Example: pyznap
+/// ```
+/// use chrono::NaiveDate;
+/// use zsnap_core::naming::{FormatZone, NameFormat, NameTime, Fold};
+/// let f = NameFormat::new("pyznap_", "%Y-%m-%d_%H:%M:%S_{label}", FormatZone::Local, None).unwrap();
+/// let r = f.recognize("pyznap_2026-10-25_02:30:00_hourly").unwrap();
+/// assert_eq!(r.label.as_deref(), Some("hourly"));
+/// let t = NaiveDate::from_ymd_opt(2026, 10, 25).unwrap().and_hms_opt(2, 30, 0).unwrap();
+/// assert_eq!(r.time, NameTime::Local { time: t, fold: Fold::Earlier });
+/// // A format that cannot be read back is refused.
+/// let e = NameFormat::new("auto-", "%Y-%m-%d", FormatZone::Utc, None).unwrap_err();
+/// assert_eq!(
+///     e.to_string(),
+///     r#"invalid snapshot name format "%Y-%m-%d": it does not write the time of day: give hours and minutes, e.g. "%Y-%m-%d-%H%M""#
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct NameFormat {
+    prefix: String,
+    format: String,
+    zone: FormatZone,
+    label: Option<Label>,
+    /// The format without `{label}`, and the regex that finds the label in a name.
+    time_format: String,
+    label_regex: Option<regex::Regex>,
+    /// Whether the format writes its own offset (`%z`).
+    offset: bool,
+}
+
+impl PartialEq for NameFormat {
+    fn eq(&self, o: &Self) -> bool {
+        (&self.prefix, &self.format, self.zone, &self.label)
+            == (&o.prefix, &o.format, o.zone, &o.label)
+    }
+}
+
+impl Eq for NameFormat {}
+
+/// The regex for what one strftime item writes.
+fn item_regex(item: &chrono::format::Item<'_>) -> Option<String> {
+    use chrono::format::{Fixed, Item, Numeric, Pad};
+    Some(match item {
+        Item::Literal(s) | Item::Space(s) => regex::escape(s),
+        Item::OwnedLiteral(s) | Item::OwnedSpace(s) => regex::escape(s),
+        Item::Numeric(n, pad) => {
+            let width = match n {
+                Numeric::Year | Numeric::IsoYear => 4,
+                Numeric::Ordinal => 3,
+                Numeric::Timestamp | Numeric::Nanosecond => 0,
+                _ => 2,
+            };
+            match (pad, width) {
+                (Pad::Space, 0) => r" *[+-]?\d+".to_owned(),
+                (_, 0) | (Pad::None, _) => r"[+-]?\d+".to_owned(),
+                (Pad::Zero, 4) => r"\d{4}".to_owned(),
+                (Pad::Zero, w) => format!(r"\d{{{w}}}"),
+                (Pad::Space, w) => format!(r" *\d{{1,{w}}}"),
+            }
+        }
+        Item::Fixed(f) => match f {
+            Fixed::ShortMonthName
+            | Fixed::LongMonthName
+            | Fixed::ShortWeekdayName
+            | Fixed::LongWeekdayName
+            | Fixed::LowerAmPm
+            | Fixed::UpperAmPm => "[A-Za-z]+".to_owned(),
+            _ => r"[0-9A-Za-z:.+ -]*?".to_owned(),
+        },
+        Item::Error => return None,
+    })
+}
+
+/// Instants every accepted format must write and read back: both digits of every
+/// field differ from each other, and from the other fields.
+fn sample_times() -> [NaiveDateTime; 4] {
+    let t = |y, mo, d, h, mi, s| {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|d| d.and_hms_opt(h, mi, s))
+            .expect("valid sample instant")
+    };
+    [
+        t(2026, 11, 23, 15, 4, 5),
+        t(1999, 1, 2, 3, 6, 7),
+        t(2038, 12, 31, 23, 59, 58),
+        t(2001, 10, 11, 12, 34, 56),
+    ]
+}
+
+impl NameFormat {
+    /// A format: names are `prefix` then `format` (chrono `strftime`, with `{label}` at
+    /// most once), their times in `zone`. `label` gives every recognized snapshot that
+    /// label (for formats without `{label}`).
+    ///
+    /// # Errors
+    /// [`NamingError::InvalidFormat`] when the format is malformed, has `{label}`
+    /// twice or together with `label`, does not read back the instants it writes to
+    /// the minute, or writes characters ZFS does not allow in a snapshot name.
+    pub fn new(
+        prefix: impl Into<String>,
+        format: impl Into<String>,
+        zone: FormatZone,
+        label: Option<Label>,
+    ) -> Result<Self, NamingError> {
+        use chrono::format::StrftimeItems;
+        let prefix = prefix.into();
+        let format = format.into();
+        let fail = |problem: String| NamingError::InvalidFormat {
+            format: format.clone(),
+            problem,
+        };
+        if format.is_empty() {
+            return Err(fail("it is empty".into()));
+        }
+        let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b' ');
+        if let Some(c) = prefix.bytes().find(|b| !ok(*b)) {
+            return Err(fail(format!(
+                "the prefix {prefix:?} has {:?}, which ZFS does not allow in a snapshot name",
+                char::from(c)
+            )));
+        }
+        let parts: Vec<&str> = format.split(LABEL_PLACEHOLDER).collect();
+        if parts.len() > 2 {
+            return Err(fail("it holds {label} more than once".into()));
+        }
+        if parts.len() == 2 && label.is_some() {
+            return Err(fail(
+                "it holds {label}, so a fixed label cannot be given too".into(),
+            ));
+        }
+        let time_format = parts.concat();
+        let mut pieces = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            if i == 1 {
+                pieces.push("(?P<label>[a-z0-9][a-z0-9-]*)".to_owned());
+            }
+            for item in StrftimeItems::new(part) {
+                pieces.push(
+                    item_regex(&item).ok_or_else(|| {
+                        fail("it has an unknown or unfinished % specifier".into())
+                    })?,
+                );
+            }
+        }
+        let label_regex = if parts.len() == 2 {
+            Some(
+                regex::Regex::new(&format!("^{}{}$", regex::escape(&prefix), pieces.concat()))
+                    .map_err(|e| fail(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        // A number of varying width right before another number cannot be told apart
+        // from it in every name (`%k%e` writes " 710" for 07:xx on the 10th).
+        {
+            use chrono::format::{Item, Numeric, Pad};
+            let items: Vec<Item<'_>> = StrftimeItems::new(&time_format).collect();
+            for pair in items.windows(2) {
+                if let [Item::Numeric(n, pad), Item::Numeric(..)] = pair {
+                    let varying =
+                        *pad != Pad::Zero || matches!(n, Numeric::Timestamp | Numeric::Nanosecond);
+                    if varying {
+                        return Err(fail(
+                            "a number of varying width (%s, or a field without zero padding such as %e, %k or %-d) is followed directly by another number, so names cannot be split; put a separator between them".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        // The label must be found in every name: it ends at the first character no label
+        // has, or else what follows it has a fixed width; and it cannot start inside a
+        // number of varying width.
+        if let [before, after] = parts[..] {
+            use chrono::format::{Item, Pad};
+            let fixed = |i: &Item<'_>| match i {
+                Item::Literal(_) | Item::Space(_) | Item::OwnedLiteral(_) | Item::OwnedSpace(_) => {
+                    true
+                }
+                Item::Numeric(n, Pad::Zero) => !matches!(
+                    n,
+                    chrono::format::Numeric::Timestamp | chrono::format::Numeric::Nanosecond
+                ),
+                _ => false,
+            };
+            let ends_label = after.bytes().next().is_none_or(|b| {
+                !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'%')
+            });
+            if !ends_label && !StrftimeItems::new(after).all(|i| fixed(&i)) {
+                return Err(fail(
+                    "{label} is followed by what a label may hold (a letter, digit, '-' or a field) and then by fields of varying width, so the label cannot be told apart; put '_' or '.' after {label}".into(),
+                ));
+            }
+            if let Some(last) = StrftimeItems::new(before).last() {
+                if matches!(last, Item::Numeric(..)) && !fixed(&last) {
+                    return Err(fail(
+                        "{label} follows a number of varying width, so the label cannot be told apart; put a separator before {label}".into(),
+                    ));
+                }
+            }
+        }
+        let offset = StrftimeItems::new(&time_format).any(|i| {
+            matches!(
+                i,
+                chrono::format::Item::Fixed(
+                    chrono::format::Fixed::TimezoneOffset
+                        | chrono::format::Fixed::TimezoneOffsetColon
+                        | chrono::format::Fixed::TimezoneOffsetColonZ
+                        | chrono::format::Fixed::TimezoneOffsetZ
+                        | chrono::format::Fixed::RFC2822
+                        | chrono::format::Fixed::RFC3339
+                )
+            )
+        });
+        let f = NameFormat {
+            prefix,
+            format: format.clone(),
+            zone,
+            label,
+            time_format,
+            label_regex,
+            offset,
+        };
+        // Every sample must come back to the minute (to the second when the format
+        // writes seconds): otherwise names would be misread, or not read at all.
+        let with_label = |s: String| s.replacen(LABEL_PLACEHOLDER, "hourly", 1);
+        // Read back as wall-clock times, to compare with what was written.
+        let probe = NameFormat {
+            zone: FormatZone::Local,
+            ..f.clone()
+        };
+        for t in sample_times() {
+            let name = with_label(f.write(t).ok_or_else(|| {
+                fail("chrono cannot write it (an unsupported specifier?)".into())
+            })?);
+            if let Some(c) = name.bytes().find(|b| !ok(*b)) {
+                return Err(fail(format!(
+                    "it writes {:?}, which ZFS does not allow in a snapshot name",
+                    char::from(c)
+                )));
+            }
+            let back = match probe.read(&name) {
+                Ok(r) => r,
+                Err(e) => {
+                    let problem = if e.contains("not enough") {
+                        if f.write(t.with_hour(0).expect("hour 0 exists")) == f.write(t) {
+                            format!("it does not write the time of day: give hours and minutes, e.g. \"{}-%H%M\"", f.format)
+                        } else {
+                            "it does not write enough to tell the instant (a year, month, day, hour and minute, or %s)".to_owned()
+                        }
+                    } else {
+                        format!("{name:?}, which it writes, does not read back: {e}")
+                    };
+                    return Err(fail(problem));
+                }
+            };
+            let (time, label) = back;
+            let got = match time {
+                NameTime::Utc(u) => u.naive_utc(),
+                NameTime::Local { time, .. } => time,
+            };
+            let minute = |n: NaiveDateTime| n.with_second(0).and_then(|n| n.with_nanosecond(0));
+            if (got != t && Some(got) != minute(t))
+                || (f.label_regex.is_some() && label.as_deref() != Some("hourly"))
+            {
+                return Err(fail(format!(
+                    "{name:?}, which it writes for {t}, reads back as {got}; the format must write the instant to the minute"
+                )));
+            }
+        }
+        Ok(f)
+    }
+
+    /// The name this format writes for the local time `t` (with `{label}` left in),
+    /// or `None` when chrono cannot write it.
+    fn write(&self, t: NaiveDateTime) -> Option<String> {
+        use std::fmt::Write;
+        let mut out = self.prefix.clone();
+        for (i, part) in self.format.split(LABEL_PLACEHOLDER).enumerate() {
+            if i == 1 {
+                out.push_str(LABEL_PLACEHOLDER);
+            }
+            // A format with an offset writes this zone-less time as UTC.
+            let at = t.and_utc();
+            write!(out, "{}", at.format(part)).ok()?;
+        }
+        Some(out)
+    }
+
+    /// The time and label in `short`, or chrono's reason it does not parse.
+    fn read(&self, short: &str) -> Result<(NameTime, Option<String>), String> {
+        let rest = short
+            .strip_prefix(self.prefix.as_str())
+            .ok_or_else(|| "the prefix does not match".to_owned())?;
+        let (text, label) = match &self.label_regex {
+            Some(re) => {
+                let caps = re
+                    .captures(short)
+                    .ok_or_else(|| "the label is not where {label} is".to_owned())?;
+                let m = caps.name("label").ok_or_else(|| "no label".to_owned())?;
+                let start = m.start() - self.prefix.len();
+                let end = m.end() - self.prefix.len();
+                let text = format!("{}{}", &rest[..start], &rest[end..]);
+                (text, Some(m.as_str().to_owned()))
+            }
+            None => (
+                rest.to_owned(),
+                self.label.as_ref().map(|l| l.as_str().to_owned()),
+            ),
+        };
+        let time = if self.offset {
+            let t =
+                DateTime::parse_from_str(&text, &self.time_format).map_err(|e| e.to_string())?;
+            NameTime::Utc(t.with_timezone(&Utc))
+        } else {
+            let t = NaiveDateTime::parse_from_str(&text, &self.time_format)
+                .map_err(|e| e.to_string())?;
+            match self.zone {
+                _ if self.time_format.contains("%s") => NameTime::Utc(t.and_utc()),
+                FormatZone::Utc => NameTime::Utc(t.and_utc()),
+                FormatZone::Local => NameTime::Local {
+                    time: t,
+                    fold: Fold::Earlier,
+                },
+                FormatZone::Zone(tz) => NameTime::Utc(
+                    resolve_local(tz, t, Fold::Earlier).ok_or_else(|| "out of range".to_owned())?,
+                ),
+            }
+        };
+        Ok((time, label))
+    }
+
+    /// The label and time in `short`, when it is one of this format's names.
+    pub fn recognize(&self, short: &str) -> Option<Recognized> {
+        let (time, label) = self.read(short).ok()?;
+        Some(Recognized::new(label, time))
+    }
+
+    /// The literal prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The `strftime` format, with `{label}` if it has one.
+    pub fn format(&self) -> &str {
+        &self.format
+    }
+
+    /// The zone of the names' times.
+    pub fn zone(&self) -> FormatZone {
+        self.zone
+    }
+
+    /// The label every recognized snapshot gets, for formats without `{label}`.
+    pub fn label(&self) -> Option<&Label> {
+        self.label.as_ref()
+    }
+
+    /// Whether the names carry their label (`{label}` in the format).
+    pub fn has_label_placeholder(&self) -> bool {
+        self.label_regex.is_some()
+    }
+}
+
+impl FromStr for FormatZone {
+    type Err = String;
+    /// `UTC`, `local` or an IANA zone name.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "UTC" | "utc" => Ok(FormatZone::Utc),
+            "local" => Ok(FormatZone::Local),
+            _ => s
+                .parse::<Tz>()
+                .map(FormatZone::Zone)
+                .map_err(|_| format!("unknown time zone {s:?}; expected \"UTC\", \"local\" (the policy's zone) or an IANA name such as \"Europe/Berlin\"")),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FormatRepr {
+    #[serde(default)]
+    prefix: String,
+    format: String,
+    #[serde(default = "local_zone")]
+    timezone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label: Option<Label>,
+}
+
+fn local_zone() -> String {
+    "local".to_owned()
+}
+
+impl Serialize for NameFormat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FormatRepr {
+            prefix: self.prefix.clone(),
+            format: self.format.clone(),
+            timezone: self.zone.to_string(),
+            label: self.label.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for NameFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = FormatRepr::deserialize(d)?;
+        let zone: FormatZone = r.timezone.parse().map_err(serde::de::Error::custom)?;
+        NameFormat::new(r.prefix, r.format, zone, r.label).map_err(serde::de::Error::custom)
+    }
+}
+
 fn sanoid_prefix() -> String {
     "autosnap".to_owned()
 }
@@ -595,6 +1055,8 @@ pub enum Recognizer {
         #[serde(default)]
         prefix: String,
     },
+    /// A prefix and a `strftime` format ([`NameFormat`]): any tool's names.
+    Format(NameFormat),
     /// A regex with a `time` group (and optionally a `label` group), the time read with
     /// a chrono `strftime` format.
     Regex {
@@ -653,6 +1115,7 @@ impl Recognizer {
             Recognizer::ZfsAutoSnapshot { .. } => "zfs-auto-snapshot",
             Recognizer::Zrepl { .. } => "zrepl",
             Recognizer::Iso8601 { .. } => "iso8601",
+            Recognizer::Format(_) => "format",
             Recognizer::Regex { .. } => "regex",
         }
     }
@@ -674,6 +1137,7 @@ impl Recognizer {
                 let time = iso_utc(short.strip_prefix(prefix.as_str())?.as_bytes())?;
                 Some(Recognized::new(None, NameTime::Utc(time)))
             }
+            Recognizer::Format(f) => f.recognize(short),
             Recognizer::Regex {
                 pattern,
                 format,

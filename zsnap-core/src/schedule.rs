@@ -28,14 +28,15 @@
 //!   [`Period::Monthly`], [`Period::Yearly`]: the local calendar date in the policy's
 //!   zone. A DST day has 23 or 25 hours but is one period.
 //!
-//! An optional offset moves period starts later: daily with offset `2h30m` runs from
-//! 02:30 to 02:30 local time; when that wall-clock time does not exist (spring
-//! forward), the period starts when the clock jumps past it.
-//!
-//! Periods are compared by a [`PeriodId`], not by instants, so the rules above hold
-//! even in zones whose calendar runs backwards for a moment (a DST end at midnight
-//! makes the clock re-enter the previous date: the repeated hour belongs to a period
-//! that already had its snapshot, so nothing is taken).
+//! A label's [`At`] moves its period starts to a wall-clock time in the zone (sanoid's
+//! `daily_hour`, `weekly_wday`, `monthly_mday`…): daily at 23:59 runs from 23:59 to
+//! 23:59, monthly on day 31 from the last day of each month. An optional offset moves
+//! them later still. A calendar period starts at the **first instant whose local
+//! wall-clock time is its start time or later**: when that time does not exist
+//! (spring forward), when the clock jumps past it; when it happens twice (fall back),
+//! at the first occurrence — the second lies inside the period and starts nothing.
+//! Calendar periods are therefore consecutive intervals of absolute time, one per
+//! start, even in zones whose calendar runs backwards for a moment.
 //!
 //! # Example: the autumn DST change in Europe/Berlin
 //! ```
@@ -81,7 +82,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -165,6 +168,33 @@ pub enum ScheduleError {
         /// The period.
         period: Period,
     },
+    /// A time-of-period field out of its range (minute 60, hour 24, day 0 or 32,
+    /// month 13).
+    #[error("{field} {value} is out of range; expected {range}")]
+    AtOutOfRange {
+        /// `minute`, `hour`, `day` or `month`.
+        field: &'static str,
+        /// The value given.
+        value: u32,
+        /// The allowed range, for the message (`0 to 59`).
+        range: &'static str,
+    },
+    /// A time-of-period field the period has no use for (a weekday on a daily label).
+    #[error("label {label}: a {period} label cannot be given a {field}")]
+    AtNotApplicable {
+        /// The label.
+        label: Label,
+        /// The period.
+        period: Period,
+        /// `minute`, `hour`, `weekday`, `day` or `month`.
+        field: &'static str,
+    },
+    /// An unknown weekday name.
+    #[error("invalid weekday {input:?}: expected monday, tuesday, wednesday, thursday, friday, saturday or sunday")]
+    InvalidWeekday {
+        /// The input, verbatim.
+        input: String,
+    },
     /// A label appears twice.
     #[error("label {label} is scheduled twice")]
     DuplicateLabel {
@@ -227,6 +257,291 @@ impl<'de> Deserialize<'de> for Period {
     }
 }
 
+/// The names of the weekdays, Monday first, as configs write them.
+pub const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// A weekday from its name: `monday`…`sunday` or `mon`…`sun`, in any case.
+///
+/// # Errors
+/// [`ScheduleError::InvalidWeekday`] for anything else.
+pub fn parse_weekday(s: &str) -> Result<Weekday, ScheduleError> {
+    let lower = s.to_ascii_lowercase();
+    WEEKDAYS
+        .iter()
+        .position(|w| *w == lower || (lower.len() == 3 && w.starts_with(lower.as_str())))
+        .and_then(|i| u8::try_from(i).ok())
+        .and_then(|i| Weekday::try_from(i).ok())
+        .ok_or_else(|| ScheduleError::InvalidWeekday {
+            input: s.to_owned(),
+        })
+}
+
+/// The config name of a weekday (`sunday`).
+pub fn weekday_name(w: Weekday) -> &'static str {
+    WEEKDAYS[w.num_days_from_monday() as usize]
+}
+
+/// Where in its period a label is due: the local wall-clock time at which each of its
+/// periods begins (sanoid's `hourly_min`, `daily_hour`/`daily_min`, `weekly_wday`,
+/// `monthly_mday`, `yearly_mon`/`yearly_mday`…).
+///
+/// The default, [`At::START`], is the natural boundary: minute 0 of the hour, 00:00,
+/// Monday, day 1, January. Which fields a period uses:
+///
+/// | period | fields |
+/// |---|---|
+/// | hourly | minute |
+/// | daily | hour, minute |
+/// | weekly | weekday, hour, minute |
+/// | monthly | day, hour, minute |
+/// | yearly | month, day, hour, minute |
+///
+/// A day the month does not have (31 in April, 30 in February) means the month's last
+/// day. (sanoid hands the day to Perl's `timelocal`, which refuses it, so sanoid stops
+/// with an error in those months.)
+///
+/// # Example
+/// ```
+/// use chrono::Weekday;
+/// use zsnap_core::schedule::At;
+/// let at = At::START.with_time(23, 30).unwrap().with_weekday(Weekday::Sun);
+/// assert_eq!((at.weekday(), at.hour(), at.minute()), (Weekday::Sun, 23, 30));
+/// assert_eq!(
+///     At::START.with_time(24, 0).unwrap_err().to_string(),
+///     "hour 24 is out of range; expected 0 to 23"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct At {
+    month: u32,
+    day: u32,
+    weekday: Weekday,
+    hour: u32,
+    minute: u32,
+}
+
+impl Default for At {
+    fn default() -> Self {
+        At::START
+    }
+}
+
+fn in_range(
+    field: &'static str,
+    value: u32,
+    lo: u32,
+    hi: u32,
+    range: &'static str,
+) -> Result<u32, ScheduleError> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ScheduleError::AtOutOfRange {
+            field,
+            value,
+            range,
+        })
+    }
+}
+
+impl At {
+    /// The natural period boundary: minute 0, 00:00, Monday, day 1, January.
+    pub const START: At = At {
+        month: 1,
+        day: 1,
+        weekday: Weekday::Mon,
+        hour: 0,
+        minute: 0,
+    };
+
+    /// The same with this wall-clock time of day.
+    ///
+    /// # Errors
+    /// [`ScheduleError::AtOutOfRange`] unless `hour` is 0–23 and `minute` 0–59.
+    pub fn with_time(self, hour: u32, minute: u32) -> Result<At, ScheduleError> {
+        Ok(At {
+            hour: in_range("hour", hour, 0, 23, "0 to 23")?,
+            minute: in_range("minute", minute, 0, 59, "0 to 59")?,
+            ..self
+        })
+    }
+
+    /// The same with this minute of the hour (for hourly labels).
+    ///
+    /// # Errors
+    /// [`ScheduleError::AtOutOfRange`] unless `minute` is 0–59.
+    pub fn with_minute(self, minute: u32) -> Result<At, ScheduleError> {
+        self.with_time(self.hour, minute)
+    }
+
+    /// The same on this weekday (for weekly labels).
+    #[must_use]
+    pub fn with_weekday(self, weekday: Weekday) -> At {
+        At { weekday, ..self }
+    }
+
+    /// The same on this day of the month, 1–31 (for monthly and yearly labels).
+    ///
+    /// # Errors
+    /// [`ScheduleError::AtOutOfRange`] unless `day` is 1–31.
+    pub fn with_day(self, day: u32) -> Result<At, ScheduleError> {
+        Ok(At {
+            day: in_range("day", day, 1, 31, "1 to 31")?,
+            ..self
+        })
+    }
+
+    /// The same in this month, 1–12 (for yearly labels).
+    ///
+    /// # Errors
+    /// [`ScheduleError::AtOutOfRange`] unless `month` is 1–12.
+    pub fn with_month(self, month: u32) -> Result<At, ScheduleError> {
+        Ok(At {
+            month: in_range("month", month, 1, 12, "1 to 12")?,
+            ..self
+        })
+    }
+
+    /// The month, 1–12.
+    pub fn month(&self) -> u32 {
+        self.month
+    }
+
+    /// The day of the month, 1–31.
+    pub fn day(&self) -> u32 {
+        self.day
+    }
+
+    /// The weekday.
+    pub fn weekday(&self) -> Weekday {
+        self.weekday
+    }
+
+    /// The hour, 0–23.
+    pub fn hour(&self) -> u32 {
+        self.hour
+    }
+
+    /// The minute, 0–59.
+    pub fn minute(&self) -> u32 {
+        self.minute
+    }
+
+    /// Whether this is [`At::START`].
+    pub fn is_start(&self) -> bool {
+        *self == At::START
+    }
+
+    /// The first field set away from [`At::START`] that `period` does not use.
+    fn unused_field(&self, period: Period) -> Option<&'static str> {
+        let (minute, hour, weekday, day, month) = match period {
+            Period::Every(_) => (false, false, false, false, false),
+            Period::Hourly => (true, false, false, false, false),
+            Period::Daily => (true, true, false, false, false),
+            Period::Weekly => (true, true, true, false, false),
+            Period::Monthly => (true, true, false, true, false),
+            Period::Yearly => (true, true, false, true, true),
+        };
+        let s = At::START;
+        [
+            (!minute && self.minute != s.minute, "minute"),
+            (!hour && self.hour != s.hour, "hour"),
+            (!weekday && self.weekday != s.weekday, "weekday"),
+            (!day && self.day != s.day, "day"),
+            (!month && self.month != s.month, "month"),
+        ]
+        .into_iter()
+        .find(|(bad, _)| *bad)
+        .map(|(_, f)| f)
+    }
+
+    /// Seconds after midnight.
+    fn time_secs(&self) -> i64 {
+        i64::from(self.hour) * HOUR + i64::from(self.minute) * 60
+    }
+
+    /// The day this month's anchor falls on: the configured day, or the month's last.
+    fn day_in(&self, year: i32, month: u32) -> Option<NaiveDate> {
+        let last = last_day(year, month)?;
+        NaiveDate::from_ymd_opt(year, month, self.day.min(last))
+    }
+}
+
+fn last_day(year: i32, month: u32) -> Option<u32> {
+    let first_next = if month == 12 {
+        NaiveDate::from_ymd_opt(year.checked_add(1)?, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)?
+    };
+    Some(first_next.pred_opt()?.day())
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtRepr {
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    month: u32,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    day: u32,
+    #[serde(default = "monday", skip_serializing_if = "is_monday")]
+    weekday: String,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    hour: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    minute: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+fn monday() -> String {
+    "monday".to_owned()
+}
+fn is_monday(s: &String) -> bool {
+    s == "monday"
+}
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Serialize for At {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AtRepr {
+            month: self.month,
+            day: self.day,
+            weekday: weekday_name(self.weekday).to_owned(),
+            hour: self.hour,
+            minute: self.minute,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for At {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = AtRepr::deserialize(d)?;
+        let build = || -> Result<At, ScheduleError> {
+            At::START
+                .with_time(r.hour, r.minute)?
+                .with_day(r.day)?
+                .with_month(r.month)
+                .and_then(|a| Ok(a.with_weekday(parse_weekday(&r.weekday)?)))
+        };
+        build().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Identifies one period of one label schedule. Later periods have larger ids; ids of
 /// different schedules are not comparable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -234,13 +549,15 @@ pub struct PeriodId(i64);
 
 /// One label and how often it is taken.
 ///
-/// In a config: `{ label = "hourly", every = "hourly" }`, or with an offset
-/// `{ label = "nightly", every = "daily", offset = "2h" }`.
+/// In JSON: `{ "label": "hourly", "every": "hourly" }`, with a time of period
+/// `{ "label": "weekly", "every": "weekly", "at": { "weekday": "sunday", "hour": 23 } }`,
+/// or with an offset `{ "label": "nightly", "every": "daily", "offset": "2h" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "LabelScheduleRepr", into = "LabelScheduleRepr")]
 pub struct LabelSchedule {
     label: Label,
     every: Period,
+    at: At,
     offset: Span,
 }
 
@@ -249,6 +566,8 @@ pub struct LabelSchedule {
 struct LabelScheduleRepr {
     label: Label,
     every: Period,
+    #[serde(default, skip_serializing_if = "At::is_start")]
+    at: At,
     #[serde(default = "zero", skip_serializing_if = "is_zero")]
     offset: Span,
 }
@@ -264,7 +583,9 @@ fn is_zero(s: &Span) -> bool {
 impl TryFrom<LabelScheduleRepr> for LabelSchedule {
     type Error = ScheduleError;
     fn try_from(r: LabelScheduleRepr) -> Result<Self, ScheduleError> {
-        LabelSchedule::new(r.label, r.every).with_offset(r.offset)
+        LabelSchedule::new(r.label, r.every)
+            .with_at(r.at)?
+            .with_offset(r.offset)
     }
 }
 
@@ -273,6 +594,7 @@ impl From<LabelSchedule> for LabelScheduleRepr {
         LabelScheduleRepr {
             label: s.label,
             every: s.every,
+            at: s.at,
             offset: s.offset,
         }
     }
@@ -299,9 +621,10 @@ fn first_instant_from(tz: Tz, local: chrono::NaiveDateTime) -> Option<DateTime<U
             if zone(hi) == zone(lo) {
                 return Some(hi.and_utc());
             }
+            // Whole seconds: halving a span of nanoseconds would land between them.
             let at_lo = zone(lo);
             while (hi - lo) > TimeDelta::seconds(1) {
-                let mid = lo + (hi - lo) / 2;
+                let mid = lo + TimeDelta::seconds((hi - lo).num_seconds() / 2);
                 if zone(mid) == at_lo {
                     lo = mid;
                 } else {
@@ -327,8 +650,61 @@ impl LabelSchedule {
         LabelSchedule {
             label,
             every,
+            at: At::START,
             offset: Span::from_secs(0),
         }
+    }
+
+    /// The same schedule with periods starting at the wall-clock time `at` instead of
+    /// their natural boundary: a daily label at 23:59 is due once a day from 23:59
+    /// local time, a monthly one on day 31 from the last day of each month.
+    ///
+    /// Each period starts at the first instant whose local wall-clock time is `at` or
+    /// later: on a day when DST begins and `at` does not exist (02:30 in Berlin on the
+    /// last Sunday of March), when the clock jumps past it; on a day when DST ends and
+    /// `at` happens twice, at the first of the two (the second starts nothing).
+    /// Hourly periods stay hours of absolute time: their start is `at`'s minute of
+    /// each hour, and the hour repeated when DST ends is two periods.
+    ///
+    /// # Errors
+    /// [`ScheduleError::AtNotApplicable`] when `at` sets a field the period does not
+    /// use (see [`At`]); [`ScheduleError::OffsetTooLong`] when an hourly label's minute
+    /// and offset together reach an hour.
+    ///
+    /// # Example: 02:30 in Europe/Berlin around both DST changes
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use zsnap_core::schedule::{At, LabelSchedule, Period};
+    /// let tz = chrono_tz::Europe::Berlin;
+    /// let at = At::START.with_time(2, 30).unwrap();
+    /// let daily = LabelSchedule::new("daily".parse().unwrap(), Period::Daily).with_at(at).unwrap();
+    /// // 2026-03-29: 02:30 never happens; the day's period starts at 03:00 CEST.
+    /// let t = Utc.with_ymd_and_hms(2026, 3, 29, 12, 0, 0).unwrap();
+    /// assert_eq!(daily.period_start(tz, t), Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap());
+    /// // 2026-10-25: 02:30 happens at 00:30 UTC (CEST) and at 01:30 UTC (CET); the
+    /// // period starts at the first, and the second is inside it.
+    /// let first = Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap();
+    /// let second = Utc.with_ymd_and_hms(2026, 10, 25, 1, 30, 0).unwrap();
+    /// assert_eq!(daily.period_start(tz, second), first);
+    /// assert_eq!(daily.next_start(tz, first), Utc.with_ymd_and_hms(2026, 10, 26, 1, 30, 0).unwrap());
+    /// ```
+    pub fn with_at(mut self, at: At) -> Result<Self, ScheduleError> {
+        if let Some(field) = at.unused_field(self.every) {
+            return Err(ScheduleError::AtNotApplicable {
+                label: self.label,
+                period: self.every,
+                field,
+            });
+        }
+        if self.every == Period::Hourly && i64::from(at.minute) * 60 + self.offset_secs() >= HOUR {
+            return Err(ScheduleError::OffsetTooLong {
+                label: self.label,
+                offset: Span::from_secs(u64::from(at.minute) * 60 + self.offset.seconds()),
+                period: self.every,
+            });
+        }
+        self.at = at;
+        Ok(self)
     }
 
     /// The same schedule with periods starting `offset` after their natural boundary
@@ -338,7 +714,10 @@ impl LabelSchedule {
     /// [`ScheduleError::OffsetTooLong`] unless `offset` is shorter than the shortest
     /// period (an hour, a day, 7 days, 28 days, 365 days, or the span).
     pub fn with_offset(mut self, offset: Span) -> Result<Self, ScheduleError> {
-        let secs = i64::try_from(offset.seconds()).unwrap_or(i64::MAX);
+        let mut secs = i64::try_from(offset.seconds()).unwrap_or(i64::MAX);
+        if self.every == Period::Hourly {
+            secs = secs.saturating_add(i64::from(self.at.minute) * 60);
+        }
         if secs >= self.every.min_len() {
             return Err(ScheduleError::OffsetTooLong {
                 label: self.label,
@@ -365,6 +744,11 @@ impl LabelSchedule {
         self.offset
     }
 
+    /// Where in its period the label is due ([`At::START`] unless set).
+    pub fn at(&self) -> At {
+        self.at
+    }
+
     fn offset_secs(&self) -> i64 {
         i64::try_from(self.offset.seconds()).unwrap_or(0)
     }
@@ -376,7 +760,6 @@ impl LabelSchedule {
 
     fn id(&self, tz: Tz, t: DateTime<Utc>) -> i64 {
         let ts = t.timestamp();
-        let off = self.offset_secs();
         let zone = || {
             i64::from(
                 tz.offset_from_utc_datetime(&t.naive_utc())
@@ -385,44 +768,97 @@ impl LabelSchedule {
             )
         };
         match self.every {
-            Period::Every(_) => floor_div(ts - off, self.every.min_len()),
-            Period::Hourly => floor_div(ts + zone().rem_euclid(HOUR) - off, HOUR),
-            Period::Daily => floor_div(ts + zone() - off, DAY),
-            Period::Weekly => floor_div(floor_div(ts + zone() - off, DAY) + 3, 7),
-            Period::Monthly | Period::Yearly => {
-                let days = floor_div(ts + zone() - off, DAY);
-                // Out of chrono's range (±262,000 years) a month is as good as 31 days.
-                let date = i32::try_from(days)
-                    .ok()
-                    .and_then(|d| epoch_date().checked_add_signed(TimeDelta::days(d.into())));
-                match (self.every, date) {
-                    (Period::Monthly, Some(d)) => i64::from(d.year()) * 12 + i64::from(d.month0()),
-                    (Period::Monthly, None) => floor_div(days, 31),
-                    (_, Some(d)) => i64::from(d.year()),
-                    (_, None) => floor_div(days, 366),
+            Period::Every(_) => floor_div(ts - self.offset_secs(), self.every.min_len()),
+            Period::Hourly => floor_div(ts + zone().rem_euclid(HOUR) - self.hourly_shift(), HOUR),
+            _ => {
+                let local = t.naive_utc().checked_add_signed(TimeDelta::seconds(zone()));
+                // Out of chrono's range (±262,000 years) a coarse count will do.
+                let Some(k) = local.and_then(|l| self.naive_period(l)) else {
+                    return floor_div(ts, self.every.max_len());
+                };
+                // After DST ends the wall clock can read less than the next period's
+                // start although it passed it once already: that period has begun.
+                match k.checked_add(1).and_then(|n| self.start_of(tz, n)) {
+                    Some(next) if next <= t => k + 1,
+                    _ => k,
                 }
             }
         }
     }
 
+    /// How far hourly periods start after the zone's whole hours, in seconds.
+    fn hourly_shift(&self) -> i64 {
+        self.offset_secs() + i64::from(self.at.minute) * 60
+    }
+
+    /// The calendar period (daily and longer) whose local start is the last one at or
+    /// before the wall-clock time `local`.
+    fn naive_period(&self, local: NaiveDateTime) -> Option<i64> {
+        let shift = self.at.time_secs() + self.offset_secs();
+        let d = local.checked_sub_signed(TimeDelta::seconds(shift))?.date();
+        let days = i64::from(i32::try_from(d.signed_duration_since(epoch_date()).num_days()).ok()?);
+        Some(match self.every {
+            Period::Daily => days,
+            Period::Weekly => floor_div(
+                days - i64::from(self.at.weekday.num_days_from_monday()) + 3,
+                7,
+            ),
+            Period::Monthly => {
+                let id = i64::from(d.year()) * 12 + i64::from(d.month0());
+                if d < self.at.day_in(d.year(), d.month())? {
+                    id - 1
+                } else {
+                    id
+                }
+            }
+            Period::Yearly => {
+                let y = i64::from(d.year());
+                if d < self.at.day_in(d.year(), self.at.month)? {
+                    y - 1
+                } else {
+                    y
+                }
+            }
+            Period::Every(_) | Period::Hourly => return None,
+        })
+    }
+
+    /// The local wall-clock time calendar period `id` starts at.
+    fn local_start(&self, id: i64) -> Option<NaiveDateTime> {
+        let date = match self.every {
+            Period::Daily => epoch_date().checked_add_signed(TimeDelta::try_days(id)?)?,
+            Period::Weekly => {
+                let monday = NaiveDate::from_ymd_opt(1969, 12, 29)?;
+                let days = id
+                    .checked_mul(7)?
+                    .checked_add(i64::from(self.at.weekday.num_days_from_monday()))?;
+                monday.checked_add_signed(TimeDelta::try_days(days)?)?
+            }
+            Period::Monthly => {
+                let year = i32::try_from(id.div_euclid(12)).ok()?;
+                let month = u32::try_from(id.rem_euclid(12)).ok()? + 1;
+                self.at.day_in(year, month)?
+            }
+            Period::Yearly => self.at.day_in(i32::try_from(id).ok()?, self.at.month)?,
+            Period::Every(_) | Period::Hourly => return None,
+        };
+        date.and_hms_opt(0, 0, 0)?
+            .checked_add_signed(TimeDelta::seconds(self.at.time_secs() + self.offset_secs()))
+    }
+
     /// The first instant of period `id`, or `None` beyond chrono's range.
     fn start_of(&self, tz: Tz, id: i64) -> Option<DateTime<Utc>> {
-        let off = self.offset_secs();
-        let local_start = |date: NaiveDate| {
-            let naive = date
-                .and_hms_opt(0, 0, 0)?
-                .checked_add_signed(TimeDelta::seconds(off))?;
-            first_instant_from(tz, naive)
-        };
         match self.every {
             Period::Every(_) => {
-                let secs = id.checked_mul(self.every.min_len())?.checked_add(off)?;
+                let secs = id
+                    .checked_mul(self.every.min_len())?
+                    .checked_add(self.offset_secs())?;
                 DateTime::from_timestamp(secs, 0)
             }
             Period::Hourly => {
                 // The alignment depends on the offset in force at the start; two rounds
                 // settle it (zones change their offset modulo an hour very rarely).
-                let base = id.checked_mul(HOUR)?.checked_add(off)?;
+                let base = id.checked_mul(HOUR)?.checked_add(self.hourly_shift())?;
                 let mut guess = DateTime::from_timestamp(base, 0)?;
                 for _ in 0..2 {
                     let a = i64::from(
@@ -435,19 +871,7 @@ impl LabelSchedule {
                 }
                 Some(guess)
             }
-            Period::Daily => {
-                local_start(epoch_date().checked_add_signed(TimeDelta::try_days(id)?)?)
-            }
-            Period::Weekly => {
-                let monday = NaiveDate::from_ymd_opt(1969, 12, 29)?;
-                local_start(monday.checked_add_signed(TimeDelta::try_days(id.checked_mul(7)?)?)?)
-            }
-            Period::Monthly => {
-                let year = i32::try_from(id.div_euclid(12)).ok()?;
-                let month = u32::try_from(id.rem_euclid(12)).ok()? + 1;
-                local_start(NaiveDate::from_ymd_opt(year, month, 1)?)
-            }
-            Period::Yearly => local_start(NaiveDate::from_ymd_opt(i32::try_from(id).ok()?, 1, 1)?),
+            _ => first_instant_from(tz, self.local_start(id)?),
         }
     }
 
@@ -501,7 +925,7 @@ impl LabelSchedule {
             for _ in 0..(400 * 24 * 60) {
                 if self.id(tz, s) > id {
                     while s - before > TimeDelta::seconds(1) {
-                        let mid = before + (s - before) / 2;
+                        let mid = before + TimeDelta::seconds((s - before).num_seconds() / 2);
                         if self.id(tz, mid) > id {
                             s = mid;
                         } else {

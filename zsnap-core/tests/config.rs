@@ -104,17 +104,20 @@ fn full_config_parses_to_what_it_says() {
     assert_eq!(std.prefix, "zsnap");
     assert!(std.prune);
     assert_eq!(
-        std.snapshot[&label("frequently")],
+        std.snapshot[&label("frequently")].every,
         Period::Every(Span::from_secs(900))
     );
-    assert_eq!(std.snapshot[&label("daily")], Period::Daily);
+    assert_eq!(std.snapshot[&label("daily")].every, Period::Daily);
     let keep = std.retention.keep.unwrap();
     assert_eq!(keep.count(CalendarUnit::Week), Some(4));
     assert_eq!(std.retention.keep_last, Some(3));
     assert_eq!(std.retention.keep_regex, vec!["^manual-".to_owned()]);
     assert!(std.retention.keep_oldest);
     let legacy = c.policy("legacy").unwrap();
-    assert_eq!(legacy.adopt, vec!["sanoid".to_owned()]);
+    assert_eq!(
+        legacy.adopt,
+        vec![zsnap_core::config::Adopt::Tool("sanoid".to_owned())]
+    );
     assert_eq!(legacy.retention.sanoid.unwrap().daily, 30);
     assert_eq!(
         legacy.retention.sanoid.unwrap().frequent_period,
@@ -424,4 +427,130 @@ fn keep_rules_round_trip() {
     // Printed as an array of tables, each item's rule key first.
     assert!(printed
         .contains("[[policies.zr.keep_rules]]\nlast_n = 2\nregex = \"^zsnap_\"\nnegate = true\n"));
+}
+
+/// Times of period: every form parses to the schedule it says, prints back in the
+/// shortest form, and round-trips.
+#[test]
+fn times_of_period_round_trip() {
+    use chrono::{TimeZone, Utc, Weekday};
+    let text = r#"
+[policies.p]
+timezone = "Europe/Berlin"
+snapshot = { frequently = "15m", hourly = { every = "hourly", minute = 15 }, daily = { every = "daily", at = "23:59" }, weekly = { every = "weekly", on = "Sun", at = "23:30" }, monthly = { every = "monthly", day = 31, at = "00:00" }, yearly = { every = "yearly", month = 1, day = 1 }, plain = { every = "daily", at = "00:00" } }
+keep_last = 3
+
+[[datasets]]
+root = "tank"
+policy = "p"
+"#;
+    let c = Config::from_toml(text, "zsnap.toml").unwrap();
+    let printed = c.to_toml();
+    let again = Config::from_toml(&printed, "effective.toml").unwrap();
+    assert_eq!(again, c);
+    let s = c.policy("p").unwrap().schedule();
+    let w = s.get("weekly").unwrap().at();
+    assert_eq!((w.weekday(), w.hour(), w.minute()), (Weekday::Sun, 23, 30));
+    assert_eq!(s.get("monthly").unwrap().at().day(), 31);
+    assert_eq!(s.get("hourly").unwrap().at().minute(), 15);
+    assert!(s.get("yearly").unwrap().at().is_start());
+    assert!(s.get("plain").unwrap().at().is_start());
+    // The daily label at 23:59 Berlin time is due from 22:59 UTC in winter.
+    let tz = chrono_tz::Europe::Berlin;
+    let daily = s.get("daily").unwrap();
+    assert_eq!(
+        daily.next_start(tz, Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()),
+        Utc.with_ymd_and_hms(2026, 11, 23, 22, 59, 0).unwrap()
+    );
+    let snapshot_part: String = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("[policies.p.snapshot"))
+        .take_while(|l| !l.starts_with("[[") && !l.starts_with("[datasets"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!(snapshot_part, @r#"
+        [policies.p.snapshot]
+        frequently = "15m"
+        plain = "daily"
+        yearly = "yearly"
+
+        [policies.p.snapshot.daily]
+        every = "daily"
+        at = "23:59"
+
+        [policies.p.snapshot.hourly]
+        every = "hourly"
+        minute = 15
+
+        [policies.p.snapshot.monthly]
+        every = "monthly"
+        day = 31
+        at = "00:00"
+
+        [policies.p.snapshot.weekly]
+        every = "weekly"
+        on = "sunday"
+        at = "23:30"
+        "#);
+}
+
+/// Adopting by prefix and format: parsed, converted, written back, and the policy's
+/// keep rules may name the labels such names carry.
+#[test]
+fn adopted_formats_round_trip() {
+    use zsnap_core::policy::Ownership;
+    use zsnap_core::{Guid, Snapshot};
+    let text = r#"
+[policies.p]
+timezone = "Europe/Berlin"
+adopt = ["sanoid", { prefix = "pyznap_", format = "%Y-%m-%d_%H:%M:%S_{label}" }, { prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC" }, { prefix = "auto-", format = "%Y-%m-%d-%H%M", timezone = "America/New_York", label = "nightly" }]
+keep_counts = { frequent = 4, nightly = 7 }
+keep_last = 3
+
+[[datasets]]
+root = "tank"
+policy = "p"
+"#;
+    let c = Config::from_toml(text, "zsnap.toml").unwrap();
+    let printed = c.to_toml();
+    let again = Config::from_toml(&printed, "effective.toml").unwrap();
+    assert_eq!(again, c);
+    let policy = c.policy("p").unwrap().to_policy();
+    assert_eq!(policy.adopt.len(), 4);
+    let at = chrono::DateTime::from_timestamp(1_795_446_000, 0).unwrap();
+    let snap = |name: &str| Snapshot::new(name.parse().unwrap(), Guid(1), 1, at);
+    // pyznap wrote 16:00 Berlin time: 15:00 UTC.
+    match policy.classify(&snap("pyznap_2026-11-23_16:00:00_hourly")) {
+        Ownership::Adopted { label, time, tool } => {
+            assert_eq!(label.as_deref(), Some("hourly"));
+            assert_eq!(time, at);
+            assert_eq!(tool, "format");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        policy.classify(&snap("auto-2026-11-23-1000")).label(),
+        Some("nightly")
+    );
+    assert_eq!(
+        policy.classify(&snap("zrepl_20261123_150000_000")).time(),
+        Some(at)
+    );
+    assert_eq!(
+        policy.classify(&snap("other_20261123_150000_000")),
+        Ownership::Unmanaged
+    );
+    let adopt: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("adopt"))
+        .take_while(|l| !l.is_empty() && !l.starts_with("prune"))
+        .collect();
+    insta::assert_snapshot!(adopt.join("\n"), @r#"
+        adopt = [
+            "sanoid",
+            { prefix = "pyznap_", format = "%Y-%m-%d_%H:%M:%S_{label}", timezone = "local" },
+            { prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC" },
+            { prefix = "auto-", format = "%Y-%m-%d-%H%M", timezone = "America/New_York", label = "nightly" },
+        ]
+        "#);
 }

@@ -217,7 +217,7 @@ fn wrong_types() {
           |            ^^^^^^^^
         "#);
     insta::assert_snapshot!(err("[policies.standard]\nkeep_last = 1\nsnapshot = { hourly = 60 }\n"), @r#"
-        error: `policies.standard.snapshot.hourly` must be a string, such as "hourly" or "15m", found the integer 60
+        error: `policies.standard.snapshot.hourly` must be a period such as "hourly" or "15m", or a table such as { every = "daily", at = "23:59" }, found the integer 60
          --> zsnap.toml:3:23
           |
         3 | snapshot = { hourly = 60 }
@@ -1098,5 +1098,188 @@ fn keep_rules_list_errors() {
           |
         2 | keep_rules = { last_n = 3 }
           |              ^^^^^^^^^^^^^^
+        "#);
+}
+
+/// A policy whose `daily` label is taken as `timing` (TOML), with a dataset.
+fn timed(timing: &str) -> String {
+    format!(
+        "[policies.p]\nsnapshot = {{ daily = {timing} }}\nkeep_last = 3\n\n[[datasets]]\nroot = \"tank\"\npolicy = \"p\"\n"
+    )
+}
+
+#[test]
+fn times_of_period() {
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", at = "24:00" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: hour 24 is out of range; expected 0 to 23
+         --> zsnap.toml:2:47
+          |
+        2 | snapshot = { daily = { every = "daily", at = "24:00" } }
+          |                                               ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", at = "23:60" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: minute 60 is out of range; expected 0 to 59
+         --> zsnap.toml:2:50
+          |
+        2 | snapshot = { daily = { every = "daily", at = "23:60" } }
+          |                                                  ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", at = "11pm" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: "11pm" is not a time of day; expected "HH:MM" on a 24-hour clock, such as "23:59"
+         --> zsnap.toml:2:46
+          |
+        2 | snapshot = { daily = { every = "daily", at = "11pm" } }
+          |                                              ^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "hourly", minute = 60 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.minute`: minute 60 is out of range; expected 0 to 59
+         --> zsnap.toml:2:51
+          |
+        2 | snapshot = { daily = { every = "hourly", minute = 60 } }
+          |                                                   ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "monthly", day = 0 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.day`: day 0 is out of range; expected 1 to 31
+         --> zsnap.toml:2:49
+          |
+        2 | snapshot = { daily = { every = "monthly", day = 0 } }
+          |                                                 ^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "monthly", day = 32 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.day`: day 32 is out of range; expected 1 to 31
+         --> zsnap.toml:2:49
+          |
+        2 | snapshot = { daily = { every = "monthly", day = 32 } }
+          |                                                 ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "yearly", month = 13, day = 1 }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.month`: month 13 is out of range; expected 1 to 12
+         --> zsnap.toml:2:50
+          |
+        2 | snapshot = { daily = { every = "yearly", month = 13, day = 1 } }
+          |                                                  ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "weekly", on = "sundy" }"#)), @r#"
+        error: unknown weekday `sundy` in `policies.p.snapshot.daily.on`; did you mean `sunday`?
+         --> zsnap.toml:2:47
+          |
+        2 | snapshot = { daily = { every = "weekly", on = "sundy" } }
+          |                                               ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", on = "sunday" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.on`: `on` does not apply to a daily label, which takes `at`
+         --> zsnap.toml:2:41
+          |
+        2 | snapshot = { daily = { every = "daily", on = "sunday" } }
+          |                                         ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "15m", at = "00:05" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.at`: `at` does not apply to a label taken every 15m, which takes none: it runs on fixed spans of absolute time
+         --> zsnap.toml:2:39
+          |
+        2 | snapshot = { daily = { every = "15m", at = "00:05" } }
+          |                                       ^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "daily", time = "23:59" }"#)), @r#"
+        error: unknown key `time` in `policies.p.snapshot.daily`; expected `every`, `at`, `minute`, `on`, `day` or `month`
+         --> zsnap.toml:2:41
+          |
+        2 | snapshot = { daily = { every = "daily", time = "23:59" } }
+          |                                         ^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ at = "23:59" }"#)), @r#"
+        error: missing key `every` in `policies.p.snapshot.daily`: the period, e.g. { every = "daily", at = "23:59" }
+         --> zsnap.toml:2:22
+          |
+        2 | snapshot = { daily = { at = "23:59" } }
+          |                      ^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed(r#"{ every = "dayly", at = "23:59" }"#)), @r#"
+        error: invalid `policies.p.snapshot.daily.every`: "dayly" is not a period; expected a duration such as "15m" or "4h", or one of "hourly", "daily", "weekly", "monthly", "yearly"; did you mean "daily"?
+         --> zsnap.toml:2:32
+          |
+        2 | snapshot = { daily = { every = "dayly", at = "23:59" } }
+          |                                ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&timed("7")), @r#"
+        error: `policies.p.snapshot.daily` must be a period such as "hourly" or "15m", or a table such as { every = "daily", at = "23:59" }, found the integer 7
+         --> zsnap.toml:2:22
+          |
+        2 | snapshot = { daily = 7 }
+          |                      ^
+        "#);
+}
+
+/// A policy adopting `entry` (TOML), with a dataset.
+fn adopting(entry: &str) -> String {
+    format!(
+        "[policies.p]\nadopt = [\"sanoid\", {entry}]\nkeep_last = 3\n\n[[datasets]]\nroot = \"tank\"\npolicy = \"p\"\n"
+    )
+}
+
+#[test]
+fn adopted_formats() {
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", format = "%Y-%m-%d" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].format`: "%Y-%m-%d": it does not write the time of day: give hours and minutes, e.g. "%Y-%m-%d-%H%M"
+         --> zsnap.toml:2:49
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", format = "%Y-%m-%d" }]
+          |                                                 ^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", format = "%Y/%m/%d-%H%M" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].format`: "%Y/%m/%d-%H%M": it writes '/', which ZFS does not allow in a snapshot name
+         --> zsnap.toml:2:49
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", format = "%Y/%m/%d-%H%M" }]
+          |                                                 ^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto/", format = "%Y%m%d%H%M" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].prefix`: the prefix "auto/" has '/', which ZFS does not allow in a snapshot name
+         --> zsnap.toml:2:31
+          |
+        2 | adopt = ["sanoid", { prefix = "auto/", format = "%Y%m%d%H%M" }]
+          |                               ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", format = "{label}%Y%m%d%H%M", label = "daily" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].label`: the format "{label}%Y%m%d%H%M" holds {label}, so a fixed label cannot be given too
+         --> zsnap.toml:2:78
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", format = "{label}%Y%m%d%H%M", label = "daily" }]
+          |                                                                              ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-", fromat = "%Y%m%d%H%M" }"#)), @r#"
+        error: unknown key `fromat` in `policies.p.adopt[2]`; did you mean `format`?
+         --> zsnap.toml:2:40
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-", fromat = "%Y%m%d%H%M" }]
+          |                                        ^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ prefix = "auto-" }"#)), @r#"
+        error: missing key `format` in `policies.p.adopt[2]`: the strftime format of the names after the prefix, e.g. format = "%Y-%m-%d-%H%M" (with {label} where a label is)
+         --> zsnap.toml:2:20
+          |
+        2 | adopt = ["sanoid", { prefix = "auto-" }]
+          |                    ^^^^^^^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ format = "%Y%m%d%H%M", timezone = "Europe/Berln" }"#)), @r#"
+        error: unknown time zone `Europe/Berln` in `policies.p.adopt[2].timezone`; did you mean `Europe/Berlin`?
+         --> zsnap.toml:2:56
+          |
+        2 | adopt = ["sanoid", { format = "%Y%m%d%H%M", timezone = "Europe/Berln" }]
+          |                                                        ^^^^^^^^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting(r#"{ format = "%Y%m%d%H%M", label = "Daily" }"#)), @r#"
+        error: invalid `policies.p.adopt[2].label`: invalid label "Daily": character 'D' is not allowed (at byte 0); labels use a-z, 0-9 and '-'
+         --> zsnap.toml:2:53
+          |
+        2 | adopt = ["sanoid", { format = "%Y%m%d%H%M", label = "Daily" }]
+          |                                                     ^^^^^^^
+        "#);
+    insta::assert_snapshot!(err(&adopting("7")), @r#"
+        error: `policies.p.adopt[2]` must be a tool name such as "sanoid", or a table such as { prefix = "auto-", format = "%Y-%m-%d-%H%M" }, found the integer 7
+         --> zsnap.toml:2:20
+          |
+        2 | adopt = ["sanoid", 7]
+          |                    ^
         "#);
 }

@@ -235,7 +235,10 @@ fn proxmox_example() {
     let prod = policy_of(c, "rpool/data/vm-101-disk-0");
     let labels: Vec<&str> = prod.snapshot.keys().map(Label::as_str).collect();
     assert_eq!(labels, ["daily", "hourly", "monthly"]);
-    assert_eq!(prod.adopt, ["sanoid"]);
+    assert_eq!(
+        prod.adopt,
+        [zsnap_core::config::Adopt::Tool("sanoid".to_owned())]
+    );
 }
 
 #[test]
@@ -374,4 +377,84 @@ fn prune_plans_match_the_sanoid_mode() {
             "no {ty} destroyed"
         );
     }
+}
+
+/// sanoid's times of period become each label's time: its defaults where the file sets
+/// none, templates and sections overriding them in sanoid's order.
+#[test]
+fn times_of_period_are_translated() {
+    let text = r#"
+[template_default]
+        daily_hour = 2
+        daily_min = 30
+
+[template_timed]
+        hourly = 24
+        daily = 7
+        weekly = 4
+        monthly = 12
+        yearly = 2
+        hourly_min = 15
+        weekly_wday = 0
+        weekly_hour = 22
+        monthly_mday = 31
+        monthly_hour = 1
+        yearly_mon = 7
+        yearly_mday = 4
+        yearly_min = 5
+
+[tank/home]
+        use_template = timed
+        daily_min = 45
+
+[tank/plain]
+        weekly = 1
+        yearly = 1
+"#;
+    let import = import_sanoid(text, "sanoid.conf").unwrap();
+    let c = &import.config;
+    let again = Config::from_toml(&import.to_toml("sanoid.conf"), "zsnap.toml").unwrap();
+    assert_eq!(&again, c);
+    let describe = |ds: &str| -> Vec<String> {
+        policy_of(c, ds)
+            .to_policy()
+            .schedule
+            .labels()
+            .iter()
+            .map(|l| {
+                let a = l.at();
+                format!(
+                    "{} {} {:?} day {} month {} {:02}:{:02}",
+                    l.label(),
+                    l.every(),
+                    a.weekday(),
+                    a.day(),
+                    a.month(),
+                    a.hour(),
+                    a.minute()
+                )
+            })
+            .collect()
+    };
+    insta::assert_snapshot!(describe("tank/home").join("\n"), @"
+        daily daily Mon day 1 month 1 02:45
+        hourly hourly Mon day 1 month 1 00:15
+        monthly monthly Mon day 31 month 1 01:00
+        weekly weekly Sun day 1 month 1 22:30
+        yearly yearly Mon day 4 month 7 00:05
+        ");
+    // Without timing keys of its own: sanoid's defaults, and template_default's daily.
+    insta::assert_snapshot!(describe("tank/plain").join("\n"), @"
+        daily daily Mon day 1 month 1 02:30
+        hourly hourly Mon day 1 month 1 00:00
+        monthly monthly Mon day 1 month 1 00:00
+        weekly weekly Mon day 1 month 1 23:30
+        yearly yearly Mon day 1 month 1 00:00
+        ");
+    let e = |text: &str| import_sanoid(text, "sanoid.conf").unwrap_err().to_string();
+    insta::assert_snapshot!(e("[tank]\ndaily_hour = 24\n"), @"sanoid.conf:2: `daily_hour = 24`: expected a whole number from 0 to 23");
+    insta::assert_snapshot!(e("[tank]\nweekly_wday = 7\n"), @"sanoid.conf:2: `weekly_wday = 7`: expected a whole number from 0 to 6");
+    insta::assert_snapshot!(e("[tank]\nmonthly_mday = 0\n"), @"sanoid.conf:2: `monthly_mday = 0`: expected a whole number from 1 to 31");
+    assert!(import.notes.iter().any(|n| n.contains("timezone")));
+    assert!(!import.notes.iter().any(|n| n.contains("daily_hour")));
 }

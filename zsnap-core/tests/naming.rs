@@ -202,3 +202,254 @@ fn each_tool_by_example() {
     );
     assert_eq!(recognize_any("backup-2026-11-23T150000Z"), None);
 }
+
+mod formats {
+    use super::*;
+    use chrono::{NaiveDate, NaiveDateTime};
+    use zsnap_core::naming::{FormatZone, NameFormat};
+
+    fn naive(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap()
+    }
+
+    fn fmt(prefix: &str, format: &str, zone: FormatZone, label: Option<&str>) -> NameFormat {
+        NameFormat::new(prefix, format, zone, label.map(|l| l.parse().unwrap()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Each tool's default names, as the tool writes them.
+    #[test]
+    fn names_of_other_tools() {
+        let t = naive(2026, 11, 23, 15, 4, 5);
+        let local = |time| NameTime::Local {
+            time,
+            fold: Fold::Earlier,
+        };
+        // (format, a name the tool writes, label, time)
+        let cases: Vec<(NameFormat, &str, Option<&str>, NameTime)> = vec![
+            // znapzend: tsformat %Y-%m-%d-%H%M%S, local time, no prefix.
+            (
+                fmt("", "%Y-%m-%d-%H%M%S", FormatZone::Local, None),
+                "2026-11-23-150405",
+                None,
+                local(t),
+            ),
+            // zrepl with a custom prefix and its dense format, UTC.
+            (
+                fmt("zrepl_home_", "%Y%m%d_%H%M%S_000", FormatZone::Utc, None),
+                "zrepl_home_20261123_150405_000",
+                None,
+                NameTime::Utc(t.and_utc()),
+            ),
+            // zfs-auto-snapshot: the label between prefix and time, UTC, to the minute.
+            (
+                fmt(
+                    "zfs-auto-snap_",
+                    "{label}-%Y-%m-%d-%H%M",
+                    FormatZone::Utc,
+                    None,
+                ),
+                "zfs-auto-snap_hourly-2026-11-23-1504",
+                Some("hourly"),
+                NameTime::Utc(naive(2026, 11, 23, 15, 4, 0).and_utc()),
+            ),
+            // pyznap: the label last, local time.
+            (
+                fmt(
+                    "pyznap_",
+                    "%Y-%m-%d_%H:%M:%S_{label}",
+                    FormatZone::Local,
+                    None,
+                ),
+                "pyznap_2026-11-23_15:04:05_frequent",
+                Some("frequent"),
+                local(t),
+            ),
+            // zfs_autobackup: <backupname>-%Y%m%d%H%M%S, local time.
+            (
+                fmt("offsite1-", "%Y%m%d%H%M%S", FormatZone::Local, None),
+                "offsite1-20261123150405",
+                None,
+                local(t),
+            ),
+            // A jail manager writing auto-YYYY-MM-DD-HHMM, given a label by the policy.
+            (
+                fmt("auto-", "%Y-%m-%d-%H%M", FormatZone::Local, Some("daily")),
+                "auto-2026-11-23-1504",
+                Some("daily"),
+                local(naive(2026, 11, 23, 15, 4, 0)),
+            ),
+            // A name in a named zone resolves to an instant.
+            (
+                fmt(
+                    "ny-",
+                    "%Y%m%d-%H%M",
+                    FormatZone::Zone(chrono_tz::America::New_York),
+                    None,
+                ),
+                "ny-20261123-1004",
+                None,
+                NameTime::Utc(naive(2026, 11, 23, 15, 4, 0).and_utc()),
+            ),
+            // ISO 8601 basic time with a literal Z.
+            (
+                fmt("snap-", "%Y-%m-%dT%H%M%SZ", FormatZone::Utc, None),
+                "snap-2026-11-23T150405Z",
+                None,
+                NameTime::Utc(t.and_utc()),
+            ),
+        ];
+        for (f, name, label, time) in cases {
+            let r = f
+                .recognize(name)
+                .unwrap_or_else(|| panic!("{name} is not recognized by {}", f.format()));
+            assert_eq!(r.label.as_deref(), label, "{name}");
+            assert_eq!(r.time, time, "{name}");
+        }
+        let zas = fmt(
+            "zfs-auto-snap_",
+            "{label}-%Y-%m-%d-%H%M",
+            FormatZone::Utc,
+            None,
+        );
+        for bad in [
+            "zfs-auto-snap_hourly-2026-11-23-150",
+            "zfs-auto-snap_-2026-11-23-1500",
+            "zfs-auto-snap_Hourly-2026-11-23-1500",
+            "zfs-auto-snap_hourly-2026-13-23-1500",
+            "zfs-auto-snap_hourly-2026-11-23-1500x",
+            "zfs-auto-snaphourly-2026-11-23-1500",
+            "autosnap_2026-11-23_15:00:00_hourly",
+        ] {
+            assert_eq!(zas.recognize(bad), None, "{bad}");
+        }
+        // A space-padded Unix time before the label (found by fuzzing: chrono pads
+        // %_s to nine places, which the samples' times all fill).
+        let padded = fmt("t", "%_s-{label}", FormatZone::Utc, None);
+        let r = padded.recognize("t 53328423-hourly").unwrap();
+        assert_eq!(
+            r.time,
+            NameTime::Utc(DateTime::from_timestamp(53_328_423, 0).unwrap())
+        );
+        // A label with hyphens and digits.
+        assert_eq!(
+            zas.recognize("zfs-auto-snap_every-15m-2026-11-23-1500")
+                .unwrap()
+                .label
+                .as_deref(),
+            Some("every-15m")
+        );
+    }
+
+    #[test]
+    fn formats_that_cannot_round_trip_are_refused() {
+        let e = |prefix: &str, format: &str, label: Option<&str>| {
+            NameFormat::new(
+                prefix,
+                format,
+                FormatZone::Utc,
+                label.map(|l| l.parse().unwrap()),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        insta::assert_snapshot!(e("a-", "%Y-%m-%d", None), @r#"invalid snapshot name format "%Y-%m-%d": it does not write the time of day: give hours and minutes, e.g. "%Y-%m-%d-%H%M""#);
+        insta::assert_snapshot!(e("a-", "%Y-%m-%d-%H", None), @r#"invalid snapshot name format "%Y-%m-%d-%H": it does not write enough to tell the instant (a year, month, day, hour and minute, or %s)"#);
+        insta::assert_snapshot!(e("a-", "%Y-%m-%d %H:%M:%S %Q", None), @r#"invalid snapshot name format "%Y-%m-%d %H:%M:%S %Q": it has an unknown or unfinished % specifier"#);
+        insta::assert_snapshot!(e("a-", "%Y/%m/%d-%H%M", None), @r#"invalid snapshot name format "%Y/%m/%d-%H%M": it writes '/', which ZFS does not allow in a snapshot name"#);
+        insta::assert_snapshot!(e("a b/", "%Y%m%d%H%M", None), @r#"invalid snapshot name format "%Y%m%d%H%M": the prefix "a b/" has '/', which ZFS does not allow in a snapshot name"#);
+        insta::assert_snapshot!(e("a-", "{label}-{label}-%Y%m%d%H%M", None), @r#"invalid snapshot name format "{label}-{label}-%Y%m%d%H%M": it holds {label} more than once"#);
+        insta::assert_snapshot!(e("a-", "{label}-%Y%m%d%H%M", Some("daily")), @r#"invalid snapshot name format "{label}-%Y%m%d%H%M": it holds {label}, so a fixed label cannot be given too"#);
+        insta::assert_snapshot!(e("a-", "", None), @r#"invalid snapshot name format "": it is empty"#);
+        insta::assert_snapshot!(e("a-", "%Y%m%d%H%M%", None), @r#"invalid snapshot name format "%Y%m%d%H%M%": it has an unknown or unfinished % specifier"#);
+        insta::assert_snapshot!(e("a-", "%d-%H%M", None), @r#"invalid snapshot name format "%d-%H%M": it does not write enough to tell the instant (a year, month, day, hour and minute, or %s)"#);
+        insta::assert_snapshot!(e("a-", "2{label}61%s", None), @r#"invalid snapshot name format "2{label}61%s": {label} is followed by what a label may hold (a letter, digit, '-' or a field) and then by fields of varying width, so the label cannot be told apart; put '_' or '.' after {label}"#);
+        insta::assert_snapshot!(e("a-", "%s{label}_", None), @r#"invalid snapshot name format "%s{label}_": {label} follows a number of varying width, so the label cannot be told apart; put a separator before {label}"#);
+        insta::assert_snapshot!(e("a-", "%Y%m%d-%k%e%M", None), @r#"invalid snapshot name format "%Y%m%d-%k%e%M": a number of varying width (%s, or a field without zero padding such as %e, %k or %-d) is followed directly by another number, so names cannot be split; put a separator between them"#);
+        insta::assert_snapshot!(e("a-", "%Y%m%dT%H%M%z", None), @r#"invalid snapshot name format "%Y%m%dT%H%M%z": it writes '+', which ZFS does not allow in a snapshot name"#);
+        // Two-digit years, %s, %j, month names, 12-hour clocks and zone names (read
+        // and ignored) are fine.
+        for ok in [
+            "%y%m%d%H%M",
+            "%s",
+            "%Y-%j-%H%M",
+            "%d%b%Y-%I%M%p",
+            "%F_%T",
+            "%Y%m%d%H%M%Z",
+        ] {
+            NameFormat::new("p-", ok, FormatZone::Utc, None).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    fn tool_format() -> impl Strategy<Value = (&'static str, &'static str)> {
+        prop::sample::select(vec![
+            ("", "%Y-%m-%d-%H%M%S"),
+            ("zrepl_", "%Y%m%d_%H%M%S_000"),
+            ("zfs-auto-snap_", "{label}-%Y-%m-%d-%H%M"),
+            ("pyznap_", "%Y-%m-%d_%H:%M:%S_{label}"),
+            ("backup-", "%Y%m%d%H%M%S"),
+            ("auto-", "%Y-%m-%d-%H%M"),
+            ("x", "%y%m%d.%H:%M"),
+            ("m-", "{label}_%F_%T"),
+            ("u", "%s"),
+        ])
+    }
+
+    proptest! {
+        /// Whatever the pattern writes for an instant and a label, it reads back as
+        /// that label and instant (to the minute when it writes no seconds).
+        #[test]
+        fn format_then_recognize(
+            (prefix, format) in tool_format(),
+            label in label(),
+            secs in 0i64..3_124_137_599, // 1970 to 2068, for %y
+        ) {
+            let f = NameFormat::new(prefix, format, FormatZone::Utc, None).unwrap();
+            let t = DateTime::from_timestamp(secs, 0).unwrap();
+            let written = format!(
+                "{prefix}{}",
+                t.format(&format.replace("{label}", label.as_str()))
+            );
+            let r = f.recognize(&written).unwrap_or_else(|| panic!("{written}"));
+            let want = if format.contains("%S") || format.contains("%T") || format.contains("%s") {
+                t
+            } else {
+                t - TimeDelta::seconds(t.timestamp().rem_euclid(60))
+            };
+            prop_assert_eq!(r.time, NameTime::Utc(want), "{}", written);
+            let want_label = format.contains("{label}").then(|| label.as_str().to_owned());
+            prop_assert_eq!(r.label, want_label, "{}", written);
+        }
+
+        /// No format and name make the recognizer panic.
+        #[test]
+        fn any_format_any_name(format in "[%a-zA-Z{}_:. -]{0,16}", name in "\\PC{0,30}") {
+            if let Ok(f) = NameFormat::new("", format, FormatZone::Local, None) {
+                let _ = f.recognize(&name);
+            }
+        }
+    }
+
+    #[test]
+    fn serde_and_recognizer() {
+        let f = fmt(
+            "pyznap_",
+            "%Y-%m-%d_%H:%M:%S_{label}",
+            FormatZone::Local,
+            None,
+        );
+        let r = Recognizer::Format(f.clone());
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"format","prefix":"pyznap_","format":"%Y-%m-%d_%H:%M:%S_{label}","timezone":"local"}"#
+        );
+        assert_eq!(serde_json::from_str::<Recognizer>(&j).unwrap(), r);
+        assert!(serde_json::from_str::<Recognizer>(r#"{"kind":"format","format":"%Y"}"#).is_err());
+        assert_eq!(r.tool(), "format");
+        assert!(r.recognize("pyznap_2026-11-23_15:04:05_hourly").is_some());
+    }
+}

@@ -1,20 +1,44 @@
 //! Schedules against a naive oracle, and simulated runs under monotone and
 //! non-monotone clocks, across DST changes.
 
-use chrono::{DateTime, Datelike, Offset, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc,
+    Weekday,
+};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use zsnap_core::duration::Span;
-use zsnap_core::schedule::{due, next_due, LabelSchedule, Period, Schedule};
+use zsnap_core::schedule::{due, next_due, At, LabelSchedule, Period, Schedule};
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+}
+
+/// The first instant whose wall clock in `tz` reads `local`, or the first second after
+/// a gap that swallowed it: the obvious way, one second at a time through the gap.
+fn naive_first_instant(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    let mut l = local;
+    loop {
+        if let Some(t) = tz.from_local_datetime(&l).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        l += TimeDelta::seconds(1);
+    }
+}
+
+/// The day `day` of a month, or its last day when it has fewer.
+fn clamped(y: i32, m: u32, day: u32) -> NaiveDate {
+    (1..=day)
+        .rev()
+        .find_map(|d| NaiveDate::from_ymd_opt(y, m, d))
+        .unwrap()
 }
 
 /// The period of `t` computed the obvious way with chrono's calendar accessors, as a
 /// tuple that orders like time: an independent re-implementation of the module docs.
 fn oracle_key(ls: &LabelSchedule, tz: Tz, t: DateTime<Utc>) -> (i64, i64, i64, i64) {
     let off = ls.offset().seconds() as i64;
+    let at = ls.at();
     match ls.every() {
         Period::Every(s) => (
             (t.timestamp() - off).div_euclid(s.seconds() as i64),
@@ -25,6 +49,7 @@ fn oracle_key(ls: &LabelSchedule, tz: Tz, t: DateTime<Utc>) -> (i64, i64, i64, i
         Period::Hourly => {
             // The local hour `off` earlier, told apart by the offset when it happens
             // twice (the summer-time occurrence, with the larger offset, comes first).
+            let off = off + i64::from(at.minute()) * 60;
             let l = (t - TimeDelta::seconds(off)).with_timezone(&tz);
             let shifted = l.naive_local();
             let zone = i64::from(l.offset().fix().local_minus_utc());
@@ -35,21 +60,52 @@ fn oracle_key(ls: &LabelSchedule, tz: Tz, t: DateTime<Utc>) -> (i64, i64, i64, i
                 0,
             )
         }
-        _ => {
-            let local = t.with_timezone(&tz).naive_local() - TimeDelta::seconds(off);
-            let d = local.date();
-            match ls.every() {
-                Period::Daily => (i64::from(d.num_days_from_ce()), 0, 0, 0),
-                Period::Weekly => (
-                    i64::from(d.iso_week().year()),
-                    i64::from(d.iso_week().week()),
-                    0,
-                    0,
-                ),
-                Period::Monthly => (i64::from(d.year()), i64::from(d.month()), 0, 0),
-                Period::Yearly => (i64::from(d.year()), 0, 0, 0),
+        every => {
+            // Every candidate period near `t`, with its local start; the last whose
+            // start was reached by `t` is the one.
+            let d = t.with_timezone(&tz).date_naive();
+            let time =
+                TimeDelta::seconds(i64::from(at.hour()) * 3600 + i64::from(at.minute()) * 60 + off);
+            let mut candidates: Vec<((i64, i64, i64, i64), NaiveDate)> = Vec::new();
+            match every {
+                Period::Daily => {
+                    for k in -3..=1 {
+                        let day = d + TimeDelta::days(k);
+                        candidates.push(((i64::from(day.num_days_from_ce()), 0, 0, 0), day));
+                    }
+                }
+                Period::Weekly => {
+                    for k in -4..=1 {
+                        let w = (d + TimeDelta::weeks(k)).iso_week();
+                        let day =
+                            NaiveDate::from_isoywd_opt(w.year(), w.week(), at.weekday()).unwrap();
+                        candidates.push(((i64::from(w.year()), i64::from(w.week()), 0, 0), day));
+                    }
+                }
+                Period::Monthly => {
+                    for k in -3..=1i32 {
+                        let n = d.year() * 12 + d.month0() as i32 + k;
+                        let (y, m) = (n.div_euclid(12), n.rem_euclid(12) as u32 + 1);
+                        candidates
+                            .push(((i64::from(y), i64::from(m), 0, 0), clamped(y, m, at.day())));
+                    }
+                }
+                Period::Yearly => {
+                    for y in d.year() - 2..=d.year() + 1 {
+                        candidates
+                            .push(((i64::from(y), 0, 0, 0), clamped(y, at.month(), at.day())));
+                    }
+                }
                 other => panic!("unexpected period {other}"),
             }
+            candidates
+                .into_iter()
+                .filter(|(_, day)| {
+                    naive_first_instant(tz, day.and_hms_opt(0, 0, 0).unwrap() + time) <= t
+                })
+                .map(|(k, _)| k)
+                .max()
+                .expect("one of the candidates started before t")
         }
     }
 }
@@ -111,19 +167,71 @@ fn label_schedule() -> impl Strategy<Value = LabelSchedule> {
         prop::sample::select(vec![900u64, 3600, 5400, 86_400])
             .prop_map(|s| Period::Every(Span::from_secs(s))),
     ];
-    (period, any::<bool>(), 0u64..1_000_000).prop_map(|(every, with_offset, raw)| {
-        let ls = LabelSchedule::new("x".parse().unwrap(), every);
-        let min = match every {
-            Period::Every(s) => s.seconds(),
-            Period::Hourly => 3600,
-            Period::Daily => 86_400,
-            Period::Weekly => 7 * 86_400,
-            Period::Monthly => 28 * 86_400,
-            _ => 365 * 86_400,
-        };
-        let offset = if with_offset { raw % min } else { 0 };
-        ls.with_offset(Span::from_secs(offset)).unwrap()
-    })
+    (period, any::<bool>(), 0u64..1_000_000, any::<bool>(), at()).prop_map(
+        |(every, with_offset, raw, with_at, at)| {
+            let mut ls = LabelSchedule::new("x".parse().unwrap(), every);
+            if with_at {
+                ls = ls.with_at(for_period(at, every)).unwrap();
+            }
+            let min = match every {
+                Period::Every(s) => s.seconds(),
+                Period::Hourly => 3600 - u64::from(ls.at().minute()) * 60,
+                Period::Daily => 86_400,
+                Period::Weekly => 7 * 86_400,
+                Period::Monthly => 28 * 86_400,
+                _ => 365 * 86_400,
+            };
+            let offset = if with_offset { raw % min } else { 0 };
+            ls.with_offset(Span::from_secs(offset)).unwrap()
+        },
+    )
+}
+
+/// Any time of period, the DST hours more often.
+fn at() -> impl Strategy<Value = At> {
+    (
+        1u32..=12,
+        prop_oneof![1u32..=31, 28u32..=31],
+        0u8..7,
+        prop_oneof![0u32..24, 1u32..4],
+        prop_oneof![0u32..60, Just(0u32), Just(30u32)],
+    )
+        .prop_map(|(month, day, wd, hour, minute)| {
+            At::START
+                .with_time(hour, minute)
+                .unwrap()
+                .with_day(day)
+                .unwrap()
+                .with_month(month)
+                .unwrap()
+                .with_weekday(Weekday::try_from(wd).unwrap())
+        })
+}
+
+/// The fields of `at` that `every` uses, the rest left at their start.
+fn for_period(at: At, every: Period) -> At {
+    let s = At::START;
+    match every {
+        Period::Every(_) => s,
+        Period::Hourly => s.with_minute(at.minute()).unwrap(),
+        Period::Daily => s.with_time(at.hour(), at.minute()).unwrap(),
+        Period::Weekly => s
+            .with_time(at.hour(), at.minute())
+            .unwrap()
+            .with_weekday(at.weekday()),
+        Period::Monthly => s
+            .with_time(at.hour(), at.minute())
+            .unwrap()
+            .with_day(at.day())
+            .unwrap(),
+        _ => s
+            .with_time(at.hour(), at.minute())
+            .unwrap()
+            .with_day(at.day())
+            .unwrap()
+            .with_month(at.month())
+            .unwrap(),
+    }
 }
 
 fn schedule() -> impl Strategy<Value = Schedule> {
@@ -133,6 +241,8 @@ fn schedule() -> impl Strategy<Value = Schedule> {
             .enumerate()
             .map(|(i, ls)| {
                 LabelSchedule::new(format!("l{i}").parse().unwrap(), ls.every())
+                    .with_at(ls.at())
+                    .unwrap()
                     .with_offset(ls.offset())
                     .unwrap()
             })
@@ -353,4 +463,223 @@ fn late_run_takes_one_snapshot_not_one_per_missed_period() {
     let now = utc(2026, 11, 23, 15, 30, 0);
     let labels = due(&schedule, chrono_tz::UTC, [("hourly", last)], now);
     assert_eq!(labels.len(), 1);
+}
+
+/// Days on which DST begins or ends, and a quiet one, with their zone.
+const DST_DAYS: [(Tz, i32, u32, u32); 5] = [
+    (chrono_tz::Europe::Berlin, 2026, 3, 29),
+    (chrono_tz::Europe::Berlin, 2026, 10, 25),
+    (chrono_tz::America::New_York, 2026, 3, 8),
+    (chrono_tz::America::New_York, 2026, 11, 1),
+    (chrono_tz::Asia::Kolkata, 2026, 6, 15),
+];
+
+proptest! {
+    /// Runs once a minute for two days around a DST change, with a label whose start
+    /// falls on that day (often inside the skipped or repeated hour): a snapshot is
+    /// taken exactly at each period start a minute-by-minute scan of the wall clock
+    /// finds (the first minute it reads the start time or later), and nowhere else;
+    /// `next_due` names the next of them at every minute.
+    #[test]
+    fn one_due_instant_per_period_minute_by_minute(
+        day in 0..DST_DAYS.len(),
+        every in prop::sample::select(vec![
+            Period::Hourly, Period::Daily, Period::Weekly, Period::Monthly, Period::Yearly,
+        ]),
+        hour in prop_oneof![0u32..24, 0u32..4],
+        minute in prop_oneof![0u32..60, Just(0u32), Just(30u32), Just(59u32)],
+    ) {
+        let (tz, y, m, d) = DST_DAYS[day];
+        let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let timed = At::START.with_time(hour, minute).unwrap();
+        let at = match every {
+            Period::Hourly => At::START.with_minute(minute).unwrap(),
+            Period::Daily => timed,
+            Period::Weekly => timed.with_weekday(date.weekday()),
+            Period::Monthly => timed.with_day(d).unwrap(),
+            _ => timed.with_day(d).unwrap().with_month(m).unwrap(),
+        };
+        let ls = LabelSchedule::new("x".parse().unwrap(), every).with_at(at).unwrap();
+        let schedule = Schedule::new(vec![ls.clone()]).unwrap();
+        let noon_before = (date - TimeDelta::days(1)).and_hms_opt(12, 0, 0).unwrap();
+        let start = naive_first_instant(tz, noon_before);
+        let minutes: Vec<DateTime<Utc>> =
+            (0..=48 * 60).map(|i| start + TimeDelta::minutes(i)).collect();
+        let wall = |t: DateTime<Utc>| t.with_timezone(&tz).naive_local();
+
+        // The oracle's period starts in the window.
+        let mut starts: Vec<DateTime<Utc>> = match every {
+            Period::Hourly => minutes
+                .iter()
+                .copied()
+                .filter(|t| wall(*t).minute() == minute)
+                .collect(),
+            _ => {
+                let days: Vec<NaiveDate> = if every == Period::Daily {
+                    (-1..=1).map(|k| date + TimeDelta::days(k)).collect()
+                } else {
+                    vec![date]
+                };
+                days.into_iter()
+                    .map(|day| day.and_hms_opt(hour, minute, 0).unwrap())
+                    .filter(|a| *a > noon_before)
+                    .filter_map(|a| minutes.iter().copied().find(|t| wall(*t) >= a))
+                    .collect()
+            }
+        };
+        // The first run finds no snapshot at all.
+        if starts.first() != Some(&start) {
+            starts.insert(0, start);
+        }
+
+        let mut taken: Option<DateTime<Utc>> = None;
+        for now in &minutes {
+            let now = *now;
+            let existing: Vec<(&str, DateTime<Utc>)> = taken.iter().map(|t| ("x", *t)).collect();
+            let expected = starts.contains(&now);
+            let is_due = !due(&schedule, tz, existing.iter().copied(), now).is_empty();
+            prop_assert_eq!(is_due, expected, "at {} (local {})", now, wall(now));
+            let next = next_due(&schedule, tz, existing.iter().copied(), now)[0].1;
+            if let Some(want) = starts.iter().find(|s| **s >= now) {
+                prop_assert_eq!(next, *want, "next_due at {}", now);
+            } else {
+                prop_assert!(next > now);
+            }
+            if is_due {
+                if let Some(prev) = taken {
+                    prop_assert!(ls.period_of(tz, now) > ls.period_of(tz, prev));
+                }
+                taken = Some(now);
+            }
+        }
+    }
+}
+
+#[test]
+fn at_times_on_dst_days() {
+    let berlin = chrono_tz::Europe::Berlin;
+    let daily = |h, m| {
+        LabelSchedule::new("daily".parse().unwrap(), Period::Daily)
+            .with_at(At::START.with_time(h, m).unwrap())
+            .unwrap()
+    };
+    // 02:30 does not exist on 2026-03-29: due from 03:00 CEST (01:00 UTC).
+    let s = Schedule::new(vec![daily(2, 30)]).unwrap();
+    let yesterday = [("daily", utc(2026, 3, 28, 1, 30, 0))];
+    assert!(due(&s, berlin, yesterday, utc(2026, 3, 29, 0, 59, 0)).is_empty());
+    assert_eq!(
+        due(&s, berlin, yesterday, utc(2026, 3, 29, 1, 0, 0)).len(),
+        1
+    );
+    assert_eq!(
+        next_due(&s, berlin, yesterday, utc(2026, 3, 29, 0, 0, 0))[0].1,
+        utc(2026, 3, 29, 1, 0, 0)
+    );
+    // 02:30 happens twice on 2026-10-25: due at the first (00:30 UTC), and a run at
+    // the second takes nothing more.
+    let yesterday = [("daily", utc(2026, 10, 24, 0, 30, 0))];
+    assert_eq!(
+        next_due(&s, berlin, yesterday, utc(2026, 10, 24, 12, 0, 0))[0].1,
+        utc(2026, 10, 25, 0, 30, 0)
+    );
+    let first = [("daily", utc(2026, 10, 25, 0, 30, 0))];
+    assert!(due(&s, berlin, first, utc(2026, 10, 25, 1, 30, 0)).is_empty());
+    // A run that missed the first 02:30 and comes between the two takes it then.
+    assert_eq!(
+        due(&s, berlin, yesterday, utc(2026, 10, 25, 1, 10, 0)).len(),
+        1
+    );
+
+    // Monthly on day 31: the last day of shorter months.
+    let monthly = LabelSchedule::new("monthly".parse().unwrap(), Period::Monthly)
+        .with_at(At::START.with_day(31).unwrap())
+        .unwrap();
+    let utc_tz = chrono_tz::UTC;
+    let t = utc(2026, 4, 15, 0, 0, 0);
+    assert_eq!(monthly.period_start(utc_tz, t), utc(2026, 3, 31, 0, 0, 0));
+    assert_eq!(monthly.next_start(utc_tz, t), utc(2026, 4, 30, 0, 0, 0));
+    assert_eq!(
+        monthly.next_start(utc_tz, utc(2026, 2, 1, 0, 0, 0)),
+        utc(2026, 2, 28, 0, 0, 0)
+    );
+    assert_eq!(
+        monthly.next_start(utc_tz, utc(2028, 2, 1, 0, 0, 0)),
+        utc(2028, 2, 29, 0, 0, 0)
+    );
+    // Yearly on February 29: February 28 in common years.
+    let yearly = LabelSchedule::new("yearly".parse().unwrap(), Period::Yearly)
+        .with_at(At::START.with_month(2).unwrap().with_day(29).unwrap())
+        .unwrap();
+    assert_eq!(
+        yearly.next_start(utc_tz, utc(2026, 1, 1, 0, 0, 0)),
+        utc(2026, 2, 28, 0, 0, 0)
+    );
+    assert_eq!(
+        yearly.next_start(utc_tz, utc(2027, 3, 1, 0, 0, 0)),
+        utc(2028, 2, 29, 0, 0, 0)
+    );
+    // Weekly on Sunday at 23:30, New York.
+    let weekly = LabelSchedule::new("weekly".parse().unwrap(), Period::Weekly)
+        .with_at(
+            At::START
+                .with_time(23, 30)
+                .unwrap()
+                .with_weekday(Weekday::Sun),
+        )
+        .unwrap();
+    let ny = chrono_tz::America::New_York;
+    // Wednesday 2026-11-25: the period began Sunday 2026-11-22 23:30 EST.
+    assert_eq!(
+        weekly.period_start(ny, utc(2026, 11, 25, 12, 0, 0)),
+        utc(2026, 11, 23, 4, 30, 0)
+    );
+    // Hourly at :15.
+    let hourly = LabelSchedule::new("hourly".parse().unwrap(), Period::Hourly)
+        .with_at(At::START.with_minute(15).unwrap())
+        .unwrap();
+    assert_eq!(
+        hourly.next_start(berlin, utc(2026, 11, 23, 12, 20, 0)),
+        utc(2026, 11, 23, 13, 15, 0)
+    );
+}
+
+#[test]
+fn at_errors() {
+    let e = |r: Result<At, zsnap_core::schedule::ScheduleError>| r.unwrap_err().to_string();
+    insta::assert_snapshot!(e(At::START.with_time(24, 0)), @"hour 24 is out of range; expected 0 to 23");
+    insta::assert_snapshot!(e(At::START.with_minute(60)), @"minute 60 is out of range; expected 0 to 59");
+    insta::assert_snapshot!(e(At::START.with_day(0)), @"day 0 is out of range; expected 1 to 31");
+    insta::assert_snapshot!(e(At::START.with_day(32)), @"day 32 is out of range; expected 1 to 31");
+    insta::assert_snapshot!(e(At::START.with_month(13)), @"month 13 is out of range; expected 1 to 12");
+    let daily = LabelSchedule::new("daily".parse().unwrap(), Period::Daily);
+    let sunday = At::START.with_weekday(Weekday::Sun);
+    insta::assert_snapshot!(daily.clone().with_at(sunday).unwrap_err().to_string(), @"label daily: a daily label cannot be given a weekday");
+    let hourly = LabelSchedule::new("h".parse().unwrap(), Period::Hourly)
+        .with_offset("50m".parse().unwrap())
+        .unwrap();
+    insta::assert_snapshot!(hourly.with_at(At::START.with_minute(10).unwrap()).unwrap_err().to_string(), @"label h: offset 1h must be shorter than the period hourly");
+    insta::assert_snapshot!(zsnap_core::schedule::parse_weekday("sundy").unwrap_err().to_string(), @r#"invalid weekday "sundy": expected monday, tuesday, wednesday, thursday, friday, saturday or sunday"#);
+    assert_eq!(
+        zsnap_core::schedule::parse_weekday("Sun").unwrap(),
+        Weekday::Sun
+    );
+    // serde: only what differs from the start is written.
+    let w = LabelSchedule::new("weekly".parse().unwrap(), Period::Weekly)
+        .with_at(
+            At::START
+                .with_time(23, 30)
+                .unwrap()
+                .with_weekday(Weekday::Sun),
+        )
+        .unwrap();
+    let j = serde_json::to_string(&w).unwrap();
+    assert_eq!(
+        j,
+        r#"{"label":"weekly","every":"weekly","at":{"weekday":"sunday","hour":23,"minute":30}}"#
+    );
+    assert_eq!(serde_json::from_str::<LabelSchedule>(&j).unwrap(), w);
+    assert!(serde_json::from_str::<LabelSchedule>(
+        r#"{"label":"d","every":"daily","at":{"weekday":"sunday"}}"#
+    )
+    .is_err());
 }

@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use zsnap_core::config::Config;
 use zsnap_core::Step;
 use zsnap_exec::fake::FakeZfs;
-use zsnap_exec::job::{Engine, Reporters, Job, Source};
+use zsnap_exec::job::{Engine, Job, Reporters, Source};
 use zsnap_exec::throttle::Clock;
 use zsnap_exec::{Observer, OneBackend, StepOutcome};
 

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    CalendarKeep, Config, CursorKind, DatasetEntry, Host, KeepRuleSpec, PolicySpec, RuleSpec,
-    TargetAddress, TargetSpec,
+    Adopt, CalendarKeep, Config, CursorKind, DatasetEntry, Host, KeepRuleSpec, PolicySpec,
+    RuleSpec, TargetAddress, TargetSpec,
 };
 use crate::naming::{Label, NamingScheme, Recognizer};
 use crate::policy::{DatasetSelection, Policy};
@@ -203,7 +203,13 @@ impl PolicySpec {
         Schedule::new(
             self.snapshot
                 .iter()
-                .map(|(label, period)| LabelSchedule::new(label.clone(), *period))
+                .map(|(label, t)| {
+                    LabelSchedule::new(label.clone(), t.every)
+                        .with_at(t.at)
+                        .expect(
+                        "the config parser accepted this time of period with the same constructor",
+                    )
+                })
                 .collect(),
         )
         .expect("labels come from the keys of a map, so they are unique")
@@ -219,12 +225,15 @@ impl PolicySpec {
     pub fn recognizers(&self) -> Vec<Recognizer> {
         self.adopt
             .iter()
-            .filter_map(|tool| match tool.as_str() {
-                "sanoid" => Some(Recognizer::sanoid()),
-                "zfs-auto-snapshot" => Some(Recognizer::zfs_auto_snapshot()),
-                "zrepl" => Some(Recognizer::zrepl()),
-                "iso8601" => Some(Recognizer::iso8601()),
-                _ => None,
+            .filter_map(|a| match a {
+                Adopt::Tool(tool) => match tool.as_str() {
+                    "sanoid" => Some(Recognizer::sanoid()),
+                    "zfs-auto-snapshot" => Some(Recognizer::zfs_auto_snapshot()),
+                    "zrepl" => Some(Recognizer::zrepl()),
+                    "iso8601" => Some(Recognizer::iso8601()),
+                    _ => None,
+                },
+                Adopt::Format(f) => Some(Recognizer::Format(f.clone())),
             })
             .collect()
     }

@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 
 use crate::duration::Span;
 use crate::naming::Label;
-use crate::schedule::Period;
+use crate::schedule::{weekday_name, At, Period};
 use crate::zfs_names::DatasetName;
 
 /// A whole zsnap configuration.
@@ -657,15 +657,17 @@ pub struct PolicySpec {
     pub timezone: chrono_tz::Tz,
     /// First part of zsnap's snapshot names (`<prefix>_<label>_<timestamp>`).
     pub prefix: String,
-    /// Other tools whose snapshots this policy manages too (`sanoid`, …).
+    /// Other tools whose snapshots this policy manages too (`"sanoid"`, or
+    /// `{ prefix = "pyznap_", format = "%Y-%m-%d_%H:%M:%S_{label}" }`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub adopt: Vec<String>,
+    pub adopt: Vec<Adopt>,
     /// Whether the policy prunes at all (`prune = false` only takes snapshots).
     pub prune: bool,
-    /// Labels and how often each is taken (`snapshot = { hourly = "hourly" }`); empty
-    /// for policies that only prune (e.g. on a replication target).
+    /// Labels and when each is taken (`snapshot = { hourly = "hourly", daily = { every =
+    /// "daily", at = "23:59" } }`); empty for policies that only prune (e.g. on a
+    /// replication target).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub snapshot: BTreeMap<Label, Period>,
+    pub snapshot: BTreeMap<Label, Timing>,
     /// Labels taken on demand (`zsnap snapshot --label L`), each with the expiry a new
     /// snapshot of it gets (`on_demand = { pre-upgrade = "30d", manual = "never" }`).
     /// Declaring a label lets keep rules name it.
@@ -679,6 +681,105 @@ pub struct PolicySpec {
     /// Keep rules.
     #[serde(flatten)]
     pub retention: RetentionSpec,
+}
+
+/// Whose snapshots a policy adopts: a tool zsnap knows by name, or names of a prefix
+/// and a `strftime` format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Adopt {
+    /// One of [`ADOPTABLE_TOOLS`](crate::config::ADOPTABLE_TOOLS) (`"sanoid"`).
+    Tool(String),
+    /// `{ prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC" }`.
+    Format(crate::naming::NameFormat),
+}
+
+impl Adopt {
+    /// The tool's name, for [`Adopt::Tool`].
+    pub fn tool(&self) -> Option<&str> {
+        match self {
+            Adopt::Tool(t) => Some(t),
+            Adopt::Format(_) => None,
+        }
+    }
+}
+
+impl Serialize for Adopt {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Adopt::Tool(t) => s.serialize_str(t),
+            Adopt::Format(f) => f.serialize(s),
+        }
+    }
+}
+
+/// When a scheduled label is taken: how often, and where in the period.
+///
+/// In a config, a period alone (`"daily"`) or a table with `every` and the fields its
+/// period uses: `minute` (hourly), `at = "HH:MM"` (daily and longer), `on = "sunday"`
+/// (weekly), `day` (monthly, yearly), `month` (yearly). Written back in the short form
+/// when [`Timing::at`] is [`At::START`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Timing {
+    /// The period.
+    pub every: Period,
+    /// Where in the period the label is due.
+    pub at: At,
+}
+
+impl Timing {
+    /// Every `every`, at the natural boundary.
+    pub fn new(every: Period) -> Self {
+        Timing {
+            every,
+            at: At::START,
+        }
+    }
+
+    /// The same at `at` (the caller checks that `every` uses its fields, as
+    /// [`LabelSchedule::with_at`](crate::schedule::LabelSchedule::with_at) does).
+    #[must_use]
+    pub fn with_at(self, at: At) -> Self {
+        Timing { at, ..self }
+    }
+}
+
+impl From<Period> for Timing {
+    fn from(every: Period) -> Self {
+        Timing::new(every)
+    }
+}
+
+impl Serialize for Timing {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.at.is_start() {
+            return self.every.serialize(s);
+        }
+        let a = self.at;
+        let time = format!("{:02}:{:02}", a.hour(), a.minute());
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("every", &self.every)?;
+        match self.every {
+            Period::Hourly => m.serialize_entry("minute", &a.minute())?,
+            Period::Daily => m.serialize_entry("at", &time)?,
+            Period::Weekly => {
+                m.serialize_entry("on", weekday_name(a.weekday()))?;
+                m.serialize_entry("at", &time)?;
+            }
+            Period::Monthly => {
+                m.serialize_entry("day", &a.day())?;
+                m.serialize_entry("at", &time)?;
+            }
+            _ => {
+                m.serialize_entry("month", &a.month())?;
+                m.serialize_entry("day", &a.day())?;
+                m.serialize_entry("at", &time)?;
+            }
+        }
+        m.end()
+    }
 }
 
 /// How long an on-demand snapshot is kept when nothing else keeps it: `"never"`

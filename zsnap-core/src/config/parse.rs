@@ -13,17 +13,17 @@ use toml::Spanned;
 use super::bandwidth::Bandwidth;
 use super::error::{ConfigError, ConfigProblem};
 use super::model::{
-    BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config, CursorKind,
-    DatasetEntry, Expiry, Host, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec,
-    SanoidKeep, TargetAddress, TargetSpec, Thresholds,
+    Adopt, BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config,
+    CursorKind, DatasetEntry, Expiry, Host, KeepRuleSpec, Paths, PolicySpec, RetentionSpec,
+    RuleSpec, S3Spec, SanoidKeep, TargetAddress, TargetSpec, Thresholds, Timing,
 };
 use super::spans::{Cx, PolicySpans};
 use super::suggest::closest;
 use crate::duration::Span;
 use crate::hooks::{HookEvent, HookSpec, OnFailure};
-use crate::naming::{Label, NamingScheme};
+use crate::naming::{FormatZone, Label, NameFormat, NamingScheme};
 use crate::retention::{Grid, NameRegex};
-use crate::schedule::Period;
+use crate::schedule::{parse_weekday, At, LabelSchedule, Period, ScheduleError, WEEKDAYS};
 use crate::zfs_names::DatasetName;
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -806,6 +806,225 @@ fn parse_period(cx: &Cx<'_>, v: &Value<'_>, path: &str) -> Result<Period> {
     }
 }
 
+const FORMAT_KEYS: [&str; 4] = ["prefix", "format", "timezone", "label"];
+
+/// `adopt`: tool names and `{ prefix, format, timezone, label }` tables.
+fn parse_adopt(cx: &Cx<'_>, v: &Value<'_>, p: &str) -> Result<Vec<Adopt>> {
+    let expected = "an array of tool names and formats, such as [\"sanoid\", { prefix = \"auto-\", format = \"%Y-%m-%d-%H%M\" }]";
+    let items: Vec<&Value<'_>> = match v.get_ref() {
+        DeValue::String(_) => vec![v],
+        DeValue::Array(a) => a.iter().collect(),
+        _ => return Err(cx.wrong_type(v, p, expected)),
+    };
+    let known: Vec<String> = ADOPTABLE.iter().map(|t| (*t).to_owned()).collect();
+    let mut adopt: Vec<Adopt> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let ip = format!("{p}[{}]", i + 1);
+        let entry = match item.get_ref() {
+            DeValue::String(tool) => {
+                let tool: &str = tool.as_ref();
+                if !known.iter().any(|k| k == tool) {
+                    return Err(cx.err(
+                        item.span(),
+                        ConfigProblem::UnknownName {
+                            what: "tool".to_owned(),
+                            name: tool.to_owned(),
+                            path: ip,
+                            suggestion: closest(tool, known.iter().map(String::as_str)),
+                            defined: known.clone(),
+                        },
+                    ));
+                }
+                Adopt::Tool(tool.to_owned())
+            }
+            DeValue::Table(_) => Adopt::Format(parse_format(cx, item, &ip)?),
+            _ => return Err(cx.wrong_type(item, &ip, "a tool name such as \"sanoid\", or a table such as { prefix = \"auto-\", format = \"%Y-%m-%d-%H%M\" }")),
+        };
+        if !adopt.contains(&entry) {
+            adopt.push(entry);
+        }
+    }
+    Ok(adopt)
+}
+
+/// `{ prefix = "zrepl_", format = "%Y%m%d_%H%M%S_000", timezone = "UTC", label = "daily" }`.
+fn parse_format(cx: &Cx<'_>, v: &Value<'_>, p: &str) -> Result<NameFormat> {
+    let t = cx.table(v, format!("`{p}`"), format!("{p}."), &FORMAT_KEYS)?;
+    let prefix = match t.get("prefix") {
+        Some(pv) => cx.string(pv, &t.path("prefix"), "\"auto-\"")?,
+        None => "",
+    };
+    let fv = t.get("format").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "format",
+            "the strftime format of the names after the prefix, e.g. format = \"%Y-%m-%d-%H%M\" (with {label} where a label is)",
+        )
+    })?;
+    let format = cx.string(fv, &t.path("format"), "\"%Y-%m-%d-%H%M\"")?;
+    let zone = match t.get("timezone") {
+        None => FormatZone::Local,
+        Some(zv) => {
+            let zp = t.path("timezone");
+            match cx.string(zv, &zp, "\"UTC\"")? {
+                "UTC" => FormatZone::Utc,
+                "local" => FormatZone::Local,
+                _ => FormatZone::Zone(parse_timezone(cx, zv, &zp)?),
+            }
+        }
+    };
+    let label = match t.get("label") {
+        Some(lv) => {
+            let lp = t.path("label");
+            let s = cx.string(lv, &lp, "\"daily\"")?;
+            Some(check_label(cx, lv.span(), s, &lp)?)
+        }
+        None => None,
+    };
+    NameFormat::new(prefix, format, zone, label).map_err(|e| {
+        let problem = match &e {
+            crate::naming::NamingError::InvalidFormat { problem, .. } => problem.clone(),
+            other => other.to_string(),
+        };
+        let (key, message) = if problem.starts_with("the prefix") {
+            ("prefix", problem)
+        } else if problem.contains("fixed label") {
+            (
+                "label",
+                format!(
+                    "the format {format:?} holds {{label}}, so a fixed label cannot be given too"
+                ),
+            )
+        } else {
+            ("format", format!("{format:?}: {problem}"))
+        };
+        let span = t.get(key).map_or(v.span(), Spanned::span);
+        cx.invalid(span, &t.path(key), message)
+    })
+}
+
+const TIMING_KEYS: [&str; 6] = ["every", "at", "minute", "on", "day", "month"];
+
+/// A `snapshot` entry: a period (`"daily"`), or a table with `every` and where in the
+/// period (`{ every = "weekly", on = "sunday", at = "23:30" }`).
+fn parse_timing(cx: &Cx<'_>, label: &Label, v: &Value<'_>, path: &str) -> Result<Timing> {
+    if let DeValue::String(_) = v.get_ref() {
+        return parse_period(cx, v, path).map(Timing::new);
+    }
+    if !matches!(v.get_ref(), DeValue::Table(_)) {
+        return Err(cx.wrong_type(
+            v,
+            path,
+            "a period such as \"hourly\" or \"15m\", or a table such as { every = \"daily\", at = \"23:59\" }",
+        ));
+    }
+    let t = cx.table(v, format!("`{path}`"), format!("{path}."), &TIMING_KEYS)?;
+    let ev = t.get("every").ok_or_else(|| {
+        cx.missing(
+            &t,
+            "every",
+            "the period, e.g. { every = \"daily\", at = \"23:59\" }",
+        )
+    })?;
+    let every = parse_period(cx, ev, &t.path("every"))?;
+    // Which keys each period takes, for the message about one it does not.
+    let uses: &[&str] = match every {
+        Period::Every(_) => &[],
+        Period::Hourly => &["minute"],
+        Period::Daily => &["at"],
+        Period::Weekly => &["on", "at"],
+        Period::Monthly => &["day", "at"],
+        Period::Yearly => &["month", "day", "at"],
+    };
+    let mut at = At::START;
+    for (key, key_span, kv) in &t.entries {
+        if *key == "every" {
+            continue;
+        }
+        let kp = t.path(key);
+        if !uses.contains(key) {
+            let what = match every {
+                Period::Every(_) => format!("a label taken every {every}"),
+                _ => format!("a {every} label"),
+            };
+            let takes = if uses.is_empty() {
+                "takes none: it runs on fixed spans of absolute time".to_owned()
+            } else {
+                format!(
+                    "takes {}",
+                    uses.iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return Err(cx.invalid(
+                key_span.clone(),
+                &kp,
+                format!("`{key}` does not apply to {what}, which {takes}"),
+            ));
+        }
+        let range = |e: ScheduleError| cx.invalid(kv.span(), &kp, e.to_string());
+        at = match *key {
+            "at" => {
+                let s = cx.string(kv, &kp, "\"23:59\"")?;
+                let Some((h, m)) = s.split_once(':').filter(|(h, m)| {
+                    (1..=2).contains(&h.len())
+                        && m.len() == 2
+                        && h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+                }) else {
+                    return Err(cx.invalid(
+                        kv.span(),
+                        &kp,
+                        format!("{s:?} is not a time of day; expected \"HH:MM\" on a 24-hour clock, such as \"23:59\""),
+                    ));
+                };
+                let (hour, minute): (u32, u32) = (
+                    h.parse().expect("one or two ASCII digits"),
+                    m.parse().expect("two ASCII digits"),
+                );
+                match at.with_time(hour, at.minute()) {
+                    Err(e) => {
+                        return Err(cx.invalid(cx.inner_span(kv, 0, h.len()), &kp, e.to_string()))
+                    }
+                    Ok(a) => a.with_time(hour, minute).map_err(|e| {
+                        cx.invalid(cx.inner_span(kv, h.len() + 1, 2), &kp, e.to_string())
+                    })?,
+                }
+            }
+            "on" => {
+                let s = cx.string(kv, &kp, "\"sunday\"")?;
+                let day = parse_weekday(s).map_err(|_| {
+                    cx.err(
+                        kv.span(),
+                        ConfigProblem::UnknownName {
+                            what: "weekday".to_owned(),
+                            name: s.to_owned(),
+                            path: kp.clone(),
+                            suggestion: closest(&s.to_ascii_lowercase(), WEEKDAYS),
+                            defined: WEEKDAYS.iter().map(|w| (*w).to_owned()).collect(),
+                        },
+                    )
+                })?;
+                at.with_weekday(day)
+            }
+            _ => {
+                let n = cx.count(kv, &kp)?;
+                match *key {
+                    "minute" => at.with_minute(n).map_err(range)?,
+                    "day" => at.with_day(n).map_err(range)?,
+                    _ => at.with_month(n).map_err(range)?,
+                }
+            }
+        };
+    }
+    // The same check the schedule makes, so converting the config cannot fail.
+    LabelSchedule::new(label.clone(), every)
+        .with_at(at)
+        .map_err(|e| cx.invalid(v.span(), path, e.to_string()))?;
+    Ok(Timing::new(every).with_at(at))
+}
+
 fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, PolicySpans)> {
     let prefix_path = format!("policies.{name}.");
     let t = cx.table(v, format!("[policies.{name}]"), prefix_path, &POLICY_KEYS)?;
@@ -822,27 +1041,9 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
             s.to_owned()
         }
     };
-    let mut adopt: Vec<String> = Vec::new();
+    let mut adopt: Vec<Adopt> = Vec::new();
     if let Some(av) = t.get("adopt") {
-        let p = t.path("adopt");
-        let known: Vec<String> = ADOPTABLE.iter().map(|t| (*t).to_owned()).collect();
-        for (i, (tool, item)) in cx.strings(av, &p, "\"sanoid\"")?.into_iter().enumerate() {
-            if !known.iter().any(|k| k == tool) {
-                return Err(cx.err(
-                    item.span(),
-                    ConfigProblem::UnknownName {
-                        what: "tool".to_owned(),
-                        name: tool.to_owned(),
-                        path: format!("{p}[{}]", i + 1),
-                        suggestion: closest(tool, known.iter().map(String::as_str)),
-                        defined: known.clone(),
-                    },
-                ));
-            }
-            if !adopt.iter().any(|a| a == tool) {
-                adopt.push(tool.to_owned());
-            }
-        }
+        adopt = parse_adopt(cx, av, &t.path("adopt"))?;
     }
     let prune = match t.get("prune") {
         Some(b) => cx.boolean(b, &t.path("prune"))?,
@@ -861,7 +1062,8 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
             let p = st.path(label);
             let label = check_label(cx, key_span.clone(), label, &p)?;
             snapshot_spans.push((label.clone(), key_span.clone()));
-            snapshot.insert(label, parse_period(cx, pv, &p)?);
+            let timing = parse_timing(cx, &label, pv, &p)?;
+            snapshot.insert(label, timing);
         }
     }
     let mut on_demand = BTreeMap::new();
@@ -926,7 +1128,8 @@ fn parse_policy(cx: &Cx<'_>, name: &str, v: &Value<'_>) -> Result<(PolicySpec, P
         ));
     }
     for (tool_prefix, tool) in FOREIGN_PREFIXES {
-        if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a == tool) {
+        if prefix.eq_ignore_ascii_case(tool_prefix) && !adopt.iter().any(|a| a.tool() == Some(tool))
+        {
             let span = t.get("prefix").map_or(t.span.clone(), Spanned::span);
             return Err(cx.err(
                 span,

@@ -42,11 +42,27 @@ fn own_labels(policy: &PolicySpec) -> BTreeSet<String> {
         .chain(policy.on_demand.keys())
         .map(|l| l.as_str().to_owned())
         .collect();
-    for tool in &policy.adopt {
-        out.extend(tool_labels(tool).iter().map(|l| (*l).to_owned()));
+    for a in &policy.adopt {
+        match a {
+            super::model::Adopt::Tool(tool) => {
+                out.extend(tool_labels(tool).iter().map(|l| (*l).to_owned()));
+            }
+            super::model::Adopt::Format(f) => {
+                if let Some(l) = f.label() {
+                    out.insert(l.as_str().to_owned());
+                }
+                if f.has_label_placeholder() {
+                    out.insert(ANY_LABEL.to_owned());
+                }
+            }
+        }
     }
     out
 }
+
+/// In a policy's known labels: an adopted format carries labels in its names
+/// (`{label}`), so any label may be meant.
+const ANY_LABEL: &str = "{label}";
 
 /// The `[[datasets]]` entries at or below `root`.
 fn under<'a>(
@@ -200,7 +216,7 @@ pub(crate) fn check_keep_rules(
             )
         };
         for (label, span) in &sp.keep_counts {
-            if !known.contains(label.as_str()) {
+            if !known.contains(label.as_str()) && !known.contains(ANY_LABEL) {
                 // `snapshot = { dayly = … }` with `keep_counts = { daily = 7 }`: the
                 // common word is probably right and the scheduled label the typo.
                 let near = closest(label.as_str(), policy.snapshot.keys().map(|l| l.as_str()));
@@ -239,7 +255,7 @@ pub(crate) fn check_keep_rules(
             }
         }
         for (i, (label, span)) in sp.keep_none.iter().enumerate() {
-            if !known.contains(label.as_str()) {
+            if !known.contains(label.as_str()) && !known.contains(ANY_LABEL) {
                 return Err(unknown(
                     format!("policies.{name}.keep_none[{}]", i + 1),
                     label.as_str(),

@@ -13,16 +13,22 @@
 //! for every type with a count above 0 (when `autosnap`), prunes with the
 //! sanoid-compatible rule (when `autoprune`), and adopts sanoid's `autosnap_*`
 //! snapshots, so the ones sanoid already made age out exactly as under sanoid.
-//! Keys about *when* in the period sanoid snapshots (`hourly_min`, `daily_hour`…),
-//! hooks and monitoring keys have no effect on pruning and are listed as notes.
+//! sanoid's times of period (`hourly_min`, `daily_hour`, `weekly_wday`, `monthly_mday`,
+//! `yearly_mon`…, with the defaults of `sanoid.defaults.conf`: hourly at :00, daily at
+//! 23:59, weekly on Monday at 23:30, monthly on day 1 and yearly on January 1 at 00:00)
+//! become each label's [`At`], so snapshots keep being taken when sanoid took them.
+//! Hooks and monitoring keys have no zsnap equivalent and are listed as notes.
 
 use std::collections::BTreeMap;
 
-use super::model::{Config, DatasetEntry, Host, Paths, PolicySpec, RetentionSpec, SanoidKeep};
+use super::model::{
+    Adopt, Config, DatasetEntry, Host, Paths, PolicySpec, RetentionSpec, SanoidKeep, Timing,
+};
 use crate::duration::Span;
 use crate::naming::Label;
-use crate::schedule::Period;
+use crate::schedule::{At, Period};
 use crate::zfs_names::DatasetName;
+use chrono::Weekday;
 
 /// Why a `sanoid.conf` could not be translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,21 +96,26 @@ const COUNT_KEYS: [&str; 6] = [
     "monthly",
     "yearly",
 ];
-/// Keys that only say when in a period sanoid snapshots, or concern hooks and monitoring.
-const NOTED_KEYS: [&str; 25] = [
-    "hourly_min",
-    "daily_hour",
-    "daily_min",
-    "weekly_wday",
-    "weekly_hour",
-    "weekly_min",
-    "monthly_mday",
-    "monthly_hour",
-    "monthly_min",
-    "yearly_mon",
-    "yearly_mday",
-    "yearly_hour",
-    "yearly_min",
+/// sanoid's times of period: key, `sanoid.defaults.conf`'s value, lowest, highest.
+/// `weekly_wday` counts from Sunday = 0, as Perl's `localtime` does.
+const TIMING_KEYS: [(&str, u32, u32, u32); 13] = [
+    ("hourly_min", 0, 0, 59),
+    ("daily_hour", 23, 0, 23),
+    ("daily_min", 59, 0, 59),
+    ("weekly_wday", 1, 0, 6),
+    ("weekly_hour", 23, 0, 23),
+    ("weekly_min", 30, 0, 59),
+    ("monthly_mday", 1, 1, 31),
+    ("monthly_hour", 0, 0, 23),
+    ("monthly_min", 0, 0, 59),
+    ("yearly_mon", 1, 1, 12),
+    ("yearly_mday", 1, 1, 31),
+    ("yearly_hour", 0, 0, 23),
+    ("yearly_min", 0, 0, 59),
+];
+
+/// Keys about hooks and monitoring.
+const NOTED_KEYS: [&str; 12] = [
     "pre_snapshot_script",
     "post_snapshot_script",
     "pruning_script",
@@ -193,6 +204,8 @@ struct Values {
     autoprune: bool,
     recursive: bool,
     children_only: bool,
+    /// The values of [`TIMING_KEYS`], in order.
+    timing: [u32; 13],
 }
 
 impl Default for Values {
@@ -212,6 +225,7 @@ impl Default for Values {
             autoprune: true,
             recursive: false,
             children_only: false,
+            timing: TIMING_KEYS.map(|(_, default, _, _)| default),
         }
     }
 }
@@ -293,6 +307,23 @@ impl Reader<'_> {
                     "autoprune" => v.autoprune = self.yes(value, key, line)?,
                     "recursive" => v.recursive = self.yes(value, key, line)?,
                     "process_children_only" => v.children_only = self.yes(value, key, line)?,
+                    k if TIMING_KEYS.iter().any(|(t, ..)| *t == k) => {
+                        let i = TIMING_KEYS
+                            .iter()
+                            .position(|(t, ..)| *t == k)
+                            .expect("the guard found it");
+                        let (_, _, lo, hi) = TIMING_KEYS[i];
+                        v.timing[i] = value
+                            .parse()
+                            .ok()
+                            .filter(|n| (lo..=hi).contains(n))
+                            .ok_or_else(|| {
+                                self.err(
+                                    line,
+                                    format!("`{k} = {value}`: expected a whole number from {lo} to {hi}"),
+                                )
+                            })?;
+                    }
                     k if NOTED_KEYS.contains(&k) || is_timing_or_monitoring(k) => {
                         let note =
                             format!("`{k}` (line {line}) has no zsnap equivalent and was left out");
@@ -308,6 +339,37 @@ impl Reader<'_> {
         }
         Ok(())
     }
+}
+
+/// The time of period of each sanoid type, in sanoid's order (`frequently` first).
+fn timing_of(t: &[u32; 13]) -> [At; 6] {
+    let ok = "the reader checked every timing value against sanoid's ranges";
+    let weekday = if t[3] == 0 {
+        Weekday::Sun
+    } else {
+        Weekday::try_from(u8::try_from(t[3] - 1).expect(ok)).expect(ok)
+    };
+    [
+        At::START,
+        At::START.with_minute(t[0]).expect(ok),
+        At::START.with_time(t[1], t[2]).expect(ok),
+        At::START
+            .with_time(t[4], t[5])
+            .expect(ok)
+            .with_weekday(weekday),
+        At::START
+            .with_time(t[7], t[8])
+            .expect(ok)
+            .with_day(t[6])
+            .expect(ok),
+        At::START
+            .with_time(t[11], t[12])
+            .expect(ok)
+            .with_day(t[10])
+            .expect(ok)
+            .with_month(t[9])
+            .expect(ok),
+    ]
 }
 
 fn policy_for(v: &Values) -> PolicySpec {
@@ -330,17 +392,18 @@ fn policy_for(v: &Values) -> PolicySpec {
             Period::Monthly,
             Period::Yearly,
         ];
+        let ats = timing_of(&v.timing);
         for (i, (name, count)) in keep.counts().into_iter().enumerate() {
             if count > 0 {
                 let label: Label = name.parse().expect("sanoid's type names are valid labels");
-                snapshot.insert(label, periods[i]);
+                snapshot.insert(label, Timing::new(periods[i]).with_at(ats[i]));
             }
         }
     }
     PolicySpec {
         timezone: chrono_tz::UTC,
         prefix: "zsnap".to_owned(),
-        adopt: vec!["sanoid".to_owned()],
+        adopt: vec![Adopt::Tool("sanoid".to_owned())],
         prune: v.autoprune,
         snapshot,
         on_demand: BTreeMap::new(),
@@ -434,6 +497,12 @@ pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImpor
     if datasets.is_empty() {
         return Err(reader.err(0, "no dataset sections: nothing to translate".to_owned()));
     }
+    reader.notes.push(
+        "sanoid works in this host's local time (the times of day above, and the times in its \
+         snapshot names): set `timezone` in each policy to this host's zone, e.g. \
+         \"Europe/Berlin\"; the translation cannot know it and uses UTC"
+            .to_owned(),
+    );
     let config = Config {
         backups: BTreeMap::new(),
         paths: Paths::default(),
