@@ -43,11 +43,19 @@ fn name_format(data: &[u8]) {
         return;
     };
     let _ = f.recognize(name);
-    let seed = data.iter().fold(0i64, |a, b| a.wrapping_mul(31).wrapping_add(i64::from(*b)));
+    let seed = data
+        .iter()
+        .fold(0i64, |a, b| a.wrapping_mul(31).wrapping_add(i64::from(*b)));
     let at = DateTime::from_timestamp(seed.rem_euclid(LAST_YY + 1), 0).expect("in range");
     let mut written = String::from("p-");
     use std::fmt::Write;
-    if write!(written, "{}", at.format(&format.replace(LABEL_PLACEHOLDER, "hourly"))).is_err() {
+    if write!(
+        written,
+        "{}",
+        at.format(&format.replace(LABEL_PLACEHOLDER, "hourly"))
+    )
+    .is_err()
+    {
         return;
     }
     let back = f
