@@ -17,7 +17,9 @@ use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
-/// A rate limit in bytes per second (at least 1). See the [module docs](self).
+/// A rate limit in bytes per second (at least 1): a whole number, an optional binary
+/// unit (`K`/`KiB` = 1024, `M`/`MiB`, `G`/`GiB`, `T`/`TiB`; `B` or none for bytes) and
+/// an optional `/s`. SI units, bits and zero are refused.
 ///
 /// # Example
 /// ```
