@@ -38,12 +38,15 @@
 
 mod convert;
 mod error;
+mod import;
 mod model;
 mod parse;
 mod rules;
 mod sanoid;
 mod spans;
 mod suggest;
+mod znapzend;
+mod zrepl;
 
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
 pub use model::{
@@ -51,7 +54,10 @@ pub use model::{
     Host, HostError, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec, SanoidKeep,
     TargetAddress, TargetAddressError, TargetSpec, Thresholds,
 };
+pub use import::{ImportError, ImportTool, Imported};
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
+pub use znapzend::import_znapzend;
+pub use zrepl::import_zrepl;
 
 /// The tools whose snapshots a policy may adopt (`adopt = [...]`).
 pub const ADOPTABLE_TOOLS: [&str; 4] = parse::ADOPTABLE;
