@@ -378,13 +378,9 @@ fn import_znapzend_prints_a_valid_config() {
     let config = zsnap_core::config::Config::from_toml(&toml, "imported.toml").unwrap();
     assert_eq!(config.targets.len(), 1, "{toml}");
     assert!(toml.contains("# note: tank/home: src_plan"), "{toml}");
-    let json: serde_json::Value = serde_json::from_str(&env.ok(&[
-        "import",
-        "znapzend",
-        "--json",
-        file.to_str().unwrap(),
-    ]))
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["import", "znapzend", "--json", file.to_str().unwrap()]))
+            .unwrap();
     assert_eq!(json["tool"], "znapzend");
     assert!(!json["notes"].as_array().unwrap().is_empty());
 }

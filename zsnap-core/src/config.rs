@@ -49,12 +49,12 @@ mod znapzend;
 mod zrepl;
 
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
+pub use import::{ImportError, ImportTool, Imported};
 pub use model::{
     BackupSpec, CalendarKeep, CalendarUnit, CheckSpec, Config, CursorKind, DatasetEntry, Expiry,
     Host, HostError, KeepRuleSpec, Paths, PolicySpec, RetentionSpec, RuleSpec, S3Spec, SanoidKeep,
     TargetAddress, TargetAddressError, TargetSpec, Thresholds,
 };
-pub use import::{ImportError, ImportTool, Imported};
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
 pub use znapzend::import_znapzend;
 pub use zrepl::import_zrepl;

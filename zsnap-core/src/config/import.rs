@@ -60,7 +60,15 @@ impl Imported {
         for n in &self.notes {
             for (i, line) in n.lines().enumerate() {
                 out.push_str(if i == 0 { "# note: " } else { "#       " });
-                out.push_str(line);
+                // A TOML comment may hold no control character but tab; notes quote
+                // the input, which may.
+                for c in line.chars() {
+                    if c.is_control() && c != '\t' {
+                        out.extend(c.escape_unicode());
+                    } else {
+                        out.push(c);
+                    }
+                }
                 out.push('\n');
             }
         }

@@ -112,9 +112,8 @@ fn parse_plan(plan: &str) -> Result<Vec<(u64, u64)>, String> {
             .ok_or_else(|| format!("plan item {item:?} is not RETENTION=>INTERVAL"))?;
         let keep = plan_time(keep.trim())
             .ok_or_else(|| format!("plan item {item:?}: {keep:?} is not a time such as 7days"))?;
-        let every = plan_time(every.trim()).ok_or_else(|| {
-            format!("plan item {item:?}: {every:?} is not a time such as 1hour")
-        })?;
+        let every = plan_time(every.trim())
+            .ok_or_else(|| format!("plan item {item:?}: {every:?} is not a time such as 1hour"))?;
         if items.iter().any(|(k, _)| *k == keep) {
             return Err(format!("plan item {item:?}: this retention is given twice"));
         }
@@ -164,7 +163,8 @@ fn destination(v: &str) -> Result<TargetAddress, String> {
 fn argv(cmd: &str) -> Vec<String> {
     let plain = cmd.starts_with('/')
         && cmd.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, ' ' | '/' | '-' | '_' | '.' | ',' | ':' | '@' | '+')
+            c.is_ascii_alphanumeric()
+                || matches!(c, ' ' | '/' | '-' | '_' | '.' | ',' | ':' | '@' | '+')
         });
     if plain {
         cmd.split_whitespace().map(str::to_owned).collect()
@@ -244,9 +244,9 @@ pub fn import_znapzend(text: &str, file: &str) -> Result<Imported, ImportError> 
             continue;
         }
         let recursive = on("recursive", false)?;
-        let (plan_text, plan_line) = set.get("src_plan").ok_or_else(|| {
-            ImportError::new(file, src_line, format!("{src}: no `src_plan`"))
-        })?;
+        let (plan_text, plan_line) = set
+            .get("src_plan")
+            .ok_or_else(|| ImportError::new(file, src_line, format!("{src}: no `src_plan`")))?;
         let plan = parse_plan(plan_text)
             .map_err(|p| ImportError::new(file, plan_line, format!("src_plan: {p}")))?;
         let (grid, whole) = plan_grid(&plan)
@@ -327,9 +327,10 @@ pub fn import_znapzend(text: &str, file: &str) -> Result<Imported, ImportError> 
                         } else {
                             (HookEvent::PostSnapshot, "post-snapshot")
                         };
-                        config
-                            .hooks
-                            .insert(format!("{name}-{suffix}"), hook(when, cmd, &root, Vec::new()));
+                        config.hooks.insert(
+                            format!("{name}-{suffix}"),
+                            hook(when, cmd, &root, Vec::new()),
+                        );
                     }
                 }
                 k if k.starts_with("dst_") => {}
@@ -371,13 +372,16 @@ pub fn import_znapzend(text: &str, file: &str) -> Result<Imported, ImportError> 
             let (dplan_text, dplan_line) = set.get(&format!("dst_{id}_plan")).ok_or_else(|| {
                 ImportError::new(file, line, format!("dst_{id} has no dst_{id}_plan"))
             })?;
-            let dplan = parse_plan(dplan_text).map_err(|p| {
-                ImportError::new(file, dplan_line, format!("dst_{id}_plan: {p}"))
-            })?;
-            let (dgrid, dwhole) = plan_grid(&dplan).map_err(|p| {
-                ImportError::new(file, dplan_line, format!("dst_{id}_plan: {p}"))
-            })?;
-            note(plan_note(&format!("dst_{id}_plan"), dplan_text, &dgrid, dwhole));
+            let dplan = parse_plan(dplan_text)
+                .map_err(|p| ImportError::new(file, dplan_line, format!("dst_{id}_plan: {p}")))?;
+            let (dgrid, dwhole) = plan_grid(&dplan)
+                .map_err(|p| ImportError::new(file, dplan_line, format!("dst_{id}_plan: {p}")))?;
+            note(plan_note(
+                &format!("dst_{id}_plan"),
+                dplan_text,
+                &dgrid,
+                dwhole,
+            ));
             let mut dpolicy = policy.clone();
             dpolicy.snapshot.clear();
             dpolicy.retention.keep_rules = vec![KeepRuleSpec::new(Some(RuleSpec::Grid(dgrid)))];

@@ -272,7 +272,10 @@ fn translate_job(
             .connect
             .as_ref()
             .ok_or_else(|| cx.err(&job.name, "a push job needs `connect`"))?;
-        let receiver_rules = job.pruning.as_ref().and_then(|p| p.keep_receiver.as_deref());
+        let receiver_rules = job
+            .pruning
+            .as_ref()
+            .and_then(|p| p.keep_receiver.as_deref());
         let landing = push_landing(cx, parsed, job, connect)?;
         let tp = format!("{name}-receiver");
         if let Some(root_fs) = landing {
@@ -310,8 +313,7 @@ fn translate_job(
             receiver.adopt.clone_from(&policy.adopt);
             match receiver_rules {
                 Some(rules) => {
-                    let (items, exact) =
-                        keep_items(cx, &job.name, "keep_receiver", rules, &[])?;
+                    let (items, exact) = keep_items(cx, &job.name, "keep_receiver", rules, &[])?;
                     receiver.retention.keep_rules = items;
                     if !exact || receiver.retention.keep_rules.is_empty() {
                         receiver.prune = false;
@@ -443,7 +445,10 @@ fn push_landing(
                     })
             });
             match sink.and_then(|s| s.root_fs.as_deref()) {
-                Some(root_fs) => Ok(Some(format!("{}/{identity}", root_fs.trim_end_matches('/')))),
+                Some(root_fs) => Ok(Some(format!(
+                    "{}/{identity}",
+                    root_fs.trim_end_matches('/')
+                ))),
                 None => {
                     cx.note(format!(
                         "job `{j}` pushes to the local listener `{listener}`, which no sink job \
