@@ -42,6 +42,23 @@ fn concatenated_exports() {
 }
 
 #[test]
+fn years_and_months_are_znapzends_lengths() {
+    let imported = import_znapzend(
+        "src=tank/a\nsrc_plan=1day=>1hour,10years=>1year\n",
+        "export.txt",
+    )
+    .unwrap();
+    let grid = format!(
+        "{:?}",
+        imported.config.policies["tank-a"].retention.keep_rules
+    );
+    // 365.25 days a year: 10 years less a day, in years, rounded up.
+    assert!(grid.contains("24x1h | 10x365d6h"), "{grid}");
+    let text = imported.to_toml("export.txt");
+    Config::from_toml(&text, "imported.toml").unwrap();
+}
+
+#[test]
 fn errors_say_where() {
     let err = import_znapzend("src=tank/a\nsrc_plan=1day=>1fortnight\n", "export.txt").unwrap_err();
     insta::assert_snapshot!(err.to_string(), @r#"export.txt:2: src_plan: plan item "1day=>1fortnight": "1fortnight" is not a time such as 1hour"#);

@@ -305,6 +305,12 @@ fn translate_job(
                 target_names.push(tname);
             }
         }
+        if config.policies.contains_key(&tp) {
+            return Err(cx.err(
+                &job.name,
+                format!("a job is named `{tp}`, the name of this job's receiver policy"),
+            ));
+        }
         {
             // The target owns what it receives by the source's names: zsnap's own (the
             // same prefix) and the adopted ones.
@@ -356,6 +362,13 @@ fn translate_job(
             }
         }
         None if job.kind == "source" => {
+            if let Some(serve) = &job.serve {
+                cx.note(format!(
+                    "job `{}` serves over `{}`: in zsnap the pulling host reaches these \
+                     datasets over ssh ([[datasets]] with `host = \"ssh://…\"` there)",
+                    job.name, serve.kind
+                ));
+            }
             policy.prune = false;
             cx.note(format!(
                 "job `{}` (source): the pulling side prunes these datasets with its keep_sender; \
