@@ -194,6 +194,19 @@ pub enum ImportCmd {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Translate a zrepl.yml into an equivalent zsnap config (printed).
+    Zrepl {
+        /// The zrepl.yml.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Translate the output of `znapzendzetup export DATASET` (one or more,
+    /// concatenated) into an equivalent zsnap config (printed).
+    Znapzend {
+        /// The saved export.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// The jobs `zsnap plan` can show.

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use zsnap_core::config::{import_sanoid, Config, Host};
+use zsnap_core::config::{
+    import_sanoid, import_znapzend, import_zrepl, Config, Host, ImportTool, Imported,
+};
 use zsnap_core::list_argv;
 use zsnap_exec::apply::OneBackend;
 use zsnap_exec::failure::error_chain;
@@ -46,7 +48,7 @@ pub fn execute(req: &Request, out: &mut dyn Write) -> Result<u8, Failure> {
             }
             Ok(exit::OK)
         }
-        Command::ImportSanoid { file } => import(req, file, out),
+        Command::Import { tool, file } => import(req, *tool, file, out),
         Command::ConfigCheck => {
             let config = load_config(&req.config)?;
             if req.json {
@@ -164,18 +166,47 @@ pub fn shell_quote(w: &str) -> String {
     }
 }
 
-fn import(req: &Request, file: &Path, out: &mut dyn Write) -> Result<u8, Failure> {
+fn import(
+    req: &Request,
+    tool: ImportTool,
+    file: &Path,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("read {}", file.display()))
         .map_err(Failure::usage)?;
     let name = file.display().to_string();
-    let imported = import_sanoid(&text, &name)
-        .context("translate the sanoid config")
-        .map_err(Failure::usage)?;
+    let what = format!("translate the {} config", tool.as_str());
+    // Each importer's own text (sanoid's explains its rule in the header); one shape,
+    // with the notes, for --json.
+    let (toml, imported): (String, Imported) = match tool {
+        ImportTool::Sanoid => {
+            let s = import_sanoid(&text, &name)
+                .context(what)
+                .map_err(Failure::usage)?;
+            (s.to_toml(&name), s.into())
+        }
+        ImportTool::Zrepl | ImportTool::Znapzend => {
+            let i = if tool == ImportTool::Zrepl {
+                import_zrepl(&text, &name)
+            } else {
+                import_znapzend(&text, &name)
+            }
+            .context(what)
+            .map_err(Failure::usage)?;
+            (i.to_toml(&name), i)
+        }
+        other => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "no importer for {}",
+                other.as_str()
+            )))
+        }
+    };
     if req.json {
-        output::json(out, &imported.config)?;
+        output::json(out, &imported)?;
     } else {
-        output::text(out, &imported.to_toml(&name))?;
+        output::text(out, &toml)?;
     }
     Ok(exit::OK)
 }

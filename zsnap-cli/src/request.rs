@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use zsnap_core::backup::{
     parse_since, BackupId, BackupMode, BackupRequest, Compression, RestoreTarget, StoreUrl,
 };
-use zsnap_core::config::{Host, TargetAddress};
+use zsnap_core::config::{Host, ImportTool, TargetAddress};
 use zsnap_core::duration::Span;
 use zsnap_core::naming::Label;
 use zsnap_core::retention::{KeepRule, RetentionPolicy};
@@ -73,9 +73,11 @@ pub enum Command {
     },
     /// `zsnap config check`.
     ConfigCheck,
-    /// `zsnap import sanoid FILE`.
-    ImportSanoid {
-        /// The sanoid.conf.
+    /// `zsnap import TOOL FILE`.
+    Import {
+        /// Which tool's config.
+        tool: ImportTool,
+        /// The file.
         file: PathBuf,
     },
     /// `zsnap backup`.
@@ -541,9 +543,20 @@ impl Request {
             Cmd::Config {
                 command: ConfigCmd::Check,
             } => Command::ConfigCheck,
-            Cmd::Import {
-                tool: ImportCmd::Sanoid { file },
-            } => Command::ImportSanoid { file },
+            Cmd::Import { tool } => match tool {
+                ImportCmd::Sanoid { file } => Command::Import {
+                    tool: ImportTool::Sanoid,
+                    file,
+                },
+                ImportCmd::Zrepl { file } => Command::Import {
+                    tool: ImportTool::Zrepl,
+                    file,
+                },
+                ImportCmd::Znapzend { file } => Command::Import {
+                    tool: ImportTool::Znapzend,
+                    file,
+                },
+            },
             Cmd::Backup(a) => Command::Backup(backup_command(a)?),
             Cmd::Backups { command } => Command::Backups(backups_command(command)?),
             Cmd::Restore(a) => Command::Restore(restore_command(a)?),

@@ -302,6 +302,110 @@ fn import_sanoid_prints_a_valid_config() {
 }
 
 #[test]
+fn import_sanoid_json_carries_the_notes() {
+    let env = Env::new(CONFIG);
+    std::fs::write(
+        env.path("sanoid.conf"),
+        "[tank/home]\n  hourly = 24\n  monitor_dont_warn = yes\n",
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "import",
+        "sanoid",
+        "--json",
+        env.path("sanoid.conf").to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(json["tool"], "sanoid");
+    let notes: Vec<&str> = json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("monitor_dont_warn")),
+        "{json}"
+    );
+    assert_eq!(json["config"]["datasets"][0]["root"], "tank/home");
+}
+
+const ZREPL_YML: &str = r#"
+jobs:
+- name: snapjob
+  type: snap
+  filesystems: {
+    "tank/home<": true,
+    "tank/home/tmp<": false,
+  }
+  snapshotting:
+    type: periodic
+    interval: 15m
+    prefix: zrepl_
+  pruning:
+    keep:
+    - type: grid
+      grid: 1x1h(keep=all) | 24x1h | 14x1d
+      regex: "^zrepl_"
+"#;
+
+#[test]
+fn import_zrepl_prints_a_valid_config() {
+    let env = Env::new(CONFIG);
+    std::fs::write(env.path("zrepl.yml"), ZREPL_YML).unwrap();
+    let file = env.path("zrepl.yml");
+    let toml = env.ok(&["import", "zrepl", file.to_str().unwrap()]);
+    let config = zsnap_core::config::Config::from_toml(&toml, "imported.toml").unwrap();
+    assert_eq!(config.datasets[0].exclude.len(), 1, "{toml}");
+    assert!(toml.contains("adopt = [\"zrepl\"]"), "{toml}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["import", "zrepl", "--json", file.to_str().unwrap()]))
+            .unwrap();
+    assert_eq!(json["tool"], "zrepl");
+    assert!(json["notes"].is_array());
+    assert_eq!(
+        json["config"]["policies"]["snapjob"]["keep_rules"][0]["regex"],
+        "^zrepl_"
+    );
+}
+
+#[test]
+fn import_znapzend_prints_a_valid_config() {
+    let env = Env::new(CONFIG);
+    std::fs::write(
+        env.path("export.txt"),
+        "dst_a=root@backup:pool/home\ndst_a_plan=30days=>1day\nenabled=on\n\
+         pre_znap_cmd=off\npost_znap_cmd=off\nrecursive=on\nsrc=tank/home\n\
+         src_plan=1day=>1hour,7days=>1day\ntsformat=%Y-%m-%d-%H%M%S\n",
+    )
+    .unwrap();
+    let file = env.path("export.txt");
+    let toml = env.ok(&["import", "znapzend", file.to_str().unwrap()]);
+    let config = zsnap_core::config::Config::from_toml(&toml, "imported.toml").unwrap();
+    assert_eq!(config.targets.len(), 1, "{toml}");
+    assert!(toml.contains("# note: tank/home: src_plan"), "{toml}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["import", "znapzend", "--json", file.to_str().unwrap()]))
+            .unwrap();
+    assert_eq!(json["tool"], "znapzend");
+    assert!(!json["notes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn import_errors_name_the_file_and_line() {
+    let env = Env::new(CONFIG);
+    std::fs::write(env.path("export.txt"), "src=tank/home\nsrc_plan=1day\n").unwrap();
+    let o = env.zsnap(&[
+        "import",
+        "znapzend",
+        env.path("export.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("export.txt:2: src_plan"), "{err}");
+}
+
+#[test]
 fn completions_and_man_page() {
     let env = Env::new(CONFIG);
     let bash = env.ok(&["completions", "bash"]);

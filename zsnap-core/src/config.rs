@@ -39,15 +39,19 @@
 mod bandwidth;
 mod convert;
 mod error;
+mod import;
 mod model;
 mod parse;
 mod rules;
 mod sanoid;
 mod spans;
 mod suggest;
+mod znapzend;
+mod zrepl;
 
 pub use bandwidth::{Bandwidth, BandwidthError};
 pub use error::{ConfigError, ConfigProblem, EXCERPT_CHARS};
+pub use import::{ImportError, ImportTool, Imported};
 pub use model::{
     Adopt, BackupSpec, CalendarKeep, CalendarUnit, CapacityThresholds, CheckSpec, Config,
     CursorKind, DatasetEntry, Expiry, Host, HostError, KeepRuleSpec, Paths, PolicySpec,
@@ -55,6 +59,8 @@ pub use model::{
     Thresholds, Timing,
 };
 pub use sanoid::{import_sanoid, SanoidImport, SanoidImportError};
+pub use znapzend::import_znapzend;
+pub use zrepl::import_zrepl;
 
 /// The tools whose snapshots a policy may adopt (`adopt = [...]`).
 pub const ADOPTABLE_TOOLS: [&str; 4] = parse::ADOPTABLE;
