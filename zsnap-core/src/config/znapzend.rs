@@ -296,9 +296,10 @@ pub fn import_znapzend(text: &str, file: &str) -> Result<Imported, ImportError> 
             },
         };
         let label: Label = LABEL.parse().expect("`periodic` is a valid label");
-        policy
-            .snapshot
-            .insert(label, Period::Every(Span::from_secs(interval)).into());
+        policy.snapshot.insert(
+            label.clone(),
+            Period::Every(Span::from_secs(interval)).into(),
+        );
         let tsformat = set.get("tsformat").map_or("%Y-%m-%d-%H%M%S", |(v, _)| v);
         if ["%Y-%m-%dT%H:%M:%SZ", "%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H%M%SZ"]
             .iter()
@@ -309,11 +310,23 @@ pub fn import_znapzend(text: &str, file: &str) -> Result<Imported, ImportError> 
                 "{src}: znapzend's snapshots (tsformat={tsformat}) are adopted as ISO 8601 names \
                  in UTC, and so is any other ISO 8601-named snapshot of these datasets"
             ));
+        } else if let Ok(f) = crate::naming::NameFormat::new(
+            "",
+            tsformat,
+            crate::naming::FormatZone::Local,
+            Some(label.clone()),
+        ) {
+            // znapzend names its snapshots in the host's local time.
+            policy.adopt.push(Adopt::Format(f));
+            note(format!(
+                "{src}: znapzend's snapshots (tsformat={tsformat}) are adopted, read in the \
+                 policy's `timezone`: set it to this host's zone (znapzend names in local time)"
+            ));
         } else {
             note(format!(
-                "{src}: znapzend's snapshots (tsformat={tsformat}) cannot be adopted yet (zsnap \
-                 adopts only ISO 8601 names such as %Y-%m-%dT%H:%M:%SZ): zsnap leaves them alone \
-                 and never destroys them; destroy them by hand once zsnap's own cover the plan"
+                "{src}: znapzend's snapshots (tsformat={tsformat}) cannot be adopted (zsnap cannot \
+                 read that format back): zsnap leaves them alone and never destroys them; destroy \
+                 them by hand once zsnap's own cover the plan"
             ));
         }
 

@@ -19,8 +19,10 @@
 //! * Names: zsnap's own snapshots are `<prefix>_periodic_<time>`, with zrepl's prefix
 //!   less its trailing `_`, so the regular expressions of zrepl's rules (`^zrepl_`)
 //!   keep zsnap's snapshots as they kept zrepl's. zrepl's existing snapshots are
-//!   adopted (`adopt = ["zrepl"]`) when the prefix is zrepl's default `zrepl_`; zsnap
-//!   cannot yet adopt another prefix, so those are left alone (never destroyed).
+//!   adopted: `adopt = ["zrepl"]` for zrepl's default prefix `zrepl_` (every timestamp
+//!   format), an adopt entry with the `dense` format for another prefix. Names that
+//!   entry does not read (other timestamp formats, milliseconds other than `000`) are
+//!   left alone, never destroyed.
 //! * Transports: zsnap replicates over ssh or on this machine. A push over
 //!   `ssh+stdinserver` lands below the sink's `root_fs`, which is in the sink's own
 //!   config, so the target is a note; a push over `local` to a sink job of the same file
@@ -525,13 +527,25 @@ fn snapshotting(
              named `zsnap_{LABEL}_…`, which the rules' regular expressions may not match"
         ));
     }
+    let dense = s.timestamp_format.as_deref().is_none_or(|f| f == "dense");
     if prefix == ZREPL_PREFIX {
         policy.adopt.push(Adopt::Tool("zrepl".to_owned()));
+    } else if let (true, Ok(f)) = (
+        dense,
+        crate::naming::NameFormat::new(
+            prefix,
+            "%Y%m%d_%H%M%S_000",
+            crate::naming::FormatZone::Utc,
+            Some(LABEL.parse().expect("`periodic` is a valid label")),
+        ),
+    ) {
+        // zrepl's `dense` names, as docs/config.md's table writes them.
+        policy.adopt.push(Adopt::Format(f));
     } else {
         cx.note(format!(
-            "job `{job}`: zrepl's snapshots with the prefix {prefix:?} are not adopted (zsnap \
-             adopts zrepl's names with the prefix \"zrepl_\" only, for now): zsnap leaves them \
-             alone and never destroys them"
+            "job `{job}`: zrepl's snapshots with the prefix {prefix:?} are not adopted (their \
+             names cannot be read with a format zsnap accepts): zsnap leaves them alone and \
+             never destroys them"
         ));
     }
     if let Some(f) = &s.timestamp_format {
