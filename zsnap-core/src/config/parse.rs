@@ -225,6 +225,15 @@ impl<'t> Cx<'t> {
         })
     }
 
+    /// A duration above zero; zero is refused with `zero`.
+    fn nonzero_span(&self, v: &Value<'_>, path: &str, zero: &str) -> Result<Span> {
+        let span = self.span_value(v, path)?;
+        if span.seconds() == 0 {
+            return Err(self.invalid(v.span(), path, zero));
+        }
+        Ok(span)
+    }
+
     fn dataset(&self, v: &Value<'_>, path: &str) -> Result<DatasetName> {
         let s = self.string(v, path, "\"tank/home\"")?;
         s.parse::<DatasetName>().map_err(|e| {
@@ -1754,14 +1763,7 @@ fn parse_backup(
         .parse()
         .map_err(|e: crate::backup::StoreUrlError| cx.invalid(to_v.span(), &tp, e.to_string()))?;
     let every = match t.get("every") {
-        Some(ev) => {
-            let p = t.path("every");
-            let span = cx.span_value(ev, &p)?;
-            if span.seconds() == 0 {
-                return Err(cx.invalid(ev.span(), &p, "the period must be longer than zero"));
-            }
-            span
-        }
+        Some(ev) => cx.nonzero_span(ev, &t.path("every"), "the period must be longer than zero")?,
         None => Span::from_secs(86_400),
     };
     let full_every = match t.get("full_every") {
@@ -2038,14 +2040,11 @@ fn parse_hook(
         None => false,
     };
     let timeout = match t.get("timeout") {
-        Some(v) => {
-            let p = t.path("timeout");
-            let span = cx.span_value(v, &p)?;
-            if span.seconds() == 0 {
-                return Err(cx.invalid(v.span(), &p, "a hook needs some time; give e.g. \"30s\""));
-            }
-            span
-        }
+        Some(v) => cx.nonzero_span(
+            v,
+            &t.path("timeout"),
+            "a hook needs some time; give e.g. \"30s\"",
+        )?,
         None => HOOK_TIMEOUT,
     };
     let on_failure = match t.get("on_failure") {

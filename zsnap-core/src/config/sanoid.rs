@@ -30,26 +30,8 @@ use crate::schedule::{At, Period};
 use crate::zfs_names::DatasetName;
 use chrono::Weekday;
 
-/// Why a `sanoid.conf` could not be translated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {problem}", location(file, *line))]
-#[non_exhaustive]
-pub struct SanoidImportError {
-    /// The file name given.
-    pub file: String,
-    /// 1-based line (0 for the file as a whole).
-    pub line: usize,
-    /// What is wrong.
-    pub problem: String,
-}
-
-fn location(file: &str, line: usize) -> String {
-    if line == 0 {
-        file.to_owned()
-    } else {
-        format!("{file}:{line}")
-    }
-}
+/// Why a `sanoid.conf` could not be translated: the error every importer returns.
+pub type SanoidImportError = super::import::ImportError;
 
 /// The result of a translation: the config and what the user should know about it.
 #[derive(Debug, Clone, PartialEq)]
