@@ -258,7 +258,7 @@ pub fn back_up_reported(
 
 /// Backs up each of `requests` ([`back_up_reported`]) to one store, as `zsnap backup`
 /// does: with a config, each dataset's snapshot is named by the policy that manages
-/// it on this machine ([`crate::scheduled::naming_for`]).
+/// it on this machine ([`naming_for`]).
 #[expect(
     clippy::too_many_arguments,
     reason = "the backups' inputs; a struct would only rename them"
@@ -278,9 +278,8 @@ pub fn back_up_all(
     requests
         .iter()
         .map(|request| {
-            let naming = config.and_then(|c| {
-                crate::scheduled::naming_for(c, &zsnap_core::config::Host::Local, &request.dataset)
-            });
+            let naming = config
+                .and_then(|c| naming_for(c, &zsnap_core::config::Host::Local, &request.dataset));
             let request = match naming {
                 Some(naming) => request.clone().with_naming(naming),
                 None => request.clone(),
@@ -290,4 +289,15 @@ pub fn back_up_all(
             )
         })
         .collect()
+}
+
+/// The naming scheme of the policy that manages `dataset` on `host`, so a backup's
+/// snapshot is named like the dataset's other snapshots (with the policy's prefix).
+pub fn naming_for(
+    config: &zsnap_core::config::Config,
+    host: &zsnap_core::config::Host,
+    dataset: &zsnap_core::DatasetName,
+) -> Option<zsnap_core::naming::NamingScheme> {
+    let entry = config.entry_for(host, dataset)?;
+    config.policy(&entry.policy).map(|p| p.naming())
 }

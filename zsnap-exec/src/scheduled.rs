@@ -24,13 +24,12 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use zsnap_core::backup::{backup_due, plan_backup_prune, BackupDue, BackupRequest, BackupSchedule};
 use zsnap_core::config::{BackupSpec, Config, Host};
-use zsnap_core::naming::NamingScheme;
 use zsnap_core::{DatasetName, Inventory, Location};
 
 use crate::apply::{Backends, NoObserver};
 use crate::backend::ListError;
 use crate::backup::{delete_in_order, DeletedObject, DeletionError};
-use crate::backup_job::{back_up_reported, BackupResult};
+use crate::backup_job::{back_up_reported, naming_for, BackupResult};
 use crate::failure::error_chain;
 use crate::job::{Engine, Job, JobError, Outcome, Phase, Reporters, Source};
 use crate::store::{open_spec, read_catalog, BackupStore, OpenSpecError, StoreError};
@@ -364,11 +363,4 @@ impl Scheduled<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// The naming scheme of the policy that manages `dataset` on `host`, so a backup's
-/// snapshot is named like the dataset's other snapshots (with the policy's prefix).
-pub fn naming_for(config: &Config, host: &Host, dataset: &DatasetName) -> Option<NamingScheme> {
-    let entry = config.entry_for(host, dataset)?;
-    config.policy(&entry.policy).map(|p| p.naming())
 }

@@ -9,7 +9,6 @@
 use serde::Serialize;
 
 use super::model::Config;
-use super::sanoid::SanoidImport;
 
 /// The tool a config was translated from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,16 +74,6 @@ impl Imported {
         out.push('\n');
         out.push_str(&self.config.to_toml());
         out
-    }
-}
-
-impl From<SanoidImport> for Imported {
-    fn from(s: SanoidImport) -> Self {
-        Imported {
-            tool: ImportTool::Sanoid,
-            notes: s.notes,
-            config: s.config,
-        }
     }
 }
 

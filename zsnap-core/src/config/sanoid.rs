@@ -33,6 +33,16 @@ use chrono::Weekday;
 /// Why a `sanoid.conf` could not be translated: the error every importer returns.
 pub type SanoidImportError = super::import::ImportError;
 
+impl From<SanoidImport> for super::import::Imported {
+    fn from(s: SanoidImport) -> Self {
+        super::import::Imported {
+            tool: super::import::ImportTool::Sanoid,
+            notes: s.notes,
+            config: s.config,
+        }
+    }
+}
+
 /// The result of a translation: the config and what the user should know about it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
