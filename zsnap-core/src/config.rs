@@ -66,6 +66,19 @@ pub use zrepl::import_zrepl;
 pub const ADOPTABLE_TOOLS: [&str; 4] = parse::ADOPTABLE;
 
 impl Config {
+    /// A config with default paths and nothing else, for the importers to fill.
+    fn empty() -> Config {
+        Config {
+            paths: Paths::default(),
+            check: CheckSpec::default(),
+            datasets: Vec::new(),
+            policies: std::collections::BTreeMap::new(),
+            targets: std::collections::BTreeMap::new(),
+            backups: std::collections::BTreeMap::new(),
+            hooks: std::collections::BTreeMap::new(),
+        }
+    }
+
     /// Parses and validates a config.
     ///
     /// # Errors

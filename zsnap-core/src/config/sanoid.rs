@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    Adopt, Config, DatasetEntry, Host, Paths, PolicySpec, RetentionSpec, SanoidKeep, Timing,
+    Adopt, Config, DatasetEntry, Host, PolicySpec, RetentionSpec, SanoidKeep, Timing,
 };
 use crate::duration::Span;
 use crate::naming::Label;
@@ -496,13 +496,9 @@ pub fn import_sanoid(text: &str, file: &str) -> Result<SanoidImport, SanoidImpor
             .to_owned(),
     );
     let config = Config {
-        backups: BTreeMap::new(),
-        paths: Paths::default(),
-        check: super::model::CheckSpec::default(),
         datasets,
         policies,
-        targets: BTreeMap::new(),
-        hooks: BTreeMap::new(),
+        ..Config::empty()
     };
     Ok(SanoidImport {
         config,

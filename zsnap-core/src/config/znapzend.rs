@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use super::import::{checked, table_name, ImportError, ImportTool, Imported};
 use super::model::{
-    Adopt, Config, CursorKind, DatasetEntry, Host, KeepRuleSpec, Paths, PolicySpec, RetentionSpec,
+    Adopt, Config, CursorKind, DatasetEntry, Host, KeepRuleSpec, PolicySpec, RetentionSpec,
     RuleSpec, TargetAddress, TargetSpec,
 };
 use crate::duration::Span;
@@ -210,15 +210,7 @@ pub fn import_znapzend(text: &str, file: &str) -> Result<Imported, ImportError> 
             notes.push(n);
         }
     };
-    let mut config = Config {
-        paths: Paths::default(),
-        check: super::model::CheckSpec::default(),
-        datasets: Vec::new(),
-        policies: BTreeMap::new(),
-        targets: BTreeMap::new(),
-        backups: BTreeMap::new(),
-        hooks: BTreeMap::new(),
-    };
+    let mut config = Config::empty();
     for set in &sets {
         let first = set.keys.first().map_or(0, |(_, _, l)| *l);
         let (src, src_line) = set.get("src").ok_or_else(|| {

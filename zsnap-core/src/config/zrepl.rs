@@ -37,7 +37,7 @@ use yaml_serde::Value;
 
 use super::import::{checked, table_name, ImportError, ImportTool, Imported};
 use super::model::{
-    Adopt, Config, CursorKind, DatasetEntry, Host, KeepRuleSpec, Paths, PolicySpec, RetentionSpec,
+    Adopt, Config, CursorKind, DatasetEntry, Host, KeepRuleSpec, PolicySpec, RetentionSpec,
     RuleSpec, TargetAddress, TargetSpec,
 };
 use crate::duration::Span;
@@ -176,15 +176,7 @@ pub fn import_zrepl(text: &str, file: &str) -> Result<Imported, ImportError> {
             "`{k}` (zrepl's daemon settings: logging, monitoring, control socket) has no zsnap equivalent and was left out"
         ));
     }
-    let mut config = Config {
-        paths: Paths::default(),
-        check: super::model::CheckSpec::default(),
-        datasets: Vec::new(),
-        policies: BTreeMap::new(),
-        targets: BTreeMap::new(),
-        backups: BTreeMap::new(),
-        hooks: BTreeMap::new(),
-    };
+    let mut config = Config::empty();
     let mut managed_by: BTreeMap<DatasetName, String> = BTreeMap::new();
     for job in &parsed.jobs {
         match job.kind.as_str() {
